@@ -1,0 +1,561 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/algorithm/container.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+
+namespace triage::config {
+namespace {
+
+std::string Child(absl::string_view path, absl::string_view key) {
+  return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
+}
+
+// Walks the YAML tree against the schema written out in Load*(): each known key is read with
+// its type and bounds, unknown keys are reported, and every error is collected with the
+// position of the node it concerns. Nothing throws past this class.
+class Loader {
+ public:
+  explicit Loader(std::string file) : file_(std::move(file)) {}
+
+  void Error(const YAML::Node& node, absl::string_view path, absl::string_view message) {
+    const YAML::Mark mark = node.Mark();
+    errors_.push_back(absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ",
+                                   path.empty() ? "(top)" : path, ": ", message));
+  }
+  const std::vector<std::string>& errors() const { return errors_; }
+
+  bool Map(const YAML::Node& node, absl::string_view path) {
+    if (node.IsMap()) return true;
+    Error(node, path, "must be a mapping");
+    return false;
+  }
+
+  void Keys(const YAML::Node& node, absl::string_view path,
+            std::initializer_list<absl::string_view> known) {
+    for (const auto& item : node) {
+      const std::string key = item.first.Scalar();
+      if (std::find(known.begin(), known.end(), key) == known.end()) {
+        Error(item.first, Child(path, key),
+              absl::StrCat("unknown key (known here: ", absl::StrJoin(known, ", "), ")"));
+      }
+    }
+  }
+
+  // Returns the child node when present; reports it when required and missing.
+  std::optional<YAML::Node> Get(const YAML::Node& parent, absl::string_view key,
+                                absl::string_view path, bool required) {
+    YAML::Node node = parent[std::string(key)];
+    if (node.IsDefined() && !node.IsNull()) return node;
+    if (required) Error(parent, Child(path, key), "is required");
+    return std::nullopt;
+  }
+
+  void String(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+              std::string* out, bool required = false) {
+    const auto node = Get(parent, key, path, required);
+    if (!node) return;
+    if (!node->IsScalar()) {
+      Error(*node, Child(path, key), "must be a string");
+      return;
+    }
+    *out = node->Scalar();
+    if (required && out->empty()) Error(*node, Child(path, key), "must not be empty");
+  }
+
+  template <typename Int>
+  void Integer(const YAML::Node& parent, absl::string_view key, absl::string_view path, Int* out,
+               int64_t min, int64_t max) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    int64_t value = 0;
+    if (!node->IsScalar() || !absl::SimpleAtoi(node->Scalar(), &value)) {
+      Error(*node, Child(path, key), "must be an integer");
+    } else if (value < min || value > max) {
+      Error(*node, Child(path, key), absl::StrCat("must be between ", min, " and ", max));
+    } else {
+      *out = static_cast<Int>(value);
+    }
+  }
+
+  void Double(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+              double* out, double min, double max) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    double value = 0;
+    if (!node->IsScalar() || !absl::SimpleAtod(node->Scalar(), &value)) {
+      Error(*node, Child(path, key), "must be a number");
+    } else if (value < min || value > max) {
+      Error(*node, Child(path, key), absl::StrCat("must be between ", min, " and ", max));
+    } else {
+      *out = value;
+    }
+  }
+
+  void Duration(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+                absl::Duration* out, absl::Duration min, absl::Duration max) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    absl::Duration value;
+    if (!node->IsScalar() || !ParseDurationText(node->Scalar(), &value)) {
+      Error(*node, Child(path, key), "must be a duration such as 250ms, 10s, 15m, 4h or 8d");
+    } else if (value < min || value > max) {
+      Error(*node, Child(path, key),
+            absl::StrCat("must be between ", absl::FormatDuration(min), " and ",
+                         absl::FormatDuration(max)));
+    } else {
+      *out = value;
+    }
+  }
+
+  // A byte size: an integer, or a number with a KiB/MiB/GiB suffix.
+  void Size(const YAML::Node& parent, absl::string_view key, absl::string_view path, size_t* out,
+            size_t min, size_t max) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    absl::string_view text = node->IsScalar() ? absl::string_view(node->Scalar()) : "";
+    uint64_t unit = 1;
+    for (const auto& [suffix, factor] : {std::pair<absl::string_view, uint64_t>{"KiB", 1 << 10},
+                                         {"MiB", 1 << 20},
+                                         {"GiB", 1 << 30}}) {
+      if (absl::ConsumeSuffix(&text, suffix)) unit = factor;
+    }
+    uint64_t value = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &value)) {
+      Error(*node, Child(path, key), "must be a size such as 1048576, 64KiB or 1MiB");
+    } else if (value * unit < min || value * unit > max) {
+      Error(*node, Child(path, key), absl::StrCat("must be between ", min, " and ", max, " bytes"));
+    } else {
+      *out = value * unit;
+    }
+  }
+
+  void StringList(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+                  std::vector<std::string>* out) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    if (!node->IsSequence()) {
+      Error(*node, Child(path, key), "must be a list of strings");
+      return;
+    }
+    out->clear();
+    for (const YAML::Node& item : *node) {
+      if (!item.IsScalar() || item.Scalar().empty()) {
+        Error(item, Child(path, key), "items must be non-empty strings");
+      } else {
+        out->push_back(item.Scalar());
+      }
+    }
+  }
+
+  // A secret: a plain string, {value: S}, {env: NAME} or {file: PATH}. Resolved now, so a
+  // missing variable or unreadable file is a config error, not a runtime surprise.
+  void Secret(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+              std::string* out, bool required) {
+    const auto node = Get(parent, key, path, required);
+    if (!node) return;
+    const std::string here = Child(path, key);
+    if (node->IsScalar()) {
+      *out = node->Scalar();
+    } else if (Map(*node, here)) {
+      Keys(*node, here, {"value", "env", "file"});
+      if (node->size() != 1) {
+        Error(*node, here, "give exactly one of value, env or file");
+        return;
+      }
+      if (const auto v = (*node)["value"]; v.IsDefined()) {
+        *out = v.Scalar();
+      } else if (const auto env = (*node)["env"]; env.IsDefined()) {
+        const char* value = std::getenv(env.Scalar().c_str());
+        if (value == nullptr) {
+          Error(env, Child(here, "env"), absl::StrCat("environment variable ", env.Scalar(), " is not set"));
+          return;
+        }
+        *out = value;
+      } else if (const auto file = (*node)["file"]; file.IsDefined()) {
+        std::ifstream in(file.Scalar(), std::ios::binary);
+        if (!in) {
+          Error(file, Child(here, "file"), absl::StrCat("cannot read ", file.Scalar()));
+          return;
+        }
+        std::stringstream buffer;
+        buffer << in.rdbuf();
+        *out = std::string(absl::StripTrailingAsciiWhitespace(buffer.str()));
+      }
+    }
+    if (required && out->empty()) Error(*node, here, "must not be empty");
+  }
+
+  void Listen(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+              ListenOptions* out) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    const std::string text = node->IsScalar() ? node->Scalar() : "";
+    const size_t colon = text.rfind(':');
+    uint32_t port = 0;
+    std::string host = colon == std::string::npos ? "" : text.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    if (host.empty() || !absl::SimpleAtoi(text.substr(colon + 1), &port) || port > 65535) {
+      Error(*node, Child(path, key), "must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
+      return;
+    }
+    *out = {host, static_cast<uint16_t>(port)};
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string> errors_;
+};
+
+void LoadServer(Loader& l, const YAML::Node& node, ServerOptions* s) {
+  const std::string path = "server";
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path,
+         {"listen", "io_threads", "max_body_bytes", "max_header_bytes", "read_timeout",
+          "idle_timeout", "max_connections", "max_messages_per_request", "max_json_depth"});
+  l.Listen(node, "listen", path, &s->listen);
+  l.Integer(node, "io_threads", path, &s->io_threads, 1, 64);
+  l.Size(node, "max_body_bytes", path, &s->max_body_bytes, 1024, 64 << 20);
+  l.Size(node, "max_header_bytes", path, &s->max_header_bytes, 1024, 1 << 20);
+  l.Duration(node, "read_timeout", path, &s->read_timeout, absl::Milliseconds(100), absl::Minutes(10));
+  l.Duration(node, "idle_timeout", path, &s->idle_timeout, absl::Milliseconds(100), absl::Hours(1));
+  l.Integer(node, "max_connections", path, &s->max_connections, 1, 1'000'000);
+  l.Integer(node, "max_messages_per_request", path, &s->payload.max_messages, 1, 100'000);
+  l.Integer(node, "max_json_depth", path, &s->payload.max_depth, 4, 1024);
+}
+
+void LoadStorage(Loader& l, const YAML::Node& node, StorageOptions* s) {
+  const std::string path = "storage";
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path,
+         {"path", "dedup_window", "max_queued_entries", "max_pending_requests", "aging_step"});
+  l.String(node, "path", path, &s->path);
+  l.Duration(node, "dedup_window", path, &s->dedup_window, absl::Minutes(1), absl::Hours(24 * 365));
+  l.Integer(node, "max_queued_entries", path, &s->max_queued_entries, 1, int64_t{1} << 40);
+  l.Integer(node, "max_pending_requests", path, &s->max_pending_requests, 1, 1'000'000);
+  l.Duration(node, "aging_step", path, &s->aging_step, absl::Seconds(1), absl::Hours(24 * 30));
+}
+
+void LoadSources(Loader& l, const YAML::Node& node, std::vector<SourceOptions>* sources) {
+  if (!l.Map(node, "sources")) return;
+  for (const auto& item : node) {
+    const std::string name = item.first.Scalar();
+    const std::string path = Child("sources", name);
+    const YAML::Node& body = item.second;
+    if (!l.Map(body, path)) continue;
+    l.Keys(body, path, {"type", "secret", "signature_header"});
+    SourceOptions source;
+    source.name = name;
+    std::string type;
+    l.String(body, "type", path, &type, true);
+    if (!type.empty() && type != "generic") {
+      l.Error(body["type"], Child(path, "type"), "unknown source type (known: generic)");
+    }
+    l.Secret(body, "secret", path, &source.secret, true);
+    l.String(body, "signature_header", path, &source.signature_header);
+    sources->push_back(std::move(source));
+  }
+}
+
+void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<DestinationOptions>* out) {
+  if (!l.Map(node, "destinations")) return;
+  for (const auto& item : node) {
+    DestinationOptions d;
+    d.name = item.first.Scalar();
+    const std::string path = Child("destinations", d.name);
+    const YAML::Node& body = item.second;
+    if (!l.Map(body, path)) continue;
+    std::string type;
+    l.String(body, "type", path, &type, true);
+    if (type == "file") {
+      d.type = DestinationType::kFile;
+      l.Keys(body, path, {"type", "path"});
+      l.String(body, "path", path, &d.path, true);
+      d.concurrency = 1;  // one appender keeps the file's lines whole and in lease order
+    } else if (type == "webhook") {
+      d.type = DestinationType::kWebhook;
+      l.Keys(body, path,
+             {"type", "url", "secret", "ca_file", "concurrency", "connect_timeout", "timeout",
+              "max_attempts", "backoff_initial", "backoff_max", "retry_after_max"});
+      l.String(body, "url", path, &d.url, true);
+      if (!d.url.empty() && !absl::StartsWith(d.url, "http://") &&
+          !absl::StartsWith(d.url, "https://")) {
+        l.Error(body["url"], Child(path, "url"), "must start with http:// or https://");
+      }
+      l.Secret(body, "secret", path, &d.secret, true);
+      std::string key;
+      if (!d.secret.empty() &&
+          (!absl::Base64Unescape(absl::StripPrefix(d.secret, "whsec_"), &key) || key.size() < 24 ||
+           key.size() > 64)) {
+        l.Error(body["secret"], Child(path, "secret"),
+                "must be whsec_ followed by the base64 of 24 to 64 random bytes "
+                "(e.g. echo whsec_$(openssl rand -base64 32))");
+      }
+      l.String(body, "ca_file", path, &d.ca_file);
+      l.Integer(body, "concurrency", path, &d.concurrency, 1, 256);
+      l.Duration(body, "connect_timeout", path, &d.connect_timeout, absl::Milliseconds(10), absl::Minutes(5));
+      l.Duration(body, "timeout", path, &d.timeout, absl::Milliseconds(10), absl::Minutes(10));
+      l.Integer(body, "max_attempts", path, &d.max_attempts, 1, 1000);
+      l.Duration(body, "backoff_initial", path, &d.backoff_initial, absl::Milliseconds(1), absl::Hours(1));
+      l.Duration(body, "backoff_max", path, &d.backoff_max, absl::Milliseconds(1), absl::Hours(48));
+      l.Duration(body, "retry_after_max", path, &d.retry_after_max, absl::Seconds(1), absl::Hours(48));
+      if (d.backoff_max < d.backoff_initial) {
+        l.Error(body, Child(path, "backoff_max"), "must not be shorter than backoff_initial");
+      }
+    } else if (!type.empty()) {
+      l.Error(body["type"], Child(path, "type"), "unknown destination type (known: file, webhook)");
+    }
+    out->push_back(std::move(d));
+  }
+}
+
+void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
+  const std::string path = "scoring";
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path,
+         {"urgency_weight", "reach_weight", "followers_cap", "followers_max_points",
+          "verified_points", "levels", "categories"});
+  l.Double(node, "urgency_weight", path, &s->urgency_weight, 0, 1);
+  l.Double(node, "reach_weight", path, &s->reach_weight, 0, 1);
+  l.Integer(node, "followers_cap", path, &s->followers_cap, 10, int64_t{1} << 40);
+  l.Integer(node, "followers_max_points", path, &s->followers_max_points, 0, 100);
+  l.Integer(node, "verified_points", path, &s->verified_points, 0, 100);
+  if (const auto levels = l.Get(node, "levels", path, false)) {
+    const std::string levels_path = Child(path, "levels");
+    if (l.Map(*levels, levels_path)) {
+      l.Keys(*levels, levels_path, {"urgent", "high", "normal", "low"});
+      for (int i = 0; i < router::kLevelCount; ++i) {
+        const std::string name(router::LevelName(static_cast<router::Level>(i)));
+        const auto level = l.Get(*levels, name, levels_path, false);
+        if (!level) continue;
+        const std::string level_path = Child(levels_path, name);
+        if (!l.Map(*level, level_path)) continue;
+        l.Keys(*level, level_path, {"min_priority", "sla"});
+        l.Integer(*level, "min_priority", level_path, &s->levels[i].min_priority, 0, 100);
+        l.Duration(*level, "sla", level_path, &s->levels[i].sla, absl::Minutes(1), absl::Hours(24 * 30));
+      }
+    }
+  }
+  if (const auto categories = l.Get(node, "categories", path, false)) {
+    const std::string cat_path = Child(path, "categories");
+    if (l.Map(*categories, cat_path)) {
+      s->categories.clear();
+      for (const auto& item : *categories) {
+        router::CategoryOptions c;
+        c.name = item.first.Scalar();
+        const std::string here = Child(cat_path, c.name);
+        if (!l.Map(item.second, here)) continue;
+        l.Keys(item.second, here, {"weight", "terms"});
+        l.Integer(item.second, "weight", here, &c.weight, -100, 100);
+        l.StringList(item.second, "terms", here, &c.terms);
+        if (c.terms.empty()) l.Error(item.second, Child(here, "terms"), "needs at least one term");
+        s->categories.push_back(std::move(c));
+      }
+    }
+  }
+  if (auto status = s->Validate(); !status.ok()) l.Error(node, path, status.message());
+}
+
+void LoadTeams(Loader& l, const YAML::Node& node, std::vector<TeamOptions>* teams) {
+  if (!l.Map(node, "teams")) return;
+  for (const auto& item : node) {
+    TeamOptions team;
+    team.name = item.first.Scalar();
+    const std::string path = Child("teams", team.name);
+    if (!l.Map(item.second, path)) continue;
+    l.Keys(item.second, path, {"destinations"});
+    l.StringList(item.second, "destinations", path, &team.destinations);
+    if (team.destinations.empty()) {
+      l.Error(item.second, Child(path, "destinations"), "a team needs at least one destination");
+    }
+    teams->push_back(std::move(team));
+  }
+}
+
+void LoadLevels(Loader& l, const YAML::Node& node, absl::string_view path,
+                std::vector<router::Level>* out) {
+  std::vector<std::string> names;
+  l.StringList(node, "levels", path, &names);
+  for (const std::string& name : names) {
+    router::Level level;
+    if (router::ParseLevel(name, &level)) {
+      out->push_back(level);
+    } else {
+      l.Error(node["levels"], Child(path, "levels"),
+              absl::StrCat("unknown level '", name, "' (known: urgent, high, normal, low)"));
+    }
+  }
+}
+
+void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOptions>& teams,
+                 router::RouterOptions* r) {
+  const std::string path = "routing";
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path, {"default_team", "rules"});
+  absl::flat_hash_set<std::string> known;
+  for (const TeamOptions& team : teams) {
+    known.insert(team.name);
+    r->teams.push_back(team.name);
+  }
+  auto check_team = [&](const YAML::Node& at, absl::string_view where, const std::string& team) {
+    if (!team.empty() && !known.contains(team)) {
+      l.Error(at, where, absl::StrCat("unknown team '", team, "' (define it under teams)"));
+    }
+  };
+  l.String(node, "default_team", path, &r->default_team, true);
+  check_team(node["default_team"], Child(path, "default_team"), r->default_team);
+
+  const auto rules = l.Get(node, "rules", path, false);
+  if (!rules) return;
+  if (!rules->IsSequence()) {
+    l.Error(*rules, Child(path, "rules"), "must be a list of rules");
+    return;
+  }
+  absl::flat_hash_set<std::string> names;
+  int index = 0;
+  for (const YAML::Node& rule_node : *rules) {
+    const std::string here = absl::StrCat(path, ".rules[", index++, "]");
+    if (!l.Map(rule_node, here)) continue;
+    l.Keys(rule_node, here, {"name", "when", "team", "inform"});
+    router::RuleOptions rule;
+    l.String(rule_node, "name", here, &rule.name, true);
+    if (!rule.name.empty() && !names.insert(rule.name).second) {
+      l.Error(rule_node["name"], Child(here, "name"), absl::StrCat("rule name '", rule.name, "' is used twice"));
+    }
+    l.String(rule_node, "team", here, &rule.team);
+    check_team(rule_node["team"], Child(here, "team"), rule.team);
+    l.StringList(rule_node, "inform", here, &rule.inform);
+    for (const std::string& team : rule.inform) check_team(rule_node["inform"], Child(here, "inform"), team);
+    if (rule.team.empty() && rule.inform.empty()) {
+      l.Error(rule_node, here, "a rule needs a team, teams to inform, or both");
+    }
+    if (const auto when = l.Get(rule_node, "when", here, false)) {
+      const std::string when_path = Child(here, "when");
+      if (l.Map(*when, when_path)) {
+        l.Keys(*when, when_path,
+               {"sources", "platforms", "categories_any", "levels", "min_urgency", "min_reach",
+                "min_priority"});
+        l.StringList(*when, "sources", when_path, &rule.sources);
+        l.StringList(*when, "platforms", when_path, &rule.platforms);
+        l.StringList(*when, "categories_any", when_path, &rule.categories_any);
+        LoadLevels(l, *when, when_path, &rule.levels);
+        int value = -1;
+        l.Integer(*when, "min_urgency", when_path, &value, 0, 100);
+        if (value >= 0) rule.min_urgency = std::exchange(value, -1);
+        l.Integer(*when, "min_reach", when_path, &value, 0, 100);
+        if (value >= 0) rule.min_reach = std::exchange(value, -1);
+        l.Integer(*when, "min_priority", when_path, &value, 0, 100);
+        if (value >= 0) rule.min_priority = value;
+      }
+    }
+    r->rules.push_back(std::move(rule));
+  }
+}
+
+absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::ScorerOptions* lexicon) {
+  Config config;
+  if (lexicon != nullptr) config.scoring.categories = lexicon->categories;
+  if (!l.Map(root, "")) return absl::InvalidArgumentError(absl::StrJoin(l.errors(), "\n"));
+  l.Keys(root, "",
+         {"log_level", "server", "admin", "storage", "sources", "scoring", "teams", "routing",
+          "destinations"});
+  l.String(root, "log_level", "", &config.log_level);
+  if (!absl::c_linear_search(std::vector<std::string>{"trace", "debug", "info", "warn", "error"},
+                             config.log_level)) {
+    l.Error(root["log_level"], "log_level", "must be one of trace, debug, info, warn, error");
+  }
+  if (auto n = l.Get(root, "server", "", false)) LoadServer(l, *n, &config.server);
+  if (auto n = l.Get(root, "admin", "", false); n && l.Map(*n, "admin")) {
+    l.Keys(*n, "admin", {"listen"});
+    l.Listen(*n, "listen", "admin", &config.admin.listen);
+  }
+  if (auto n = l.Get(root, "storage", "", false)) LoadStorage(l, *n, &config.storage);
+  if (auto n = l.Get(root, "sources", "", true)) LoadSources(l, *n, &config.sources);
+  if (auto n = l.Get(root, "scoring", "", false)) {
+    LoadScoring(l, *n, &config.scoring);
+  } else if (auto s = config.scoring.Validate(); !s.ok()) {
+    l.Error(root, "scoring", s.message());
+  }
+  if (auto n = l.Get(root, "destinations", "", true)) LoadDestinations(l, *n, &config.destinations);
+  if (auto n = l.Get(root, "teams", "", true)) {
+    LoadTeams(l, *n, &config.teams);
+    absl::flat_hash_set<std::string> destinations;
+    for (const DestinationOptions& d : config.destinations) destinations.insert(d.name);
+    for (const auto& item : *n) {
+      const YAML::Node list = item.second["destinations"];
+      if (!list.IsSequence()) continue;
+      for (const YAML::Node& d : list) {
+        if (d.IsScalar() && !destinations.contains(d.Scalar())) {
+          l.Error(d, absl::StrCat("teams.", item.first.Scalar(), ".destinations"),
+                  absl::StrCat("unknown destination '", d.Scalar(), "' (define it under destinations)"));
+        }
+      }
+    }
+  }
+  if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, &config.routing);
+  if (config.sources.empty() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
+  if (!l.errors().empty()) return absl::InvalidArgumentError(absl::StrJoin(l.errors(), "\n"));
+  return config;
+}
+
+// The default lexicon: the categories of the embedded config, used when a config has none.
+const router::ScorerOptions& DefaultLexicon() {
+  static const router::ScorerOptions* lexicon = [] {
+    auto* options = new router::ScorerOptions();
+    Loader l("<embedded>");
+    const YAML::Node root = YAML::Load(std::string(DefaultConfigYaml()));
+    LoadScoring(l, root["scoring"], options);
+    return options;
+  }();
+  return *lexicon;
+}
+
+}  // namespace
+
+bool ParseDurationText(absl::string_view text, absl::Duration* out) {
+  text = absl::StripAsciiWhitespace(text);
+  int64_t days = 0;
+  if (absl::ConsumeSuffix(&text, "d")) {
+    if (!absl::SimpleAtoi(text, &days) || days < 0) return false;
+    *out = absl::Hours(24 * days);
+    return true;
+  }
+  if (text.empty() || text == "0" || !absl::ParseDuration(text, out)) return false;
+  return *out >= absl::ZeroDuration();
+}
+
+absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name) {
+  Loader l{std::string(file_name)};
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+    return Load(root, l, &DefaultLexicon());
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(file_name, ":", e.mark.line + 1, ":",
+                                                   e.mark.column + 1, ": (yaml): ", e.msg));
+  }
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config file"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return LoadConfigString(buffer.str(), path);
+}
+
+}  // namespace triage::config

@@ -1,0 +1,102 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "router/generic_source.h"
+#include "router/router.h"
+#include "router/scorer.h"
+
+namespace triage::config {
+
+struct ListenOptions {
+  std::string address;
+  uint16_t port = 0;  // 0: the kernel picks one (tests); the bound port is reported
+};
+
+struct ServerOptions {
+  ListenOptions listen{"127.0.0.1", 8080};
+  int io_threads = 2;
+  size_t max_body_bytes = 1 << 20;
+  size_t max_header_bytes = 16 << 10;
+  absl::Duration read_timeout = absl::Seconds(10);   // to receive one whole request
+  absl::Duration idle_timeout = absl::Seconds(60);   // keep-alive connection with no request
+  int max_connections = 1024;
+  router::PayloadLimits payload;
+};
+
+struct AdminOptions {
+  ListenOptions listen{"127.0.0.1", 9464};
+};
+
+struct StorageOptions {
+  std::string path = "./data/db";
+  absl::Duration dedup_window = absl::Hours(24 * 8);
+  int64_t max_queued_entries = 1'000'000;
+  int64_t max_pending_requests = 10'000;
+  absl::Duration aging_step = absl::Minutes(30);
+};
+
+enum class SourceType { kGeneric };
+
+struct SourceOptions {
+  std::string name;  // served at POST /webhooks/<name>
+  SourceType type = SourceType::kGeneric;
+  std::string secret;  // HMAC-SHA256 key, resolved from value, env or file
+  std::string signature_header = "X-Triage-Signature";
+};
+
+enum class DestinationType { kFile, kWebhook };
+
+struct DestinationOptions {
+  std::string name;
+  DestinationType type = DestinationType::kFile;
+  std::string path;    // file
+  std::string url;     // webhook: http:// or https://
+  std::string secret;  // webhook: Standard Webhooks secret, "whsec_<base64>"
+  std::string ca_file;  // webhook over https: extra trusted CAs (PEM); system CAs otherwise
+  int concurrency = 2;
+  absl::Duration connect_timeout = absl::Seconds(5);
+  absl::Duration timeout = absl::Seconds(15);
+  int max_attempts = 12;
+  absl::Duration backoff_initial = absl::Seconds(1);
+  absl::Duration backoff_max = absl::Minutes(30);
+  absl::Duration retry_after_max = absl::Hours(1);  // a longer Retry-After is cut to this
+};
+
+struct TeamOptions {
+  std::string name;
+  std::vector<std::string> destinations;
+};
+
+struct Config {
+  std::string log_level = "info";
+  ServerOptions server;
+  AdminOptions admin;
+  StorageOptions storage;
+  std::vector<SourceOptions> sources;
+  router::ScorerOptions scoring;
+  router::RouterOptions routing;
+  std::vector<TeamOptions> teams;
+  std::vector<DestinationOptions> destinations;
+};
+
+// Loads and validates a YAML config. On failure the status message holds every error found,
+// one per line, as `file:line:col: key.path: message`. Unknown keys are errors. Secrets given
+// as {env: NAME} or {file: PATH} are resolved here; a missing one is an error.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name);
+
+// The config compiled into the binary (config/default.yaml): used when no --config is given.
+absl::string_view DefaultConfigYaml();
+
+// "250ms", "10s", "15m", "4h", "8d" and combinations absl understands ("1h30m").
+bool ParseDurationText(absl::string_view text, absl::Duration* out);
+
+}  // namespace triage::config

@@ -1,0 +1,155 @@
+#include "router/generic_source.h"
+
+#include <simdjson.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace triage::router {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+absl::Status FieldError(absl::string_view path, absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, field, ": ", what));
+}
+
+// Reads an optional string field; `required` turns absence into an error.
+absl::Status ReadString(element object, absl::string_view path, absl::string_view field,
+                        bool required, size_t max_bytes, std::string* out) {
+  auto value = object[std::string_view(field.data(), field.size())];
+  if (value.error() == simdjson::NO_SUCH_FIELD || (!required && value.is_null())) {
+    return required ? FieldError(path, field, "is required") : absl::OkStatus();
+  }
+  std::string_view text;
+  if (value.get(text) != simdjson::SUCCESS) return FieldError(path, field, "must be a string");
+  if (required && text.empty()) return FieldError(path, field, "must not be empty");
+  if (text.size() > max_bytes) {
+    return FieldError(path, field, absl::StrCat("is longer than ", max_bytes, " bytes"));
+  }
+  out->assign(text);
+  return absl::OkStatus();
+}
+
+absl::Status ReadCreatedAt(element object, absl::string_view path, absl::Time* out) {
+  auto value = object["created_at"];
+  if (value.error() == simdjson::NO_SUCH_FIELD) return FieldError(path, "created_at", "is required");
+  int64_t millis = 0;
+  if (value.get(millis) == simdjson::SUCCESS) {
+    *out = absl::FromUnixMillis(millis);
+    return absl::OkStatus();
+  }
+  std::string_view text;
+  std::string error;
+  if (value.get(text) != simdjson::SUCCESS ||
+      !absl::ParseTime(absl::RFC3339_full, std::string(text), out, &error)) {
+    return FieldError(path, "created_at",
+                      "must be an RFC 3339 time or integer epoch milliseconds");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseOne(element object, absl::string_view path, absl::string_view source,
+                      const PayloadLimits& limits, Message* m) {
+  if (!object.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": must be an object"));
+  m->source = std::string(source);
+  if (auto s = ReadString(object, path, "id", true, limits.max_id_bytes, &m->id); !s.ok()) return s;
+  for (const char c : m->id) {
+    if (static_cast<unsigned char>(c) < 0x20) return FieldError(path, "id", "must not contain control characters");
+  }
+  if (auto s = ReadString(object, path, "platform", true, 64, &m->platform); !s.ok()) return s;
+  if (auto s = ReadString(object, path, "text", false, limits.max_text_bytes, &m->text); !s.ok()) {
+    return s;
+  }
+  if (object["text"].error() == simdjson::NO_SUCH_FIELD) return FieldError(path, "text", "is required");
+  if (auto s = ReadCreatedAt(object, path, &m->created_at); !s.ok()) return s;
+  if (auto s = ReadString(object, path, "conversation_id", false, limits.max_id_bytes,
+                          &m->conversation_id);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ReadString(object, path, "url", false, 2048, &m->url); !s.ok()) return s;
+
+  auto author = object["author"];
+  const std::string author_path = absl::StrCat(path, "author.");
+  if (author.error() == simdjson::NO_SUCH_FIELD) return FieldError(path, "author", "is required");
+  if (!author.is_object()) return FieldError(path, "author", "must be an object");
+  if (auto s = ReadString(author.value_unsafe(), author_path, "id", true, limits.max_id_bytes,
+                          &m->author.id);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ReadString(author.value_unsafe(), author_path, "handle", false, 256, &m->author.handle);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = ReadString(author.value_unsafe(), author_path, "name", false, 256, &m->author.name);
+      !s.ok()) {
+    return s;
+  }
+  auto followers = author["followers"];
+  if (followers.error() != simdjson::NO_SUCH_FIELD && !followers.is_null()) {
+    int64_t count = 0;
+    if (followers.get(count) != simdjson::SUCCESS || count < 0) {
+      return FieldError(author_path, "followers", "must be a non-negative integer");
+    }
+    m->author.followers = count;
+  }
+  auto verified = author["verified"];
+  if (verified.error() != simdjson::NO_SUCH_FIELD) {
+    if (verified.get(m->author.verified) != simdjson::SUCCESS) {
+      return FieldError(author_path, "verified", "must be true or false");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
+                                                         absl::string_view source,
+                                                         const PayloadLimits& limits) {
+  // One parser per thread: simdjson reuses its buffers between documents, so the steady state
+  // allocates nothing for parsing. The parser holds no state that outlives a call.
+  thread_local simdjson::dom::parser parser;
+  thread_local size_t parser_depth = 0;
+  if (parser_depth != limits.max_depth) {
+    if (parser.allocate(64 * 1024, limits.max_depth) != simdjson::SUCCESS) {
+      return absl::ResourceExhaustedError("cannot allocate the JSON parser");
+    }
+    parser_depth = limits.max_depth;
+  }
+  element root;
+  if (const auto error = parser.parse(body.data(), body.size()).get(root); error) {
+    if (error == simdjson::DEPTH_ERROR) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("JSON nested deeper than ", limits.max_depth, " levels"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed JSON: ", simdjson::error_message(error)));
+  }
+
+  std::vector<Message> messages;
+  if (root.is_array()) {
+    simdjson::dom::array array = root.get_array().value_unsafe();
+    if (array.size() == 0) return absl::InvalidArgumentError("the array holds no message");
+    if (array.size() > limits.max_messages) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("more than ", limits.max_messages, " messages in one request"));
+    }
+    messages.reserve(array.size());
+    size_t index = 0;
+    for (element item : array) {
+      Message& m = messages.emplace_back();
+      if (auto s = ParseOne(item, absl::StrCat("[", index++, "]."), source, limits, &m); !s.ok()) {
+        return s;
+      }
+    }
+  } else {
+    Message& m = messages.emplace_back();
+    if (auto s = ParseOne(root, "", source, limits, &m); !s.ok()) return s;
+  }
+  return messages;
+}
+
+}  // namespace triage::router

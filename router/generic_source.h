@@ -1,0 +1,35 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "router/message.h"
+
+namespace triage::router {
+
+struct PayloadLimits {
+  size_t max_messages = 1000;   // messages in one request
+  size_t max_depth = 32;        // JSON nesting
+  size_t max_id_bytes = 256;    // ids end up in storage keys
+  size_t max_text_bytes = 64 * 1024;
+};
+
+// Parses the body of a `generic` source request: one message object or an array of them.
+//
+//   {"id": "...", "platform": "x", "text": "...", "created_at": "2026-03-03T10:02:11Z",
+//    "author": {"id": "...", "handle": "...", "name": "...", "followers": 120, "verified": false},
+//    "conversation_id": "...", "url": "..."}
+//
+// Required: id, platform, text, created_at (RFC 3339 string or integer epoch milliseconds),
+// author.id. Unknown fields are ignored. The whole body is validated before anything is
+// returned, so a request is accepted whole or rejected whole. Errors are InvalidArgument with
+// the JSON path of the first problem ("[2].author.followers: must be a non-negative integer").
+absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
+                                                         absl::string_view source,
+                                                         const PayloadLimits& limits);
+
+}  // namespace triage::router

@@ -1,0 +1,71 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace triage::router {
+
+// The author of a message, as far as the platform tells us. `followers` is empty when the
+// platform gives no count (Meta, WhatsApp): reach is then "unknown", not zero.
+struct Author {
+  std::string id;
+  std::string handle;
+  std::string name;
+  std::optional<int64_t> followers;
+  bool verified = false;
+};
+
+// One customer message, normalised from whatever envelope carried it. Plain data: built by a
+// source parser, read by the scorer and the router, serialised by storage.
+struct Message {
+  std::string source;    // configured source name, e.g. "generic"
+  std::string id;        // the platform's id for the message; (source, id) is the dedup key
+  std::string platform;  // "x", "facebook", "instagram", "whatsapp", ...
+  Author author;
+  std::string text;
+  absl::Time created_at = absl::InfinitePast();  // InfinitePast when the payload gave none
+  std::string conversation_id;
+  std::string url;
+};
+
+enum class Level { kUrgent = 0, kHigh = 1, kNormal = 2, kLow = 3 };
+inline constexpr int kLevelCount = 4;
+
+absl::string_view LevelName(Level level);
+// Returns false when `name` is not one of urgent/high/normal/low.
+bool ParseLevel(absl::string_view name, Level* level);
+
+struct CategoryMatch {
+  std::string name;
+  std::vector<std::string> terms;  // the configured terms that matched, in match order
+  int weight = 0;
+};
+
+// What the scorer and router decided, with the reasons in words an agent can read.
+struct Triage {
+  int urgency = 0;   // 0..100
+  int reach = 0;     // 0..100, 0 when unknown
+  bool reach_known = false;
+  int priority = 0;  // 0..100, from urgency and reach
+  Level level = Level::kLow;
+  absl::Time sla_deadline;
+  std::vector<CategoryMatch> categories;
+  std::string team;                  // owner team: its entry is the ticket
+  std::vector<std::string> informed;  // further teams, each gets its own entry
+  std::string rule;                  // name of the rule that chose the owner, or "default"
+  std::vector<std::string> reasons;
+};
+
+struct RoutedMessage {
+  Message message;
+  absl::Time received_at;
+  Triage triage;
+};
+
+}  // namespace triage::router

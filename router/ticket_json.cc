@@ -1,0 +1,65 @@
+#include "router/ticket_json.h"
+
+#include "router/json_writer.h"
+
+namespace triage::router {
+
+std::string TicketJson(const RoutedMessage& routed) {
+  const Message& m = routed.message;
+  const Triage& t = routed.triage;
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("source").String(m.source);
+  w.Key("id").String(m.id);
+  w.Key("platform").String(m.platform);
+  w.Key("author").BeginObject();
+  w.Key("id").String(m.author.id);
+  w.Key("handle").String(m.author.handle);
+  w.Key("name").String(m.author.name);
+  w.Key("followers");
+  if (m.author.followers) {
+    w.Int(*m.author.followers);
+  } else {
+    w.Null();
+  }
+  w.Key("verified").Bool(m.author.verified);
+  w.EndObject();
+  w.Key("text").String(m.text);
+  w.Key("created_at").Time(m.created_at);
+  w.Key("received_at").Time(routed.received_at);
+  w.Key("conversation_id").String(m.conversation_id);
+  w.Key("url").String(m.url);
+
+  w.Key("triage").BeginObject();
+  w.Key("urgency").Int(t.urgency);
+  w.Key("reach");
+  if (t.reach_known || m.author.verified) {
+    w.Int(t.reach);
+  } else {
+    w.Null();
+  }
+  w.Key("priority").Int(t.priority);
+  w.Key("level").String(LevelName(t.level));
+  w.Key("sla_deadline").Time(t.sla_deadline);
+  w.Key("categories").BeginArray();
+  for (const CategoryMatch& c : t.categories) {
+    w.BeginObject().Key("name").String(c.name).Key("weight").Int(c.weight).Key("terms").BeginArray();
+    for (const std::string& term : c.terms) w.String(term);
+    w.EndArray().EndObject();
+  }
+  w.EndArray();
+  w.Key("team").String(t.team);
+  w.Key("informed").BeginArray();
+  for (const std::string& team : t.informed) w.String(team);
+  w.EndArray();
+  w.Key("rule").String(t.rule);
+  w.Key("reasons").BeginArray();
+  for (const std::string& reason : t.reasons) w.String(reason);
+  w.EndArray();
+  w.EndObject();
+
+  w.EndObject();
+  return w.Take();
+}
+
+}  // namespace triage::router

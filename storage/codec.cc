@@ -1,0 +1,138 @@
+#include "storage/codec.h"
+
+#include <cstring>
+
+namespace triage::storage {
+namespace {
+
+constexpr uint8_t kEntryVersion = 1;
+
+void PutFixed64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutFixed32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutString(std::string* out, absl::string_view s) {
+  PutFixed32(out, static_cast<uint32_t>(s.size()));
+  out->append(s.data(), s.size());
+}
+
+// Reads little-endian fixed-width integers and length-prefixed strings; any overrun fails.
+class Reader {
+ public:
+  explicit Reader(absl::string_view in) : in_(in) {}
+  bool Fixed64(uint64_t* v) {
+    if (in_.size() < 8) return false;
+    *v = 0;
+    for (int i = 0; i < 8; ++i) *v |= static_cast<uint64_t>(static_cast<uint8_t>(in_[i])) << (8 * i);
+    in_.remove_prefix(8);
+    return true;
+  }
+  bool Fixed32(uint32_t* v) {
+    if (in_.size() < 4) return false;
+    *v = 0;
+    for (int i = 0; i < 4; ++i) *v |= static_cast<uint32_t>(static_cast<uint8_t>(in_[i])) << (8 * i);
+    in_.remove_prefix(4);
+    return true;
+  }
+  bool Byte(uint8_t* v) {
+    if (in_.empty()) return false;
+    *v = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool String(std::string* s) {
+    uint32_t n = 0;
+    if (!Fixed32(&n) || in_.size() < n) return false;
+    s->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  absl::string_view in_;
+};
+
+}  // namespace
+
+std::string QueueKey(absl::string_view destination, router::Level level, uint64_t seq) {
+  std::string key;
+  key.reserve(destination.size() + 10);
+  key.append(destination.data(), destination.size());
+  key.push_back('\0');
+  key.push_back(static_cast<char>(level));
+  for (int i = 7; i >= 0; --i) key.push_back(static_cast<char>((seq >> (8 * i)) & 0xff));
+  return key;
+}
+
+std::optional<DecodedQueueKey> DecodeQueueKey(absl::string_view key) {
+  if (key.size() < 10 || key[key.size() - 10] != '\0') return std::nullopt;
+  const auto level = static_cast<uint8_t>(key[key.size() - 9]);
+  if (level >= router::kLevelCount) return std::nullopt;
+  uint64_t seq = 0;
+  for (size_t i = key.size() - 8; i < key.size(); ++i) seq = (seq << 8) | static_cast<uint8_t>(key[i]);
+  return DecodedQueueKey{std::string(key.substr(0, key.size() - 10)),
+                         static_cast<router::Level>(level), seq};
+}
+
+std::string MessageKey(absl::string_view source, absl::string_view id) {
+  std::string key;
+  key.reserve(source.size() + 1 + id.size());
+  key.append(source.data(), source.size());
+  key.push_back('\0');
+  key.append(id.data(), id.size());
+  return key;
+}
+
+std::string EncodeEntry(const QueueEntry& e) {
+  std::string out;
+  out.reserve(64 + e.message_key.size() + e.team.size() + e.last_error.size() + e.ticket_json.size());
+  out.push_back(static_cast<char>(kEntryVersion));
+  out.push_back(static_cast<char>(e.owner ? 1 : 0));
+  out.push_back(static_cast<char>(e.level));
+  PutFixed32(&out, e.attempts);
+  PutFixed64(&out, static_cast<uint64_t>(e.enqueued_unix_ms));
+  PutFixed64(&out, static_cast<uint64_t>(e.next_attempt_unix_ms));
+  PutString(&out, e.message_key);
+  PutString(&out, e.team);
+  PutString(&out, e.last_error);
+  PutString(&out, e.ticket_json);
+  return out;
+}
+
+std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
+  Reader r(value);
+  QueueEntry e;
+  uint8_t version = 0, owner = 0, level = 0;
+  uint64_t enqueued = 0, next = 0;
+  if (!r.Byte(&version) || version != kEntryVersion || !r.Byte(&owner) || !r.Byte(&level) ||
+      level >= router::kLevelCount || !r.Fixed32(&e.attempts) || !r.Fixed64(&enqueued) ||
+      !r.Fixed64(&next) || !r.String(&e.message_key) || !r.String(&e.team) ||
+      !r.String(&e.last_error) || !r.String(&e.ticket_json) || !r.done()) {
+    return std::nullopt;
+  }
+  e.owner = owner != 0;
+  e.level = static_cast<router::Level>(level);
+  e.enqueued_unix_ms = static_cast<int64_t>(enqueued);
+  e.next_attempt_unix_ms = static_cast<int64_t>(next);
+  return e;
+}
+
+std::string EncodeMessageRecord(int64_t received_unix_ms, absl::string_view ticket_json) {
+  std::string out;
+  out.reserve(8 + ticket_json.size());
+  PutFixed64(&out, static_cast<uint64_t>(received_unix_ms));
+  out.append(ticket_json.data(), ticket_json.size());
+  return out;
+}
+
+std::optional<int64_t> MessageRecordTime(absl::string_view value) {
+  Reader r(value);
+  uint64_t t = 0;
+  if (!r.Fixed64(&t)) return std::nullopt;
+  return static_cast<int64_t>(t);
+}
+
+}  // namespace triage::storage

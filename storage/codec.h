@@ -1,0 +1,49 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "router/message.h"
+
+namespace triage::storage {
+
+// A delivery waiting in a destination's queue: the value of a `queue` (or `dead`) record.
+struct QueueEntry {
+  std::string message_key;  // key of the message record (source, id)
+  std::string team;
+  bool owner = true;  // the owner team's entry is the ticket; the others inform
+  router::Level level = router::Level::kLow;
+  uint32_t attempts = 0;
+  int64_t enqueued_unix_ms = 0;
+  int64_t next_attempt_unix_ms = 0;  // 0: ready now
+  std::string last_error;
+  std::string ticket_json;  // what the destination receives
+};
+
+// Queue keys sort by destination, then level (urgent first), then arrival sequence, so a scan
+// of one destination's prefix sees its entries in delivery order:
+//   destination '\0' level:u8 seq:u64 big-endian
+std::string QueueKey(absl::string_view destination, router::Level level, uint64_t seq);
+struct DecodedQueueKey {
+  std::string destination;
+  router::Level level;
+  uint64_t seq;
+};
+std::optional<DecodedQueueKey> DecodeQueueKey(absl::string_view key);
+
+// Message records (the dedup index) are keyed by source '\0' platform id.
+std::string MessageKey(absl::string_view source, absl::string_view id);
+
+std::string EncodeEntry(const QueueEntry& entry);
+std::optional<QueueEntry> DecodeEntry(absl::string_view value);
+
+// Message record value: received time (fixed64 little-endian ms) followed by the ticket JSON.
+// The time leads so the dedup expiry can read it without parsing JSON.
+std::string EncodeMessageRecord(int64_t received_unix_ms, absl::string_view ticket_json);
+std::optional<int64_t> MessageRecordTime(absl::string_view value);
+
+}  // namespace triage::storage

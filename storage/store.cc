@@ -1,0 +1,510 @@
+#include "storage/store.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "rocksdb/compaction_filter.h"
+#include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
+#include "storage/status.h"
+
+namespace triage::storage {
+namespace {
+
+constexpr char kNextSeqKey[] = "next_seq";
+constexpr char kMessagesCf[] = "messages";
+constexpr char kQueueCf[] = "queue";
+constexpr char kDeadCf[] = "dead";
+constexpr char kMetaCf[] = "meta";
+
+// Drops message records older than the dedup window during compaction, so expiry never needs
+// a scan. Periodic compaction (daily) makes sure old files are visited even without writes.
+class DedupExpiryFilter : public rocksdb::CompactionFilter {
+ public:
+  DedupExpiryFilter(rocksdb::Env* env, absl::Duration window)
+      : env_(env), window_ms_(absl::ToInt64Milliseconds(window)) {}
+
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    const std::optional<int64_t> received = MessageRecordTime({value.data(), value.size()});
+    const int64_t now_ms = static_cast<int64_t>(env_->NowMicros() / 1000);
+    return received && *received < now_ms - window_ms_;
+  }
+  const char* Name() const override { return "triage.DedupExpiryFilter"; }
+
+ private:
+  rocksdb::Env* env_;
+  int64_t window_ms_;
+};
+
+absl::string_view Sv(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
+
+std::string EncodeSeq(uint64_t seq) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((seq >> (8 * i)) & 0xff);
+  return out;
+}
+
+uint64_t DecodeSeq(absl::string_view in) {
+  uint64_t seq = 0;
+  for (size_t i = 0; i < std::min<size_t>(8, in.size()); ++i) {
+    seq |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+  }
+  return seq;
+}
+
+}  // namespace
+
+absl::Status StoreOptions::Validate() const {
+  if (path.empty()) return absl::InvalidArgumentError("storage path is empty");
+  if (dedup_window < absl::Minutes(1)) {
+    return absl::InvalidArgumentError("dedup window must be at least 1m");
+  }
+  if (max_queued_entries == 0 || max_pending_requests == 0 || max_group_requests == 0) {
+    return absl::InvalidArgumentError("storage limits must be positive");
+  }
+  if (aging_step <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("aging step must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, absl::Time now) {
+  if (auto s = options.Validate(); !s.ok()) return s;
+  rocksdb::Env* env = options.env != nullptr ? options.env : rocksdb::Env::Default();
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.env = env;
+  db_options.max_background_jobs = 2;
+  db_options.keep_log_file_num = 5;
+
+  rocksdb::ColumnFamilyOptions messages_options;
+  // RocksDB borrows the filter: the Store owns it and outlives the DB handle.
+  auto filter = std::make_shared<DedupExpiryFilter>(env, options.dedup_window);
+  messages_options.compaction_filter = filter.get();
+  messages_options.periodic_compaction_seconds = 24 * 3600;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {kMessagesCf, messages_options},
+      {kQueueCf, rocksdb::ColumnFamilyOptions()},
+      {kDeadCf, rocksdb::ColumnFamilyOptions()},
+      {kMetaCf, rocksdb::ColumnFamilyOptions()},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (auto s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw); !s.ok()) {
+    return ToAbsl(s);
+  }
+  std::unique_ptr<Store> store(new Store(options, std::unique_ptr<rocksdb::DB>(raw), handles));
+  store->filter_ = std::move(filter);
+  if (auto s = store->Recover(now); !s.ok()) return s;
+  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+             std::vector<rocksdb::ColumnFamilyHandle*> handles)
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      handles_(std::move(handles)),
+      messages_cf_(handles_[1]),
+      queue_cf_(handles_[2]),
+      dead_cf_(handles_[3]),
+      meta_cf_(handles_[4]) {}
+
+Store::~Store() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  writer_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+  db_->Close();
+}
+
+absl::Status Store::Recover(absl::Time now) {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, kNextSeqKey, &value);
+  if (!s.ok() && !s.IsNotFound()) return ToAbsl(s);
+  next_seq_ = s.ok() ? DecodeSeq(value) : 1;
+
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  std::lock_guard lock(mu_);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queue_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
+    const std::optional<QueueEntry> entry = DecodeEntry(Sv(it->value()));
+    if (!key || !entry) {
+      return absl::DataLossError(absl::StrCat("undecodable queue record of ", it->key().size(),
+                                              " key bytes; the database is damaged"));
+    }
+    next_seq_ = std::max(next_seq_, key->seq + 1);
+    const int64_t due = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0;
+    IndexAdd(key->destination, key->seq,
+             Meta{key->level, TeamIndex(entry->team), entry->enqueued_unix_ms, due});
+    ++queued_;
+  }
+  if (!it->status().ok()) return ToAbsl(it->status());
+
+  std::unique_ptr<rocksdb::Iterator> dead(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  for (dead->SeekToFirst(); dead->Valid(); dead->Next()) {
+    if (const auto key = DecodeQueueKey(Sv(dead->key()))) {
+      next_seq_ = std::max(next_seq_, key->seq + 1);
+    }
+    ++dead_letters_;
+  }
+  return ToAbsl(dead->status());
+}
+
+void Store::SetReadyCallback(ReadyCallback callback) {
+  std::lock_guard lock(mu_);
+  ready_callback_ = std::move(callback);
+}
+
+void Store::Submit(std::vector<NewMessage> messages, absl::Time received_at,
+                   absl::AnyInvocable<void(IngestResult)> done) {
+  absl::Status refused;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      refused = absl::UnavailableError("the store is closing");
+    } else if (pending_.size() >= options_.max_pending_requests) {
+      refused = absl::ResourceExhaustedError(absl::StrCat(
+          options_.max_pending_requests, " requests already wait for storage"));
+    } else if (queued_ >= static_cast<int64_t>(options_.max_queued_entries)) {
+      refused = absl::ResourceExhaustedError(
+          absl::StrCat("the queues hold ", queued_, " entries, the configured maximum"));
+    } else {
+      pending_.push_back({std::move(messages), received_at, std::move(done)});
+    }
+  }
+  if (!refused.ok()) {
+    done(IngestResult{refused});
+    return;
+  }
+  writer_cv_.notify_one();
+}
+
+void Store::WriterLoop() {
+  std::vector<Pending> group;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      writer_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      if (pending_.empty()) return;  // stopping, and everything accepted is committed
+      while (!pending_.empty() && group.size() < options_.max_group_requests) {
+        group.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    CommitGroup(group);
+    group.clear();
+  }
+}
+
+void Store::CommitGroup(std::vector<Pending>& group) {
+  struct Added {
+    const std::string* destination;
+    uint64_t seq;
+    Meta meta;
+    const std::string* team;
+  };
+  rocksdb::WriteBatch batch;
+  std::vector<IngestResult> results(group.size());
+  std::vector<Added> added;
+  absl::flat_hash_set<absl::string_view> keys_in_group;
+  uint64_t seq = next_seq_;
+  const rocksdb::ReadOptions read_options;
+  std::string existing;
+
+  for (size_t i = 0; i < group.size(); ++i) {
+    Pending& request = group[i];
+    const int64_t received_ms = absl::ToUnixMillis(request.received_at);
+    const int64_t window_start = received_ms - absl::ToInt64Milliseconds(options_.dedup_window);
+    // Decide every message of the request before writing any, so a failed lookup leaves the
+    // request out entirely.
+    std::vector<bool> is_new(request.messages.size(), false);
+    for (size_t m = 0; m < request.messages.size() && results[i].status.ok(); ++m) {
+      const std::string& key = request.messages[m].key;
+      if (keys_in_group.contains(key)) continue;
+      const rocksdb::Status s = db_->Get(read_options, messages_cf_, key, &existing);
+      if (s.ok()) {
+        const std::optional<int64_t> seen = MessageRecordTime(existing);
+        is_new[m] = !seen || *seen < window_start;
+      } else if (s.IsNotFound()) {
+        is_new[m] = true;
+      } else {
+        results[i].status = ToAbsl(s);
+      }
+      if (is_new[m]) keys_in_group.insert(key);
+    }
+    if (!results[i].status.ok()) {
+      for (size_t m = 0; m < request.messages.size(); ++m) {
+        if (is_new[m]) keys_in_group.erase(request.messages[m].key);
+      }
+      continue;
+    }
+    for (size_t m = 0; m < request.messages.size(); ++m) {
+      NewMessage& message = request.messages[m];
+      if (!is_new[m]) {
+        ++results[i].duplicates;
+        continue;
+      }
+      ++results[i].stored;
+      batch.Put(messages_cf_, message.key, EncodeMessageRecord(received_ms, message.ticket_json));
+      for (const Delivery& delivery : message.deliveries) {
+        QueueEntry entry;
+        entry.message_key = message.key;
+        entry.team = delivery.team;
+        entry.owner = delivery.owner;
+        entry.level = message.level;
+        entry.enqueued_unix_ms = received_ms;
+        entry.ticket_json = message.ticket_json;
+        batch.Put(queue_cf_, QueueKey(delivery.destination, message.level, seq),
+                  EncodeEntry(entry));
+        added.push_back({&delivery.destination, seq, Meta{message.level, 0, received_ms, 0},
+                         &delivery.team});
+        ++seq;
+      }
+    }
+  }
+  batch.Put(meta_cf_, kNextSeqKey, EncodeSeq(seq));
+
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;  // the one fsync this whole group shares
+  const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
+
+  std::vector<std::string> ready_destinations;
+  ReadyCallback callback;
+  if (written.ok()) {
+    next_seq_ = seq;
+    std::lock_guard lock(mu_);
+    for (Added& a : added) {
+      a.meta.team = TeamIndex(*a.team);
+      IndexAdd(*a.destination, a.seq, a.meta);
+      if (std::find(ready_destinations.begin(), ready_destinations.end(), *a.destination) ==
+          ready_destinations.end()) {
+        ready_destinations.push_back(*a.destination);
+      }
+    }
+    queued_ += static_cast<int64_t>(added.size());
+    callback = ready_callback_;
+  }
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (!written.ok() && results[i].status.ok()) results[i] = IngestResult{written};
+    group[i].done(results[i]);
+  }
+  if (callback) {
+    for (const std::string& destination : ready_destinations) callback(destination);
+  }
+}
+
+uint32_t Store::TeamIndex(const std::string& team) {
+  const auto it = std::find(teams_.begin(), teams_.end(), team);
+  if (it != teams_.end()) return static_cast<uint32_t>(it - teams_.begin());
+  teams_.push_back(team);
+  return static_cast<uint32_t>(teams_.size() - 1);
+}
+
+void Store::CountDepth(const std::string& destination, const Meta& meta, int64_t delta) {
+  depths_[{destination, meta.team, meta.level}] += delta;
+}
+
+void Store::IndexAdd(const std::string& destination, uint64_t seq, const Meta& meta) {
+  DestQueue& q = queues_[destination];
+  if (meta.due_unix_ms != 0) {
+    q.delayed.insert({meta.due_unix_ms, seq});
+    q.waiting[seq] = meta;
+  } else {
+    q.ready[static_cast<int>(meta.level)][seq] = meta;
+  }
+  CountDepth(destination, meta, 1);
+}
+
+std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now) {
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  const int64_t step_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.aging_step));
+  uint64_t seq = 0;
+  Meta meta{};
+  {
+    std::lock_guard lock(mu_);
+    const auto found = queues_.find(destination);
+    if (found == queues_.end()) return std::nullopt;
+    DestQueue& q = found->second;
+    while (!q.delayed.empty() && q.delayed.begin()->first <= now_ms) {
+      const uint64_t due_seq = q.delayed.begin()->second;
+      q.delayed.erase(q.delayed.begin());
+      const auto waiting = q.waiting.find(due_seq);
+      Meta m = waiting->second;
+      q.waiting.erase(waiting);
+      m.due_unix_ms = 0;
+      q.ready[static_cast<int>(m.level)][due_seq] = m;
+    }
+    // The head of each level is its oldest entry. Its effective level rises one step per
+    // aging_step waited; the best effective level wins, then the oldest.
+    int best = -1;
+    int64_t best_rank = 0;
+    for (int level = 0; level < router::kLevelCount; ++level) {
+      if (q.ready[level].empty()) continue;
+      const auto& [head_seq, head] = *q.ready[level].begin();
+      const int64_t waited_steps = std::max<int64_t>(0, now_ms - head.enqueued_unix_ms) / step_ms;
+      const int64_t rank = std::max<int64_t>(0, level - waited_steps);
+      if (best < 0 || rank < best_rank ||
+          (rank == best_rank && head_seq < q.ready[best].begin()->first)) {
+        best = level;
+        best_rank = rank;
+      }
+    }
+    if (best < 0) return std::nullopt;
+    auto head = q.ready[best].begin();
+    seq = head->first;
+    meta = head->second;
+    q.ready[best].erase(head);
+    q.leased[seq] = meta;
+  }
+
+  Lease lease{destination, seq, {}};
+  std::string value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), queue_cf_, QueueKey(destination, meta.level, seq), &value);
+  std::optional<QueueEntry> entry;
+  if (s.ok()) entry = DecodeEntry(value);
+  if (!entry) {
+    // The index and RocksDB disagree: keep the entry out of the way until a restart rebuilds
+    // the index, rather than spinning on it.
+    return std::nullopt;
+  }
+  lease.entry = std::move(*entry);
+  return lease;
+}
+
+absl::Time Store::NextDue(const std::string& destination) {
+  std::lock_guard lock(mu_);
+  const auto found = queues_.find(destination);
+  if (found == queues_.end()) return absl::InfiniteFuture();
+  const DestQueue& q = found->second;
+  for (const auto& level : q.ready) {
+    if (!level.empty()) return absl::InfinitePast();
+  }
+  if (q.delayed.empty()) return absl::InfiniteFuture();
+  return absl::FromUnixMillis(q.delayed.begin()->first);
+}
+
+absl::StatusOr<Store::Meta> Store::TakeLeased(const Lease& lease) {
+  const auto found = queues_.find(lease.destination);
+  if (found == queues_.end()) return absl::NotFoundError("no such destination");
+  auto leased = found->second.leased.find(lease.seq);
+  if (leased == found->second.leased.end()) return absl::NotFoundError("no such lease");
+  const Meta meta = leased->second;
+  found->second.leased.erase(leased);
+  return meta;
+}
+
+absl::Status Store::Ack(const Lease& lease) {
+  absl::StatusOr<Meta> meta;
+  {
+    std::lock_guard lock(mu_);
+    meta = TakeLeased(lease);
+    if (!meta.ok()) return meta.status();
+    CountDepth(lease.destination, *meta, -1);
+    --queued_;
+  }
+  return ToAbsl(db_->Delete(rocksdb::WriteOptions(), queue_cf_,
+                            QueueKey(lease.destination, meta->level, lease.seq)));
+}
+
+absl::Status Store::RetryLater(const Lease& lease, absl::Time due, absl::string_view error) {
+  QueueEntry entry = lease.entry;
+  ++entry.attempts;
+  entry.next_attempt_unix_ms = absl::ToUnixMillis(due);
+  entry.last_error.assign(error.data(), error.size());
+  const absl::Status written =
+      ToAbsl(db_->Put(rocksdb::WriteOptions(), queue_cf_,
+                      QueueKey(lease.destination, entry.level, lease.seq), EncodeEntry(entry)));
+  ReadyCallback callback;
+  {
+    std::lock_guard lock(mu_);
+    absl::StatusOr<Meta> meta = TakeLeased(lease);
+    if (!meta.ok()) return meta.status();
+    DestQueue& q = queues_[lease.destination];
+    meta->due_unix_ms = std::max<int64_t>(1, entry.next_attempt_unix_ms);
+    q.delayed.insert({meta->due_unix_ms, lease.seq});
+    q.waiting[lease.seq] = *meta;
+    callback = ready_callback_;
+  }
+  if (callback) callback(lease.destination);
+  return written;
+}
+
+absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
+  QueueEntry entry = lease.entry;
+  ++entry.attempts;
+  entry.last_error.assign(error.data(), error.size());
+  const std::string key = QueueKey(lease.destination, entry.level, lease.seq);
+  rocksdb::WriteBatch batch;
+  batch.Delete(queue_cf_, key);
+  batch.Put(dead_cf_, key, EncodeEntry(entry));
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;  // a dead letter is the only trace left of the message
+  const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
+  std::lock_guard lock(mu_);
+  absl::StatusOr<Meta> meta = TakeLeased(lease);
+  if (!meta.ok()) return meta.status();
+  if (written.ok()) {
+    CountDepth(lease.destination, *meta, -1);
+    --queued_;
+    ++dead_letters_;
+  } else {
+    // Not moved: keep it in the queue, it will be tried again.
+    queues_[lease.destination].ready[static_cast<int>(meta->level)][lease.seq] = *meta;
+  }
+  return written;
+}
+
+void Store::Release(const Lease& lease) {
+  ReadyCallback callback;
+  {
+    std::lock_guard lock(mu_);
+    absl::StatusOr<Meta> meta = TakeLeased(lease);
+    if (!meta.ok()) return;
+    queues_[lease.destination].ready[static_cast<int>(meta->level)][lease.seq] = *meta;
+    callback = ready_callback_;
+  }
+  if (callback) callback(lease.destination);
+}
+
+std::vector<QueueDepth> Store::Depths() {
+  std::lock_guard lock(mu_);
+  std::vector<QueueDepth> out;
+  out.reserve(depths_.size());
+  for (const auto& [key, count] : depths_) {
+    const auto& [destination, team, level] = key;
+    out.push_back({destination, teams_[team], level, count});
+  }
+  return out;
+}
+
+int64_t Store::DeadLetterCount() {
+  std::lock_guard lock(mu_);
+  return dead_letters_;
+}
+
+int64_t Store::QueuedEntries() {
+  std::lock_guard lock(mu_);
+  return queued_;
+}
+
+absl::StatusOr<std::string> Store::GetMessage(absl::string_view key) {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), messages_cf_, rocksdb::Slice(key.data(), key.size()), &value);
+  if (!s.ok()) return ToAbsl(s);
+  if (value.size() < 8) return absl::DataLossError("short message record");
+  return value.substr(8);
+}
+
+}  // namespace triage::storage

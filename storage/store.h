@@ -1,0 +1,191 @@
+#pragma once
+
+#include "absl/strings/string_view.h"
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rocksdb/compaction_filter.h"
+#include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "storage/codec.h"
+
+namespace triage::storage {
+
+struct StoreOptions {
+  std::string path;  // RocksDB directory, created if missing
+  // A message seen again within this window is a duplicate. Older records are dropped by
+  // compaction (no scan), and a record found older than the window no longer counts.
+  absl::Duration dedup_window = absl::Hours(24 * 8);
+  size_t max_queued_entries = 1'000'000;  // beyond this, Submit answers ResourceExhausted
+  size_t max_pending_requests = 10'000;   // requests waiting for the group-commit writer
+  size_t max_group_requests = 1'000;      // requests sharing one WAL sync at most
+  // An entry gains one level of priority for each step it has waited, so none starves.
+  absl::Duration aging_step = absl::Minutes(30);
+  rocksdb::Env* env = nullptr;  // for fault-injection tests; null means the default Env
+
+  absl::Status Validate() const;
+};
+
+// One delivery that a message needs: its destination and the team it is for.
+struct Delivery {
+  std::string destination;
+  std::string team;
+  bool owner = true;
+};
+
+// One routed message as an ingest request stores it.
+struct NewMessage {
+  std::string key;  // MessageKey(source, id): the dedup key
+  std::string ticket_json;
+  router::Level level = router::Level::kLow;
+  std::vector<Delivery> deliveries;
+};
+
+struct IngestResult {
+  absl::Status status;  // Unavailable / ResourceExhausted when nothing was stored
+  int stored = 0;
+  int duplicates = 0;
+};
+
+// A leased queue entry: in flight with one delivery worker until Ack, RetryLater or
+// DeadLetter. Leases live in memory only: after a crash every entry is in its queue again.
+struct Lease {
+  std::string destination;
+  uint64_t seq = 0;
+  QueueEntry entry;
+};
+
+struct QueueDepth {
+  std::string destination;
+  std::string team;
+  router::Level level;
+  int64_t entries;
+};
+
+// The durable store: message records (dedup index), one priority queue per destination, dead
+// letters. RocksDB is the truth; an in-memory index of queue keys (about 100 bytes an entry,
+// bounded by max_queued_entries) serves leasing without scanning over deleted keys.
+//
+// Thread-safety: every method is safe to call from any thread. Submit never blocks on disk:
+// a writer thread gathers all pending requests into one WriteBatch and one synced WAL write
+// (group commit), then runs the callbacks on that thread.
+class Store {
+ public:
+  using ReadyCallback = std::function<void(const std::string& destination)>;
+
+  // Opens or creates the database and rebuilds the queue index. `now` decides which
+  // recovered entries are still in back-off.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options, absl::Time now);
+  ~Store();  // stops the writer (pending requests are committed first) and closes RocksDB
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Called (on the writer thread, or the caller of RetryLater) whenever entries of a
+  // destination become leasable. Set before traffic starts.
+  void SetReadyCallback(ReadyCallback callback);
+
+  // Stores every message of one request atomically: each new message record, its queue
+  // entries, all or nothing. Messages whose key is already stored within the dedup window
+  // count as duplicates and add nothing. `done` runs once, on the writer thread, after the WAL
+  // is synced or the write failed; it may be called before Submit returns when the request
+  // is refused at once (queue full, store closing).
+  void Submit(std::vector<NewMessage> messages, absl::Time received_at,
+              absl::AnyInvocable<void(IngestResult)> done);
+
+  // Leases the best entry of `destination` that is due at `now`: highest level first (after
+  // aging), then oldest. nullopt when nothing is due.
+  std::optional<Lease> LeaseNext(const std::string& destination, absl::Time now);
+  // The earliest time an entry in back-off becomes due; InfiniteFuture when none waits.
+  absl::Time NextDue(const std::string& destination);
+
+  // Delivered: the entry leaves the queue. (Not synced: a lost ack means one redelivery with
+  // the same idempotency key, never a loss.)
+  absl::Status Ack(const Lease& lease);
+  // Failed, to try again at `due`; attempts and the error are recorded durably.
+  absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
+  // Gave up: the entry moves to the dead-letter set with its error, atomically.
+  absl::Status DeadLetter(const Lease& lease, absl::string_view error);
+  // Returns an unfinished lease to its queue as it was (drain on shutdown).
+  void Release(const Lease& lease);
+
+  std::vector<QueueDepth> Depths();
+  int64_t DeadLetterCount();
+  int64_t QueuedEntries();
+
+  // Test and admin helper: the stored ticket JSON of a message, NotFound if none.
+  absl::StatusOr<std::string> GetMessage(absl::string_view key);
+
+ private:
+  struct Meta {
+    router::Level level;
+    uint32_t team;  // index into teams_
+    int64_t enqueued_unix_ms;
+    int64_t due_unix_ms;
+  };
+  struct DestQueue {
+    std::array<std::map<uint64_t, Meta>, router::kLevelCount> ready;  // seq -> meta
+    std::set<std::pair<int64_t, uint64_t>> delayed;                     // (due ms, seq)
+    absl::flat_hash_map<uint64_t, Meta> waiting;                         // seq -> meta, delayed ones
+    absl::flat_hash_map<uint64_t, Meta> leased;
+  };
+  struct Pending {
+    std::vector<NewMessage> messages;
+    absl::Time received_at;
+    absl::AnyInvocable<void(IngestResult)> done;
+  };
+
+  Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+        std::vector<rocksdb::ColumnFamilyHandle*> handles);
+  absl::Status Recover(absl::Time now);
+  void WriterLoop();
+  void CommitGroup(std::vector<Pending>& group);
+
+  // Index maintenance; the caller holds mu_.
+  uint32_t TeamIndex(const std::string& team);
+  void IndexAdd(const std::string& destination, uint64_t seq, const Meta& meta);
+  void CountDepth(const std::string& destination, const Meta& meta, int64_t delta);
+  absl::StatusOr<Meta> TakeLeased(const Lease& lease);
+
+  const StoreOptions options_;
+  std::shared_ptr<rocksdb::CompactionFilter> filter_;  // declared before db_: outlives it
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* messages_cf_;
+  rocksdb::ColumnFamilyHandle* queue_cf_;
+  rocksdb::ColumnFamilyHandle* dead_cf_;
+  rocksdb::ColumnFamilyHandle* meta_cf_;
+
+  std::mutex mu_;  // guards everything below
+  std::condition_variable writer_cv_;
+  std::deque<Pending> pending_;
+  bool stopping_ = false;
+  uint64_t next_seq_ = 1;
+  int64_t queued_ = 0;
+  int64_t dead_letters_ = 0;
+  std::map<std::string, DestQueue> queues_;
+  std::vector<std::string> teams_;
+  std::map<std::tuple<std::string, uint32_t, router::Level>, int64_t> depths_;
+  ReadyCallback ready_callback_;
+
+  std::thread writer_;
+};
+
+}  // namespace triage::storage
