@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -73,6 +74,12 @@ absl::Status StoreOptions::Validate() const {
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, absl::Time now) {
   if (auto s = options.Validate(); !s.ok()) return s;
   rocksdb::Env* env = options.env != nullptr ? options.env : rocksdb::Env::Default();
+  std::error_code mkdir_error;
+  std::filesystem::create_directories(options.path, mkdir_error);
+  if (mkdir_error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot create ", options.path, ": ", mkdir_error.message()));
+  }
 
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
@@ -249,8 +256,10 @@ void Store::CommitGroup(std::vector<Pending>& group) {
       }
       continue;
     }
+    results[i].duplicate.resize(request.messages.size());
     for (size_t m = 0; m < request.messages.size(); ++m) {
       NewMessage& message = request.messages[m];
+      results[i].duplicate[m] = !is_new[m];
       if (!is_new[m]) {
         ++results[i].duplicates;
         continue;

@@ -62,6 +62,7 @@ struct IngestResult {
   absl::Status status;  // Unavailable / ResourceExhausted when nothing was stored
   int stored = 0;
   int duplicates = 0;
+  std::vector<bool> duplicate;  // per message of the request, when stored
 };
 
 // A leased queue entry: in flight with one delivery worker until Ack, RetryLater or

@@ -1,0 +1,158 @@
+#include "daemon/app.h"
+
+#include <systemd/sd-daemon.h>
+
+#include <cstdio>
+#include <fstream>
+#include <future>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace triage::daemon {
+
+App::App(config::Config config, RunOptions options)
+    : config_(std::move(config)), options_(std::move(options)) {}
+
+App::~App() {
+  if (!threads_.empty()) Shutdown();
+}
+
+absl::Status App::Start() {
+  storage::StoreOptions store_options;
+  store_options.path = config_.storage.path;
+  store_options.dedup_window = config_.storage.dedup_window;
+  store_options.max_queued_entries = static_cast<size_t>(config_.storage.max_queued_entries);
+  store_options.max_pending_requests = static_cast<size_t>(config_.storage.max_pending_requests);
+  store_options.aging_step = config_.storage.aging_step;
+  absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(store_options, absl::Now());
+  if (!store.ok()) {
+    return absl::Status(store.status().code(),
+                        absl::StrCat("storage at ", store_options.path, ": ", store.status().message()));
+  }
+  store_ = *std::move(store);
+  spdlog::info("event=storage_open path={} queued={} dead_letters={}", store_options.path,
+               store_->QueuedEntries(), store_->DeadLetterCount());
+
+  for (const config::DestinationOptions& destination : config_.destinations) {
+    absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor());
+    if (!sender.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("destination ", destination.name, ": ", sender.status().message()));
+    }
+    dispatchers_[destination.name] =
+        std::make_unique<Dispatcher>(io_, *store_, destination, *std::move(sender), metrics_);
+  }
+  store_->SetReadyCallback([this](const std::string& destination) {
+    if (const auto it = dispatchers_.find(destination); it != dispatchers_.end()) it->second->Wake();
+  });
+
+  ingest_ = std::make_unique<Ingest>(std::make_shared<const Pipeline>(config_), *store_, metrics_);
+  const config::ServerOptions& server = config_.server;
+  public_server_ = std::make_unique<HttpServer>(
+      io_,
+      HttpServerOptions{"ingest", server.max_body_bytes, server.max_header_bytes,
+                        server.read_timeout, server.idle_timeout, server.max_connections},
+      [this](Request& request) { return ingest_->Handle(request); }, metrics_.http_connections);
+  admin_server_ = std::make_unique<HttpServer>(
+      io_,
+      HttpServerOptions{"admin", 64 << 10, 16 << 10, absl::Seconds(10), absl::Seconds(60), 64},
+      [this](Request& request) { return Admin(request); }, metrics_.http_connections);
+
+  absl::StatusOr<uint16_t> ingest_port =
+      public_server_->Listen(server.listen.address, server.listen.port);
+  if (!ingest_port.ok()) return ingest_port.status();
+  absl::StatusOr<uint16_t> admin_port =
+      admin_server_->Listen(config_.admin.listen.address, config_.admin.listen.port);
+  if (!admin_port.ok()) return admin_port.status();
+  if (!options_.ports_file.empty()) {
+    if (auto s = WritePortsFile(*ingest_port, *admin_port); !s.ok()) return s;
+  }
+
+  for (auto& [name, dispatcher] : dispatchers_) dispatcher->Start();
+  public_server_->Start();
+  admin_server_->Start();
+  const int threads = std::max(1, server.io_threads);
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  ready_ = true;
+  spdlog::info("event=ready ingest={}:{} admin={}:{} sources={} destinations={} io_threads={}",
+               server.listen.address, *ingest_port, config_.admin.listen.address, *admin_port,
+               config_.sources.size(), config_.destinations.size(), threads);
+  sd_notify(0, "READY=1");
+  return absl::OkStatus();
+}
+
+absl::Status App::WritePortsFile(uint16_t ingest, uint16_t admin) const {
+  const std::string temp = options_.ports_file + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << "{\"ingest\":" << ingest << ",\"admin\":" << admin << "}\n";
+    if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", temp));
+  }
+  if (std::rename(temp.c_str(), options_.ports_file.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot rename ", temp));
+  }
+  return absl::OkStatus();
+}
+
+asio::awaitable<Response> App::Admin(Request& request) {
+  const absl::string_view target = ToAbsl(request.target());
+  const absl::string_view path = target.substr(0, target.find('?'));
+  if (request.method() != http::verb::get) {
+    co_return JsonError(http::status::method_not_allowed, "admin endpoints answer GET");
+  }
+  if (path == "/metrics") {
+    Response response{http::status::ok, 11};
+    response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    response.body() = metrics_.Render(*store_);
+    co_return response;
+  }
+  if (path == "/healthz") co_return JsonResponse(http::status::ok, "{\"status\":\"ok\"}");
+  if (path == "/readyz") {
+    if (ready_) co_return JsonResponse(http::status::ok, "{\"status\":\"ready\"}");
+    co_return JsonError(http::status::service_unavailable, "not ready (starting or draining)");
+  }
+  co_return JsonError(http::status::not_found, "no such admin endpoint");
+}
+
+int App::Run() {
+  asio::signal_set signals(io_, SIGTERM, SIGINT);
+  std::promise<int> stop_signal;
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    stop_signal.set_value(ec ? 0 : signal);
+  });
+  const int signal = stop_signal.get_future().get();
+  spdlog::info("event=stopping signal={}", signal);
+  Shutdown();
+  return 0;
+}
+
+void App::Shutdown() {
+  sd_notify(0, "STOPPING=1");
+  ready_ = false;
+  public_server_->StopAccepting();
+  const absl::Time deadline = absl::Now() + options_.drain_timeout;
+  while (public_server_->active_connections() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  for (auto& [name, dispatcher] : dispatchers_) dispatcher->Stop();
+  for (auto& [name, dispatcher] : dispatchers_) {
+    while (!dispatcher->stopped() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  }
+  admin_server_->StopAccepting();
+  const absl::Time admin_deadline = absl::Now() + absl::Seconds(1);
+  while (admin_server_->active_connections() > 0 && absl::Now() < admin_deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  io_.stop();
+  for (std::thread& thread : threads_) thread.join();
+  threads_.clear();
+  // The writer thread commits what it accepted, then RocksDB closes; leases still open are
+  // simply not acknowledged and come back on the next start.
+  store_->SetReadyCallback(nullptr);
+  store_.reset();
+  spdlog::info("event=stopped");
+}
+
+}  // namespace triage::daemon

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "config/config.h"
+#include "daemon/delivery.h"
+#include "daemon/http_server.h"
+#include "daemon/ingest.h"
+#include "daemon/metrics.h"
+#include "storage/store.h"
+
+namespace triage::daemon {
+
+struct RunOptions {
+  std::string ports_file;  // when set, {"ingest":P,"admin":Q} is written there once bound
+  absl::Duration drain_timeout = absl::Seconds(20);
+};
+
+// The running daemon. Start wires the services in order (storage, metrics, delivery,
+// listeners) and Run stops them in reverse on SIGTERM/SIGINT: readiness off, listeners closed,
+// requests in flight answered, delivery stopped (attempts in flight finish), RocksDB closed.
+class App {
+ public:
+  App(config::Config config, RunOptions options);
+  ~App();
+
+  absl::Status Start();
+  // Serves until a stop signal; returns the process exit code.
+  int Run();
+
+ private:
+  asio::awaitable<Response> Admin(Request& request);
+  void Shutdown();
+  absl::Status WritePortsFile(uint16_t ingest, uint16_t admin) const;
+
+  const config::Config config_;
+  const RunOptions options_;
+  asio::io_context io_;
+  Metrics metrics_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<Ingest> ingest_;
+  std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers_;
+  std::unique_ptr<HttpServer> public_server_;
+  std::unique_ptr<HttpServer> admin_server_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace triage::daemon

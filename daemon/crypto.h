@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace triage::daemon {
+
+// HMAC-SHA256 of `data` under `key`: 32 raw bytes.
+std::string HmacSha256(absl::string_view key, absl::string_view data);
+// SHA-256 digest: 32 raw bytes.
+std::string Sha256(absl::string_view data);
+
+// Compares in time that depends only on the lengths, never on where the bytes differ.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
+
+// Checks a hex HMAC-SHA256 signature header of the raw body: "sha256=<hex>" or bare "<hex>",
+// hex in either case. Returns false on any malformed header; never throws, never logs.
+bool VerifyHexHmacSha256(absl::string_view secret, absl::string_view body,
+                         absl::string_view header_value);
+
+// Standard Webhooks (v1, symmetric): the signing key of a "whsec_<base64>" (or bare base64)
+// secret, and the "v1,<base64>" signature of "{id}.{timestamp}.{body}".
+absl::StatusOr<std::string> StandardWebhooksKey(absl::string_view secret);
+std::string StandardWebhooksSignature(absl::string_view key, absl::string_view id,
+                                      int64_t timestamp, absl::string_view body);
+
+}  // namespace triage::daemon

@@ -1,0 +1,100 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/random/bit_gen_ref.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "config/config.h"
+#include "daemon/http.h"
+#include "daemon/http_client.h"
+#include "daemon/metrics.h"
+#include "storage/store.h"
+
+namespace triage::daemon {
+
+// What one delivery attempt came to. Decided in one place (ClassifyResponse) for HTTP.
+struct Attempt {
+  enum class Kind { kDelivered, kRetry, kPermanent };
+  Kind kind = Kind::kRetry;
+  std::string detail;  // status and a bounded snippet, or the transport error
+  std::optional<absl::Duration> retry_after;
+};
+
+// 2xx delivered; 408, 425, 429 and 5xx retried (Retry-After honoured, in seconds or as an
+// HTTP date relative to `now`); every other status permanent. Redirects are not followed.
+Attempt ClassifyResponse(const Response& response, absl::Time now);
+// Transport failures (connect, TLS, timeout, reset) are always retried.
+Attempt ClassifyTransportError(const boost::system::error_code& error, absl::string_view stage);
+// "Retry-After: 120" or "Retry-After: Wed, 21 Oct 2026 07:28:00 GMT"; nullopt if unreadable.
+std::optional<absl::Duration> ParseRetryAfter(absl::string_view value, absl::Time now);
+
+// Wait before the next attempt of an entry that has failed `attempts` times: full jitter
+// over an exponential ceiling, initial * 2^(attempts-1), capped at `max`; never below
+// `retry_after` (itself capped at `retry_after_max`).
+absl::Duration RetryDelay(const config::DestinationOptions& options, uint32_t attempts,
+                          std::optional<absl::Duration> retry_after, absl::BitGenRef random);
+
+// The idempotency key of one delivery: stable for a (destination, message, team) so every
+// retry of it carries the same key, distinct for anything else.
+std::string DeliveryId(absl::string_view destination, absl::string_view message_key,
+                       absl::string_view team);
+
+// The body a destination receives for an entry (Standard Webhooks payload shape).
+std::string DeliveryBody(const std::string& destination, const storage::Lease& lease,
+                         const std::string& delivery_id);
+
+// Sends one leased entry to a destination. Implementations are used from one strand.
+class Sender {
+ public:
+  virtual ~Sender() = default;
+  virtual asio::awaitable<Attempt> Send(const storage::Lease& lease, int worker) = 0;
+};
+
+// Builds the sender of a destination: file (JSON lines, fsynced) or webhook (Standard Webhooks).
+absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
+                                                   asio::any_io_executor executor);
+
+// The delivery workers of one destination. `concurrency` coroutines on one strand each lease
+// the best due entry, send it, and ack, retry later or dead-letter it. A retryable failure
+// also pauses the whole destination (exponential, or the Retry-After it sent) so a helpdesk
+// that is down or throttling is probed, not hammered; the waiting backlog then leaves in
+// priority order when it recovers.
+//
+// Thread-safety: Wake and Stop from any thread; the rest runs on the strand.
+class Dispatcher {
+ public:
+  Dispatcher(asio::io_context& io, storage::Store& store, config::DestinationOptions options,
+             std::unique_ptr<Sender> sender, Metrics& metrics);
+
+  void Start();
+  void Wake();  // entries may have become due
+  void Stop();  // stop leasing; attempts in flight finish, then the workers end
+  bool stopped() const { return running_.load() == 0; }
+
+ private:
+  asio::awaitable<void> Worker(int index);
+  asio::awaitable<void> Deliver(storage::Lease lease, int index);
+  void SetPaused(bool paused);
+
+  storage::Store& store_;
+  const config::DestinationOptions options_;
+  std::unique_ptr<Sender> sender_;
+  Metrics& metrics_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  std::vector<std::unique_ptr<asio::steady_timer>> timers_;
+  std::atomic<int> running_{0};
+  // Strand-only state.
+  bool stopping_ = false;
+  uint64_t wake_generation_ = 0;
+  int consecutive_failures_ = 0;
+  absl::Time paused_until_ = absl::InfinitePast();
+  absl::BitGen random_;
+};
+
+}  // namespace triage::daemon

@@ -1,0 +1,205 @@
+#include "daemon/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "router/json_writer.h"
+
+namespace triage::daemon {
+
+using asio::as_tuple;
+using asio::use_awaitable;
+
+Response JsonResponse(http::status status, std::string body) {
+  Response response{status, 11};
+  response.set(http::field::content_type, "application/json");
+  response.body() = std::move(body);
+  return response;
+}
+
+Response JsonError(http::status status, absl::string_view message) {
+  std::string body = "{\"error\":";
+  router::AppendJsonString(message, &body);
+  body.push_back('}');
+  return JsonResponse(status, std::move(body));
+}
+
+HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler,
+                       prometheus::Family<prometheus::Counter>& connections)
+    : io_(io),
+      options_(std::move(options)),
+      handler_(std::move(handler)),
+      connections_(connections),
+      acceptor_(asio::make_strand(io)) {}
+
+void HttpServer::Count(const char* outcome) {
+  connections_.Add({{"listener", options_.name}, {"outcome", outcome}}).Increment();
+}
+
+absl::StatusOr<uint16_t> HttpServer::Listen(const std::string& address, uint16_t port) {
+  boost::system::error_code ec;
+  const asio::ip::address ip = asio::ip::make_address(address, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", address));
+  const tcp::endpoint endpoint(ip, port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", address, ":", port, ": ", ec.message()));
+  }
+  return acceptor_.local_endpoint().port();
+}
+
+void HttpServer::Start() {
+  asio::co_spawn(acceptor_.get_executor(), AcceptLoop(), asio::detached);
+}
+
+void HttpServer::StopAccepting() {
+  stopping_ = true;
+  asio::post(acceptor_.get_executor(), [this] {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  std::lock_guard lock(registry_->mu);
+  for (const std::shared_ptr<Session>& session : registry_->sessions) {
+    if (!session->idle) continue;
+    // Runs on the session's strand, where the stream lives; the session may have ended since,
+    // which the registry tells.
+    asio::post(session->stream->get_executor(), [registry = registry_,
+                                                  weak = std::weak_ptr<Session>(session)] {
+      std::lock_guard inner(registry->mu);
+      if (auto s = weak.lock(); s && s->stream != nullptr && s->idle) s->stream->cancel();
+    });
+  }
+}
+
+asio::awaitable<void> HttpServer::AcceptLoop() {
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(io_), as_tuple(use_awaitable));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping_) co_return;
+      spdlog::warn("event=accept_failed listener={} error=\"{}\"", options_.name, ec.message());
+      continue;
+    }
+    if (active_.load() >= options_.max_connections) {
+      Count("rejected_limit");
+      boost::system::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    Count("accepted");
+    ++active_;
+    auto executor = socket.get_executor();
+    asio::co_spawn(executor, Serve(std::move(socket)), [this](std::exception_ptr e) {
+      --active_;
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          spdlog::error("event=connection_failed listener={} error=\"{}\"", options_.name, ex.what());
+        }
+      }
+    });
+  }
+}
+
+asio::awaitable<void> HttpServer::Reject(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                         http::status status, absl::string_view message,
+                                         const char* outcome) {
+  Count(outcome);
+  Response response = JsonError(status, message);
+  response.keep_alive(false);
+  response.prepare_payload();
+  stream.expires_after(ToChrono(options_.read_timeout));
+  co_await http::async_write(stream, response, as_tuple(use_awaitable));
+  // Half-close, then drain briefly so the client reads the answer instead of a reset caused by
+  // the body it is still sending.
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(std::chrono::seconds(1));
+  for (size_t drained = 0; drained < (4u << 20);) {
+    buffer.clear();
+    auto [ec, n] = co_await stream.async_read_some(buffer.prepare(64 * 1024), as_tuple(use_awaitable));
+    if (ec) break;
+    drained += n;
+  }
+}
+
+asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  auto session = std::make_shared<Session>();
+  session->stream = &stream;
+  std::list<std::shared_ptr<Session>>::iterator registered;
+  {
+    std::lock_guard lock(registry_->mu);
+    registered = registry_->sessions.insert(registry_->sessions.end(), session);
+  }
+  struct Unregister {
+    std::shared_ptr<Registry> registry;
+    std::list<std::shared_ptr<Session>>::iterator it;
+    ~Unregister() {
+      std::lock_guard lock(registry->mu);
+      (*it)->stream = nullptr;
+      registry->sessions.erase(it);
+    }
+  } unregister{registry_, registered};
+
+  beast::flat_buffer buffer;
+  while (!stopping_) {
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(options_.max_body_bytes);
+    parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+
+    session->idle = true;
+    stream.expires_after(ToChrono(buffer.size() > 0 ? options_.read_timeout : options_.idle_timeout));
+    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
+    session->idle = false;
+    if (!ec && !parser.is_done()) {
+      stream.expires_after(ToChrono(options_.read_timeout));
+      if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> proceed{http::status::continue_, 11};
+        std::tie(ec, n) = co_await http::async_write(stream, proceed, as_tuple(use_awaitable));
+      }
+      if (!ec) std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
+    }
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        co_await Reject(stream, buffer, http::status::payload_too_large,
+                        absl::StrCat("body larger than ", options_.max_body_bytes, " bytes"),
+                        "body_too_large");
+      } else if (ec == http::error::header_limit) {
+        co_await Reject(stream, buffer, http::status::request_header_fields_too_large,
+                        absl::StrCat("headers larger than ", options_.max_header_bytes, " bytes"),
+                        "header_too_large");
+      } else if (ec == beast::error::timeout) {
+        if (parser.got_some()) {
+          co_await Reject(stream, buffer, http::status::request_timeout,
+                          "request not received in time", "timeout");
+        } else {
+          Count("idle_closed");
+        }
+      } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+                 ec != http::error::end_of_stream && ec != http::error::partial_message) {
+        co_await Reject(stream, buffer, http::status::bad_request, "malformed HTTP request",
+                        "bad_request");
+      }
+      break;  // end of stream, reset, cancelled at shutdown: nothing to answer
+    }
+
+    Request request = parser.release();
+    stream.expires_never();
+    Response response = co_await handler_(request);
+    response.version(request.version());
+    response.keep_alive(request.keep_alive() && !stopping_);
+    response.prepare_payload();
+    stream.expires_after(ToChrono(options_.read_timeout));
+    auto [write_ec, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
+    if (write_ec || !response.keep_alive()) break;
+  }
+  boost::system::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+}  // namespace triage::daemon

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "config/config.h"
+#include "daemon/http.h"
+#include "daemon/metrics.h"
+#include "router/router.h"
+#include "storage/store.h"
+
+namespace triage::daemon {
+
+// Everything ingest decides with, built from one config and swapped whole on reload.
+struct Pipeline {
+  explicit Pipeline(const config::Config& config);
+
+  std::vector<config::SourceOptions> sources;
+  router::PayloadLimits limits;
+  router::Triager triager;
+  absl::flat_hash_map<std::string, std::vector<std::string>> team_destinations;
+};
+
+// The one mapping from a status code to the HTTP status a network sees at ingress.
+http::status IngressStatus(const absl::Status& status);
+
+// Serves POST /webhooks/<source>: verify the signature on the raw bytes, parse, score and
+// route every message, store the whole request durably (group commit), and only then answer
+// 200. Any failure answers with nothing stored. Thread-safe: one instance serves all
+// connections.
+class Ingest {
+ public:
+  Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, Metrics& metrics);
+
+  asio::awaitable<Response> Handle(Request& request);
+
+ private:
+  asio::awaitable<Response> HandleSource(const Pipeline& pipeline,
+                                         const config::SourceOptions& source, Request& request);
+  Response Answer(absl::string_view source, const absl::Status& status);
+
+  std::atomic<std::shared_ptr<const Pipeline>> pipeline_;
+  storage::Store& store_;
+  Metrics& metrics_;
+};
+
+}  // namespace triage::daemon

@@ -1,0 +1,90 @@
+// triaged: receives social-network webhooks, triages them and delivers them to helpdesks.
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/config.h"
+#include "daemon/app.h"
+
+namespace {
+
+constexpr char kUsage[] =
+    "usage: triaged [--config FILE] [--ports-file FILE]   run (default: the embedded config)\n"
+    "       triaged --check-config FILE                   validate a config and exit\n"
+    "       triaged --print-default-config                print the embedded config\n"
+    "       triaged --version\n";
+
+absl::StatusOr<triage::config::Config> Load(const std::string& path) {
+  if (path.empty()) {
+    return triage::config::LoadConfigString(triage::config::DefaultConfigYaml(), "<embedded default>");
+  }
+  return triage::config::LoadConfigFile(path);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path, ports_file, check_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "triaged: %s needs a value\n%s", arg.c_str(), kUsage);
+        std::exit(2);
+      }
+      *out = argv[++i];
+    };
+    if (arg == "--config") {
+      value(&config_path);
+    } else if (arg == "--ports-file") {
+      value(&ports_file);
+    } else if (arg == "--check-config") {
+      value(&check_path);
+    } else if (arg == "--print-default-config") {
+      std::cout << triage::config::DefaultConfigYaml();
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("triaged %s\n", TRIAGED_VERSION);
+      return 0;
+    } else if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else {
+      std::fprintf(stderr, "triaged: unknown argument %s\n%s", arg.c_str(), kUsage);
+      return 2;
+    }
+  }
+
+  if (!check_path.empty()) {
+    const auto config = triage::config::LoadConfigFile(check_path);
+    if (!config.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+      return 1;
+    }
+    std::printf("%s: ok\n", check_path.c_str());
+    return 0;
+  }
+
+  auto config = Load(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
+    return 1;
+  }
+  // One line per event on stderr; journald adds the time and keeps them.
+  auto logger = spdlog::stderr_logger_mt("triaged");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  if (config_path.empty()) spdlog::warn("event=default_config note=\"running on the embedded default config\"");
+
+  triage::daemon::App app(*std::move(config), {ports_file});
+  if (const absl::Status started = app.Start(); !started.ok()) {
+    spdlog::critical("event=start_failed error=\"{}\"", std::string(started.message()));
+    return 1;
+  }
+  return app.Run();
+}

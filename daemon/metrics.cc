@@ -1,0 +1,81 @@
+#include "daemon/metrics.h"
+
+#include <prometheus/text_serializer.h>
+
+#include "router/message.h"
+
+namespace triage::daemon {
+Metrics::Metrics()
+    : registry(std::make_shared<prometheus::Registry>()),
+      ingest_requests(prometheus::BuildCounter()
+                          .Name("triage_ingest_requests_total")
+                          .Help("Webhook requests answered, by source and HTTP status")
+                          .Register(*registry)),
+      ingest_bytes(prometheus::BuildCounter()
+                       .Name("triage_ingest_received_bytes_total")
+                       .Help("Webhook body bytes received, by source")
+                       .Register(*registry)),
+      ingest_messages(prometheus::BuildCounter()
+                          .Name("triage_ingest_messages_total")
+                          .Help("Messages in accepted webhooks, by source and outcome "
+                                "(stored, duplicate)")
+                          .Register(*registry)),
+      ingest_latency(prometheus::BuildHistogram()
+                         .Name("triage_ingest_request_duration_seconds")
+                         .Help("Time from a whole request read to its answer, durable write "
+                               "included, by source")
+                         .Register(*registry)),
+      routed(prometheus::BuildCounter()
+                 .Name("triage_router_messages_routed_total")
+                 .Help("Stored messages by owner team, level and the rule that chose the team")
+                 .Register(*registry)),
+      http_connections(prometheus::BuildCounter()
+                           .Name("triage_http_connections_total")
+                           .Help("Connections by listener and outcome (accepted, rejected_limit)")
+                           .Register(*registry)),
+      queue_entries(prometheus::BuildGauge()
+                        .Name("triage_storage_queue_entries")
+                        .Help("Entries waiting or in flight, by destination, team and level")
+                        .Register(*registry)),
+      dead_letters(prometheus::BuildGauge()
+                       .Name("triage_storage_dead_letters")
+                       .Help("Entries in the dead-letter set")
+                       .Register(*registry)),
+      delivery_attempts(prometheus::BuildCounter()
+                            .Name("triage_delivery_attempts_total")
+                            .Help("Delivery attempts by destination and outcome (delivered, "
+                                  "retry, dead_letter)")
+                            .Register(*registry)),
+      delivery_latency(prometheus::BuildHistogram()
+                           .Name("triage_delivery_latency_seconds")
+                           .Help("Time from enqueue to a successful delivery, by destination")
+                           .Register(*registry)),
+      attempt_latency(prometheus::BuildHistogram()
+                          .Name("triage_delivery_attempt_duration_seconds")
+                          .Help("Duration of one delivery attempt, by destination")
+                          .Register(*registry)),
+      destination_paused(prometheus::BuildGauge()
+                             .Name("triage_delivery_destination_paused")
+                             .Help("1 while a destination is paused after failures or a "
+                                   "Retry-After, by destination")
+                             .Register(*registry)) {}
+
+std::string Metrics::Render(storage::Store& store) {
+  for (const storage::QueueDepth& depth : store.Depths()) {
+    queue_entries
+        .Add({{"destination", depth.destination},
+              {"team", depth.team},
+              {"level", std::string(router::LevelName(depth.level))}})
+        .Set(static_cast<double>(depth.entries));
+  }
+  dead_letters.Add({}).Set(static_cast<double>(store.DeadLetterCount()));
+  return prometheus::TextSerializer().Serialize(registry->Collect());
+}
+
+const prometheus::Histogram::BucketBoundaries& Buckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return kBuckets;
+}
+
+}  // namespace triage::daemon

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "storage/store.h"
+
+namespace triage::daemon {
+
+// Every metric of the daemon, declared once with its help text. Labels come only from bounded
+// sets: configured source, team and destination names, HTTP status codes, fixed outcome words.
+// prometheus-cpp metrics are thread-safe; the families are created at start-up and never
+// change, so this struct is shared read-only by all threads.
+struct Metrics {
+  Metrics();
+
+  // Renders the registry in the Prometheus text format, refreshing the queue gauges from
+  // `store` first.
+  std::string Render(storage::Store& store);
+
+  std::shared_ptr<prometheus::Registry> registry;
+  prometheus::Family<prometheus::Counter>& ingest_requests;   // source, status
+  prometheus::Family<prometheus::Counter>& ingest_bytes;      // source
+  prometheus::Family<prometheus::Counter>& ingest_messages;   // source, outcome
+  prometheus::Family<prometheus::Histogram>& ingest_latency;  // source
+  prometheus::Family<prometheus::Counter>& routed;            // team, level, rule
+  prometheus::Family<prometheus::Counter>& http_connections;  // listener, outcome
+  prometheus::Family<prometheus::Gauge>& queue_entries;       // destination, team, level
+  prometheus::Family<prometheus::Gauge>& dead_letters;
+  prometheus::Family<prometheus::Counter>& delivery_attempts;   // destination, outcome
+  prometheus::Family<prometheus::Histogram>& delivery_latency;  // destination: enqueue to 2xx
+  prometheus::Family<prometheus::Histogram>& attempt_latency;   // destination: one attempt
+  prometheus::Family<prometheus::Gauge>& destination_paused;    // destination
+};
+
+// Histogram buckets for every latency metric, in seconds (0.5 ms to 10 s).
+const prometheus::Histogram::BucketBoundaries& Buckets();
+
+}  // namespace triage::daemon
