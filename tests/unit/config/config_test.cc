@@ -1,0 +1,157 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "tests/test_util.h"
+
+namespace triage::config {
+namespace {
+
+constexpr char kMinimal[] = R"(sources:
+  generic: {type: generic, secret: s3cret}
+teams:
+  support: {destinations: [out]}
+  billing: {destinations: [out]}
+routing:
+  default_team: support
+  rules:
+    - name: billing
+      when: {categories_any: [billing], levels: [urgent, high]}
+      team: billing
+destinations:
+  out: {type: file, path: /tmp/out.jsonl}
+)";
+
+std::string Errors(absl::string_view yaml) {
+  const auto config = LoadConfigString(yaml, "test.yaml");
+  return config.ok() ? "" : std::string(config.status().message());
+}
+
+TEST(ConfigTest, EmbeddedDefaultLoads) {
+  const auto config = LoadConfigString(DefaultConfigYaml(), "default.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->server.listen.port, 8080);
+  EXPECT_EQ(config->server.max_body_bytes, 1u << 20);
+  EXPECT_EQ(config->storage.dedup_window, absl::Hours(24 * 8));
+  EXPECT_EQ(config->routing.default_team, "support");
+  ASSERT_EQ(config->destinations.size(), 1u);
+  EXPECT_EQ(config->destinations[0].type, DestinationType::kFile);
+  EXPECT_FALSE(config->scoring.categories.empty());
+}
+
+TEST(ConfigTest, MinimalConfigGetsDefaultsAndTheDefaultLexicon) {
+  const auto config = LoadConfigString(kMinimal, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sources[0].secret, "s3cret");
+  EXPECT_EQ(config->sources[0].signature_header, "X-Triage-Signature");
+  EXPECT_EQ(config->server.io_threads, 2);
+  EXPECT_EQ(config->scoring.levels[0].sla, absl::Minutes(15));
+  EXPECT_FALSE(config->scoring.categories.empty());
+  ASSERT_EQ(config->routing.rules.size(), 1u);
+  EXPECT_EQ(config->routing.rules[0].levels,
+            (std::vector<router::Level>{router::Level::kUrgent, router::Level::kHigh}));
+}
+
+TEST(ConfigTest, UnknownKeysAreErrorsWithTheirPosition) {
+  const std::string yaml = std::string(kMinimal) + "servr:\n  listen: 127.0.0.1:1\n";
+  EXPECT_EQ(Errors(yaml).substr(0, 25), "test.yaml:14:1: servr: un");
+}
+
+TEST(ConfigTest, EveryErrorIsReportedWithLineColumnAndPath) {
+  const std::string yaml = R"(server:
+  io_threads: many
+  max_body_bytes: 12 parsecs
+  read_timeout: soon
+sources:
+  generic: {type: generic}
+teams:
+  support: {destinations: [nowhere]}
+routing:
+  default_team: sales
+  rules:
+    - name: r1
+      team: legal
+destinations:
+  out: {type: ftp}
+)";
+  const std::string errors = Errors(yaml);
+  for (const char* expected : {
+           "test.yaml:2:15: server.io_threads: must be an integer",
+           "test.yaml:3:19: server.max_body_bytes: must be a size",
+           "test.yaml:4:17: server.read_timeout: must be a duration",
+           "test.yaml:6:12: sources.generic.secret: is required",
+           "test.yaml:8:28: teams.support.destinations: unknown destination 'nowhere'",
+           "test.yaml:10:17: routing.default_team: unknown team 'sales'",
+           "test.yaml:13:13: routing.rules[0].team: unknown team 'legal'",
+           "test.yaml:15:15: destinations.out.type: unknown destination type",
+       }) {
+    EXPECT_NE(errors.find(expected), std::string::npos) << expected << "\n--- got:\n" << errors;
+  }
+}
+
+TEST(ConfigTest, BoundsAreChecked) {
+  std::string yaml = std::string(kMinimal) + "server: {io_threads: 0, max_connections: 5}\n";
+  EXPECT_NE(Errors(yaml).find("server.io_threads: must be between 1 and 64"), std::string::npos);
+  yaml = std::string(kMinimal) + "scoring: {urgency_weight: 0.5}\n";
+  EXPECT_NE(Errors(yaml).find("weights must sum to 1"), std::string::npos);
+}
+
+TEST(ConfigTest, SecretsComeFromEnvironmentOrFile) {
+  testing::TempDir dir;
+  const std::string file = dir.path() + "/secret";
+  std::ofstream(file) << "from-file\n";
+  ::setenv("TRIAGED_TEST_SECRET", "from-env", 1);
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {env: TRIAGED_TEST_SECRET}");
+  auto config = LoadConfigString(yaml, "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sources[0].secret, "from-env");
+
+  yaml = kMinimal;
+  yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {file: " + file + "}");
+  config = LoadConfigString(yaml, "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sources[0].secret, "from-file");
+
+  yaml = kMinimal;
+  yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {env: TRIAGED_TEST_NOT_SET}");
+  EXPECT_NE(Errors(yaml).find("environment variable TRIAGED_TEST_NOT_SET is not set"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, WebhookDestinationsNeedAUrlAndAStandardWebhooksSecret) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("out: {type: file, path: /tmp/out.jsonl}"), 40,
+               "out: {type: webhook, url: ftp://x, secret: whsec_short}");
+  const std::string errors = Errors(yaml);
+  EXPECT_NE(errors.find("destinations.out.url: must start with http:// or https://"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("destinations.out.secret: must be whsec_"), std::string::npos) << errors;
+}
+
+TEST(ConfigTest, YamlSyntaxErrorsHaveAPosition) {
+  EXPECT_EQ(Errors("sources: [unclosed\n").substr(0, 12), "test.yaml:2:");
+}
+
+TEST(ConfigTest, MissingFileIsReported) {
+  const auto config = LoadConfigFile("/nonexistent/triaged.yaml");
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(DurationTest, ParsesUnitsIncludingDays) {
+  absl::Duration d;
+  ASSERT_TRUE(ParseDurationText("250ms", &d));
+  EXPECT_EQ(d, absl::Milliseconds(250));
+  ASSERT_TRUE(ParseDurationText("8d", &d));
+  EXPECT_EQ(d, absl::Hours(192));
+  ASSERT_TRUE(ParseDurationText("1h30m", &d));
+  EXPECT_EQ(d, absl::Minutes(90));
+  EXPECT_FALSE(ParseDurationText("10", &d));
+  EXPECT_FALSE(ParseDurationText("-1s", &d));
+  EXPECT_FALSE(ParseDurationText("xd", &d));
+}
+
+}  // namespace
+}  // namespace triage::config

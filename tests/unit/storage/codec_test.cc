@@ -1,0 +1,67 @@
+#include "storage/codec.h"
+
+#include <gtest/gtest.h>
+
+namespace triage::storage {
+namespace {
+
+TEST(CodecTest, QueueKeysSortByDestinationThenLevelThenSequence) {
+  const std::vector<std::string> ordered = {
+      QueueKey("a", router::Level::kUrgent, 9), QueueKey("a", router::Level::kUrgent, 10),
+      QueueKey("a", router::Level::kUrgent, 256), QueueKey("a", router::Level::kHigh, 1),
+      QueueKey("a", router::Level::kLow, 0), QueueKey("ab", router::Level::kUrgent, 0),
+      QueueKey("b", router::Level::kUrgent, 0),
+  };
+  for (size_t i = 1; i < ordered.size(); ++i) EXPECT_LT(ordered[i - 1], ordered[i]) << i;
+}
+
+TEST(CodecTest, QueueKeysRoundTrip) {
+  const std::string key = QueueKey("zendesk-eu", router::Level::kHigh, 0x0102030405060708);
+  const auto decoded = DecodeQueueKey(key);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->destination, "zendesk-eu");
+  EXPECT_EQ(decoded->level, router::Level::kHigh);
+  EXPECT_EQ(decoded->seq, 0x0102030405060708u);
+  EXPECT_FALSE(DecodeQueueKey("short").has_value());
+  std::string bad_level = key;
+  bad_level[bad_level.size() - 9] = 7;
+  EXPECT_FALSE(DecodeQueueKey(bad_level).has_value());
+}
+
+TEST(CodecTest, EntriesRoundTripAndTruncationIsDetected) {
+  QueueEntry e;
+  e.message_key = MessageKey("generic", "id-1");
+  e.team = "billing";
+  e.owner = false;
+  e.level = router::Level::kUrgent;
+  e.attempts = 3;
+  e.enqueued_unix_ms = 1772532131005;
+  e.next_attempt_unix_ms = 1772532139999;
+  e.last_error = "HTTP 503";
+  e.ticket_json = R"({"x":1})";
+  const std::string encoded = EncodeEntry(e);
+  const auto decoded = DecodeEntry(encoded);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->message_key, e.message_key);
+  EXPECT_EQ(decoded->team, "billing");
+  EXPECT_FALSE(decoded->owner);
+  EXPECT_EQ(decoded->level, router::Level::kUrgent);
+  EXPECT_EQ(decoded->attempts, 3u);
+  EXPECT_EQ(decoded->enqueued_unix_ms, e.enqueued_unix_ms);
+  EXPECT_EQ(decoded->next_attempt_unix_ms, e.next_attempt_unix_ms);
+  EXPECT_EQ(decoded->last_error, "HTTP 503");
+  EXPECT_EQ(decoded->ticket_json, e.ticket_json);
+  for (size_t cut = 0; cut < encoded.size(); ++cut) {
+    EXPECT_FALSE(DecodeEntry(encoded.substr(0, cut)).has_value()) << cut;
+  }
+  EXPECT_FALSE(DecodeEntry(encoded + "x").has_value());
+}
+
+TEST(CodecTest, MessageRecordsLeadWithTheirTime) {
+  const std::string record = EncodeMessageRecord(1772532131005, "{}");
+  EXPECT_EQ(MessageRecordTime(record), 1772532131005);
+  EXPECT_FALSE(MessageRecordTime("1234567").has_value());
+}
+
+}  // namespace
+}  // namespace triage::storage

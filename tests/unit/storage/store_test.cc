@@ -1,0 +1,289 @@
+#include "storage/store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
+#include "tests/test_util.h"
+
+namespace triage::storage {
+namespace {
+
+using router::Level;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
+
+NewMessage Msg(const std::string& id, Level level, std::vector<std::string> destinations = {"d"}) {
+  NewMessage m;
+  m.key = MessageKey("src", id);
+  m.ticket_json = "{\"id\":\"" + id + "\"}";
+  m.level = level;
+  for (const std::string& d : destinations) m.deliveries.push_back({d, "support", true});
+  return m;
+}
+
+// Submits and waits for the writer's answer.
+IngestResult SubmitSync(Store& store, std::vector<NewMessage> messages, absl::Time at = kT0) {
+  std::promise<IngestResult> done;
+  store.Submit(std::move(messages), at, [&](IngestResult r) { done.set_value(std::move(r)); });
+  return done.get_future().get();
+}
+
+std::unique_ptr<Store> OpenStore(const std::string& path, absl::Time now = kT0,
+                                 StoreOptions options = StoreOptions()) {
+  options.path = path;
+  auto store = Store::Open(options, now);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
+std::vector<std::string> DrainIds(Store& store, const std::string& destination, absl::Time now) {
+  std::vector<std::string> ids;
+  while (auto lease = store.LeaseNext(destination, now)) {
+    ids.push_back(lease->entry.message_key.substr(4));
+    EXPECT_TRUE(store.Ack(*lease).ok());
+  }
+  return ids;
+}
+
+TEST(StoreTest, LeasesByLevelThenArrival) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("low1", Level::kLow), Msg("norm1", Level::kNormal)}).status.ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("urg1", Level::kUrgent), Msg("low2", Level::kLow)}).status.ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("urg2", Level::kUrgent), Msg("high1", Level::kHigh)}).status.ok());
+  EXPECT_EQ(store->QueuedEntries(), 6);
+  EXPECT_EQ(DrainIds(*store, "d", kT0),
+            (std::vector<std::string>{"urg1", "urg2", "high1", "norm1", "low1", "low2"}));
+  EXPECT_EQ(store->QueuedEntries(), 0);
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
+  EXPECT_FALSE(store->LeaseNext("unknown", kT0).has_value());
+}
+
+TEST(StoreTest, OneEntryPerDestinationAndDepthsByTeamAndLevel) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  NewMessage m = Msg("m", Level::kHigh, {"zendesk", "slack"});
+  m.deliveries.push_back({"slack", "pr", false});
+  ASSERT_TRUE(SubmitSync(*store, {m}).status.ok());
+  EXPECT_EQ(store->QueuedEntries(), 3);
+  int64_t slack = 0;
+  for (const QueueDepth& d : store->Depths()) {
+    if (d.destination == "slack") slack += d.entries;
+    EXPECT_EQ(d.level, Level::kHigh);
+  }
+  EXPECT_EQ(slack, 2);
+  const auto lease = store->LeaseNext("zendesk", kT0);
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->entry.ticket_json, "{\"id\":\"m\"}");
+  EXPECT_TRUE(lease->entry.owner);
+}
+
+TEST(StoreTest, DuplicatesWithinTheWindowAddNothing) {
+  testing::TempDir dir;
+  StoreOptions options;
+  options.dedup_window = absl::Hours(1);
+  auto store = OpenStore(dir.path(), kT0, options);
+  IngestResult first = SubmitSync(*store, {Msg("a", Level::kLow), Msg("b", Level::kLow)});
+  EXPECT_EQ(first.stored, 2);
+  // Same request again, plus a message repeated inside one request.
+  IngestResult again = SubmitSync(*store, {Msg("a", Level::kLow), Msg("c", Level::kLow),
+                                           Msg("c", Level::kLow)});
+  EXPECT_TRUE(again.status.ok());
+  EXPECT_EQ(again.stored, 1);
+  EXPECT_EQ(again.duplicates, 2);
+  EXPECT_EQ(again.duplicate, (std::vector<bool>{true, false, true}));
+  EXPECT_EQ(store->QueuedEntries(), 3);
+  // Past the window the same key is a new message again.
+  IngestResult later = SubmitSync(*store, {Msg("a", Level::kLow)}, kT0 + absl::Hours(2));
+  EXPECT_EQ(later.stored, 1);
+  EXPECT_EQ(store->QueuedEntries(), 4);
+}
+
+TEST(StoreTest, ConcurrentRequestsAreAllCommitted) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  constexpr int kThreads = 8, kPerThread = 200;
+  std::atomic<int> stored{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const IngestResult r = SubmitSync(*store, {Msg(std::to_string(t) + "-" + std::to_string(i), Level::kNormal)});
+        stored += r.stored;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(stored.load(), kThreads * kPerThread);
+  EXPECT_EQ(store->QueuedEntries(), kThreads * kPerThread);
+}
+
+TEST(StoreTest, RestartReturnsLeasedEntriesAndKeepsOrder) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {Msg("n", Level::kNormal), Msg("u", Level::kUrgent),
+                                    Msg("l", Level::kLow)}).status.ok());
+    auto lease = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(lease.has_value());
+    EXPECT_EQ(lease->entry.message_key, MessageKey("src", "u"));
+    // Closed without ack: as after a crash, the lease is gone, the entry is not.
+  }
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(store->QueuedEntries(), 3);
+  EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"u", "n", "l"}));
+  // Sequence numbers continue after the restart: new entries sort after old ones.
+  ASSERT_TRUE(SubmitSync(*store, {Msg("l2", Level::kLow)}).status.ok());
+  EXPECT_TRUE(store->GetMessage(MessageKey("src", "l2")).ok());
+}
+
+TEST(StoreTest, EntriesInBackOffDoNotBlockTheOthers) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("u", Level::kUrgent), Msg("l", Level::kLow)}).status.ok());
+  auto urgent = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(urgent.has_value());
+  ASSERT_TRUE(store->RetryLater(*urgent, kT0 + absl::Seconds(30), "HTTP 503").ok());
+  auto next = store->LeaseNext("d", kT0 + absl::Seconds(1));
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->entry.message_key, MessageKey("src", "l"));
+  ASSERT_TRUE(store->Ack(*next).ok());
+  EXPECT_FALSE(store->LeaseNext("d", kT0 + absl::Seconds(29)).has_value());
+  EXPECT_EQ(store->NextDue("d"), kT0 + absl::Seconds(30));
+  auto retried = store->LeaseNext("d", kT0 + absl::Seconds(30));
+  ASSERT_TRUE(retried.has_value());
+  EXPECT_EQ(retried->entry.attempts, 1u);
+  EXPECT_EQ(retried->entry.last_error, "HTTP 503");
+}
+
+TEST(StoreTest, BackOffSurvivesRestart) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {Msg("u", Level::kUrgent)}).status.ok());
+    auto lease = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(store->RetryLater(*lease, kT0 + absl::Minutes(5), "timeout").ok());
+  }
+  auto store = OpenStore(dir.path(), kT0 + absl::Minutes(1));
+  EXPECT_FALSE(store->LeaseNext("d", kT0 + absl::Minutes(1)).has_value());
+  auto lease = store->LeaseNext("d", kT0 + absl::Minutes(5));
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->entry.attempts, 1u);
+}
+
+TEST(StoreTest, DeadLettersLeaveTheQueueDurably) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {Msg("x", Level::kHigh)}).status.ok());
+    auto lease = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(store->DeadLetter(*lease, "HTTP 422: invalid").ok());
+    EXPECT_EQ(store->QueuedEntries(), 0);
+    EXPECT_EQ(store->DeadLetterCount(), 1);
+  }
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(store->QueuedEntries(), 0);
+  EXPECT_EQ(store->DeadLetterCount(), 1);
+}
+
+TEST(StoreTest, ReleaseReturnsAnEntryAsItWas) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kLow)}).status.ok());
+  auto lease = store->LeaseNext("d", kT0);
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
+  store->Release(*lease);
+  auto again = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->entry.attempts, 0u);
+}
+
+TEST(StoreTest, OldEntriesAgeAheadOfFreshUrgentOnes) {
+  testing::TempDir dir;
+  StoreOptions options;
+  options.aging_step = absl::Minutes(10);
+  auto store = OpenStore(dir.path(), kT0, options);
+  ASSERT_TRUE(SubmitSync(*store, {Msg("old-low", Level::kLow)}, kT0).status.ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("fresh-urgent", Level::kUrgent)}, kT0 + absl::Minutes(40)).status.ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("fresh-high", Level::kHigh)}, kT0 + absl::Minutes(40)).status.ok());
+  // After 40 minutes (4 steps) the low entry ranks as urgent and is older than both.
+  EXPECT_EQ(DrainIds(*store, "d", kT0 + absl::Minutes(40)),
+            (std::vector<std::string>{"old-low", "fresh-urgent", "fresh-high"}));
+}
+
+TEST(StoreTest, FullQueueRefusesNewRequests) {
+  testing::TempDir dir;
+  StoreOptions options;
+  options.max_queued_entries = 2;
+  auto store = OpenStore(dir.path(), kT0, options);
+  EXPECT_TRUE(SubmitSync(*store, {Msg("a", Level::kLow), Msg("b", Level::kLow)}).status.ok());
+  const IngestResult refused = SubmitSync(*store, {Msg("c", Level::kLow)});
+  EXPECT_EQ(refused.status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(store->GetMessage(MessageKey("src", "c")).status().code(), absl::StatusCode::kNotFound);
+}
+
+// A file system whose writes start failing on demand, as a full or broken disk would.
+class FailingFileSystem : public rocksdb::FileSystemWrapper {
+ public:
+  explicit FailingFileSystem(std::shared_ptr<rocksdb::FileSystem> target)
+      : FileSystemWrapper(std::move(target)) {}
+  const char* Name() const override { return "FailingFileSystem"; }
+
+  class File : public rocksdb::FSWritableFileOwnerWrapper {
+   public:
+    File(std::unique_ptr<rocksdb::FSWritableFile> file, std::atomic<bool>* fail)
+        : FSWritableFileOwnerWrapper(std::move(file)), fail_(fail) {}
+    rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
+                             rocksdb::IODebugContext* dbg) override {
+      if (*fail_) return rocksdb::IOStatus::IOError("injected write failure");
+      return FSWritableFileOwnerWrapper::Append(data, options, dbg);
+    }
+    rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+      if (*fail_) return rocksdb::IOStatus::IOError("injected sync failure");
+      return FSWritableFileOwnerWrapper::Sync(options, dbg);
+    }
+
+   private:
+    std::atomic<bool>* fail_;
+  };
+
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
+                                    rocksdb::IODebugContext* dbg) override {
+    std::unique_ptr<rocksdb::FSWritableFile> file;
+    rocksdb::IOStatus s = target()->NewWritableFile(name, options, &file, dbg);
+    if (s.ok()) *result = std::make_unique<File>(std::move(file), &fail);
+    return s;
+  }
+
+  std::atomic<bool> fail{false};
+};
+
+TEST(StoreTest, StorageFailureIsReportedAndNothingIsHalfStored) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  {
+    StoreOptions options;
+    options.env = env.get();
+    auto store = OpenStore(dir.path(), kT0, options);
+    ASSERT_TRUE(SubmitSync(*store, {Msg("before", Level::kLow)}).status.ok());
+    fs->fail = true;
+    const IngestResult failed = SubmitSync(*store, {Msg("x", Level::kUrgent), Msg("y", Level::kLow)});
+    EXPECT_EQ(failed.status.code(), absl::StatusCode::kUnavailable) << failed.status;
+    EXPECT_EQ(store->QueuedEntries(), 1);
+  }
+  fs->fail = false;
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(store->QueuedEntries(), 1);
+  EXPECT_EQ(store->GetMessage(MessageKey("src", "x")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetMessage(MessageKey("src", "y")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"before"}));
+}
+
+}  // namespace
+}  // namespace triage::storage
