@@ -2,7 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <tuple>
 #include <fstream>
 #include <sstream>
 
@@ -32,10 +34,20 @@ class Loader {
 
   void Error(const YAML::Node& node, absl::string_view path, absl::string_view message) {
     const YAML::Mark mark = node.Mark();
-    errors_.push_back(absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ",
-                                   path.empty() ? "(top)" : path, ": ", message));
+    errors_.push_back({mark.line, mark.column,
+                       absl::StrCat(file_, ":", mark.line + 1, ":", mark.column + 1, ": ",
+                                    path.empty() ? "(top)" : path, ": ", message)});
   }
-  const std::vector<std::string>& errors() const { return errors_; }
+  bool ok() const { return errors_.empty(); }
+  // Every error, one per line, in file order.
+  std::string Report() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    std::vector<std::string> lines;
+    for (const auto& e : errors_) lines.push_back(e.text);
+    return absl::StrJoin(lines, "\n");
+  }
 
   bool Map(const YAML::Node& node, absl::string_view path) {
     if (node.IsMap()) return true;
@@ -217,8 +229,13 @@ class Loader {
   }
 
  private:
+  struct Located {
+    int line;
+    int column;
+    std::string text;
+  };
   std::string file_;
-  std::vector<std::string> errors_;
+  std::vector<Located> errors_;
 };
 
 void LoadServer(Loader& l, const YAML::Node& node, ServerOptions* s) {
@@ -469,7 +486,7 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
 absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::ScorerOptions* lexicon) {
   Config config;
   if (lexicon != nullptr) config.scoring.categories = lexicon->categories;
-  if (!l.Map(root, "")) return absl::InvalidArgumentError(absl::StrJoin(l.errors(), "\n"));
+  if (!l.Map(root, "")) return absl::InvalidArgumentError(l.Report());
   l.Keys(root, "",
          {"log_level", "server", "admin", "storage", "sources", "scoring", "teams", "routing",
           "destinations"});
@@ -508,7 +525,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
   }
   if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, &config.routing);
   if (config.sources.empty() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
-  if (!l.errors().empty()) return absl::InvalidArgumentError(absl::StrJoin(l.errors(), "\n"));
+  if (!l.ok()) return absl::InvalidArgumentError(l.Report());
   return config;
 }
 

@@ -1,0 +1,232 @@
+#include "tests/integration/harness.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "daemon/crypto.h"
+
+namespace triage::testing {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+HttpResult HttpCall(uint16_t port, const std::string& method, const std::string& target,
+                    const std::string& body, const std::map<std::string, std::string>& headers) {
+  HttpResult result;
+  asio::io_context io;
+  beast::tcp_stream stream(io);
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(30));
+  stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
+  if (ec) return result;
+  http::request<http::string_body> request{http::string_to_verb(method), target, 11};
+  request.set(http::field::host, "127.0.0.1");
+  for (const auto& [name, value] : headers) request.set(name, value);
+  request.body() = body;
+  request.prepare_payload();
+  http::write(stream, request, ec);
+  if (ec) return result;
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 << 20);
+  http::read(stream, buffer, parser, ec);
+  if (ec) return result;
+  const auto& response = parser.get();
+  result.status = static_cast<int>(response.result_int());
+  result.body = response.body();
+  for (const auto& field : response) {
+    result.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
+  }
+  return result;
+}
+
+FakeHelpdesk::FakeHelpdesk() : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  port_ = acceptor_.local_endpoint().port();
+  accept_thread_ = std::thread([this] {
+    for (;;) {
+      beast::error_code ec;
+      tcp::socket socket(io_);
+      acceptor_.accept(socket, ec);
+      std::lock_guard lock(mu_);
+      if (ec || stopping_) return;
+      connections_.emplace_back([this, s = std::move(socket)]() mutable { Serve(std::move(s)); });
+    }
+  });
+}
+
+FakeHelpdesk::~FakeHelpdesk() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (tcp::socket* socket : sockets_) {
+      beast::error_code ignored;
+      socket->shutdown(tcp::socket::shutdown_both, ignored);
+    }
+  }
+  beast::error_code ignored;
+  // Wake the blocking accept with a connection of our own.
+  tcp::socket poke(io_);
+  poke.connect(acceptor_.local_endpoint(), ignored);
+  accept_thread_.join();
+  acceptor_.close(ignored);
+  for (std::thread& t : connections_) t.join();
+}
+
+void FakeHelpdesk::Answer(int status, std::string retry_after) {
+  std::lock_guard lock(mu_);
+  status_ = status;
+  retry_after_ = std::move(retry_after);
+}
+
+std::vector<FakeHelpdesk::Received> FakeHelpdesk::received() {
+  std::lock_guard lock(mu_);
+  return received_;
+}
+
+bool FakeHelpdesk::WaitUntil(const std::function<bool(const std::vector<Received>&)>& done,
+                             absl::Duration timeout) {
+  std::unique_lock lock(mu_);
+  return changed_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] { return done(received_); });
+}
+
+void FakeHelpdesk::Serve(tcp::socket socket) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    sockets_.push_back(&socket);
+  }
+  beast::flat_buffer buffer;
+  for (;;) {
+    http::request<http::string_body> request;
+    beast::error_code ec;
+    http::read(socket, buffer, request, ec);
+    if (ec) break;
+    http::response<http::string_body> response;
+    {
+      std::lock_guard lock(mu_);
+      Received r;
+      r.answered = status_;
+      r.body = request.body();
+      for (const auto& field : request) {
+        r.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
+      }
+      received_.push_back(std::move(r));
+      response.result(status_);
+      if (!retry_after_.empty()) response.set(http::field::retry_after, retry_after_);
+      response.body() = status_ < 300 ? R"({"ok":true})" : R"({"error":"unavailable"})";
+    }
+    changed_.notify_all();
+    response.version(11);
+    response.keep_alive(request.keep_alive());
+    response.prepare_payload();
+    http::write(socket, response, ec);
+    if (ec || !request.keep_alive()) break;
+  }
+  std::lock_guard lock(mu_);
+  std::erase(sockets_, &socket);
+}
+
+Daemon::Daemon(std::string dir, std::string config_yaml) : dir_(std::move(dir)) {
+  std::ofstream(dir_ + "/config.yaml") << config_yaml;
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) Stop(SIGKILL);
+}
+
+void Daemon::Start() {
+  const std::string ports = dir_ + "/ports.json";
+  ::unlink(ports.c_str());
+  const std::string config = dir_ + "/config.yaml";
+  const std::string log = dir_ + "/daemon.log";
+  pid_ = ::fork();
+  ASSERT_GE(pid_, 0);
+  if (pid_ == 0) {
+    FILE* out = std::freopen(log.c_str(), "a", stderr);
+    (void)out;
+    ::execl(TRIAGED_BINARY, "triaged", "--config", config.c_str(), "--ports-file", ports.c_str(),
+            static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  // The daemon writes the file once both listeners are bound: wait for it (or its death).
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  std::string content;
+  while (absl::Now() < deadline) {
+    std::ifstream in(ports);
+    if (in && std::getline(in, content) && !content.empty()) break;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL() << "triaged exited at start:\n" << Log();
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_FALSE(content.empty()) << "no ports file; log:\n" << Log();
+  // {"ingest":P,"admin":Q}
+  const size_t i = content.find("\"ingest\":"), a = content.find("\"admin\":");
+  int ingest = 0, admin = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(content.substr(i + 9, content.find(',', i) - i - 9), &ingest));
+  ASSERT_TRUE(absl::SimpleAtoi(content.substr(a + 8, content.find('}', a) - a - 8), &admin));
+  ingest_port_ = static_cast<uint16_t>(ingest);
+  admin_port_ = static_cast<uint16_t>(admin);
+}
+
+int Daemon::Stop(int signal) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, signal);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+std::string Daemon::Log() const {
+  std::ifstream in(dir_ + "/daemon.log");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+HttpResult Daemon::PostSigned(const std::string& body, const std::string& secret,
+                              const std::string& source) {
+  const std::string signature =
+      "sha256=" + absl::BytesToHexString(daemon::HmacSha256(secret, body));
+  return HttpCall(ingest_port_, "POST", "/webhooks/" + source, body,
+                  {{"X-Triage-Signature", signature}, {"Content-Type", "application/json"}});
+}
+
+double Daemon::Metric(const std::string& series) {
+  const HttpResult metrics = HttpCall(admin_port_, "GET", "/metrics");
+  std::istringstream lines(metrics.body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(series + " ", 0) == 0) {
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
+    }
+  }
+  return -1;
+}
+
+std::string MessageJson(const std::string& id, const std::string& text, const std::string& author) {
+  return absl::StrCat(R"({"id":")", id, R"(","platform":"x","text":")", text,
+                      R"(","created_at":"2026-11-23T10:00:00Z","author":{"id":")", author,
+                      R"(","handle":"h","followers":10}})");
+}
+
+}  // namespace triage::testing

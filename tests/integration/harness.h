@@ -1,0 +1,97 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+
+#include "absl/time/time.h"
+
+namespace triage::testing {
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lower-case names
+};
+
+// One request on a fresh loopback connection; status 0 when the connection failed.
+HttpResult HttpCall(uint16_t port, const std::string& method, const std::string& target,
+                    const std::string& body = "",
+                    const std::map<std::string, std::string>& headers = {});
+
+// A helpdesk on loopback that speaks HTTP/1.1 with keep-alive, answers with the status it is
+// told to (and Retry-After), and records every request it received, in order.
+class FakeHelpdesk {
+ public:
+  struct Received {
+    int answered = 0;
+    std::map<std::string, std::string> headers;  // lower-case names
+    std::string body;
+  };
+
+  FakeHelpdesk();
+  ~FakeHelpdesk();
+
+  uint16_t port() const { return port_; }
+  void Answer(int status, std::string retry_after = "");
+  std::vector<Received> received();
+  // Waits until `done(received)` holds or the timeout passes; returns whether it held.
+  bool WaitUntil(const std::function<bool(const std::vector<Received>&)>& done,
+                 absl::Duration timeout = absl::Seconds(30));
+
+ private:
+  void Serve(boost::asio::ip::tcp::socket socket);
+
+  boost::asio::io_context io_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::condition_variable changed_;
+  int status_ = 200;
+  std::string retry_after_;
+  std::vector<Received> received_;
+  std::vector<std::thread> connections_;
+  std::vector<boost::asio::ip::tcp::socket*> sockets_;
+  bool stopping_ = false;
+};
+
+// The real triaged binary, started on a config in `dir` with port 0 listeners.
+class Daemon {
+ public:
+  Daemon(std::string dir, std::string config_yaml);
+  ~Daemon();
+
+  void Start();              // returns once the ports file appears (ASSERTs otherwise)
+  int Stop(int signal);      // sends `signal`, waits, returns the exit code (or 128+signal)
+  bool running() const { return pid_ > 0; }
+  uint16_t ingest_port() const { return ingest_port_; }
+  uint16_t admin_port() const { return admin_port_; }
+  std::string Log() const;
+
+  // A signed POST to /webhooks/<source> with the HMAC-SHA256 hex header of the generic source.
+  HttpResult PostSigned(const std::string& body, const std::string& secret,
+                        const std::string& source = "generic");
+  // The value of one metric line from /metrics, e.g. Metric("triage_x{a=\"b\"}"); -1 if absent.
+  double Metric(const std::string& series);
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+  uint16_t ingest_port_ = 0;
+  uint16_t admin_port_ = 0;
+};
+
+// A generic-source message as JSON.
+std::string MessageJson(const std::string& id, const std::string& text,
+                        const std::string& author = "author-1");
+
+}  // namespace triage::testing
