@@ -1,0 +1,90 @@
+// Microbenchmarks of the pure ingest work per message: parse, score and route, serialise.
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "config/config.h"
+#include "router/generic_source.h"
+#include "router/router.h"
+#include "router/ticket_json.h"
+
+namespace {
+
+const char* const kTexts[] = {
+    "@AcmeSupport my order #A-4471 never arrived and nobody answers the phone. This is the third "
+    "time I am asking, please help before I cancel my subscription and write about it.",
+    "@AcmeSupport your app has been down for two hours, is there an outage?",
+    "Hi, I was charged twice for invoice 88-1203. Can you refund one of them?",
+    "Love the new update, thanks team! The dark mode is brilliant.",
+    "How much is the enterprise plan? Looking for a demo for 40 seats.",
+    "The heater you sold me caught fire last night. This is dangerous. I am talking to a lawyer.",
+    "Still waiting for a reply about my cancelled subscription, really disappointed #fail",
+    "can't log in since this morning, password reset mail never comes. Account locked out?",
+};
+
+std::vector<triage::router::Message> Messages(int n) {
+  absl::BitGen random(std::seed_seq{42});
+  std::vector<triage::router::Message> out;
+  for (int i = 0; i < n; ++i) {
+    triage::router::Message m;
+    m.source = "generic";
+    m.id = absl::StrCat("msg-", i);
+    m.platform = "x";
+    m.text = kTexts[i % std::size(kTexts)];
+    m.author.id = absl::StrCat(absl::Uniform(random, 1, 1'000'000));
+    m.author.followers = absl::LogUniform<int64_t>(random, 0, 5'000'000);
+    m.author.verified = i % 17 == 0;
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+const triage::config::Config& DefaultConfig() {
+  static const auto config =
+      triage::config::LoadConfigString(triage::config::DefaultConfigYaml(), "default");
+  return *config;
+}
+
+void BM_ScoreAndRoute(benchmark::State& state) {
+  const auto& config = DefaultConfig();
+  const triage::router::Triager triager(config.scoring, config.routing);
+  const auto messages = Messages(10'000);
+  size_t i = 0;
+  for (auto _ : state) {
+    auto routed = triager.Triage(messages[i++ % messages.size()], absl::UnixEpoch());
+    benchmark::DoNotOptimize(routed);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ScoreAndRoute);
+
+void BM_ParseGenericPayload(benchmark::State& state) {
+  const std::string body =
+      R"({"id":"1900000000000000123","platform":"x","text":"@AcmeSupport my order never arrived and nobody answers","created_at":"2026-03-03T10:02:11Z","author":{"id":"2000000000000000002","handle":"dana_example","name":"Dana Example","followers":48210,"verified":false},"conversation_id":"1900000000000000123","url":"https://x.com/dana_example/status/1900000000000000123"})";
+  for (auto _ : state) {
+    auto messages = triage::router::ParseGenericPayload(body, "generic", {});
+    benchmark::DoNotOptimize(messages);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(body.size()));
+}
+BENCHMARK(BM_ParseGenericPayload);
+
+void BM_TicketJson(benchmark::State& state) {
+  const auto& config = DefaultConfig();
+  const triage::router::Triager triager(config.scoring, config.routing);
+  const auto routed = triager.Triage(Messages(1)[0], absl::UnixEpoch());
+  for (auto _ : state) {
+    auto json = triage::router::TicketJson(routed);
+    benchmark::DoNotOptimize(json);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TicketJson);
+
+}  // namespace
+
+BENCHMARK_MAIN();
