@@ -267,23 +267,95 @@ void LoadStorage(Loader& l, const YAML::Node& node, StorageOptions* s) {
   l.Duration(node, "aging_step", path, &s->aging_step, absl::Seconds(1), absl::Hours(24 * 30));
 }
 
-void LoadSources(Loader& l, const YAML::Node& node, std::vector<SourceOptions>* sources) {
+void LoadKnownAuthors(Loader& l, const YAML::Node& node, const std::string& path,
+                      std::vector<router::KnownAuthor>* out) {
+  const auto list = l.Get(node, "known_authors", path, false);
+  if (!list) return;
+  const std::string here = Child(path, "known_authors");
+  if (!list->IsSequence()) {
+    l.Error(*list, here, "must be a list of {id or handle, followers, verified, note}");
+    return;
+  }
+  int index = 0;
+  for (const YAML::Node& item : *list) {
+    const std::string item_path = absl::StrCat(here, "[", index++, "]");
+    if (!l.Map(item, item_path)) continue;
+    l.Keys(item, item_path, {"id", "handle", "followers", "verified", "note"});
+    router::KnownAuthor author;
+    l.String(item, "id", item_path, &author.id);
+    l.String(item, "handle", item_path, &author.handle);
+    int64_t followers = -1;
+    l.Integer(item, "followers", item_path, &followers, 0, int64_t{1} << 40);
+    if (followers >= 0) author.followers = followers;
+    std::string verified;
+    l.String(item, "verified", item_path, &verified);
+    if (!verified.empty() && verified != "true" && verified != "false") {
+      l.Error(item["verified"], Child(item_path, "verified"), "must be true or false");
+    }
+    author.verified = verified == "true";
+    l.String(item, "note", item_path, &author.note);
+    if (author.id.empty() && author.handle.empty()) l.Error(item, item_path, "needs an id or a handle");
+    out->push_back(std::move(author));
+  }
+}
+
+void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits& limits,
+                 std::vector<SourceOptions>* sources) {
   if (!l.Map(node, "sources")) return;
   for (const auto& item : node) {
     const std::string name = item.first.Scalar();
     const std::string path = Child("sources", name);
     const YAML::Node& body = item.second;
     if (!l.Map(body, path)) continue;
-    l.Keys(body, path, {"type", "secret", "signature_header"});
     SourceOptions source;
     source.name = name;
+    for (const char c : name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+        l.Error(item.first, path, "source names use letters, digits, - and _ (they are URL paths)");
+        break;
+      }
+    }
     std::string type;
     l.String(body, "type", path, &type, true);
-    if (!type.empty() && type != "generic") {
-      l.Error(body["type"], Child(path, "type"), "unknown source type (known: generic)");
+    int default_reach = -1;
+    l.Integer(body, "default_reach", path, &default_reach, 0, 100);
+    if (default_reach >= 0) source.parse.default_reach = default_reach;
+    LoadKnownAuthors(l, body, path, &source.parse.known_authors);
+    if (type == "generic") {
+      source.type = router::SourceKind::kGeneric;
+      l.Keys(body, path, {"type", "secret", "signature_header", "known_authors", "default_reach"});
+      l.Secret(body, "secret", path, &source.secret, true);
+      l.String(body, "signature_header", path, &source.signature_header);
+    } else if (type == "x") {
+      source.type = router::SourceKind::kX;
+      l.Keys(body, path,
+             {"type", "consumer_secret", "oauth2_client_secret", "crc_secret", "brand_user_ids",
+              "known_authors", "default_reach"});
+      l.Secret(body, "consumer_secret", path, &source.secret, true);
+      l.Secret(body, "oauth2_client_secret", path, &source.oauth2_client_secret, false);
+      std::string crc = "consumer_secret";
+      l.String(body, "crc_secret", path, &crc);
+      if (crc != "consumer_secret" && crc != "oauth2_client_secret") {
+        l.Error(body["crc_secret"], Child(path, "crc_secret"),
+                "must be consumer_secret or oauth2_client_secret");
+      }
+      source.crc_with_oauth2 = crc == "oauth2_client_secret";
+      if (source.crc_with_oauth2 && source.oauth2_client_secret.empty()) {
+        l.Error(body, Child(path, "oauth2_client_secret"), "is required when crc_secret names it");
+      }
+      l.StringList(body, "brand_user_ids", path, &source.parse.brand_ids);
+    } else if (type == "meta") {
+      source.type = router::SourceKind::kMeta;
+      l.Keys(body, path,
+             {"type", "app_secret", "verify_token", "brand_ids", "known_authors", "default_reach"});
+      l.Secret(body, "app_secret", path, &source.secret, true);
+      l.Secret(body, "verify_token", path, &source.verify_token, true);
+      l.StringList(body, "brand_ids", path, &source.parse.brand_ids);
+    } else if (!type.empty()) {
+      l.Error(body["type"], Child(path, "type"), "unknown source type (known: generic, x, meta)");
     }
-    l.Secret(body, "secret", path, &source.secret, true);
-    l.String(body, "signature_header", path, &source.signature_header);
+    source.parse.source = name;
+    source.parse.limits = limits;
     sources->push_back(std::move(source));
   }
 }
@@ -501,7 +573,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
     l.Listen(*n, "listen", "admin", &config.admin.listen);
   }
   if (auto n = l.Get(root, "storage", "", false)) LoadStorage(l, *n, &config.storage);
-  if (auto n = l.Get(root, "sources", "", true)) LoadSources(l, *n, &config.sources);
+  if (auto n = l.Get(root, "sources", "", true)) LoadSources(l, *n, config.server.payload, &config.sources);
   if (auto n = l.Get(root, "scoring", "", false)) {
     LoadScoring(l, *n, &config.scoring);
   } else if (auto s = config.scoring.Validate(); !s.ok()) {

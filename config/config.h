@@ -12,6 +12,7 @@
 #include "router/generic_source.h"
 #include "router/router.h"
 #include "router/scorer.h"
+#include "router/source.h"
 
 namespace triage::config {
 
@@ -43,13 +44,17 @@ struct StorageOptions {
   absl::Duration aging_step = absl::Minutes(30);
 };
 
-enum class SourceType { kGeneric };
-
 struct SourceOptions {
-  std::string name;  // served at POST /webhooks/<name>
-  SourceType type = SourceType::kGeneric;
-  std::string secret;  // HMAC-SHA256 key, resolved from value, env or file
-  std::string signature_header = "X-Triage-Signature";
+  std::string name;  // served at /webhooks/<name>
+  router::SourceKind type = router::SourceKind::kGeneric;
+  // The HMAC-SHA256 key of request signatures: generic `secret`, X `consumer_secret`, Meta
+  // `app_secret`. Resolved from value, env or file.
+  std::string secret;
+  std::string signature_header = "X-Triage-Signature";  // generic only
+  std::string oauth2_client_secret;  // X: verifies X-Twitter-Webhooks-Signature-OAuth2
+  bool crc_with_oauth2 = false;      // X: answer the CRC with the OAuth 2.0 client secret
+  std::string verify_token;          // Meta: the GET handshake's hub.verify_token
+  router::ParseContext parse;        // brand ids, known authors, default reach, limits
 };
 
 enum class DestinationType { kFile, kWebhook };

@@ -2,20 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "daemon/async.h"
 #include "daemon/crypto.h"
-#include "router/generic_source.h"
 #include "router/ticket_json.h"
 
 namespace triage::daemon {
 
 Pipeline::Pipeline(const config::Config& config)
-    : sources(config.sources),
-      limits(config.server.payload),
-      triager(config.scoring, config.routing) {
+    : sources(config.sources), triager(config.scoring, config.routing) {
   for (const config::TeamOptions& team : config.teams) {
     team_destinations[team.name] = team.destinations;
   }
@@ -27,6 +27,7 @@ http::status IngressStatus(const absl::Status& status) {
     case absl::StatusCode::kInvalidArgument: return http::status::bad_request;
     case absl::StatusCode::kUnauthenticated: return http::status::unauthorized;
     case absl::StatusCode::kNotFound: return http::status::not_found;
+    case absl::StatusCode::kPermissionDenied: return http::status::forbidden;
     case absl::StatusCode::kFailedPrecondition: return http::status::method_not_allowed;
     case absl::StatusCode::kResourceExhausted:  // queue full or writer saturated: retry later
     case absl::StatusCode::kUnavailable: return http::status::service_unavailable;
@@ -61,27 +62,151 @@ asio::awaitable<Response> Ingest::Handle(Request& request) {
   co_return Answer("unknown", absl::NotFoundError(absl::StrCat("unknown source '", path, "'")));
 }
 
+namespace {
+
+// Decodes %XX and '+' in a query component; nullopt when an escape is malformed.
+std::optional<std::string> UrlDecode(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%') {
+      if (i + 2 >= in.size() || !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+          !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+        return std::nullopt;
+      }
+      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+// The value of query parameter `name` in a request target; nullopt when absent.
+std::optional<std::string> QueryParam(absl::string_view target, absl::string_view name) {
+  const size_t question = target.find('?');
+  if (question == absl::string_view::npos) return std::nullopt;
+  for (absl::string_view pair : absl::StrSplit(target.substr(question + 1), '&')) {
+    const size_t equals = pair.find('=');
+    const std::optional<std::string> key = UrlDecode(pair.substr(0, equals));
+    if (key && *key == name) {
+      return UrlDecode(equals == absl::string_view::npos ? "" : pair.substr(equals + 1));
+    }
+  }
+  return std::nullopt;
+}
+
+// X: "sha256=<base64 HMAC-SHA256>", compared in constant time.
+bool VerifyBase64Signature(absl::string_view secret, absl::string_view body, absl::string_view header) {
+  return !header.empty() && ConstantTimeEquals(
+      absl::StrCat("sha256=", absl::Base64Escape(HmacSha256(secret, body))),
+      absl::StripAsciiWhitespace(header));
+}
+
+absl::string_view Header(const Request& request, absl::string_view name) {
+  const auto it = request.find(beast::string_view(name.data(), name.size()));
+  return it == request.end() ? absl::string_view() : ToAbsl(it->value());
+}
+
+}  // namespace
+
+Response Ingest::Handshake(const config::SourceOptions& source, const Request& request) {
+  const absl::string_view target = ToAbsl(request.target());
+  switch (source.type) {
+    case router::SourceKind::kX: {
+      const std::optional<std::string> token = QueryParam(target, "crc_token");
+      if (!token || token->empty()) {
+        return Answer(source.name, absl::InvalidArgumentError("missing crc_token"));
+      }
+      const std::string& key = source.crc_with_oauth2 ? source.oauth2_client_secret : source.secret;
+      metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
+      return JsonResponse(http::status::ok,
+                          absl::StrCat("{\"response_token\":\"sha256=",
+                                       absl::Base64Escape(HmacSha256(key, *token)), "\"}"));
+    }
+    case router::SourceKind::kMeta: {
+      const std::optional<std::string> mode = QueryParam(target, "hub.mode");
+      const std::optional<std::string> token = QueryParam(target, "hub.verify_token");
+      const std::optional<std::string> challenge = QueryParam(target, "hub.challenge");
+      if (!mode || *mode != "subscribe" || !token || !challenge ||
+          !ConstantTimeEquals(*token, source.verify_token)) {
+        metrics_.signature_failures.Add({{"source", source.name}}).Increment();
+        return Answer(source.name, absl::PermissionDeniedError("verification refused"));
+      }
+      metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
+      Response response{http::status::ok, 11};
+      response.set(http::field::content_type, "text/plain");
+      response.body() = *challenge;
+      return response;
+    }
+    case router::SourceKind::kGeneric:
+      break;
+  }
+  Response response = Answer(source.name, absl::FailedPreconditionError("use POST"));
+  response.set(http::field::allow, "POST");
+  return response;
+}
+
+bool Ingest::SignatureValid(const config::SourceOptions& source, const Request& request) {
+  const std::string& body = request.body();
+  switch (source.type) {
+    case router::SourceKind::kX: {
+      // During X's migration both headers may come; the OAuth2 one is checked when we can.
+      const absl::string_view oauth2 = Header(request, "x-twitter-webhooks-signature-oauth2");
+      if (!oauth2.empty() && !source.oauth2_client_secret.empty()) {
+        return VerifyBase64Signature(source.oauth2_client_secret, body, oauth2);
+      }
+      return VerifyBase64Signature(source.secret, body, Header(request, "x-twitter-webhooks-signature"));
+    }
+    case router::SourceKind::kMeta: {
+      const absl::string_view header = Header(request, "x-hub-signature-256");
+      return absl::StartsWith(header, "sha256=") && VerifyHexHmacSha256(source.secret, body, header);
+    }
+    case router::SourceKind::kGeneric:
+      break;
+  }
+  return VerifyHexHmacSha256(source.secret, body, Header(request, source.signature_header));
+}
+
+void Ingest::CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed) {
+  for (const auto& [kind, count] : parsed.events) {
+    metrics_.ingest_events.Add({{"source", source.name}, {"kind", kind}}).Increment(count);
+  }
+  for (const auto& [reason, count] : parsed.ignored) {
+    metrics_.ingest_ignored.Add({{"source", source.name}, {"reason", reason}}).Increment(count);
+  }
+}
+
 asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
                                                const config::SourceOptions& source,
                                                Request& request) {
   const absl::Time received_at = absl::Now();
+  if (request.method() == http::verb::get) co_return Handshake(source, request);
   if (request.method() != http::verb::post) {
     Response response = Answer(source.name, absl::FailedPreconditionError("use POST"));
-    response.set(http::field::allow, "POST");
+    response.set(http::field::allow, "GET, POST");
     co_return response;
   }
   metrics_.ingest_bytes.Add({{"source", source.name}}).Increment(static_cast<double>(request.body().size()));
 
-  const auto signature = request.find(source.signature_header);
-  if (signature == request.end() ||
-      !VerifyHexHmacSha256(source.secret, request.body(), ToAbsl(signature->value()))) {
-    co_return Answer(source.name, absl::UnauthenticatedError(absl::StrCat(
-                                      "missing or wrong signature in ", source.signature_header)));
+  if (!SignatureValid(source, request)) {
+    metrics_.signature_failures.Add({{"source", source.name}}).Increment();
+    co_return Answer(source.name, absl::UnauthenticatedError("missing or wrong signature"));
   }
 
-  absl::StatusOr<std::vector<router::Message>> messages =
-      router::ParseGenericPayload(request.body(), source.name, pipeline.limits);
-  if (!messages.ok()) co_return Answer(source.name, messages.status());
+  absl::StatusOr<router::ParseResult> parsed =
+      router::ParsePayload(source.type, request.body(), source.parse);
+  if (!parsed.ok()) co_return Answer(source.name, parsed.status());
+  CountEvents(source, *parsed);
+  std::vector<router::Message>* messages = &parsed->messages;
+  if (messages->empty()) {
+    // Nothing to route (likes, receipts, the brand's own posts): acknowledged at once.
+    metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
+    co_return JsonResponse(http::status::ok, R"({"accepted":0,"duplicates":0})");
+  }
 
   std::vector<storage::NewMessage> batch;
   batch.reserve(messages->size());
@@ -91,7 +216,7 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
   std::vector<Routed> routed;
   routed.reserve(messages->size());
   for (router::Message& message : *messages) {
-    std::string key = storage::MessageKey(message.source, message.id);
+    std::string key = storage::MessageKey(message.source, message.dedup_id());
     const router::RoutedMessage r = pipeline.triager.Triage(std::move(message), received_at);
     storage::NewMessage& out = batch.emplace_back();
     out.key = std::move(key);

@@ -11,6 +11,7 @@
 #include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "router/router.h"
+#include "router/source.h"
 #include "storage/store.h"
 
 namespace triage::daemon {
@@ -20,7 +21,6 @@ struct Pipeline {
   explicit Pipeline(const config::Config& config);
 
   std::vector<config::SourceOptions> sources;
-  router::PayloadLimits limits;
   router::Triager triager;
   absl::flat_hash_map<std::string, std::vector<std::string>> team_destinations;
 };
@@ -28,10 +28,12 @@ struct Pipeline {
 // The one mapping from a status code to the HTTP status a network sees at ingress.
 http::status IngressStatus(const absl::Status& status);
 
-// Serves POST /webhooks/<source>: verify the signature on the raw bytes, parse, score and
-// route every message, store the whole request durably (group commit), and only then answer
-// 200. Any failure answers with nothing stored. Thread-safe: one instance serves all
-// connections.
+// Serves /webhooks/<source>. POST: verify the signature on the raw bytes (generic: hex HMAC in
+// the configured header; X: base64 HMAC in X-Twitter-Webhooks-Signature[-OAuth2]; Meta: hex
+// HMAC in X-Hub-Signature-256), parse every event, score and route every customer message,
+// store the whole request durably (group commit), and only then answer 200. Any failure
+// answers with nothing stored. GET: the X CRC and the Meta handshake. Thread-safe: one
+// instance serves all connections.
 class Ingest {
  public:
   Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, Metrics& metrics);
@@ -41,6 +43,10 @@ class Ingest {
  private:
   asio::awaitable<Response> HandleSource(const Pipeline& pipeline,
                                          const config::SourceOptions& source, Request& request);
+  // GET: the X CRC and the Meta verification handshake.
+  Response Handshake(const config::SourceOptions& source, const Request& request);
+  bool SignatureValid(const config::SourceOptions& source, const Request& request);
+  void CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed);
   Response Answer(absl::string_view source, const absl::Status& status);
 
   std::atomic<std::shared_ptr<const Pipeline>> pipeline_;

@@ -25,6 +25,21 @@ Metrics::Metrics()
                          .Help("Time from a whole request read to its answer, durable write "
                                "included, by source")
                          .Register(*registry)),
+      ingest_events(prometheus::BuildCounter()
+                        .Name("triage_ingest_events_total")
+                        .Help("Platform events received, by source and kind (mention, reply, "
+                              "direct_message, favorite, status, ...)")
+                        .Register(*registry)),
+      ingest_ignored(prometheus::BuildCounter()
+                         .Name("triage_ingest_events_ignored_total")
+                         .Help("Events not routed, by source and reason (own_account, "
+                               "not_a_message, no_content, unsupported)")
+                         .Register(*registry)),
+      signature_failures(prometheus::BuildCounter()
+                             .Name("triage_ingest_signature_failures_total")
+                             .Help("Requests refused for a missing or wrong signature or verify "
+                                   "token, by source")
+                             .Register(*registry)),
       routed(prometheus::BuildCounter()
                  .Name("triage_router_messages_routed_total")
                  .Help("Stored messages by owner team, level and the rule that chose the team")

@@ -29,6 +29,9 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& ingest_bytes;      // source
   prometheus::Family<prometheus::Counter>& ingest_messages;   // source, outcome
   prometheus::Family<prometheus::Histogram>& ingest_latency;  // source
+  prometheus::Family<prometheus::Counter>& ingest_events;      // source, kind
+  prometheus::Family<prometheus::Counter>& ingest_ignored;     // source, reason
+  prometheus::Family<prometheus::Counter>& signature_failures;  // source
   prometheus::Family<prometheus::Counter>& routed;            // team, level, rule
   prometheus::Family<prometheus::Counter>& http_connections;  // listener, outcome
   prometheus::Family<prometheus::Gauge>& queue_entries;       // destination, team, level

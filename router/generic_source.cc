@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include "absl/strings/str_cat.h"
+#include "router/json_util.h"
 
 namespace triage::router {
 namespace {
@@ -112,22 +113,8 @@ absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
   // One parser per thread: simdjson reuses its buffers between documents, so the steady state
   // allocates nothing for parsing. The parser holds no state that outlives a call.
   thread_local simdjson::dom::parser parser;
-  thread_local size_t parser_depth = 0;
-  if (parser_depth != limits.max_depth) {
-    if (parser.allocate(64 * 1024, limits.max_depth) != simdjson::SUCCESS) {
-      return absl::ResourceExhaustedError("cannot allocate the JSON parser");
-    }
-    parser_depth = limits.max_depth;
-  }
   element root;
-  if (const auto error = parser.parse(body.data(), body.size()).get(root); error) {
-    if (error == simdjson::DEPTH_ERROR) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("JSON nested deeper than ", limits.max_depth, " levels"));
-    }
-    return absl::InvalidArgumentError(
-        absl::StrCat("malformed JSON: ", simdjson::error_message(error)));
-  }
+  if (auto s = json::ParseDocument(parser, body, limits.max_depth, &root); !s.ok()) return s;
 
   std::vector<Message> messages;
   if (root.is_array()) {

@@ -19,19 +19,34 @@ struct Author {
   std::string name;
   std::optional<int64_t> followers;
   bool verified = false;
+  std::string verified_type;  // X v2: "blue", "business", "government"; empty when not given
+  // Set by the source from its configuration, never from the payload: the reach to assume
+  // when the platform gives no follower count, and why an author is known (press, VIP).
+  std::optional<int> assumed_reach;
+  std::string known_as;
 };
 
 // One customer message, normalised from whatever envelope carried it. Plain data: built by a
 // source parser, read by the scorer and the router, serialised by storage.
 struct Message {
   std::string source;    // configured source name, e.g. "generic"
-  std::string id;        // the platform's id for the message; (source, id) is the dedup key
-  std::string platform;  // "x", "facebook", "instagram", "whatsapp", ...
+  std::string id;        // the platform's id for the message
+  // The platform's key for this event when it differs from `id` (an edit of a comment is a
+  // new event on the same comment). (source, event key) is the dedup key.
+  std::string event_key;
+  std::string platform;  // "x", "facebook", "messenger", "instagram", "whatsapp", ...
+  std::string kind;      // "mention", "reply", "quote", "retweet", "post", "comment",
+                         // "direct_message"; empty when the source does not say
+  std::string channel;   // "public" or "private"; empty when the source does not say
+  std::string account_id;  // the brand account it reached (X user, Page, IG account, phone)
   Author author;
   std::string text;
+  std::string language;  // BCP-47 as given ("en", "und"); empty when not given
   absl::Time created_at = absl::InfinitePast();  // InfinitePast when the payload gave none
   std::string conversation_id;
   std::string url;
+
+  const std::string& dedup_id() const { return event_key.empty() ? id : event_key; }
 };
 
 enum class Level { kUrgent = 0, kHigh = 1, kNormal = 2, kLow = 3 };

@@ -113,9 +113,14 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
             std::log10(1.0 + static_cast<double>(options_.followers_cap));
     triage->reasons.push_back(absl::StrCat("followers ", *author.followers, " (band ",
                                            FollowerBand(*author.followers), ")"));
+  } else if (author.assumed_reach) {
+    reach = *author.assumed_reach;
+    triage->reasons.push_back(absl::StrCat(
+        "reach unknown: the platform gives no follower count; source default ", reach));
   } else {
     triage->reasons.push_back("reach unknown: the platform gave no follower count");
   }
+  if (!author.known_as.empty()) triage->reasons.push_back(absl::StrCat("known author: ", author.known_as));
   if (author.verified) {
     reach += options_.verified_points;
     triage->reasons.push_back(absl::StrCat("verified author (+", options_.verified_points, ")"));

@@ -12,6 +12,9 @@ std::string TicketJson(const RoutedMessage& routed) {
   w.Key("source").String(m.source);
   w.Key("id").String(m.id);
   w.Key("platform").String(m.platform);
+  w.Key("kind").String(m.kind);
+  w.Key("channel").String(m.channel);
+  w.Key("account_id").String(m.account_id);
   w.Key("author").BeginObject();
   w.Key("id").String(m.author.id);
   w.Key("handle").String(m.author.handle);
@@ -23,8 +26,10 @@ std::string TicketJson(const RoutedMessage& routed) {
     w.Null();
   }
   w.Key("verified").Bool(m.author.verified);
+  w.Key("verified_type").String(m.author.verified_type);
   w.EndObject();
   w.Key("text").String(m.text);
+  w.Key("language").String(m.language);
   w.Key("created_at").Time(m.created_at);
   w.Key("received_at").Time(routed.received_at);
   w.Key("conversation_id").String(m.conversation_id);
@@ -33,11 +38,12 @@ std::string TicketJson(const RoutedMessage& routed) {
   w.Key("triage").BeginObject();
   w.Key("urgency").Int(t.urgency);
   w.Key("reach");
-  if (t.reach_known || m.author.verified) {
+  if (t.reach_known || m.author.verified || m.author.assumed_reach) {
     w.Int(t.reach);
   } else {
     w.Null();
   }
+  w.Key("reach_known").Bool(t.reach_known);
   w.Key("priority").Int(t.priority);
   w.Key("level").String(LevelName(t.level));
   w.Key("sla_deadline").Time(t.sla_deadline);

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "router/generic_source.h"
+#include "router/message.h"
+
+namespace triage::router {
+
+enum class SourceKind { kGeneric, kX, kMeta };
+
+// An author the brand knows (press, VIP), matched by platform id or handle. Meta payloads
+// carry no follower counts, so this is the only way their reach can be known.
+struct KnownAuthor {
+  std::string id;
+  std::string handle;  // matched case-insensitively, without '@'
+  std::optional<int64_t> followers;
+  bool verified = false;
+  std::string note;  // shown in the reasons: "press", "VIP customer"
+};
+
+// What a source parser needs to know besides the bytes. Built from config, immutable.
+struct ParseContext {
+  std::string source;  // configured source name
+  PayloadLimits limits;
+  // The brand's own accounts (X user ids, Page/IG/phone-number ids): their posts, DMs and
+  // echoes are not customer messages. Envelope fields (for_user_id, entry.id) add to these.
+  std::vector<std::string> brand_ids;
+  std::vector<KnownAuthor> known_authors;
+  std::optional<int> default_reach;  // 0..100, assumed when the platform gives no followers
+};
+
+// One request's worth of events: the customer messages to route, and a count of every event
+// by kind ("mention", "direct_message", "favorite", "delivery", ...) with the reason each
+// ignored one was not routed ("own_account", "not_a_message", "unsupported").
+struct ParseResult {
+  std::vector<Message> messages;
+  std::map<std::string, int> events;
+  std::map<std::string, int> ignored;
+
+  void Ignore(const std::string& kind, const std::string& reason) {
+    ++events[kind];
+    ++ignored[reason];
+  }
+  void Add(Message message) {
+    ++events[message.kind.empty() ? "message" : message.kind];
+    messages.push_back(std::move(message));
+  }
+};
+
+// Parses a request body of the given source kind. Malformed JSON, or an envelope that is not
+// the platform's, is InvalidArgument (400). Events of a known envelope that are not customer
+// messages, or that this version does not understand, are counted in `ignored`, not errors:
+// the body was signed by the platform and a 400 would only make it retry for days.
+absl::StatusOr<ParseResult> ParsePayload(SourceKind kind, absl::string_view body,
+                                         const ParseContext& context);
+
+absl::StatusOr<ParseResult> ParseXPayload(absl::string_view body, const ParseContext& context);
+absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const ParseContext& context);
+
+// Fills followers/verified/known_as from the known authors, and assumed_reach from the
+// default when the follower count is unknown.
+void ApplyAuthorKnowledge(const ParseContext& context, Author* author);
+
+}  // namespace triage::router
