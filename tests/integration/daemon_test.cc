@@ -294,8 +294,7 @@ TEST(DaemonTest, CheckConfigReportsPositionsAndExitsNonZero) {
                        dir.path() + "/bad.yaml:1:1: destinations: is required",
                        dir.path() + "/bad.yaml:1:1: teams: is required",
                        dir.path() + "/bad.yaml:1:1: routing: is required",
-                       dir.path() + "/bad.yaml:2:12: sources.generic.secret: is required",
-                       dir.path() + "/bad.yaml:2:19: sources.generic.type: unknown source type (known: generic)",
+                       dir.path() + "/bad.yaml:2:19: sources.generic.type: unknown source type (known: generic, x, meta)",
                    }));
 }
 
