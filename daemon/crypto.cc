@@ -42,6 +42,15 @@ bool VerifyHexHmacSha256(absl::string_view secret, absl::string_view body,
   return ConstantTimeEquals(HmacSha256(secret, body), given);
 }
 
+std::string XSignature(absl::string_view secret, absl::string_view data) {
+  return absl::StrCat("sha256=", absl::Base64Escape(HmacSha256(secret, data)));
+}
+
+bool VerifyXSignature(absl::string_view secret, absl::string_view body, absl::string_view header) {
+  header = absl::StripAsciiWhitespace(header);
+  return !header.empty() && ConstantTimeEquals(XSignature(secret, body), header);
+}
+
 absl::StatusOr<std::string> StandardWebhooksKey(absl::string_view secret) {
   absl::ConsumePrefix(&secret, "whsec_");
   std::string key;

@@ -21,6 +21,12 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 bool VerifyHexHmacSha256(absl::string_view secret, absl::string_view body,
                          absl::string_view header_value);
 
+// X: "sha256=<base64 HMAC-SHA256(secret, data)>", the form of both the CRC response_token and
+// the X-Twitter-Webhooks-Signature header.
+std::string XSignature(absl::string_view secret, absl::string_view data);
+// Checks an X signature header against the raw body, in constant time.
+bool VerifyXSignature(absl::string_view secret, absl::string_view body, absl::string_view header);
+
 // Standard Webhooks (v1, symmetric): the signing key of a "whsec_<base64>" (or bare base64)
 // secret, and the "v1,<base64>" signature of "{id}.{timestamp}.{body}".
 absl::StatusOr<std::string> StandardWebhooksKey(absl::string_view secret);

@@ -99,13 +99,6 @@ std::optional<std::string> QueryParam(absl::string_view target, absl::string_vie
   return std::nullopt;
 }
 
-// X: "sha256=<base64 HMAC-SHA256>", compared in constant time.
-bool VerifyBase64Signature(absl::string_view secret, absl::string_view body, absl::string_view header) {
-  return !header.empty() && ConstantTimeEquals(
-      absl::StrCat("sha256=", absl::Base64Escape(HmacSha256(secret, body))),
-      absl::StripAsciiWhitespace(header));
-}
-
 absl::string_view Header(const Request& request, absl::string_view name) {
   const auto it = request.find(beast::string_view(name.data(), name.size()));
   return it == request.end() ? absl::string_view() : ToAbsl(it->value());
@@ -124,8 +117,7 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
       const std::string& key = source.crc_with_oauth2 ? source.oauth2_client_secret : source.secret;
       metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
       return JsonResponse(http::status::ok,
-                          absl::StrCat("{\"response_token\":\"sha256=",
-                                       absl::Base64Escape(HmacSha256(key, *token)), "\"}"));
+                          absl::StrCat("{\"response_token\":\"", XSignature(key, *token), "\"}"));
     }
     case router::SourceKind::kMeta: {
       const std::optional<std::string> mode = QueryParam(target, "hub.mode");
@@ -157,9 +149,9 @@ bool Ingest::SignatureValid(const config::SourceOptions& source, const Request& 
       // During X's migration both headers may come; the OAuth2 one is checked when we can.
       const absl::string_view oauth2 = Header(request, "x-twitter-webhooks-signature-oauth2");
       if (!oauth2.empty() && !source.oauth2_client_secret.empty()) {
-        return VerifyBase64Signature(source.oauth2_client_secret, body, oauth2);
+        return VerifyXSignature(source.oauth2_client_secret, body, oauth2);
       }
-      return VerifyBase64Signature(source.secret, body, Header(request, "x-twitter-webhooks-signature"));
+      return VerifyXSignature(source.secret, body, Header(request, "x-twitter-webhooks-signature"));
     }
     case router::SourceKind::kMeta: {
       const absl::string_view header = Header(request, "x-hub-signature-256");

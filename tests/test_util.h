@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace triage::testing {
@@ -22,5 +24,13 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The exact bytes of tests/fixtures/<name> (signatures are computed over them).
+inline std::string ReadFixture(const std::string& name) {
+  std::ifstream in(std::string(TRIAGE_FIXTURES) + "/" + name, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
 
 }  // namespace triage::testing

@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include "absl/strings/escaping.h"
+#include "tests/test_util.h"
 
 namespace triage::daemon {
 namespace {
@@ -69,6 +70,53 @@ TEST(CryptoTest, StandardWebhooksKeyPrefixIsOptionalAndEmptyIsRefused) {
   EXPECT_EQ(with->size(), 24u);
   EXPECT_FALSE(StandardWebhooksKey("").ok());
   EXPECT_FALSE(StandardWebhooksKey("whsec_").ok());
+}
+
+}  // namespace
+}  // namespace triage::daemon
+
+namespace triage::daemon {
+namespace {
+
+// Published by xdevplatform/autohook (test/signature.js) and computed for the shared reference.
+TEST(XSignatureTest, MatchesPublishedAndReferenceVectors) {
+  EXPECT_EQ(XSignature("test", "test=1&other_test=2"), "sha256=25Cu3iwbbiqBTwQRzcKJZwisjf736V2Q8UaTlkfLSoc=");
+  EXPECT_EQ(XSignature("test", R"({"test_number":1,"test_string":"two"})"),
+            "sha256=YWHphPn/JFq43jkF0y4/w8R/SelmLjvpunhVFY8JhlI=");
+  EXPECT_EQ(XSignature("test", "foo"), "sha256=HlU5y5rWhNi1SHftUCyOxuT6JRuDqeVBKWp1yvldR04=");
+  EXPECT_EQ(XSignature("x-test-consumer-secret", "challenge_string"),
+            "sha256=0GIgPlq9JK2TfmSvw5SkBen6/tBjvxWsMWX3BL1UmKY=");
+}
+
+TEST(XSignatureTest, VerifiesFixtureBytesExactly) {
+  const std::string body = testing::ReadFixture("inbound/x_aaa_tweet_create_mention.json");
+  ASSERT_EQ(body.size(), 2961u);
+  const std::string header = "sha256=4T0hCaDMskJtoBqlz3dYgUbr/YWcGAPi302GnOfzgLk=";
+  EXPECT_TRUE(VerifyXSignature("x-test-consumer-secret", body, header));
+  EXPECT_FALSE(VerifyXSignature("x-test-consumer-secret", body.substr(0, body.size() - 1), header));
+  EXPECT_FALSE(VerifyXSignature("other", body, header));
+  EXPECT_FALSE(VerifyXSignature("x-test-consumer-secret", body, ""));
+  EXPECT_FALSE(VerifyXSignature("x-test-consumer-secret", body, "sha256="));
+}
+
+TEST(MetaSignatureTest, VerifiesTheRawEscapedBytesNotADecodedCopy) {
+  const std::string body = testing::ReadFixture("inbound/meta_messenger_text.json");
+  ASSERT_EQ(body.size(), 318u);
+  EXPECT_TRUE(VerifyHexHmacSha256(
+      "meta-test-app-secret", body,
+      "sha256=b0419df7c72153cb3ff30c103d6fb9cdeac7314d036ae08e1bd31187f589b62e"));
+  EXPECT_TRUE(VerifyHexHmacSha256(
+      "meta-test-app-secret", body.substr(0, 317),
+      "sha256=f6185328ba606fe2d001572587bd5325b241d4e8cf42e98eb66e4dd7bbd1ccdb"));
+  EXPECT_TRUE(VerifyHexHmacSha256(
+      "meta-test-app-secret", testing::ReadFixture("inbound/whatsapp_cloud_text.json"),
+      "sha256=0e6deecb364a2499560cf7a1920f14edc81e62a2c0fcfcd67a0f3f117056a797"));
+  // The same text decoded to UTF-8 no longer matches.
+  std::string decoded = body;
+  decoded.replace(decoded.find("\\u00e7"), 6, "\xC3\xA7");
+  EXPECT_FALSE(VerifyHexHmacSha256(
+      "meta-test-app-secret", decoded,
+      "sha256=b0419df7c72153cb3ff30c103d6fb9cdeac7314d036ae08e1bd31187f589b62e"));
 }
 
 }  // namespace

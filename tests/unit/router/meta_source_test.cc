@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include "router/source.h"
+#include "tests/test_util.h"
+
+namespace triage::router {
+namespace {
+
+using testing::ReadFixture;
+
+ParseResult Parse(const std::string& fixture) {
+  ParseContext context;
+  context.source = "meta-acme";
+  auto result = ParseMetaPayload(ReadFixture("inbound/" + fixture), context);
+  EXPECT_TRUE(result.ok()) << fixture << ": " << result.status();
+  return result.ok() ? *std::move(result) : ParseResult();
+}
+
+TEST(MetaSourceTest, PageFeedComment) {
+  const ParseResult r = Parse("meta_page_feed_comment.json");
+  ASSERT_EQ(r.messages.size(), 1u);
+  const Message& m = r.messages[0];
+  EXPECT_EQ(m.platform, "facebook");
+  EXPECT_EQ(m.kind, "comment");
+  EXPECT_EQ(m.channel, "public");
+  EXPECT_EQ(m.id, "700000000000007_800000000000008");
+  EXPECT_EQ(m.account_id, "500000000000001");
+  EXPECT_EQ(m.author.id, "6000000000000006");
+  EXPECT_EQ(m.author.name, "Alex Test");
+  EXPECT_FALSE(m.author.followers.has_value()) << "Meta gives no follower counts";
+  EXPECT_EQ(m.text, "Still no refund after 3 weeks. Very disappointed.");
+  EXPECT_EQ(m.created_at, absl::FromUnixSeconds(1772530995));
+  EXPECT_EQ(m.conversation_id, "500000000000001_700000000000007");
+}
+
+TEST(MetaSourceTest, MessengerTextDecodesEscapedUnicode) {
+  const ParseResult r = Parse("meta_messenger_text.json");
+  ASSERT_EQ(r.messages.size(), 1u);
+  const Message& m = r.messages[0];
+  EXPECT_EQ(m.platform, "messenger");
+  EXPECT_EQ(m.kind, "direct_message");
+  EXPECT_EQ(m.channel, "private");
+  EXPECT_EQ(m.id, "m_TESTMID0000000000000000000000001");
+  EXPECT_EQ(m.text, "Commande jamais re\xC3\xA7ue, tr\xC3\xA8s d\xC3\xA9\xC3\xA7u \xF0\x9F\x98\xA0");
+  EXPECT_EQ(m.created_at, absl::FromUnixMillis(1772531234001));
+  EXPECT_EQ(m.conversation_id, "dm:9000000000000009");
+}
+
+TEST(MetaSourceTest, MixedBatchRoutesCustomersAndCountsTheRest) {
+  const ParseResult r = Parse("meta_batch_mixed.json");
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].kind, "comment");
+  EXPECT_EQ(r.messages[0].author.name, "Jos\xC3\xA9 Mart\xC3\xADnez");
+  EXPECT_EQ(r.messages[0].url, "https://www.facebook.com/500000000000001/posts/700000000000007");
+  EXPECT_EQ(r.messages[1].kind, "direct_message");
+  EXPECT_EQ(r.messages[1].id, "m_TESTMID0000000000000000000000002");
+  EXPECT_EQ(r.ignored.at("own_account"), 2);  // the Page's own comment and the echo
+  EXPECT_EQ(r.ignored.at("not_a_message"), 2);  // the reaction and the read receipt
+  EXPECT_EQ(r.events.at("read"), 1);
+  EXPECT_EQ(r.events.at("reaction"), 1);
+  EXPECT_EQ(r.events.at("echo"), 1);
+}
+
+TEST(MetaSourceTest, InstagramDmAndCommentAndMentionWithoutText) {
+  const ParseResult r = Parse("meta_instagram_dm_and_comment.json");
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0].platform, "instagram");
+  EXPECT_EQ(r.messages[0].kind, "direct_message");
+  EXPECT_EQ(r.messages[0].text, "The serum gave me an allergic reaction, my face is swollen");
+  EXPECT_EQ(r.messages[1].kind, "comment");
+  EXPECT_EQ(r.messages[1].author.handle, "glow_fan");
+  EXPECT_EQ(r.messages[1].conversation_id, "17900000000000003");
+  EXPECT_EQ(r.messages[1].created_at, absl::FromUnixSeconds(1772532001));  // entry.time in s
+  EXPECT_EQ(r.ignored.at("no_content"), 1);
+}
+
+TEST(MetaSourceTest, WhatsAppMessagesStatusesAndUsernames) {
+  const ParseResult r = Parse("whatsapp_cloud_text.json");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].platform, "whatsapp");
+  EXPECT_EQ(r.messages[0].id, "wamid.TEST0000000000000000000000000000000001");
+  EXPECT_EQ(r.messages[0].author.id, "15550002222");
+  EXPECT_EQ(r.messages[0].author.name, "Jordan Placeholder");
+  EXPECT_EQ(r.messages[0].account_id, "110000000000011");
+  EXPECT_EQ(r.messages[0].created_at, absl::FromUnixSeconds(1772531500));
+
+  const ParseResult mixed = Parse("whatsapp_message_and_status.json");
+  ASSERT_EQ(mixed.messages.size(), 2u);
+  EXPECT_EQ(mixed.messages[0].text, "This is what arrived. Broken.");  // image caption
+  EXPECT_EQ(mixed.messages[0].author.name, "Mar\xC3\xAD" "a");
+  EXPECT_EQ(mixed.messages[0].author.handle, "maria.s");
+  // A username user with no phone number: keyed on the business-scoped user id.
+  EXPECT_EQ(mixed.messages[1].author.id, "US.1349000000000002");
+  EXPECT_EQ(mixed.messages[1].author.name, "Neo Username");
+  EXPECT_EQ(mixed.messages[1].conversation_id, "wa:US.1349000000000002");
+  EXPECT_EQ(mixed.events.at("status"), 2);
+  EXPECT_EQ(mixed.events.at("reaction"), 1);
+}
+
+TEST(MetaSourceTest, HostileShapesAreSkippedNotFatal) {
+  const ParseResult r = Parse("meta_hostile_shapes.json");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].text, "[image] [audio]");
+}
+
+TEST(MetaSourceTest, RejectsWhatIsNotAMetaEnvelopeAndOversizedBatches) {
+  ParseContext context;
+  EXPECT_FALSE(ParseMetaPayload(R"({"entry":[]})", context).ok());
+  EXPECT_FALSE(ParseMetaPayload(R"({"object":"page"})", context).ok());
+  context.limits.max_messages = 2;
+  EXPECT_EQ(ParseMetaPayload(ReadFixture("inbound/meta_batch_mixed.json"), context).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(MetaSourceTest, AnEditIsANewEventOnTheSameComment) {
+  ParseContext context;
+  const auto edited = ParseMetaPayload(
+      R"({"object":"page","entry":[{"id":"1","time":1,"changes":[{"field":"feed","value":{"from":{"id":"2"},"item":"comment","verb":"edited","comment_id":"c1","post_id":"p1","message":"edited text","created_time":1772531000}}]}]})",
+      context);
+  ASSERT_TRUE(edited.ok());
+  ASSERT_EQ(edited->messages.size(), 1u);
+  EXPECT_EQ(edited->messages[0].id, "c1");
+  EXPECT_EQ(edited->messages[0].dedup_id(), "c1/edited/1772531000");
+}
+
+}  // namespace
+}  // namespace triage::router
