@@ -16,6 +16,7 @@ packages=(
   libhyperscan-dev
   libsystemd-dev
   libspdlog-dev libfmt-dev
+  clang libclang-rt-14-dev
   curl python3
 )
 

@@ -508,6 +508,15 @@ int64_t Store::QueuedEntries() {
   return queued_;
 }
 
+absl::Status Store::Compact() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    if (auto s = ToAbsl(db_->CompactRange(options, handle, nullptr, nullptr)); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> Store::GetMessage(absl::string_view key) {
   std::string value;
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), messages_cf_, rocksdb::Slice(key.data(), key.size()), &value);

@@ -131,6 +131,9 @@ class Store {
   int64_t DeadLetterCount();
   int64_t QueuedEntries();
 
+  // Compacts every column family now (maintenance; also how tests see expiry happen).
+  absl::Status Compact();
+
   // Test and admin helper: the stored ticket JSON of a message, NotFound if none.
   absl::StatusOr<std::string> GetMessage(absl::string_view key);
 

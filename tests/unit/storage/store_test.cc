@@ -103,6 +103,30 @@ TEST(StoreTest, DuplicatesWithinTheWindowAddNothing) {
   EXPECT_EQ(store->QueuedEntries(), 4);
 }
 
+// An Env whose clock stands still at kT0: the dedup expiry filter reads the Env's clock.
+class FixedClockEnv : public rocksdb::EnvWrapper {
+ public:
+  FixedClockEnv() : EnvWrapper(rocksdb::Env::Default()) {}
+  const char* Name() const override { return "FixedClockEnv"; }
+  uint64_t NowMicros() override { return static_cast<uint64_t>(absl::ToUnixMicros(kT0)); }
+};
+
+TEST(StoreTest, CompactionDropsDedupRecordsPastTheWindowWithoutAScan) {
+  testing::TempDir dir;
+  FixedClockEnv env;
+  StoreOptions options;
+  options.dedup_window = absl::Hours(24 * 8);
+  options.env = &env;
+  const absl::Time now = kT0;
+  auto store = OpenStore(dir.path(), now, options);
+  ASSERT_TRUE(SubmitSync(*store, {Msg("old", Level::kLow)}, now - absl::Hours(24 * 9)).status.ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("recent", Level::kLow)}, now - absl::Hours(24 * 7)).status.ok());
+  ASSERT_TRUE(store->Compact().ok());
+  EXPECT_EQ(store->GetMessage(MessageKey("src", "old")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store->GetMessage(MessageKey("src", "recent")).ok());
+  EXPECT_EQ(store->QueuedEntries(), 2) << "expiry touches the dedup index, never the queues";
+}
+
 TEST(StoreTest, ConcurrentRequestsAreAllCommitted) {
   testing::TempDir dir;
   auto store = OpenStore(dir.path());
