@@ -76,13 +76,18 @@ std::string V1Text(element tweet) {
   return full.empty() ? json::Str(tweet, "text") : full;
 }
 
-void AddV1Tweet(element tweet, const std::string& account, const ParseContext& context,
-                ParseResult* out) {
+Message NewXMessage(const ParseContext& context, const std::string& account, const char* channel) {
   Message m;
   m.source = context.source;
   m.platform = "x";
-  m.channel = "public";
+  m.channel = channel;
   m.account_id = account;
+  return m;
+}
+
+void AddV1Tweet(element tweet, const std::string& account, const ParseContext& context,
+                ParseResult* out) {
+  Message m = NewXMessage(context, account, "public");
   m.id = json::Str(tweet, "id_str");
   if (m.id.empty()) {
     out->Ignore("tweet", "unsupported");
@@ -135,12 +140,8 @@ void AddDirectMessage(element event, std::optional<element> users, const std::st
     out->Ignore("direct_message", "unsupported");
     return;
   }
-  Message m;
-  m.source = context.source;
-  m.platform = "x";
+  Message m = NewXMessage(context, account, "private");
   m.kind = "direct_message";
-  m.channel = "private";
-  m.account_id = account;
   m.id = json::Str(event, "id");
   m.author.id = json::Str(*create, "sender_id");
   if (m.id.empty() || m.author.id.empty()) {
@@ -171,11 +172,7 @@ void AddDirectMessage(element event, std::optional<element> users, const std::st
 // A v2 Post with the users of `includes`: filtered-stream webhooks and XAA post events.
 void AddV2Post(element post, std::optional<element> includes, const std::string& account,
                const std::string& kind_hint, const ParseContext& context, ParseResult* out) {
-  Message m;
-  m.source = context.source;
-  m.platform = "x";
-  m.channel = "public";
-  m.account_id = account;
+  Message m = NewXMessage(context, account, "public");
   m.id = json::Str(post, "id");
   if (m.id.empty()) {
     out->Ignore("post", "unsupported");
