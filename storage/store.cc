@@ -475,18 +475,6 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   return written;
 }
 
-void Store::Release(const Lease& lease) {
-  ReadyCallback callback;
-  {
-    std::lock_guard lock(mu_);
-    absl::StatusOr<Meta> meta = TakeLeased(lease);
-    if (!meta.ok()) return;
-    queues_[lease.destination].ready[static_cast<int>(meta->level)][lease.seq] = *meta;
-    callback = ready_callback_;
-  }
-  if (callback) callback(lease.destination);
-}
-
 std::vector<QueueDepth> Store::Depths() {
   std::lock_guard lock(mu_);
   std::vector<QueueDepth> out;

@@ -124,8 +124,6 @@ class Store {
   absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
   // Gave up: the entry moves to the dead-letter set with its error, atomically.
   absl::Status DeadLetter(const Lease& lease, absl::string_view error);
-  // Returns an unfinished lease to its queue as it was (drain on shutdown).
-  void Release(const Lease& lease);
 
   std::vector<QueueDepth> Depths();
   int64_t DeadLetterCount();

@@ -214,18 +214,6 @@ TEST(StoreTest, DeadLettersLeaveTheQueueDurably) {
   EXPECT_EQ(store->DeadLetterCount(), 1);
 }
 
-TEST(StoreTest, ReleaseReturnsAnEntryAsItWas) {
-  testing::TempDir dir;
-  auto store = OpenStore(dir.path());
-  ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kLow)}).status.ok());
-  auto lease = store->LeaseNext("d", kT0);
-  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
-  store->Release(*lease);
-  auto again = store->LeaseNext("d", kT0);
-  ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(again->entry.attempts, 0u);
-}
-
 TEST(StoreTest, OldEntriesAgeAheadOfFreshUrgentOnes) {
   testing::TempDir dir;
   StoreOptions options;
