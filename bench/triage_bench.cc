@@ -50,11 +50,11 @@ const triage::config::Config& DefaultConfig() {
 
 void BM_ScoreAndRoute(benchmark::State& state) {
   const auto& config = DefaultConfig();
-  const triage::router::Triager triager(config.scoring, config.routing);
+  const auto triager = *triage::router::Triager::Create(config.scoring, config.routing);
   const auto messages = Messages(10'000);
   size_t i = 0;
   for (auto _ : state) {
-    auto routed = triager.Triage(messages[i++ % messages.size()], absl::UnixEpoch());
+    auto routed = triager->Triage(messages[i++ % messages.size()], absl::UnixEpoch());
     benchmark::DoNotOptimize(routed);
   }
   state.SetItemsProcessed(state.iterations());
@@ -75,8 +75,8 @@ BENCHMARK(BM_ParseGenericPayload);
 
 void BM_TicketJson(benchmark::State& state) {
   const auto& config = DefaultConfig();
-  const triage::router::Triager triager(config.scoring, config.routing);
-  const auto routed = triager.Triage(Messages(1)[0], absl::UnixEpoch());
+  const auto triager = *triage::router::Triager::Create(config.scoring, config.routing);
+  const auto routed = triager->Triage(Messages(1)[0], absl::UnixEpoch());
   for (auto _ : state) {
     auto json = triage::router::TicketJson(routed);
     benchmark::DoNotOptimize(json);

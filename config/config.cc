@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <tuple>
 #include <fstream>
 #include <sstream>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "router/matcher.h"
 
 namespace triage::config {
 namespace {
@@ -152,6 +154,18 @@ class Loader {
     } else {
       *out = value * unit;
     }
+  }
+
+  void Bool(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+            std::optional<bool>* out) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return;
+    bool value = false;
+    if (!node->IsScalar() || !YAML::convert<bool>::decode(*node, value)) {
+      Error(*node, Child(path, key), "must be true or false");
+      return;
+    }
+    *out = value;
   }
 
   void StringList(const YAML::Node& parent, absl::string_view key, absl::string_view path,
@@ -417,7 +431,19 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
          {"urgency_weight", "reach_weight", "followers_cap", "followers_max_points",
-          "verified_points", "levels", "categories"});
+          "verified_points", "blue_points", "levels", "categories", "signals"});
+  l.Integer(node, "blue_points", path, &s->blue_points, 0, 100);
+  if (const auto signals = l.Get(node, "signals", path, false)) {
+    const std::string here = Child(path, "signals");
+    if (l.Map(*signals, here)) {
+      l.Keys(*signals, here, {"shouting", "exclamations", "angry_emoji", "negated_praise", "sarcasm"});
+      l.Integer(*signals, "shouting", here, &s->signals.shouting, 0, 100);
+      l.Integer(*signals, "exclamations", here, &s->signals.exclamations, 0, 100);
+      l.Integer(*signals, "angry_emoji", here, &s->signals.angry_emoji, 0, 100);
+      l.Integer(*signals, "negated_praise", here, &s->signals.negated_praise, 0, 100);
+      l.Integer(*signals, "sarcasm", here, &s->signals.sarcasm, 0, 100);
+    }
+  }
   l.Double(node, "urgency_weight", path, &s->urgency_weight, 0, 1);
   l.Double(node, "reach_weight", path, &s->reach_weight, 0, 1);
   l.Integer(node, "followers_cap", path, &s->followers_cap, 10, int64_t{1} << 40);
@@ -448,15 +474,30 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
         c.name = item.first.Scalar();
         const std::string here = Child(cat_path, c.name);
         if (!l.Map(item.second, here)) continue;
-        l.Keys(item.second, here, {"weight", "terms"});
+        l.Keys(item.second, here, {"weight", "terms", "role"});
         l.Integer(item.second, "weight", here, &c.weight, -100, 100);
+        std::string role;
+        l.String(item.second, "role", here, &role);
+        if (role == "complaint") {
+          c.role = router::CategoryRole::kComplaint;
+        } else if (role == "praise") {
+          c.role = router::CategoryRole::kPraise;
+        } else if (role == "neutral") {
+          c.role = router::CategoryRole::kNeutral;
+        } else if (!role.empty()) {
+          l.Error(item.second["role"], Child(here, "role"), "must be complaint, praise or neutral");
+        }
         l.StringList(item.second, "terms", here, &c.terms);
         if (c.terms.empty()) l.Error(item.second, Child(here, "terms"), "needs at least one term");
         s->categories.push_back(std::move(c));
       }
     }
   }
-  if (auto status = s->Validate(); !status.ok()) l.Error(node, path, status.message());
+  if (auto status = s->Validate(); !status.ok()) {
+    l.Error(node, path, status.message());
+  } else if (auto scorer = router::Scorer::Create(*s); !scorer.ok()) {
+    l.Error(node, Child(path, "categories"), scorer.status().message());  // a term Hyperscan refuses
+  }
 }
 
 void LoadTeams(Loader& l, const YAML::Node& node, std::vector<TeamOptions>* teams) {
@@ -490,11 +531,142 @@ void LoadLevels(Loader& l, const YAML::Node& node, absl::string_view path,
   }
 }
 
+// "09:00" -> 540; -1 when malformed.
+int ParseClock(const std::string& text) {
+  int hours = 0, minutes = 0;
+  if (text.size() != 5 || text[2] != ':' || !absl::SimpleAtoi(text.substr(0, 2), &hours) ||
+      !absl::SimpleAtoi(text.substr(3, 2), &minutes) || hours > 24 || minutes > 59 ||
+      (hours == 24 && minutes != 0)) {
+    return -1;
+  }
+  return hours * 60 + minutes;
+}
+
+void LoadTimeWindow(Loader& l, const YAML::Node& node, const std::string& path,
+                    std::optional<router::TimeWindow>* out) {
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path, {"zone", "days", "from", "to"});
+  router::TimeWindow window;
+  l.String(node, "zone", path, &window.zone_name, true);
+  if (!window.zone_name.empty() && !absl::LoadTimeZone(window.zone_name, &window.zone)) {
+    l.Error(node["zone"], Child(path, "zone"),
+            absl::StrCat("unknown time zone '", window.zone_name, "' (an IANA name such as Europe/Paris)"));
+  }
+  std::vector<std::string> days;
+  l.StringList(node, "days", path, &days);
+  static const std::pair<const char*, absl::Weekday> kDays[] = {
+      {"mon", absl::Weekday::monday},   {"tue", absl::Weekday::tuesday},
+      {"wed", absl::Weekday::wednesday}, {"thu", absl::Weekday::thursday},
+      {"fri", absl::Weekday::friday},   {"sat", absl::Weekday::saturday},
+      {"sun", absl::Weekday::sunday}};
+  for (const std::string& day : days) {
+    const auto* found = std::find_if(std::begin(kDays), std::end(kDays),
+                                     [&](const auto& d) { return day == d.first; });
+    if (found == std::end(kDays)) {
+      l.Error(node["days"], Child(path, "days"), absl::StrCat("unknown day '", day, "' (mon..sun)"));
+    } else {
+      window.days.push_back(found->second);
+    }
+  }
+  for (const char* key : {"from", "to"}) {
+    std::string text = key == std::string("from") ? "00:00" : "24:00";
+    l.String(node, key, path, &text);
+    const int minute = ParseClock(text);
+    if (minute < 0) {
+      l.Error(node[key], Child(path, key), "must be HH:MM, 00:00 to 24:00");
+    } else {
+      (key == std::string("from") ? window.from_minute : window.to_minute) = minute;
+    }
+  }
+  *out = std::move(window);
+}
+
+void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
+              const std::function<void(const YAML::Node&, absl::string_view, const std::string&)>& check_team,
+              router::RuleOptions* rule) {
+  l.Keys(rule_node, here, {"name", "when", "team", "inform", "tags", "level", "raise", "drop"});
+  l.String(rule_node, "name", here, &rule->name, true);
+  l.String(rule_node, "team", here, &rule->team);
+  check_team(rule_node["team"], Child(here, "team"), rule->team);
+  l.StringList(rule_node, "inform", here, &rule->inform);
+  for (const std::string& team : rule->inform) check_team(rule_node["inform"], Child(here, "inform"), team);
+  l.StringList(rule_node, "tags", here, &rule->tags);
+  std::string level;
+  l.String(rule_node, "level", here, &level);
+  if (!level.empty()) {
+    router::Level parsed;
+    if (router::ParseLevel(level, &parsed)) {
+      rule->set_level = parsed;
+    } else {
+      l.Error(rule_node["level"], Child(here, "level"), "must be urgent, high, normal or low");
+    }
+  }
+  l.Integer(rule_node, "raise", here, &rule->raise_levels, -3, 3);
+  std::optional<bool> drop;
+  l.Bool(rule_node, "drop", here, &drop);
+  rule->drop = drop.value_or(false);
+  if (rule->team.empty() && rule->inform.empty() && rule->tags.empty() && !rule->set_level &&
+      rule->raise_levels == 0 && !rule->drop) {
+    l.Error(rule_node, here, "a rule needs an action: team, inform, tags, level, raise or drop");
+  }
+  const auto when = l.Get(rule_node, "when", here, false);
+  if (!when) return;
+  const std::string w = Child(here, "when");
+  if (!l.Map(*when, w)) return;
+  l.Keys(*when, w,
+         {"sources", "platforms", "channels", "kinds", "categories_any", "categories_all", "levels",
+          "min_urgency", "max_urgency", "min_reach", "max_reach", "min_priority", "max_priority",
+          "min_followers", "max_followers", "verified", "complaint", "languages", "authors",
+          "text_regex", "time"});
+  l.StringList(*when, "sources", w, &rule->sources);
+  l.StringList(*when, "platforms", w, &rule->platforms);
+  l.StringList(*when, "channels", w, &rule->channels);
+  for (const std::string& channel : rule->channels) {
+    if (channel != "public" && channel != "private") {
+      l.Error((*when)["channels"], Child(w, "channels"), "channels are public or private");
+    }
+  }
+  l.StringList(*when, "kinds", w, &rule->kinds);
+  l.StringList(*when, "categories_any", w, &rule->categories_any);
+  l.StringList(*when, "categories_all", w, &rule->categories_all);
+  LoadLevels(l, *when, w, &rule->levels);
+  auto bound = [&](const char* key, std::optional<int>* out) {
+    int value = -1;
+    l.Integer(*when, key, w, &value, 0, 100);
+    if (value >= 0) *out = value;
+  };
+  bound("min_urgency", &rule->min_urgency);
+  bound("max_urgency", &rule->max_urgency);
+  bound("min_reach", &rule->min_reach);
+  bound("max_reach", &rule->max_reach);
+  bound("min_priority", &rule->min_priority);
+  bound("max_priority", &rule->max_priority);
+  for (const char* key : {"min_followers", "max_followers"}) {
+    int64_t value = -1;
+    l.Integer(*when, key, w, &value, 0, int64_t{1} << 40);
+    if (value >= 0) (key == std::string("min_followers") ? rule->min_followers : rule->max_followers) = value;
+  }
+  l.Bool(*when, "verified", w, &rule->verified);
+  l.Bool(*when, "complaint", w, &rule->complaint);
+  l.StringList(*when, "languages", w, &rule->languages);
+  l.StringList(*when, "authors", w, &rule->authors);
+  l.String(*when, "text_regex", w, &rule->text_regex);
+  if (!rule->text_regex.empty()) {
+    if (auto compiled = router::Matcher::BuildRegexes({rule->text_regex}); !compiled.ok()) {
+      l.Error((*when)["text_regex"], Child(w, "text_regex"), compiled.status().message());
+    }
+  }
+  if (const auto time = l.Get(*when, "time", w, false)) LoadTimeWindow(l, *time, Child(w, "time"), &rule->time);
+}
+
 void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOptions>& teams,
-                 router::RouterOptions* r) {
+                 const router::ScorerOptions& scoring, Config* config) {
+  router::RouterOptions* r = &config->routing;
   const std::string path = "routing";
   if (!l.Map(node, path)) return;
-  l.Keys(node, path, {"default_team", "rules"});
+  l.Keys(node, path, {"default_team", "rules", "conversation_window"});
+  l.Duration(node, "conversation_window", path, &config->conversation_window, absl::ZeroDuration(),
+             absl::Hours(24 * 30));
   absl::flat_hash_set<std::string> known;
   for (const TeamOptions& team : teams) {
     known.insert(team.name);
@@ -515,40 +687,22 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
     return;
   }
   absl::flat_hash_set<std::string> names;
+  absl::flat_hash_set<std::string> categories;
+  for (const router::CategoryOptions& c : scoring.categories) categories.insert(c.name);
   int index = 0;
   for (const YAML::Node& rule_node : *rules) {
     const std::string here = absl::StrCat(path, ".rules[", index++, "]");
     if (!l.Map(rule_node, here)) continue;
-    l.Keys(rule_node, here, {"name", "when", "team", "inform"});
     router::RuleOptions rule;
-    l.String(rule_node, "name", here, &rule.name, true);
+    LoadRule(l, rule_node, here, check_team, &rule);
     if (!rule.name.empty() && !names.insert(rule.name).second) {
       l.Error(rule_node["name"], Child(here, "name"), absl::StrCat("rule name '", rule.name, "' is used twice"));
     }
-    l.String(rule_node, "team", here, &rule.team);
-    check_team(rule_node["team"], Child(here, "team"), rule.team);
-    l.StringList(rule_node, "inform", here, &rule.inform);
-    for (const std::string& team : rule.inform) check_team(rule_node["inform"], Child(here, "inform"), team);
-    if (rule.team.empty() && rule.inform.empty()) {
-      l.Error(rule_node, here, "a rule needs a team, teams to inform, or both");
-    }
-    if (const auto when = l.Get(rule_node, "when", here, false)) {
-      const std::string when_path = Child(here, "when");
-      if (l.Map(*when, when_path)) {
-        l.Keys(*when, when_path,
-               {"sources", "platforms", "categories_any", "levels", "min_urgency", "min_reach",
-                "min_priority"});
-        l.StringList(*when, "sources", when_path, &rule.sources);
-        l.StringList(*when, "platforms", when_path, &rule.platforms);
-        l.StringList(*when, "categories_any", when_path, &rule.categories_any);
-        LoadLevels(l, *when, when_path, &rule.levels);
-        int value = -1;
-        l.Integer(*when, "min_urgency", when_path, &value, 0, 100);
-        if (value >= 0) rule.min_urgency = std::exchange(value, -1);
-        l.Integer(*when, "min_reach", when_path, &value, 0, 100);
-        if (value >= 0) rule.min_reach = std::exchange(value, -1);
-        l.Integer(*when, "min_priority", when_path, &value, 0, 100);
-        if (value >= 0) rule.min_priority = value;
+    for (const auto* list : {&rule.categories_any, &rule.categories_all}) {
+      for (const std::string& c : *list) {
+        if (!categories.contains(c)) {
+          l.Error(rule_node["when"], Child(here, "when"), absl::StrCat("unknown category '", c, "'"));
+        }
       }
     }
     r->rules.push_back(std::move(rule));
@@ -595,7 +749,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
       }
     }
   }
-  if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, &config.routing);
+  if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, config.scoring, &config);
   if (config.sources.empty() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
   if (!l.ok()) return absl::InvalidArgumentError(l.Report());
   return config;

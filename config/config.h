@@ -88,6 +88,8 @@ struct Config {
   std::vector<SourceOptions> sources;
   router::ScorerOptions scoring;
   router::RouterOptions routing;
+  // A follow-up in a conversation routed within this window goes to the same owner team.
+  absl::Duration conversation_window = absl::Hours(72);
   std::vector<TeamOptions> teams;
   std::vector<DestinationOptions> destinations;
 };

@@ -48,7 +48,9 @@ absl::Status App::Start() {
     if (const auto it = dispatchers_.find(destination); it != dispatchers_.end()) it->second->Wake();
   });
 
-  ingest_ = std::make_unique<Ingest>(std::make_shared<const Pipeline>(config_), *store_, metrics_);
+  absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(config_);
+  if (!pipeline.ok()) return pipeline.status();
+  ingest_ = std::make_unique<Ingest>(*std::move(pipeline), *store_, metrics_);
   const config::ServerOptions& server = config_.server;
   public_server_ = std::make_unique<HttpServer>(
       io_,

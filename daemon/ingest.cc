@@ -14,11 +14,18 @@
 
 namespace triage::daemon {
 
-Pipeline::Pipeline(const config::Config& config)
-    : sources(config.sources), triager(config.scoring, config.routing) {
+absl::StatusOr<std::shared_ptr<const Pipeline>> Pipeline::Create(const config::Config& config) {
+  auto pipeline = std::make_shared<Pipeline>();
+  absl::StatusOr<std::shared_ptr<const router::Triager>> triager =
+      router::Triager::Create(config.scoring, config.routing);
+  if (!triager.ok()) return triager.status();
+  pipeline->triager = *std::move(triager);
+  pipeline->sources = config.sources;
+  pipeline->conversation_window = config.conversation_window;
   for (const config::TeamOptions& team : config.teams) {
-    team_destinations[team.name] = team.destinations;
+    pipeline->team_destinations[team.name] = team.destinations;
   }
+  return pipeline;
 }
 
 http::status IngressStatus(const absl::Status& status) {
@@ -204,16 +211,33 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
   batch.reserve(messages->size());
   struct Routed {
     std::string team, level, rule;
+    bool dropped;
   };
   std::vector<Routed> routed;
   routed.reserve(messages->size());
   for (router::Message& message : *messages) {
     std::string key = storage::MessageKey(message.source, message.dedup_id());
-    const router::RoutedMessage r = pipeline.triager.Triage(std::move(message), received_at);
+    // A follow-up goes to the team that owns the conversation (a RocksDB point read).
+    std::string conversation_key;
+    std::optional<std::string> conversation_team;
+    if (!message.conversation_id.empty() && pipeline.conversation_window > absl::ZeroDuration()) {
+      conversation_key = storage::MessageKey(message.source, message.conversation_id);
+      conversation_team =
+          store_.ConversationTeam(conversation_key, received_at - pipeline.conversation_window);
+    }
+    const router::RoutedMessage r = pipeline.triager->Triage(
+        std::move(message), received_at, conversation_team ? &*conversation_team : nullptr);
     storage::NewMessage& out = batch.emplace_back();
     out.key = std::move(key);
     out.ticket_json = router::TicketJson(r);
     out.level = r.triage.level;
+    routed.push_back({r.triage.team, std::string(router::LevelName(r.triage.level)), r.triage.rule,
+                      r.triage.dropped});
+    if (r.triage.dropped) continue;  // stored for dedup, delivered nowhere
+    if (!conversation_key.empty()) {
+      out.conversation_key = std::move(conversation_key);
+      out.conversation_team = r.triage.team;
+    }
     auto add_team = [&](const std::string& team, bool owner) {
       const auto found = pipeline.team_destinations.find(team);
       if (found == pipeline.team_destinations.end()) return;
@@ -223,7 +247,6 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
     };
     add_team(r.triage.team, true);
     for (const std::string& team : r.triage.informed) add_team(team, false);
-    routed.push_back({r.triage.team, std::string(router::LevelName(r.triage.level)), r.triage.rule});
   }
 
   const storage::IngestResult result =
@@ -237,12 +260,19 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
                   std::string(result.status.message()));
     co_return Answer(source.name, result.status);
   }
+  int dropped = 0;
   for (size_t i = 0; i < routed.size(); ++i) {
     if (result.duplicate[i]) continue;
+    if (routed[i].dropped) {
+      ++dropped;
+      continue;
+    }
     metrics_.routed.Add({{"team", routed[i].team}, {"level", routed[i].level}, {"rule", routed[i].rule}})
         .Increment();
   }
-  metrics_.ingest_messages.Add({{"source", source.name}, {"outcome", "stored"}}).Increment(result.stored);
+  metrics_.ingest_messages.Add({{"source", source.name}, {"outcome", "dropped"}}).Increment(dropped);
+  metrics_.ingest_messages.Add({{"source", source.name}, {"outcome", "stored"}})
+      .Increment(result.stored - dropped);
   metrics_.ingest_messages.Add({{"source", source.name}, {"outcome", "duplicate"}})
       .Increment(result.duplicates);
   metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();

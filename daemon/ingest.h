@@ -18,10 +18,11 @@ namespace triage::daemon {
 
 // Everything ingest decides with, built from one config and swapped whole on reload.
 struct Pipeline {
-  explicit Pipeline(const config::Config& config);
+  static absl::StatusOr<std::shared_ptr<const Pipeline>> Create(const config::Config& config);
 
   std::vector<config::SourceOptions> sources;
-  router::Triager triager;
+  std::shared_ptr<const router::Triager> triager;
+  absl::Duration conversation_window;
   absl::flat_hash_map<std::string, std::vector<std::string>> team_destinations;
 };
 

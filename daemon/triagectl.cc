@@ -1,29 +1,70 @@
 // triagectl: offline tools over a triaged config (check-config, route).
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "config/config.h"
 #include "router/generic_source.h"
+#include "router/json_writer.h"
 #include "router/router.h"
-#include "router/ticket_json.h"
 
 namespace {
 
 constexpr char kUsage[] =
     "usage: triagectl check-config FILE\n"
-    "       triagectl route --config FILE [INPUT.jsonl]\n"
-    "  route reads messages in the generic source's JSON shape, one per line (stdin by\n"
-    "  default), and prints each routed ticket as one JSON line with its triage and reasons.\n";
+    "       triagectl route --config FILE [--explain] [INPUT.jsonl]\n"
+    "  route reads one message per line (stdin by default) in the generic source's JSON shape,\n"
+    "  of which only \"text\" is required (author.followers, author.verified, platform, kind,\n"
+    "  channel, language help), and writes one JSON line per message: urgency, complaint,\n"
+    "  reach, priority, level, sla_deadline, categories, team, informed, rule, tags, dropped;\n"
+    "  with --explain also the reasons. It needs no running daemon.\n";
 
-int Route(const std::string& config_path, const std::string& input_path) {
+std::string RouteLine(const triage::router::RoutedMessage& r, bool explain) {
+  const triage::router::Triage& t = r.triage;
+  triage::router::JsonWriter w;
+  w.BeginObject();
+  w.Key("id").String(r.message.id);
+  w.Key("urgency").Int(t.urgency);
+  w.Key("complaint").Bool(t.complaint);
+  w.Key("reach").Int(t.reach);
+  w.Key("priority").Int(t.priority);
+  w.Key("level").String(triage::router::LevelName(t.level));
+  w.Key("sla_deadline").Time(t.sla_deadline);
+  w.Key("categories").BeginArray();
+  for (const auto& c : t.categories) w.String(c.name);
+  w.EndArray();
+  w.Key("team").String(t.team);
+  w.Key("informed").BeginArray();
+  for (const std::string& team : t.informed) w.String(team);
+  w.EndArray();
+  w.Key("rule").String(t.rule);
+  w.Key("tags").BeginArray();
+  for (const std::string& tag : t.tags) w.String(tag);
+  w.EndArray();
+  w.Key("dropped").Bool(t.dropped);
+  if (explain) {
+    w.Key("reasons").BeginArray();
+    for (const std::string& reason : t.reasons) w.String(reason);
+    w.EndArray();
+  }
+  w.EndObject();
+  return w.Take();
+}
+
+int Route(const std::string& config_path, bool explain, const std::string& input_path) {
   const auto config = triage::config::LoadConfigFile(config_path);
   if (!config.ok()) {
     std::fprintf(stderr, "%s\n", std::string(config.status().message()).c_str());
     return 1;
   }
-  const triage::router::Triager triager(config->scoring, config->routing);
+  const auto triager = triage::router::Triager::Create(config->scoring, config->routing);
+  if (!triager.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(triager.status().message()).c_str());
+    return 1;
+  }
   std::ifstream file;
   if (!input_path.empty()) {
     file.open(input_path);
@@ -33,21 +74,20 @@ int Route(const std::string& config_path, const std::string& input_path) {
     }
   }
   std::istream& in = input_path.empty() ? std::cin : file;
+  const absl::Time now = absl::Now();
   std::string line;
   int line_number = 0, errors = 0;
   while (std::getline(in, line)) {
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    auto messages = triage::router::ParseGenericPayload(line, "triagectl", config->server.payload);
-    if (!messages.ok()) {
-      std::fprintf(stderr, "line %d: %s\n", line_number, std::string(messages.status().message()).c_str());
+    auto message = triage::router::ParseLooseMessage(line, "triagectl", config->server.payload);
+    if (!message.ok()) {
+      std::fprintf(stderr, "line %d: %s\n", line_number, std::string(message.status().message()).c_str());
       ++errors;
       continue;
     }
-    for (triage::router::Message& message : *messages) {
-      const auto routed = triager.Triage(std::move(message), absl::Now());
-      std::cout << triage::router::TicketJson(routed) << '\n';
-    }
+    if (message->id.empty()) message->id = absl::StrCat("line-", line_number);
+    std::cout << RouteLine((*triager)->Triage(*std::move(message), now), explain) << '\n';
   }
   return errors == 0 ? 0 : 1;
 }
@@ -65,8 +105,22 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", argv[2]);
     return 0;
   }
-  if (command == "route" && argc >= 4 && std::string(argv[2]) == "--config") {
-    return Route(argv[3], argc > 4 ? argv[4] : "");
+  if (command == "route") {
+    std::string config_path, input;
+    bool explain = false;
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+        config_path = argv[++i];
+      } else if (std::strcmp(argv[i], "--explain") == 0) {
+        explain = true;
+      } else if (input.empty() && argv[i][0] != '-') {
+        input = argv[i];
+      } else {
+        std::fputs(kUsage, stderr);
+        return 2;
+      }
+    }
+    if (!config_path.empty()) return Route(config_path, explain, input);
   }
   std::fputs(kUsage, stderr);
   return 2;

@@ -51,19 +51,22 @@ absl::Status ReadCreatedAt(element object, absl::string_view path, absl::Time* o
 }
 
 absl::Status ParseOne(element object, absl::string_view path, absl::string_view source,
-                      const PayloadLimits& limits, Message* m) {
+                      const PayloadLimits& limits, bool strict, Message* m) {
   if (!object.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": must be an object"));
   m->source = std::string(source);
-  if (auto s = ReadString(object, path, "id", true, limits.max_id_bytes, &m->id); !s.ok()) return s;
+  if (auto s = ReadString(object, path, "id", strict, limits.max_id_bytes, &m->id); !s.ok()) return s;
   for (const char c : m->id) {
     if (static_cast<unsigned char>(c) < 0x20) return FieldError(path, "id", "must not contain control characters");
   }
-  if (auto s = ReadString(object, path, "platform", true, 64, &m->platform); !s.ok()) return s;
+  if (auto s = ReadString(object, path, "platform", strict, 64, &m->platform); !s.ok()) return s;
+  if (m->platform.empty()) m->platform = "unknown";
   if (auto s = ReadString(object, path, "text", false, limits.max_text_bytes, &m->text); !s.ok()) {
     return s;
   }
   if (object["text"].error() == simdjson::NO_SUCH_FIELD) return FieldError(path, "text", "is required");
-  if (auto s = ReadCreatedAt(object, path, &m->created_at); !s.ok()) return s;
+  if (strict || object["created_at"].error() != simdjson::NO_SUCH_FIELD) {
+    if (auto s = ReadCreatedAt(object, path, &m->created_at); !s.ok()) return s;
+  }
   if (auto s = ReadString(object, path, "conversation_id", false, limits.max_id_bytes,
                           &m->conversation_id);
       !s.ok()) {
@@ -73,9 +76,11 @@ absl::Status ParseOne(element object, absl::string_view path, absl::string_view 
 
   auto author = object["author"];
   const std::string author_path = absl::StrCat(path, "author.");
-  if (author.error() == simdjson::NO_SUCH_FIELD) return FieldError(path, "author", "is required");
+  if (author.error() == simdjson::NO_SUCH_FIELD) {
+    return strict ? FieldError(path, "author", "is required") : absl::OkStatus();
+  }
   if (!author.is_object()) return FieldError(path, "author", "must be an object");
-  if (auto s = ReadString(author.value_unsafe(), author_path, "id", true, limits.max_id_bytes,
+  if (auto s = ReadString(author.value_unsafe(), author_path, "id", strict, limits.max_id_bytes,
                           &m->author.id);
       !s.ok()) {
     return s;
@@ -107,6 +112,16 @@ absl::Status ParseOne(element object, absl::string_view path, absl::string_view 
 
 }  // namespace
 
+absl::StatusOr<Message> ParseLooseMessage(absl::string_view json, absl::string_view source,
+                                          const PayloadLimits& limits) {
+  thread_local simdjson::dom::parser parser;
+  element root;
+  if (auto s = json::ParseDocument(parser, json, limits.max_depth, &root); !s.ok()) return s;
+  Message m;
+  if (auto s = ParseOne(root, "", source, limits, false, &m); !s.ok()) return s;
+  return m;
+}
+
 absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
                                                          absl::string_view source,
                                                          const PayloadLimits& limits) {
@@ -128,13 +143,13 @@ absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
     size_t index = 0;
     for (element item : array) {
       Message& m = messages.emplace_back();
-      if (auto s = ParseOne(item, absl::StrCat("[", index++, "]."), source, limits, &m); !s.ok()) {
+      if (auto s = ParseOne(item, absl::StrCat("[", index++, "]."), source, limits, true, &m); !s.ok()) {
         return s;
       }
     }
   } else {
     Message& m = messages.emplace_back();
-    if (auto s = ParseOne(root, "", source, limits, &m); !s.ok()) return s;
+    if (auto s = ParseOne(root, "", source, limits, true, &m); !s.ok()) return s;
   }
   return messages;
 }

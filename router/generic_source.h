@@ -32,4 +32,9 @@ absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
                                                          absl::string_view source,
                                                          const PayloadLimits& limits);
 
+// The same shape for offline tools (triagectl route): only `text` is required; a missing id,
+// platform, created_at or author is left empty (platform "unknown").
+absl::StatusOr<Message> ParseLooseMessage(absl::string_view json, absl::string_view source,
+                                          const PayloadLimits& limits);
+
 }  // namespace triage::router

@@ -65,6 +65,7 @@ struct CategoryMatch {
 // What the scorer and router decided, with the reasons in words an agent can read.
 struct Triage {
   int urgency = 0;   // 0..100
+  bool complaint = false;  // the author reports a problem or dissatisfaction
   int reach = 0;     // 0..100, 0 when unknown
   bool reach_known = false;
   int priority = 0;  // 0..100, from urgency and reach
@@ -74,6 +75,8 @@ struct Triage {
   std::string team;                  // owner team: its entry is the ticket
   std::vector<std::string> informed;  // further teams, each gets its own entry
   std::string rule;                  // name of the rule that chose the owner, or "default"
+  std::vector<std::string> tags;     // from the rules that matched
+  bool dropped = false;              // a rule dropped it: stored for dedup, delivered nowhere
   std::vector<std::string> reasons;
 };
 

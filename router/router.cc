@@ -3,8 +3,11 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "router/text.h"
 
 namespace triage::router {
 namespace {
@@ -14,23 +17,31 @@ bool Contains(const std::vector<T>& values, const T& value) {
   return std::find(values.begin(), values.end(), value) != values.end();
 }
 
-bool Matches(const RuleOptions& rule, const Message& message, const Triage& triage) {
-  if (!rule.sources.empty() && !Contains(rule.sources, message.source)) return false;
-  if (!rule.platforms.empty() && !Contains(rule.platforms, message.platform)) return false;
-  if (!rule.levels.empty() && !Contains(rule.levels, triage.level)) return false;
-  if (rule.min_urgency && triage.urgency < *rule.min_urgency) return false;
-  if (rule.min_reach && triage.reach < *rule.min_reach) return false;
-  if (rule.min_priority && triage.priority < *rule.min_priority) return false;
-  if (!rule.categories_any.empty()) {
-    const bool any = std::any_of(
-        triage.categories.begin(), triage.categories.end(),
-        [&](const CategoryMatch& match) { return Contains(rule.categories_any, match.name); });
-    if (!any) return false;
-  }
-  return true;
+bool HasCategory(const Triage& triage, const std::string& name) {
+  return std::any_of(triage.categories.begin(), triage.categories.end(),
+                     [&](const CategoryMatch& m) { return m.name == name; });
+}
+
+bool InRange(int value, const std::optional<int>& min, const std::optional<int>& max) {
+  return (!min || value >= *min) && (!max || value <= *max);
 }
 
 }  // namespace
+
+bool TimeWindow::Contains(absl::Time t) const {
+  const absl::CivilSecond local = absl::ToCivilSecond(t, zone);
+  const int minute = local.hour() * 60 + local.minute();
+  absl::CivilDay day = absl::CivilDay(local);
+  bool in_time;
+  if (from_minute <= to_minute) {
+    in_time = minute >= from_minute && minute < to_minute;
+  } else {
+    // Overnight: the part after midnight belongs to the window that started the day before.
+    in_time = minute >= from_minute || minute < to_minute;
+    if (minute < to_minute) day = day - 1;
+  }
+  return in_time && (days.empty() || router::Contains(days, absl::GetWeekday(day)));
+}
 
 absl::Status RouterOptions::Validate() const {
   const absl::flat_hash_set<std::string> known(teams.begin(), teams.end());
@@ -53,17 +64,92 @@ absl::Status RouterOptions::Validate() const {
             absl::StrCat("rule '", rule.name, "' informs unknown team '", team, "'"));
       }
     }
-    if (rule.team.empty() && rule.inform.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rule '", rule.name, "' has neither a team nor teams to inform"));
+    if (rule.team.empty() && rule.inform.empty() && rule.tags.empty() && !rule.set_level &&
+        rule.raise_levels == 0 && !rule.drop) {
+      return absl::InvalidArgumentError(absl::StrCat("rule '", rule.name, "' has no action"));
     }
   }
   return absl::OkStatus();
 }
 
-void Router::Route(const Message& message, Triage* triage) const {
-  for (const RuleOptions& rule : options_.rules) {
-    if (!Matches(rule, message, *triage)) continue;
+absl::StatusOr<std::shared_ptr<const Router>> Router::Create(RouterOptions options) {
+  if (auto s = options.Validate(); !s.ok()) return s;
+  std::shared_ptr<Router> router(new Router(std::move(options)));
+  std::vector<std::string> expressions;
+  for (const RuleOptions& rule : router->options_.rules) {
+    router->regex_of_rule_.push_back(rule.text_regex.empty() ? -1 : static_cast<int>(expressions.size()));
+    if (!rule.text_regex.empty()) expressions.push_back(rule.text_regex);
+  }
+  absl::StatusOr<std::shared_ptr<const Matcher>> regexes = Matcher::BuildRegexes(expressions);
+  if (!regexes.ok()) return regexes.status();
+  router->regexes_ = *std::move(regexes);
+  return router;
+}
+
+bool Router::Matches(const RuleOptions& rule, const Message& message, absl::Time received_at,
+                     const Triage& triage, const std::vector<bool>& regex_hits, size_t index) const {
+  if (!rule.sources.empty() && !Contains(rule.sources, message.source)) return false;
+  if (!rule.platforms.empty() && !Contains(rule.platforms, message.platform)) return false;
+  if (!rule.channels.empty() && !Contains(rule.channels, message.channel)) return false;
+  if (!rule.kinds.empty() && !Contains(rule.kinds, message.kind)) return false;
+  if (!rule.levels.empty() && !Contains(rule.levels, triage.level)) return false;
+  if (!rule.languages.empty() && !Contains(rule.languages, message.language)) return false;
+  if (!InRange(triage.urgency, rule.min_urgency, rule.max_urgency)) return false;
+  if (!InRange(triage.reach, rule.min_reach, rule.max_reach)) return false;
+  if (!InRange(triage.priority, rule.min_priority, rule.max_priority)) return false;
+  if (rule.min_followers || rule.max_followers) {
+    const std::optional<int64_t>& f = message.author.followers;
+    if (!f || (rule.min_followers && *f < *rule.min_followers) ||
+        (rule.max_followers && *f > *rule.max_followers)) {
+      return false;
+    }
+  }
+  if (rule.verified && message.author.verified != *rule.verified) return false;
+  if (rule.complaint && triage.complaint != *rule.complaint) return false;
+  if (!rule.categories_any.empty() &&
+      std::none_of(rule.categories_any.begin(), rule.categories_any.end(),
+                   [&](const std::string& c) { return HasCategory(triage, c); })) {
+    return false;
+  }
+  if (!std::all_of(rule.categories_all.begin(), rule.categories_all.end(),
+                   [&](const std::string& c) { return HasCategory(triage, c); })) {
+    return false;
+  }
+  if (!rule.authors.empty() &&
+      std::none_of(rule.authors.begin(), rule.authors.end(), [&](const std::string& a) {
+        return a == message.author.id ||
+               (!message.author.handle.empty() &&
+                absl::EqualsIgnoreCase(absl::StripPrefix(a, "@"), message.author.handle));
+      })) {
+    return false;
+  }
+  if (regex_of_rule_[index] >= 0 && !regex_hits[regex_of_rule_[index]]) return false;
+  if (rule.time && !rule.time->Contains(received_at)) return false;
+  return true;
+}
+
+void Router::Route(const Message& message, absl::Time received_at,
+                   const std::string* conversation_team, Triage* triage) const {
+  thread_local std::vector<bool> regex_hits;
+  regex_hits.assign(regexes_->size(), false);
+  if (regexes_->size() > 0) {
+    thread_local std::string folded;
+    thread_local std::vector<Matcher::Hit> hits;
+    FoldForMatching(message.text, &folded);
+    hits.clear();
+    regexes_->Scan(folded, &hits);
+    for (const Matcher::Hit& hit : hits) regex_hits[hit.term] = true;
+  }
+  bool level_changed = false;
+  for (size_t i = 0; i < options_.rules.size(); ++i) {
+    const RuleOptions& rule = options_.rules[i];
+    if (!Matches(rule, message, received_at, *triage, regex_hits, i)) continue;
+    if (rule.drop) {
+      triage->dropped = true;
+      triage->rule = rule.name;
+      triage->reasons.push_back(absl::StrCat("rule ", rule.name, " dropped the message"));
+      break;
+    }
     if (triage->team.empty() && !rule.team.empty()) {
       triage->team = rule.team;
       triage->rule = rule.name;
@@ -76,6 +162,33 @@ void Router::Route(const Message& message, Triage* triage) const {
       triage->reasons.push_back(
           absl::StrCat("rule ", rule.name, " informs ", absl::StrJoin(rule.inform, ", ")));
     }
+    for (const std::string& tag : rule.tags) {
+      if (!Contains(triage->tags, tag)) triage->tags.push_back(tag);
+    }
+    if (!level_changed && (rule.set_level || rule.raise_levels != 0)) {
+      const int before = static_cast<int>(triage->level);
+      const int after = rule.set_level ? static_cast<int>(*rule.set_level)
+                                       : std::clamp(before - rule.raise_levels, 0, kLevelCount - 1);
+      triage->level = static_cast<Level>(after);
+      level_changed = true;
+      triage->reasons.push_back(absl::StrCat("rule ", rule.name, " changed the level from ",
+                                             LevelName(static_cast<Level>(before)), " to ",
+                                             LevelName(triage->level)));
+    }
+  }
+  if (triage->dropped) {
+    if (triage->team.empty()) triage->team = options_.default_team;
+    triage->informed.clear();
+    return;
+  }
+  if (conversation_team != nullptr && !conversation_team->empty() &&
+      Contains(options_.teams, *conversation_team)) {
+    if (*conversation_team != triage->team) {
+      triage->reasons.push_back(absl::StrCat("follow-up in conversation ", message.conversation_id,
+                                             ": same owner as before, ", *conversation_team));
+    }
+    triage->team = *conversation_team;
+    triage->rule = "conversation";
   }
   if (triage->team.empty()) {
     triage->team = options_.default_team;
@@ -86,10 +199,25 @@ void Router::Route(const Message& message, Triage* triage) const {
   std::erase(triage->informed, triage->team);
 }
 
-RoutedMessage Triager::Triage(Message message, absl::Time received_at) const {
+absl::StatusOr<std::shared_ptr<const Triager>> Triager::Create(ScorerOptions scorer,
+                                                               RouterOptions router) {
+  absl::StatusOr<std::shared_ptr<const Scorer>> s = Scorer::Create(std::move(scorer));
+  if (!s.ok()) return s.status();
+  absl::StatusOr<std::shared_ptr<const Router>> r = Router::Create(std::move(router));
+  if (!r.ok()) return r.status();
+  return std::shared_ptr<const Triager>(new Triager(*std::move(s), *std::move(r)));
+}
+
+RoutedMessage Triager::Triage(Message message, absl::Time received_at,
+                              const std::string* conversation_team) const {
   RoutedMessage routed{std::move(message), received_at, {}};
-  scorer_.Score(routed.message, received_at, &routed.triage);
-  router_.Route(routed.message, &routed.triage);
+  scorer_->Score(routed.message, received_at, &routed.triage);
+  const Level scored = routed.triage.level;
+  router_->Route(routed.message, received_at, conversation_team, &routed.triage);
+  if (routed.triage.level != scored) {
+    routed.triage.sla_deadline =
+        received_at + scorer_->options().levels[static_cast<int>(routed.triage.level)].sla;
+  }
   return routed;
 }
 

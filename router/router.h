@@ -1,29 +1,63 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "router/matcher.h"
 #include "router/message.h"
 #include "router/scorer.h"
 
 namespace triage::router {
 
+// A weekly window in a named time zone, e.g. business hours Mon-Fri 09:00-18:00 Europe/Paris.
+// `from` > `to` wraps past midnight. Evaluated on the message's receipt time.
+struct TimeWindow {
+  absl::TimeZone zone;
+  std::string zone_name;
+  std::vector<absl::Weekday> days;  // empty: every day
+  int from_minute = 0;              // minutes after local midnight
+  int to_minute = 24 * 60;
+
+  bool Contains(absl::Time t) const;
+};
+
 // One routing rule. Every condition that is set must hold (empty lists and unset bounds match
 // anything). A rule with a `team` assigns the owner when it is the first such rule to match;
-// `inform` teams are collected from every matching rule.
+// `inform` teams and `tags` are collected from every matching rule; the first matching rule
+// that sets or shifts the level does so; `drop` stops routing (spam, the brand itself).
 struct RuleOptions {
   std::string name;
+  // Conditions.
   std::vector<std::string> sources;
   std::vector<std::string> platforms;
+  std::vector<std::string> channels;  // public, private
+  std::vector<std::string> kinds;     // mention, reply, direct_message, comment, ...
   std::vector<std::string> categories_any;
+  std::vector<std::string> categories_all;
   std::vector<Level> levels;
-  std::optional<int> min_urgency;
-  std::optional<int> min_reach;
-  std::optional<int> min_priority;
+  std::optional<int> min_urgency, max_urgency;
+  std::optional<int> min_reach, max_reach;
+  std::optional<int> min_priority, max_priority;
+  std::optional<int64_t> min_followers, max_followers;  // unknown followers never match these
+  std::optional<bool> verified;
+  std::optional<bool> complaint;
+  std::vector<std::string> languages;
+  std::vector<std::string> authors;  // author ids or handles (case-insensitive, '@' optional)
+  std::string text_regex;            // Hyperscan syntax, on the folded (lower-case) text
+  std::optional<TimeWindow> time;
+  // Actions.
   std::string team;
   std::vector<std::string> inform;
+  std::vector<std::string> tags;
+  std::optional<Level> set_level;
+  int raise_levels = 0;  // positive: more urgent; negative: less
+  bool drop = false;
 };
 
 struct RouterOptions {
@@ -35,29 +69,42 @@ struct RouterOptions {
   absl::Status Validate() const;
 };
 
-// Picks the owner team and the informed teams of a scored message. Immutable; thread-safe.
+// Picks the owner team and the informed teams of a scored message. Immutable after Create;
+// thread-safe.
 class Router {
  public:
-  explicit Router(RouterOptions options) : options_(std::move(options)) {}
+  static absl::StatusOr<std::shared_ptr<const Router>> Create(RouterOptions options);
 
-  // Reads the scores in `triage`, fills team, informed, rule and adds the routing reasons.
-  void Route(const Message& message, Triage* triage) const;
+  // Reads the scores in `triage`, fills team, informed, rule, tags, level changes and adds the
+  // routing reasons. `conversation_team` is the owner of an earlier message of the same
+  // conversation, if any: a follow-up goes to the same team.
+  void Route(const Message& message, absl::Time received_at, const std::string* conversation_team,
+             Triage* triage) const;
 
  private:
+  explicit Router(RouterOptions options) : options_(std::move(options)) {}
+  bool Matches(const RuleOptions& rule, const Message& message, absl::Time received_at,
+               const Triage& triage, const std::vector<bool>& regex_hits, size_t index) const;
+
   RouterOptions options_;
+  std::shared_ptr<const Matcher> regexes_;  // one pattern per rule with a text_regex
+  std::vector<int> regex_of_rule_;          // rule index -> pattern index, or -1
 };
 
 // Scores then routes: the whole pure decision for one message. Immutable; thread-safe.
 class Triager {
  public:
-  Triager(ScorerOptions scorer, RouterOptions router)
-      : scorer_(std::move(scorer)), router_(std::move(router)) {}
+  static absl::StatusOr<std::shared_ptr<const Triager>> Create(ScorerOptions scorer,
+                                                               RouterOptions router);
 
-  RoutedMessage Triage(Message message, absl::Time received_at) const;
+  RoutedMessage Triage(Message message, absl::Time received_at,
+                       const std::string* conversation_team = nullptr) const;
 
  private:
-  Scorer scorer_;
-  Router router_;
+  Triager(std::shared_ptr<const Scorer> scorer, std::shared_ptr<const Router> router)
+      : scorer_(std::move(scorer)), router_(std::move(router)) {}
+  std::shared_ptr<const Scorer> scorer_;
+  std::shared_ptr<const Router> router_;
 };
 
 }  // namespace triage::router

@@ -6,24 +6,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "router/text.h"
 
 namespace triage::router {
 namespace {
-
-bool IsWordByte(unsigned char c) { return absl::ascii_isalnum(c) || c >= 0x80 || c == '_'; }
-
-// True when `term` occurs in `text` with a word boundary on both sides.
-bool ContainsWord(absl::string_view text, absl::string_view term) {
-  size_t pos = 0;
-  while ((pos = text.find(term, pos)) != absl::string_view::npos) {
-    const size_t end = pos + term.size();
-    const bool left_ok = pos == 0 || !IsWordByte(text[pos - 1]) || !IsWordByte(term.front());
-    const bool right_ok = end == text.size() || !IsWordByte(text[end]) || !IsWordByte(term.back());
-    if (left_ok && right_ok) return true;
-    ++pos;
-  }
-  return false;
-}
 
 std::string FollowerBand(int64_t followers) {
   static constexpr std::array<std::pair<int64_t, const char*>, 6> kBands = {{
@@ -38,6 +24,33 @@ std::string FollowerBand(int64_t followers) {
     if (followers >= min) return name;
   }
   return "<100";
+}
+
+bool IsWordByte(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '\'' || c == '_';
+}
+
+// True when one of the three words before `start` negates what follows ("not happy",
+// "never great", "wasn't helpful").
+bool Negated(absl::string_view folded, size_t start) {
+  static constexpr absl::string_view kNegators[] = {
+      "not",    "no",     "never",   "isn't",  "isnt",   "wasn't", "wasnt",   "don't",
+      "dont",   "didn't", "didnt",   "doesn't", "doesnt", "aren't", "arent",  "won't",
+      "wont",   "can't",  "cant",    "cannot", "hardly", "nothing", "nobody", "nor",
+      "weren't", "werent", "haven't", "havent", "far",   "less"};
+  size_t end = start;
+  for (int word = 0; word < 3; ++word) {
+    while (end > 0 && !IsWordByte(folded[end - 1])) --end;
+    size_t begin = end;
+    while (begin > 0 && IsWordByte(folded[begin - 1])) --begin;
+    if (begin == end) return false;
+    const absl::string_view token = folded.substr(begin, end - begin);
+    for (absl::string_view negator : kNegators) {
+      if (token == negator) return true;
+    }
+    end = begin;
+  }
+  return false;
 }
 
 }  // namespace
@@ -65,46 +78,28 @@ absl::Status ScorerOptions::Validate() const {
     return absl::InvalidArgumentError("level 'low' must have min_priority 0");
   }
   if (followers_cap < 10) return absl::InvalidArgumentError("followers_cap must be at least 10");
-  if (followers_max_points + verified_points > 100) {
+  if (followers_max_points + std::max(verified_points, blue_points) > 100) {
     return absl::InvalidArgumentError("followers_max_points + verified_points must not exceed 100");
   }
   return absl::OkStatus();
 }
 
-Scorer::Scorer(ScorerOptions options) : options_(std::move(options)) {
-  for (size_t c = 0; c < options_.categories.size(); ++c) {
-    for (const std::string& term : options_.categories[c].terms) {
-      terms_.push_back({AsciiLowerCopy(term), static_cast<int>(c)});
+absl::StatusOr<std::shared_ptr<const Scorer>> Scorer::Create(ScorerOptions options) {
+  if (auto s = options.Validate(); !s.ok()) return s;
+  std::shared_ptr<Scorer> scorer(new Scorer(std::move(options)));
+  for (size_t c = 0; c < scorer->options_.categories.size(); ++c) {
+    for (const std::string& term : scorer->options_.categories[c].terms) {
+      scorer->term_category_.push_back(static_cast<int>(c));
+      scorer->term_text_.push_back(term);
     }
   }
+  absl::StatusOr<std::shared_ptr<const Matcher>> matcher = Matcher::Build(scorer->term_text_);
+  if (!matcher.ok()) return matcher.status();
+  scorer->matcher_ = *std::move(matcher);
+  return scorer;
 }
 
-void Scorer::Score(const Message& message, absl::Time received_at, Triage* triage) const {
-  const std::string text = AsciiLowerCopy(message.text);
-
-  // Urgency: each category counts once, with every term of it that matched as its evidence.
-  std::vector<int> match_index(options_.categories.size(), -1);
-  int urgency = 0;
-  for (const Term& term : terms_) {
-    if (!ContainsWord(text, term.text)) continue;
-    int& index = match_index[term.category];
-    if (index < 0) {
-      const CategoryOptions& category = options_.categories[term.category];
-      index = static_cast<int>(triage->categories.size());
-      triage->categories.push_back({category.name, {}, category.weight});
-      urgency += category.weight;
-    }
-    triage->categories[index].terms.push_back(term.text);
-  }
-  triage->urgency = std::clamp(urgency, 0, 100);
-  for (const CategoryMatch& match : triage->categories) {
-    triage->reasons.push_back(absl::StrCat("category ", match.name, " (", match.weight > 0 ? "+" : "",
-                                           match.weight, ") matched '",
-                                           absl::StrJoin(match.terms, "', '"), "'"));
-  }
-
-  // Reach: log scale of followers up to a cap, plus a flat bonus for verified authors.
-  const Author& author = message.author;
+int Scorer::Reach(const Author& author, Triage* triage) const {
   triage->reach_known = author.followers.has_value();
   double reach = 0;
   if (author.followers) {
@@ -122,11 +117,98 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   }
   if (!author.known_as.empty()) triage->reasons.push_back(absl::StrCat("known author: ", author.known_as));
   if (author.verified) {
-    reach += options_.verified_points;
-    triage->reasons.push_back(absl::StrCat("verified author (+", options_.verified_points, ")"));
+    const bool blue = author.verified_type == "blue";
+    const int points = blue ? options_.blue_points : options_.verified_points;
+    reach += points;
+    triage->reasons.push_back(absl::StrCat(blue ? "blue-verified" : "verified", " author (+", points, ")"));
   }
-  triage->reach = std::clamp(static_cast<int>(std::lround(reach)), 0, 100);
+  return std::clamp(static_cast<int>(std::lround(reach)), 0, 100);
+}
 
+void Scorer::Score(const Message& message, absl::Time received_at, Triage* triage) const {
+  // Buffers reused per thread: scoring allocates only for what it reports.
+  thread_local std::string folded;
+  thread_local std::vector<Matcher::Hit> hits;
+  FoldForMatching(message.text, &folded);
+  hits.clear();
+  matcher_->Scan(folded, &hits);
+  std::sort(hits.begin(), hits.end(), [](const Matcher::Hit& a, const Matcher::Hit& b) {
+    return a.start != b.start ? a.start < b.start : a.term < b.term;
+  });
+
+  const SignalOptions& points = options_.signals;
+  std::vector<int> match_index(options_.categories.size(), -1);
+  std::vector<std::string> negated;
+  bool complaint = false, praise = false;
+  thread_local std::vector<bool> term_seen;
+  term_seen.assign(term_text_.size(), false);
+  for (const Matcher::Hit& hit : hits) {
+    const int c = term_category_[hit.term];
+    const CategoryOptions& category = options_.categories[c];
+    const CategoryRole role = category.effective_role();
+    if (role == CategoryRole::kPraise && Negated(folded, hit.start)) {
+      negated.push_back(std::string(absl::string_view(folded).substr(hit.start, hit.end - hit.start)));
+      continue;
+    }
+    complaint |= role == CategoryRole::kComplaint;
+    praise |= role == CategoryRole::kPraise;
+    if (term_seen[hit.term]) continue;  // a term is evidence once, however often it occurs
+    term_seen[hit.term] = true;
+    int& index = match_index[c];
+    if (index < 0) {
+      index = static_cast<int>(triage->categories.size());
+      triage->categories.push_back({category.name, {}, category.weight});
+    }
+    triage->categories[index].terms.push_back(term_text_[hit.term]);
+  }
+
+  const TextSignals signals = ReadSignals(message.text);
+  std::vector<std::string> signal_reasons;
+  int urgency = 0;
+  if (!negated.empty()) {
+    complaint = true;
+    urgency += points.negated_praise;
+    signal_reasons.push_back(absl::StrCat("negated praise '", absl::StrJoin(negated, "', '"), "' (+",
+                                          points.negated_praise, ")"));
+  }
+  if (signals.angry_emoji > 0) {
+    complaint = true;
+    urgency += points.angry_emoji;
+    signal_reasons.push_back(absl::StrCat("angry emoji (+", points.angry_emoji, ")"));
+  }
+  if (complaint && praise) {
+    // "Great, another outage": the praise words are sarcasm, not satisfaction.
+    std::erase_if(triage->categories, [&](const CategoryMatch& m) {
+      for (const CategoryOptions& c : options_.categories) {
+        if (c.name == m.name) return c.effective_role() == CategoryRole::kPraise;
+      }
+      return false;
+    });
+    urgency += points.sarcasm;
+    signal_reasons.push_back(absl::StrCat("praise beside a complaint read as sarcasm (+", points.sarcasm, ")"));
+  }
+  if (complaint && signals.shouting) {
+    urgency += points.shouting;
+    signal_reasons.push_back(absl::StrCat("shouting (+", points.shouting, ")"));
+  }
+  const int runs = std::min(2, signals.exclamation_runs + signals.question_runs);
+  if (complaint && runs > 0) {
+    urgency += points.exclamations * runs;
+    signal_reasons.push_back(absl::StrCat("runs of !/? (+", points.exclamations * runs, ")"));
+  }
+  for (const CategoryMatch& match : triage->categories) {
+    urgency += match.weight;
+    triage->reasons.push_back(absl::StrCat("category ", match.name, " (", match.weight > 0 ? "+" : "",
+                                           match.weight, ") matched '",
+                                           absl::StrJoin(match.terms, "', '"), "'"));
+  }
+  for (std::string& reason : signal_reasons) triage->reasons.push_back(std::move(reason));
+  triage->complaint = complaint;
+  triage->urgency = std::clamp(urgency, 0, 100);
+  triage->reasons.push_back(complaint ? "complaint: the author reports a problem"
+                                      : "not a complaint");
+
+  triage->reach = Reach(message.author, triage);
   const double priority =
       options_.urgency_weight * triage->urgency + options_.reach_weight * triage->reach;
   triage->priority = std::clamp(static_cast<int>(std::lround(priority)), 0, 100);

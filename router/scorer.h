@@ -1,25 +1,47 @@
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include <array>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "router/matcher.h"
 #include "router/message.h"
 
 namespace triage::router {
 
+// What a category says about its author: a problem (complaint), satisfaction (praise), or
+// neither (sales intent, press). Praise beside complaint signals reads as sarcasm.
+enum class CategoryRole { kComplaint, kPraise, kNeutral };
+
 // A category of concern ("outage", "billing", ...): any of its terms found in the text adds
-// `weight` to the urgency, once per category. Terms are matched case-insensitively (ASCII) on
-// word boundaries; a term may be a phrase ("not working").
+// `weight` to the urgency, once per category. Term syntax: see Matcher.
 struct CategoryOptions {
   std::string name;
-  int weight = 0;  // -100..100; negative for categories that calm a message down (praise)
+  int weight = 0;  // -100..100
   std::vector<std::string> terms;
+  std::optional<CategoryRole> role;  // default: complaint if weight > 0, praise if < 0
+
+  CategoryRole effective_role() const {
+    return role.value_or(weight > 0   ? CategoryRole::kComplaint
+                         : weight < 0 ? CategoryRole::kPraise
+                                      : CategoryRole::kNeutral);
+  }
+};
+
+// Urgency points for signals in how a text is written. Shouting and runs of '!'/'?' count
+// only in a complaint ("LOVE IT!!!" is not urgent).
+struct SignalOptions {
+  int shouting = 10;
+  int exclamations = 5;     // per run, at most two runs
+  int angry_emoji = 15;     // also makes the message a complaint
+  int negated_praise = 20;  // "not happy", "never great": a complaint
+  int sarcasm = 10;         // praise beside a complaint: "great, another outage"
 };
 
 struct LevelOptions {
@@ -29,13 +51,15 @@ struct LevelOptions {
 
 struct ScorerOptions {
   std::vector<CategoryOptions> categories;
+  SignalOptions signals;
   // priority = urgency_weight * urgency + reach_weight * reach; the weights sum to 1 so that
   // priority stays in 0..100. Reach is capped so that it never drowns urgency.
   double urgency_weight = 0.75;
   double reach_weight = 0.25;
   int64_t followers_cap = 10'000'000;  // followers at which the follower part of reach maxes out
   int followers_max_points = 80;       // reach points given at followers_cap (log scale below)
-  int verified_points = 20;
+  int verified_points = 20;            // legacy verified, business, government
+  int blue_points = 8;                 // X "blue" (paid) verification
   std::array<LevelOptions, kLevelCount> levels = {{
       {60, absl::Minutes(15)},
       {40, absl::Hours(1)},
@@ -47,11 +71,13 @@ struct ScorerOptions {
   absl::Status Validate() const;
 };
 
-// Computes urgency, reach, priority, level and SLA deadline of a message, with reasons.
-// Immutable after construction; safe to share between threads.
+// Computes urgency, complaint, reach, priority, level and SLA deadline of a message, with the
+// reasons. All terms of all categories are matched in one Hyperscan pass over the folded text
+// (case- and accent-insensitive). Immutable after Create; safe to share between threads.
 class Scorer {
  public:
-  explicit Scorer(ScorerOptions options);
+  // InvalidArgument when the options are inconsistent or a term does not compile.
+  static absl::StatusOr<std::shared_ptr<const Scorer>> Create(ScorerOptions options);
 
   // Fills the scoring part of `triage` (everything but team, informed and rule).
   void Score(const Message& message, absl::Time received_at, Triage* triage) const;
@@ -59,13 +85,13 @@ class Scorer {
   const ScorerOptions& options() const { return options_; }
 
  private:
-  struct Term {
-    std::string text;  // lower-cased
-    int category;      // index into options_.categories
-  };
+  explicit Scorer(ScorerOptions options) : options_(std::move(options)) {}
+  int Reach(const Author& author, Triage* triage) const;
 
   ScorerOptions options_;
-  std::vector<Term> terms_;
+  std::shared_ptr<const Matcher> matcher_;
+  std::vector<int> term_category_;       // matcher term index -> category index
+  std::vector<std::string> term_text_;   // matcher term index -> the term as configured
 };
 
 // Lower-cases ASCII letters; other bytes (UTF-8 sequences included) are kept as they are.

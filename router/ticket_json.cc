@@ -37,6 +37,7 @@ std::string TicketJson(const RoutedMessage& routed) {
 
   w.Key("triage").BeginObject();
   w.Key("urgency").Int(t.urgency);
+  w.Key("complaint").Bool(t.complaint);
   w.Key("reach");
   if (t.reach_known || m.author.verified || m.author.assumed_reach) {
     w.Int(t.reach);
@@ -59,6 +60,10 @@ std::string TicketJson(const RoutedMessage& routed) {
   for (const std::string& team : t.informed) w.String(team);
   w.EndArray();
   w.Key("rule").String(t.rule);
+  w.Key("tags").BeginArray();
+  for (const std::string& tag : t.tags) w.String(tag);
+  w.EndArray();
+  w.Key("dropped").Bool(t.dropped);
   w.Key("reasons").BeginArray();
   for (const std::string& reason : t.reasons) w.String(reason);
   w.EndArray();

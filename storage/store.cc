@@ -18,6 +18,7 @@ constexpr char kMessagesCf[] = "messages";
 constexpr char kQueueCf[] = "queue";
 constexpr char kDeadCf[] = "dead";
 constexpr char kMetaCf[] = "meta";
+constexpr char kConversationsCf[] = "conversations";
 
 // Drops message records older than the dedup window during compaction, so expiry never needs
 // a scan. Periodic compaction (daily) makes sure old files are visited even without writes.
@@ -100,6 +101,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
       {kQueueCf, rocksdb::ColumnFamilyOptions()},
       {kDeadCf, rocksdb::ColumnFamilyOptions()},
       {kMetaCf, rocksdb::ColumnFamilyOptions()},
+      {kConversationsCf, messages_options},  // same record layout, same expiry
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -121,7 +123,8 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       messages_cf_(handles_[1]),
       queue_cf_(handles_[2]),
       dead_cf_(handles_[3]),
-      meta_cf_(handles_[4]) {}
+      meta_cf_(handles_[4]),
+      conversations_cf_(handles_[5]) {}
 
 Store::~Store() {
   {
@@ -266,6 +269,10 @@ void Store::CommitGroup(std::vector<Pending>& group) {
       }
       ++results[i].stored;
       batch.Put(messages_cf_, message.key, EncodeMessageRecord(received_ms, message.ticket_json));
+      if (!message.conversation_key.empty()) {
+        batch.Put(conversations_cf_, message.conversation_key,
+                  EncodeMessageRecord(received_ms, message.conversation_team));
+      }
       for (const Delivery& delivery : message.deliveries) {
         QueueEntry entry;
         entry.message_key = message.key;
@@ -473,6 +480,16 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
     queues_[lease.destination].ready[static_cast<int>(meta->level)][lease.seq] = *meta;
   }
   return written;
+}
+
+std::optional<std::string> Store::ConversationTeam(absl::string_view key, absl::Time since) {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), conversations_cf_, rocksdb::Slice(key.data(), key.size()), &value).ok()) {
+    return std::nullopt;
+  }
+  const std::optional<int64_t> when = MessageRecordTime(value);
+  if (!when || *when < absl::ToUnixMillis(since)) return std::nullopt;
+  return value.substr(8);
 }
 
 std::vector<QueueDepth> Store::Depths() {

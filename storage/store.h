@@ -55,7 +55,10 @@ struct NewMessage {
   std::string key;  // MessageKey(source, id): the dedup key
   std::string ticket_json;
   router::Level level = router::Level::kLow;
-  std::vector<Delivery> deliveries;
+  std::vector<Delivery> deliveries;  // empty for a dropped message: kept for dedup only
+  // When set, records that this conversation's owner is `conversation_team` (affinity).
+  std::string conversation_key;
+  std::string conversation_team;
 };
 
 struct IngestResult {
@@ -125,6 +128,10 @@ class Store {
   // Gave up: the entry moves to the dead-letter set with its error, atomically.
   absl::Status DeadLetter(const Lease& lease, absl::string_view error);
 
+  // The owner team of a conversation routed at or after `since`; nullopt when none (or on a
+  // read error: affinity is a preference, never a reason to refuse a message).
+  std::optional<std::string> ConversationTeam(absl::string_view key, absl::Time since);
+
   std::vector<QueueDepth> Depths();
   int64_t DeadLetterCount();
   int64_t QueuedEntries();
@@ -174,6 +181,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* queue_cf_;
   rocksdb::ColumnFamilyHandle* dead_cf_;
   rocksdb::ColumnFamilyHandle* meta_cf_;
+  rocksdb::ColumnFamilyHandle* conversations_cf_;
 
   std::mutex mu_;  // guards everything below
   std::condition_variable writer_cv_;

@@ -17,20 +17,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     c->default_reach = 5;
     return c;
   }();
-  static const triage::router::Triager* triager = [] {
+  static const std::shared_ptr<const triage::router::Triager>* triager = [] {
     triage::router::ScorerOptions scorer;
     scorer.categories = {{"outage", 45, {"down", "not working"}}, {"billing", 30, {"refund"}}};
     triage::router::RouterOptions router;
     router.teams = {"support"};
     router.default_team = "support";
-    return new triage::router::Triager(scorer, router);
+    return new std::shared_ptr<const triage::router::Triager>(
+        *triage::router::Triager::Create(scorer, router));
   }();
   const auto result = triage::router::ParsePayload(
       triage::router::SourceKind::TRIAGE_FUZZ_KIND,
       absl::string_view(reinterpret_cast<const char*>(data), size), *context);
   if (!result.ok()) return 0;
   for (const triage::router::Message& message : result->messages) {
-    const std::string json = triage::router::TicketJson(triager->Triage(message, absl::UnixEpoch()));
+    const std::string json = triage::router::TicketJson((*triager)->Triage(message, absl::UnixEpoch()));
     if (json.empty() || json.front() != '{') __builtin_trap();
   }
   return 0;

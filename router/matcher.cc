@@ -1,0 +1,125 @@
+#include "router/matcher.h"
+
+#include <hs/hs.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace triage::router {
+namespace {
+
+bool IsWordChar(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Per-thread scratch, grown to fit any database it has scanned with. Hyperscan scratch may be
+// used by one scan at a time, which a thread guarantees.
+hs_scratch_t* ThreadScratch(const hs_database_t* database) {
+  struct Holder {
+    hs_scratch_t* scratch = nullptr;
+    ~Holder() {
+      if (scratch != nullptr) hs_free_scratch(scratch);
+    }
+  };
+  thread_local Holder holder;
+  if (hs_alloc_scratch(database, &holder.scratch) != HS_SUCCESS) return nullptr;
+  return holder.scratch;
+}
+
+}  // namespace
+
+std::string Matcher::Expression(absl::string_view term) {
+  term = absl::StripAsciiWhitespace(term);
+  const bool prefix = !term.empty() && term.back() == '*';
+  if (prefix) term.remove_suffix(1);
+  std::string out;
+  if (!term.empty() && IsWordChar(term.front())) out += "\\b";
+  bool in_space = false;
+  for (const char c : term) {
+    if (c == ' ') {
+      if (!in_space) out += "\\s+";
+      in_space = true;
+      continue;
+    }
+    in_space = false;
+    if (c == '\'') {
+      out += "'?";
+    } else if (IsWordChar(c) || static_cast<unsigned char>(c) >= 0x80) {
+      out.push_back(c);
+    } else {
+      absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
+    }
+  }
+  if (prefix) {
+    out += "\\w*";
+  } else if (!term.empty() && IsWordChar(term.back())) {
+    out += "\\b";
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const Matcher>> Matcher::Build(const std::vector<std::string>& terms) {
+  std::vector<std::string> expressions;
+  expressions.reserve(terms.size());
+  for (const std::string& term : terms) {
+    expressions.push_back(Expression(term));
+    if (expressions.back().empty() || expressions.back() == "\\b\\b") {
+      return absl::InvalidArgumentError(absl::StrCat("empty term '", term, "'"));
+    }
+  }
+  return Compile(expressions, terms, HS_FLAG_CASELESS | HS_FLAG_SOM_LEFTMOST);
+}
+
+absl::StatusOr<std::shared_ptr<const Matcher>> Matcher::BuildRegexes(
+    const std::vector<std::string>& regexes) {
+  return Compile(regexes, regexes, HS_FLAG_CASELESS | HS_FLAG_SINGLEMATCH);
+}
+
+absl::StatusOr<std::shared_ptr<const Matcher>> Matcher::Compile(
+    const std::vector<std::string>& expressions, const std::vector<std::string>& shown,
+    unsigned flag_set) {
+  std::shared_ptr<Matcher> matcher(new Matcher());
+  matcher->size_ = expressions.size();
+  if (expressions.empty()) return matcher;
+  std::vector<const char*> pointers;
+  std::vector<unsigned> flags(expressions.size(), flag_set);
+  std::vector<unsigned> ids;
+  for (size_t i = 0; i < expressions.size(); ++i) {
+    pointers.push_back(expressions[i].c_str());
+    ids.push_back(static_cast<unsigned>(i));
+  }
+  hs_compile_error_t* error = nullptr;
+  const hs_error_t result =
+      hs_compile_multi(pointers.data(), flags.data(), ids.data(), static_cast<unsigned>(pointers.size()),
+                       HS_MODE_BLOCK, nullptr, &matcher->database_, &error);
+  if (result != HS_SUCCESS) {
+    std::string message = error != nullptr && error->message != nullptr ? error->message : "unknown";
+    const int at = error != nullptr ? error->expression : -1;
+    hs_free_compile_error(error);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot compile '", at >= 0 ? shown[at] : absl::StrJoin(shown, "', '"), "': ", message));
+  }
+  if (ThreadScratch(matcher->database_) == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate Hyperscan scratch space");
+  }
+  return matcher;
+}
+
+Matcher::~Matcher() {
+  if (database_ != nullptr) hs_free_database(database_);
+}
+
+void Matcher::Scan(absl::string_view folded_text, std::vector<Hit>* hits) const {
+  if (database_ == nullptr || folded_text.empty()) return;
+  hs_scratch_t* scratch = ThreadScratch(database_);
+  if (scratch == nullptr) return;
+  auto on_match = [](unsigned int id, unsigned long long from, unsigned long long to,
+                     unsigned int /*flags*/, void* context) -> int {
+    static_cast<std::vector<Hit>*>(context)->push_back(
+        {static_cast<int>(id), static_cast<size_t>(from), static_cast<size_t>(to)});
+    return 0;
+  };
+  hs_scan(database_, folded_text.data(), static_cast<unsigned>(folded_text.size()), 0, scratch,
+          on_match, hits);
+}
+
+}  // namespace triage::router
