@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,8 +16,7 @@ namespace triage::router {
 // a text that FoldForMatching prepared. A term is a word or a phrase, matched on word
 // boundaries; inside a phrase any run of spaces matches; an apostrophe may be missing
 // ("can't" matches "cant"); a trailing '*' matches any word ending ("refund*" matches
-// "refunded"). Terms report every occurrence with its start (the scorer looks left of it for
-// negations); rule regexes report once each, without a start.
+// "refunded"). Each term or regex reports once, at the end of its first occurrence.
 //
 // Immutable after Build and safe to share between threads: scanning uses per-thread scratch
 // space, allocated on a thread's first scan and reused, so a scan allocates nothing but the
@@ -24,9 +24,8 @@ namespace triage::router {
 class Matcher {
  public:
   struct Hit {
-    int term;      // index into the terms given to Build
-    size_t start;  // byte offsets of the match in the scanned text
-    size_t end;
+    int term;    // index into the terms given to Build
+    size_t end;  // byte offset just past the match in the scanned text
   };
 
   // InvalidArgument naming the term when one cannot be compiled.
@@ -49,6 +48,7 @@ class Matcher {
       const std::vector<std::string>& expressions, const std::vector<std::string>& shown,
       unsigned flags);
   hs_database* database_ = nullptr;
+  uint64_t id_ = 0;  // process-unique, for the per-thread scratch bookkeeping
   size_t size_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "router/text.h"
 
 namespace triage::router {
@@ -28,6 +29,16 @@ std::string FollowerBand(int64_t followers) {
 
 bool IsWordByte(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '\'' || c == '_';
+}
+
+// Where a match of a `words`-word term that ends at `end` starts: walk back over its words.
+size_t TermStart(absl::string_view folded, size_t end, int words) {
+  size_t start = end;
+  for (int w = 0; w < words; ++w) {
+    while (start > 0 && !IsWordByte(folded[start - 1])) --start;
+    while (start > 0 && IsWordByte(folded[start - 1])) --start;
+  }
+  return start;
 }
 
 // True when one of the three words before `start` negates what follows ("not happy",
@@ -91,6 +102,11 @@ absl::StatusOr<std::shared_ptr<const Scorer>> Scorer::Create(ScorerOptions optio
     for (const std::string& term : scorer->options_.categories[c].terms) {
       scorer->term_category_.push_back(static_cast<int>(c));
       scorer->term_text_.push_back(term);
+      int words = 0;
+      for (absl::string_view word : absl::StrSplit(term, ' ', absl::SkipWhitespace())) {
+        words += word.empty() ? 0 : 1;
+      }
+      scorer->term_words_.push_back(std::max(words, 1));
     }
   }
   absl::StatusOr<std::shared_ptr<const Matcher>> matcher = Matcher::Build(scorer->term_text_);
@@ -132,28 +148,28 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   FoldForMatching(message.text, &folded);
   hits.clear();
   matcher_->Scan(folded, &hits);
+  // Report terms in the order they occur (then in configured order), for stable reasons.
   std::sort(hits.begin(), hits.end(), [](const Matcher::Hit& a, const Matcher::Hit& b) {
-    return a.start != b.start ? a.start < b.start : a.term < b.term;
+    return a.end != b.end ? a.end < b.end : a.term < b.term;
   });
 
   const SignalOptions& points = options_.signals;
   std::vector<int> match_index(options_.categories.size(), -1);
   std::vector<std::string> negated;
   bool complaint = false, praise = false;
-  thread_local std::vector<bool> term_seen;
-  term_seen.assign(term_text_.size(), false);
   for (const Matcher::Hit& hit : hits) {
     const int c = term_category_[hit.term];
     const CategoryOptions& category = options_.categories[c];
     const CategoryRole role = category.effective_role();
-    if (role == CategoryRole::kPraise && Negated(folded, hit.start)) {
-      negated.push_back(std::string(absl::string_view(folded).substr(hit.start, hit.end - hit.start)));
-      continue;
+    if (role == CategoryRole::kPraise) {
+      const size_t start = TermStart(folded, hit.end, term_words_[hit.term]);
+      if (Negated(folded, start)) {
+        negated.push_back(std::string(absl::string_view(folded).substr(start, hit.end - start)));
+        continue;
+      }
     }
     complaint |= role == CategoryRole::kComplaint;
     praise |= role == CategoryRole::kPraise;
-    if (term_seen[hit.term]) continue;  // a term is evidence once, however often it occurs
-    term_seen[hit.term] = true;
     int& index = match_index[c];
     if (index < 0) {
       index = static_cast<int>(triage->categories.size());

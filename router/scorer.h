@@ -92,6 +92,7 @@ class Scorer {
   std::shared_ptr<const Matcher> matcher_;
   std::vector<int> term_category_;       // matcher term index -> category index
   std::vector<std::string> term_text_;   // matcher term index -> the term as configured
+  std::vector<int> term_words_;          // matcher term index -> words in the term
 };
 
 // Lower-cases ASCII letters; other bytes (UTF-8 sequences included) are kept as they are.
