@@ -482,10 +482,13 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
           c.role = router::CategoryRole::kComplaint;
         } else if (role == "praise") {
           c.role = router::CategoryRole::kPraise;
+        } else if (role == "resolution") {
+          c.role = router::CategoryRole::kResolution;
         } else if (role == "neutral") {
           c.role = router::CategoryRole::kNeutral;
         } else if (!role.empty()) {
-          l.Error(item.second["role"], Child(here, "role"), "must be complaint, praise or neutral");
+          l.Error(item.second["role"], Child(here, "role"),
+                  "must be complaint, praise, resolution or neutral");
         }
         l.StringList(item.second, "terms", here, &c.terms);
         if (c.terms.empty()) l.Error(item.second, Child(here, "terms"), "needs at least one term");

@@ -156,12 +156,12 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   const SignalOptions& points = options_.signals;
   std::vector<int> match_index(options_.categories.size(), -1);
   std::vector<std::string> negated;
-  bool complaint = false, praise = false;
+  bool complaint = false, praise = false, resolved = false;
   for (const Matcher::Hit& hit : hits) {
     const int c = term_category_[hit.term];
     const CategoryOptions& category = options_.categories[c];
     const CategoryRole role = category.effective_role();
-    if (role == CategoryRole::kPraise) {
+    if (role == CategoryRole::kPraise || role == CategoryRole::kResolution) {
       const size_t start = TermStart(folded, hit.end, term_words_[hit.term]);
       if (Negated(folded, start)) {
         negated.push_back(std::string(absl::string_view(folded).substr(start, hit.end - start)));
@@ -170,6 +170,7 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
     }
     complaint |= role == CategoryRole::kComplaint;
     praise |= role == CategoryRole::kPraise;
+    resolved |= role == CategoryRole::kResolution;
     int& index = match_index[c];
     if (index < 0) {
       index = static_cast<int>(triage->categories.size());
@@ -181,6 +182,11 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   const TextSignals signals = ReadSignals(message.text);
   std::vector<std::string> signal_reasons;
   int urgency = 0;
+  if (resolved && complaint) {
+    // The problem words tell what was fixed: the author is not complaining about it now.
+    complaint = false;
+    signal_reasons.push_back("problem words beside a resolution: not a complaint");
+  }
   if (!negated.empty()) {
     complaint = true;
     urgency += points.negated_praise;

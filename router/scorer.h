@@ -15,9 +15,11 @@
 
 namespace triage::router {
 
-// What a category says about its author: a problem (complaint), satisfaction (praise), or
-// neither (sales intent, press). Praise beside complaint signals reads as sarcasm.
-enum class CategoryRole { kComplaint, kPraise, kNeutral };
+// What a category says about its author: a problem (complaint), satisfaction (praise), a
+// problem solved (resolution: "thanks for fixing the outage" is not a complaint), or neither
+// (sales intent, press). Praise beside complaint signals reads as sarcasm; negated praise or
+// resolution ("not happy", "still not fixed") is a complaint.
+enum class CategoryRole { kComplaint, kPraise, kResolution, kNeutral };
 
 // A category of concern ("outage", "billing", ...): any of its terms found in the text adds
 // `weight` to the urgency, once per category. Term syntax: see Matcher.

@@ -155,3 +155,96 @@ TEST(DurationTest, ParsesUnitsIncludingDays) {
 
 }  // namespace
 }  // namespace triage::config
+
+namespace triage::config {
+namespace {
+
+TEST(ConfigTest, RuleConditionsActionsAndTheirErrors) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("    - name: billing"), std::string::npos, R"(    - name: billing
+      when: {categories_any: [billing], levels: [urgent, high]}
+      team: billing
+    - name: office-hours
+      when:
+        channels: [private]
+        kinds: [direct_message]
+        categories_all: [billing, anger]
+        min_followers: 1000
+        verified: true
+        complaint: true
+        languages: [en, fr]
+        authors: ["@dana"]
+        text_regex: "order\\s+#\\d+"
+        time: {zone: Europe/Paris, days: [mon, fri], from: "09:00", to: "18:00"}
+      tags: [vip]
+      raise: 1
+    - name: spam
+      when: {text_regex: "free followers"}
+      drop: true
+  conversation_window: 48h
+destinations:
+  out: {type: file, path: /tmp/out.jsonl}
+)");
+  const auto config = LoadConfigString(yaml, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_EQ(config->routing.rules.size(), 3u);
+  const router::RuleOptions& rule = config->routing.rules[1];
+  EXPECT_EQ(rule.channels, std::vector<std::string>{"private"});
+  EXPECT_EQ(rule.categories_all, (std::vector<std::string>{"billing", "anger"}));
+  EXPECT_EQ(rule.min_followers, 1000);
+  EXPECT_EQ(rule.verified, true);
+  EXPECT_EQ(rule.complaint, true);
+  ASSERT_TRUE(rule.time.has_value());
+  EXPECT_EQ(rule.time->from_minute, 540);
+  EXPECT_EQ(rule.time->days.size(), 2u);
+  EXPECT_EQ(rule.raise_levels, 1);
+  EXPECT_TRUE(config->routing.rules[2].drop);
+  EXPECT_EQ(config->conversation_window, absl::Hours(48));
+
+  std::string bad = kMinimal;
+  bad.replace(bad.find("    - name: billing"), std::string::npos, R"(    - name: r
+      when:
+        categories_any: [nonsense]
+        channels: [sideways]
+        text_regex: "(unclosed"
+        time: {zone: Mars/Olympus, days: [someday], from: "9am"}
+      level: critical
+    - name: idle
+destinations:
+  out: {type: file, path: /tmp/out.jsonl}
+)");
+  const std::string errors = Errors(bad);
+  for (const char* expected : {
+           "test.yaml:11:9: routing.rules[0].when: unknown category 'nonsense'",
+           "test.yaml:12:19: routing.rules[0].when.channels: channels are public or private",
+           "test.yaml:13:21: routing.rules[0].when.text_regex: cannot compile '(unclosed'",
+           "test.yaml:14:22: routing.rules[0].when.time.zone: unknown time zone 'Mars/Olympus'",
+           "test.yaml:14:42: routing.rules[0].when.time.days: unknown day 'someday'",
+           "test.yaml:14:59: routing.rules[0].when.time.from: must be HH:MM",
+           "test.yaml:15:14: routing.rules[0].level: must be urgent, high, normal or low",
+           "test.yaml:16:7: routing.rules[1]: a rule needs an action",
+       }) {
+    EXPECT_NE(errors.find(expected), std::string::npos) << expected << "\n--- got:\n" << errors;
+  }
+}
+
+TEST(ConfigTest, CategoryRolesAndSignals) {
+  std::string yaml = std::string(kMinimal) + R"(scoring:
+  signals: {shouting: 3}
+  categories:
+    fixed: {weight: -5, role: resolution, terms: [fixed]}
+    billing: {weight: 30, terms: [refund]}
+    odd: {weight: 5, role: grumpy, terms: [x]}
+)";
+  EXPECT_NE(Errors(yaml).find("scoring.categories.odd.role: must be complaint, praise, resolution or neutral"),
+            std::string::npos)
+      << Errors(yaml);
+  yaml.replace(yaml.find("role: grumpy"), 12, "role: neutral");
+  const auto config = LoadConfigString(yaml, "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->scoring.signals.shouting, 3);
+  EXPECT_EQ(config->scoring.categories[0].effective_role(), router::CategoryRole::kResolution);
+}
+
+}  // namespace
+}  // namespace triage::config
