@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace triage::daemon {
 
@@ -118,12 +119,65 @@ asio::awaitable<Response> App::Admin(Request& request) {
   co_return JsonError(http::status::not_found, "no such admin endpoint");
 }
 
+namespace {
+
+// What differs between two configs that a reload cannot apply; empty when nothing.
+std::vector<std::string> NeedsRestart(const config::Config& running, const config::Config& next) {
+  std::vector<std::string> out;
+  auto same_listen = [](const config::ListenOptions& a, const config::ListenOptions& b) {
+    return a.address == b.address && a.port == b.port;
+  };
+  if (!same_listen(running.server.listen, next.server.listen) ||
+      running.server.io_threads != next.server.io_threads) {
+    out.push_back("server.listen/io_threads");
+  }
+  if (!same_listen(running.admin.listen, next.admin.listen)) out.push_back("admin.listen");
+  if (running.storage.path != next.storage.path) out.push_back("storage.path");
+  std::vector<std::string> a, b;
+  for (const auto& d : running.destinations) a.push_back(absl::StrCat(d.name, "=", d.url, d.path));
+  for (const auto& d : next.destinations) b.push_back(absl::StrCat(d.name, "=", d.url, d.path));
+  if (a != b) out.push_back("destinations");
+  return out;
+}
+
+}  // namespace
+
+absl::Status App::Reload() {
+  if (options_.config_path.empty()) {
+    return absl::FailedPreconditionError("running on the embedded config: nothing to reload");
+  }
+  absl::StatusOr<config::Config> next = config::LoadConfigFile(options_.config_path);
+  if (!next.ok()) return next.status();
+  if (const auto restart = NeedsRestart(config_, *next); !restart.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("these settings need a restart: ", absl::StrJoin(restart, ", ")));
+  }
+  absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(*next);
+  if (!pipeline.ok()) return pipeline.status();
+  ingest_->Swap(*std::move(pipeline));
+  return absl::OkStatus();
+}
+
 int App::Run() {
-  asio::signal_set signals(io_, SIGTERM, SIGINT);
+  asio::signal_set signals(io_, SIGTERM, SIGINT, SIGHUP);
   std::promise<int> stop_signal;
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    stop_signal.set_value(ec ? 0 : signal);
-  });
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int signal) {
+        if (!ec && signal == SIGHUP) {
+          const absl::Status reloaded = Reload();
+          metrics_.config_reloads.Add({{"outcome", reloaded.ok() ? "applied" : "refused"}}).Increment();
+          if (reloaded.ok()) {
+            spdlog::info("event=config_reloaded path={}", options_.config_path);
+          } else {
+            spdlog::error("event=config_reload_refused path={} error=\"{}\"", options_.config_path,
+                          std::string(reloaded.message()));
+          }
+          signals.async_wait(on_signal);
+          return;
+        }
+        stop_signal.set_value(ec ? 0 : signal);
+      };
+  signals.async_wait(on_signal);
   const int signal = stop_signal.get_future().get();
   spdlog::info("event=stopping signal={}", signal);
   Shutdown();

@@ -18,7 +18,8 @@
 namespace triage::daemon {
 
 struct RunOptions {
-  std::string ports_file;  // when set, {"ingest":P,"admin":Q} is written there once bound
+  std::string config_path;  // re-read on SIGHUP; empty: the embedded config, nothing to reload
+  std::string ports_file;   // when set, {"ingest":P,"admin":Q} is written there once bound
   absl::Duration drain_timeout = absl::Seconds(20);
 };
 
@@ -31,8 +32,12 @@ class App {
   ~App();
 
   absl::Status Start();
-  // Serves until a stop signal; returns the process exit code.
+  // Serves until a stop signal; returns the process exit code. SIGHUP reloads.
   int Run();
+  // Re-reads the config file and swaps in its sources, lexicon and rules. A config that fails
+  // validation, or changes what only a restart can apply (listeners, storage, destinations),
+  // is refused with its reasons and the running one stays.
+  absl::Status Reload();
 
  private:
   asio::awaitable<Response> Admin(Request& request);

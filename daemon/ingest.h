@@ -40,6 +40,9 @@ class Ingest {
   Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, Metrics& metrics);
 
   asio::awaitable<Response> Handle(Request& request);
+  // Swaps in a new pipeline (sources, lexicon, rules) atomically: requests already running
+  // finish with the one they started with, the next ones use the new one.
+  void Swap(std::shared_ptr<const Pipeline> pipeline) { pipeline_.store(std::move(pipeline)); }
 
  private:
   asio::awaitable<Response> HandleSource(const Pipeline& pipeline,

@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   if (config_path.empty()) spdlog::warn("event=default_config note=\"running on the embedded default config\"");
 
-  triage::daemon::App app(*std::move(config), {ports_file});
+  triage::daemon::App app(*std::move(config), {config_path, ports_file});
   if (const absl::Status started = app.Start(); !started.ok()) {
     spdlog::critical("event=start_failed error=\"{}\"", std::string(started.message()));
     return 1;

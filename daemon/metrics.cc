@@ -73,7 +73,11 @@ Metrics::Metrics()
                              .Name("triage_delivery_destination_paused")
                              .Help("1 while a destination is paused after failures or a "
                                    "Retry-After, by destination")
-                             .Register(*registry)) {}
+                             .Register(*registry)),
+      config_reloads(prometheus::BuildCounter()
+                         .Name("triage_config_reloads_total")
+                         .Help("Config reloads on SIGHUP, by outcome (applied, refused)")
+                         .Register(*registry)) {}
 
 std::string Metrics::Render(storage::Store& store) {
   for (const storage::QueueDepth& depth : store.Depths()) {

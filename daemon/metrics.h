@@ -40,6 +40,7 @@ struct Metrics {
   prometheus::Family<prometheus::Histogram>& delivery_latency;  // destination: enqueue to 2xx
   prometheus::Family<prometheus::Histogram>& attempt_latency;   // destination: one attempt
   prometheus::Family<prometheus::Gauge>& destination_paused;    // destination
+  prometheus::Family<prometheus::Counter>& config_reloads;      // outcome
 };
 
 // Histogram buckets for every latency metric, in seconds (0.5 ms to 10 s).

@@ -17,6 +17,7 @@ packages=(
   libsystemd-dev
   libspdlog-dev libfmt-dev
   clang libclang-rt-14-dev
+  tzdata
   curl python3
 )
 

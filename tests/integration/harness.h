@@ -73,6 +73,7 @@ class Daemon {
   void Start();              // returns once the ports file appears (ASSERTs otherwise)
   int Stop(int signal);      // sends `signal`, waits, returns the exit code (or 128+signal)
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   uint16_t ingest_port() const { return ingest_port_; }
   uint16_t admin_port() const { return admin_port_; }
   std::string Log() const;
