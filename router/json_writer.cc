@@ -1,34 +1,47 @@
 #include "router/json_writer.h"
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 
 namespace triage::router {
 
 void AppendJsonString(absl::string_view value, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
-  for (const char c : value) {
+  // Copy runs that need no escaping in one append: most text has none to escape.
+  size_t run = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out->append(value.data() + run, i - run);
+    run = i + 1;
     switch (c) {
       case '"': out->append("\\\""); break;
       case '\\': out->append("\\\\"); break;
       case '\n': out->append("\\n"); break;
       case '\r': out->append("\\r"); break;
       case '\t': out->append("\\t"); break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[(c >> 4) & 0xf]);
-          out->push_back(kHex[c & 0xf]);
-        } else {
-          out->push_back(c);
-        }
+      default: {
+        const char escape[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        out->append(escape, sizeof(escape));
+      }
     }
   }
+  out->append(value.data() + run, value.size() - run);
   out->push_back('"');
 }
 
 std::string FormatTimestamp(absl::Time time) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone());
+  // absl::FormatTime parses its format on every call (about 1 us); tickets carry three times.
+  const absl::CivilSecond c = absl::ToCivilSecond(time, absl::UTCTimeZone());
+  const int64_t millis = absl::ToUnixMillis(time) - absl::ToUnixSeconds(time) * 1000;
+  char buffer[32];
+  const int n = std::snprintf(buffer, sizeof(buffer), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                              static_cast<long long>(c.year()), c.month(), c.day(), c.hour(),
+                              c.minute(), c.second(), static_cast<int>(millis < 0 ? millis + 1000 : millis));
+  return std::string(buffer, static_cast<size_t>(n));
 }
 
 void JsonWriter::Separate() {

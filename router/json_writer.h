@@ -15,6 +15,8 @@ namespace triage::router {
 // Not thread-safe; one per document.
 class JsonWriter {
  public:
+  JsonWriter() = default;
+  explicit JsonWriter(size_t reserve) { out_.reserve(reserve); }
   JsonWriter& BeginObject();
   JsonWriter& EndObject();
   JsonWriter& BeginArray();

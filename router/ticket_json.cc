@@ -7,7 +7,7 @@ namespace triage::router {
 std::string TicketJson(const RoutedMessage& routed) {
   const Message& m = routed.message;
   const Triage& t = routed.triage;
-  JsonWriter w;
+  JsonWriter w(512 + m.text.size() * 2);
   w.BeginObject();
   w.Key("source").String(m.source);
   w.Key("id").String(m.id);
