@@ -15,6 +15,9 @@ for bin in triaged loadgen triage_bench; do
   [[ -x $build/$bin ]] || { echo "missing $build/$bin: run cmake --workflow --preset release" >&2; exit 1; }
 done
 
+echo "== pure per-message work (Google Benchmark, one core, before any server runs)"
+$build/triage_bench --benchmark_min_time=1 2>/dev/null | grep '^BM_'
+
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -46,9 +49,6 @@ for _ in $(seq 100); do [[ -s $work/null.port ]] && break; sleep 0.05; done
 echo "== do-nothing server (same Beast server, handler answers at once)"
 null_line=$($build/loadgen --port "$(cat "$work/null.port")" --connections "$connections" --seconds "$seconds" --batch "$batch")
 echo "$null_line"
-
-echo "== pure per-message work (Google Benchmark, one core)"
-$build/triage_bench --benchmark_min_time=0.5 2>/dev/null | grep '^BM_'
 
 field() { sed -e "s/.*$1=\([0-9.]*\).*/\1/" <<< "$2"; }
 echo

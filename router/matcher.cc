@@ -9,6 +9,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "router/text.h"
 
 namespace triage::router {
 namespace {
@@ -40,32 +42,23 @@ std::atomic<uint64_t> next_matcher_id{1};
 }  // namespace
 
 std::string Matcher::Expression(absl::string_view term) {
-  term = absl::StripAsciiWhitespace(term);
-  const bool prefix = !term.empty() && term.back() == '*';
-  if (prefix) term.remove_suffix(1);
+  std::string folded;
+  FoldForMatching(absl::StripAsciiWhitespace(term), &folded);
+  absl::string_view literal = absl::StripAsciiWhitespace(folded);
+  const bool prefix = !literal.empty() && literal.back() == '*';
+  if (prefix) literal = absl::StripTrailingAsciiWhitespace(literal.substr(0, literal.size() - 1));
+  if (literal.empty()) return "";
   std::string out;
-  if (!term.empty() && IsWordChar(term.front())) out += "\\b";
-  bool in_space = false;
-  for (const char c : term) {
-    if (c == ' ') {
-      if (!in_space) out += "\\s+";
-      in_space = true;
-      continue;
-    }
-    in_space = false;
-    if (c == '\'') {
-      out += "'?";
-    } else if (IsWordChar(c) || static_cast<unsigned char>(c) >= 0x80) {
+  if (IsWordChar(literal.front())) out += "\\b";
+  for (const char c : literal) {
+    if (IsWordChar(c) || static_cast<unsigned char>(c) >= 0x80) {
       out.push_back(c);
     } else {
       absl::StrAppend(&out, "\\x", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
     }
   }
-  if (prefix) {
-    out += "\\w*";
-  } else if (!term.empty() && IsWordChar(term.back())) {
-    out += "\\b";
-  }
+  // A trailing * leaves the word open ("refund*" matches "refunded").
+  if (!prefix && IsWordChar(literal.back())) out += "\\b";
   return out;
 }
 
@@ -74,7 +67,7 @@ absl::StatusOr<std::shared_ptr<const Matcher>> Matcher::Build(const std::vector<
   expressions.reserve(terms.size());
   for (const std::string& term : terms) {
     expressions.push_back(Expression(term));
-    if (expressions.back().empty() || expressions.back() == "\\b\\b") {
+    if (expressions.back().empty()) {
       return absl::InvalidArgumentError(absl::StrCat("empty term '", term, "'"));
     }
   }

@@ -13,10 +13,10 @@ struct hs_database;
 namespace triage::router {
 
 // Many term patterns compiled once into one Hyperscan database and run in a single pass over
-// a text that FoldForMatching prepared. A term is a word or a phrase, matched on word
-// boundaries; inside a phrase any run of spaces matches; an apostrophe may be missing
-// ("can't" matches "cant"); a trailing '*' matches any word ending ("refund*" matches
-// "refunded"). Each term or regex reports once, at the end of its first occurrence.
+// a text that FoldForMatching prepared. A term is a word or a phrase, folded the same way
+// (so "Can’t  log in" and "cant log in" are one term), matched on word boundaries; a trailing
+// '*' matches any word ending ("refund*" matches "refunded"). Each term or regex reports
+// once, at the end of its first occurrence.
 //
 // Immutable after Build and safe to share between threads: scanning uses per-thread scratch
 // space, allocated on a thread's first scan and reused, so a scan allocates nothing but the

@@ -49,7 +49,7 @@ struct RuleOptions {
   std::optional<bool> complaint;
   std::vector<std::string> languages;
   std::vector<std::string> authors;  // author ids or handles (case-insensitive, '@' optional)
-  std::string text_regex;            // Hyperscan syntax, on the folded (lower-case) text
+  std::string text_regex;  // Hyperscan syntax, on the folded text (see FoldForMatching)
   std::optional<TimeWindow> time;
   // Actions.
   std::string team;

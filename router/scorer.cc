@@ -28,7 +28,7 @@ std::string FollowerBand(int64_t followers) {
 }
 
 bool IsWordByte(char c) {
-  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '\'' || c == '_';
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_';
 }
 
 // Where a match of a `words`-word term that ends at `end` starts: walk back over its words.
@@ -44,11 +44,11 @@ size_t TermStart(absl::string_view folded, size_t end, int words) {
 // True when one of the three words before `start` negates what follows ("not happy",
 // "never great", "wasn't helpful").
 bool Negated(absl::string_view folded, size_t start) {
+  // Folded text has no apostrophes: "isn't" reads "isnt".
   static constexpr absl::string_view kNegators[] = {
-      "not",    "no",     "never",   "isn't",  "isnt",   "wasn't", "wasnt",   "don't",
-      "dont",   "didn't", "didnt",   "doesn't", "doesnt", "aren't", "arent",  "won't",
-      "wont",   "can't",  "cant",    "cannot", "hardly", "nothing", "nobody", "nor",
-      "weren't", "werent", "haven't", "havent", "far",   "less"};
+      "not",  "no",    "never", "isnt",   "wasnt",  "dont",    "didnt",  "doesnt", "arent",
+      "wont", "cant",  "cannot", "hardly", "nothing", "nobody", "nor",   "werent", "havent",
+      "far",  "less"};
   size_t end = start;
   for (int word = 0; word < 3; ++word) {
     while (end > 0 && !IsWordByte(folded[end - 1])) --end;

@@ -36,6 +36,11 @@ void FoldForMatching(absl::string_view text, std::string* out) {
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
+      if (c == '\'') continue;
+      if (absl::ascii_isspace(c)) {
+        if (out->empty() || out->back() != ' ') out->push_back(' ');
+        continue;
+      }
       out->push_back(absl::ascii_tolower(c));
       continue;
     }
@@ -52,11 +57,10 @@ void FoldForMatching(absl::string_view text, std::string* out) {
         }
       }
     }
-    // U+2018/U+2019 (single quotes) -> ', U+201C/U+201D (double quotes) -> ".
+    // U+2018/U+2019 (single quotes) are dropped like ', U+201C/U+201D become ".
     if (c == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80) {
       const auto last = static_cast<unsigned char>(text[i + 2]);
       if (last == 0x98 || last == 0x99) {
-        out->push_back('\'');
         i += 2;
         continue;
       }

@@ -7,8 +7,10 @@
 namespace triage::router {
 
 // Folds text for matching: ASCII letters to lower case, accented Latin letters (U+00C0..U+017F)
-// to their unaccented lower-case base, typographic apostrophes and quotes to ASCII; every other
-// byte is kept. "Remboursement REFUSÉ, c’est nul" -> "remboursement refuse, c'est nul".
+// to their unaccented lower-case base, apostrophes (' and U+2018/U+2019) dropped, typographic
+// double quotes to ", runs of white space to one space; every other byte is kept.
+// "Remboursement  REFUSÉ, c’est nul" -> "remboursement refuse, cest nul". Terms are folded the
+// same way, so each compiles to a plain literal: the fastest kind of Hyperscan pattern.
 // Appends to `out` (cleared first) so callers can reuse its buffer.
 void FoldForMatching(absl::string_view text, std::string* out);
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "router/matcher.h"
 #include "router/text.h"
 
 namespace triage::router {
@@ -192,8 +193,10 @@ TEST(ScorerTest, BadOptionsAndTermsAreRefused) {
 
 TEST(TextTest, FoldingAndSignals) {
   std::string folded;
-  FoldForMatching("Remboursement REFUS\xC3\x89, c\xE2\x80\x99" "est NUL \xC3\x9F \xF0\x9F\x98\xA1", &folded);
-  EXPECT_EQ(folded, "remboursement refuse, c'est nul \xC3\x9F \xF0\x9F\x98\xA1");
+  FoldForMatching("Remboursement  REFUS\xC3\x89,\tc\xE2\x80\x99" "est NUL \xC3\x9F \xF0\x9F\x98\xA1", &folded);
+  EXPECT_EQ(folded, "remboursement refuse, cest nul \xC3\x9F \xF0\x9F\x98\xA1");
+  EXPECT_EQ(Matcher::Expression("Can\xE2\x80\x99t  log-in"), "\\bcant\\x20log\\x2din\\b");
+  EXPECT_EQ(Matcher::Expression("refund*"), "\\brefund");
   FoldForMatching("\xC5\x81\xC3\xB3" "d\xC5\xBA \xC3\x85" "ngstr\xC3\xB6m", &folded);
   EXPECT_EQ(folded, "lodz angstrom");
   EXPECT_TRUE(ReadSignals("WHY IS THIS STILL BROKEN").shouting);
