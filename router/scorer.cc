@@ -66,12 +66,6 @@ bool Negated(absl::string_view folded, size_t start) {
 
 }  // namespace
 
-std::string AsciiLowerCopy(absl::string_view text) {
-  std::string out(text);
-  absl::AsciiStrToLower(&out);
-  return out;
-}
-
 absl::Status ScorerOptions::Validate() const {
   if (std::abs(urgency_weight + reach_weight - 1.0) > 1e-6) {
     return absl::InvalidArgumentError(absl::StrCat("urgency and reach weights must sum to 1, got ",

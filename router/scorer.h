@@ -97,7 +97,4 @@ class Scorer {
   std::vector<int> term_words_;          // matcher term index -> words in the term
 };
 
-// Lower-cases ASCII letters; other bytes (UTF-8 sequences included) are kept as they are.
-std::string AsciiLowerCopy(absl::string_view text);
-
 }  // namespace triage::router
