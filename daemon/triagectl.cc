@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "config/config.h"
 #include "router/generic_source.h"
-#include "router/json_writer.h"
+#include "router/ticket_json.h"
 #include "router/router.h"
 
 namespace {
@@ -23,33 +23,10 @@ constexpr char kUsage[] =
     "  with --explain also the reasons. It needs no running daemon.\n";
 
 std::string RouteLine(const triage::router::RoutedMessage& r, bool explain) {
-  const triage::router::Triage& t = r.triage;
   triage::router::JsonWriter w;
   w.BeginObject();
   w.Key("id").String(r.message.id);
-  w.Key("urgency").Int(t.urgency);
-  w.Key("complaint").Bool(t.complaint);
-  w.Key("reach").Int(t.reach);
-  w.Key("priority").Int(t.priority);
-  w.Key("level").String(triage::router::LevelName(t.level));
-  w.Key("sla_deadline").Time(t.sla_deadline);
-  w.Key("categories").BeginArray();
-  for (const auto& c : t.categories) w.String(c.name);
-  w.EndArray();
-  w.Key("team").String(t.team);
-  w.Key("informed").BeginArray();
-  for (const std::string& team : t.informed) w.String(team);
-  w.EndArray();
-  w.Key("rule").String(t.rule);
-  w.Key("tags").BeginArray();
-  for (const std::string& tag : t.tags) w.String(tag);
-  w.EndArray();
-  w.Key("dropped").Bool(t.dropped);
-  if (explain) {
-    w.Key("reasons").BeginArray();
-    for (const std::string& reason : t.reasons) w.String(reason);
-    w.EndArray();
-  }
+  triage::router::WriteTriageFields(r, explain, &w);
   w.EndObject();
   return w.Take();
 }

@@ -4,9 +4,47 @@
 
 namespace triage::router {
 
-std::string TicketJson(const RoutedMessage& routed) {
+void WriteTriageFields(const RoutedMessage& routed, bool with_reasons, JsonWriter* writer) {
   const Message& m = routed.message;
   const Triage& t = routed.triage;
+  JsonWriter& w = *writer;
+  w.Key("urgency").Int(t.urgency);
+  w.Key("complaint").Bool(t.complaint);
+  w.Key("reach");
+  if (t.reach_known || m.author.verified || m.author.assumed_reach) {
+    w.Int(t.reach);
+  } else {
+    w.Null();
+  }
+  w.Key("reach_known").Bool(t.reach_known);
+  w.Key("priority").Int(t.priority);
+  w.Key("level").String(LevelName(t.level));
+  w.Key("sla_deadline").Time(t.sla_deadline);
+  w.Key("categories").BeginArray();
+  for (const CategoryMatch& c : t.categories) {
+    w.BeginObject().Key("name").String(c.name).Key("weight").Int(c.weight).Key("terms").BeginArray();
+    for (const std::string& term : c.terms) w.String(term);
+    w.EndArray().EndObject();
+  }
+  w.EndArray();
+  w.Key("team").String(t.team);
+  w.Key("informed").BeginArray();
+  for (const std::string& team : t.informed) w.String(team);
+  w.EndArray();
+  w.Key("rule").String(t.rule);
+  w.Key("tags").BeginArray();
+  for (const std::string& tag : t.tags) w.String(tag);
+  w.EndArray();
+  w.Key("dropped").Bool(t.dropped);
+  if (with_reasons) {
+    w.Key("reasons").BeginArray();
+    for (const std::string& reason : t.reasons) w.String(reason);
+    w.EndArray();
+  }
+}
+
+std::string TicketJson(const RoutedMessage& routed) {
+  const Message& m = routed.message;
   JsonWriter w(512 + m.text.size() * 2);
   w.BeginObject();
   w.Key("source").String(m.source);
@@ -36,37 +74,7 @@ std::string TicketJson(const RoutedMessage& routed) {
   w.Key("url").String(m.url);
 
   w.Key("triage").BeginObject();
-  w.Key("urgency").Int(t.urgency);
-  w.Key("complaint").Bool(t.complaint);
-  w.Key("reach");
-  if (t.reach_known || m.author.verified || m.author.assumed_reach) {
-    w.Int(t.reach);
-  } else {
-    w.Null();
-  }
-  w.Key("reach_known").Bool(t.reach_known);
-  w.Key("priority").Int(t.priority);
-  w.Key("level").String(LevelName(t.level));
-  w.Key("sla_deadline").Time(t.sla_deadline);
-  w.Key("categories").BeginArray();
-  for (const CategoryMatch& c : t.categories) {
-    w.BeginObject().Key("name").String(c.name).Key("weight").Int(c.weight).Key("terms").BeginArray();
-    for (const std::string& term : c.terms) w.String(term);
-    w.EndArray().EndObject();
-  }
-  w.EndArray();
-  w.Key("team").String(t.team);
-  w.Key("informed").BeginArray();
-  for (const std::string& team : t.informed) w.String(team);
-  w.EndArray();
-  w.Key("rule").String(t.rule);
-  w.Key("tags").BeginArray();
-  for (const std::string& tag : t.tags) w.String(tag);
-  w.EndArray();
-  w.Key("dropped").Bool(t.dropped);
-  w.Key("reasons").BeginArray();
-  for (const std::string& reason : t.reasons) w.String(reason);
-  w.EndArray();
+  WriteTriageFields(routed, true, &w);
   w.EndObject();
 
   w.EndObject();

@@ -142,7 +142,7 @@ TEST(TriagectlTest, RouteExplainsEachLineOffline) {
   for (std::string line; std::getline(out, line);) lines.push_back(line);
   ASSERT_EQ(lines.size(), 2u);
   for (const char* field : {"\"id\":\"line-1\"", "\"complaint\":true", "\"level\":\"high\"",
-                            "\"categories\":[\"billing\"]", "\"team\":\"billing\"",
+                            "\"categories\":[{\"name\":\"billing\"", "\"team\":\"billing\"",
                             "\"rule\":\"refunds\"", "\"sla_deadline\":\"", "\"reasons\":[",
                             "followers 48210 (band 10k-100k)"}) {
     EXPECT_NE(lines[0].find(field), std::string::npos) << field << " in " << lines[0];
