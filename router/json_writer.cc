@@ -33,14 +33,18 @@ void AppendJsonString(absl::string_view value, std::string* out) {
   out->push_back('"');
 }
 
-std::string FormatTimestamp(absl::Time time) {
+std::optional<std::string> FormatTimestamp(absl::Time time) {
   // absl::FormatTime parses its format on every call (about 1 us); tickets carry three times.
-  const absl::CivilSecond c = absl::ToCivilSecond(time, absl::UTCTimeZone());
-  const int64_t millis = absl::ToUnixMillis(time) - absl::ToUnixSeconds(time) * 1000;
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::CivilSecond c = absl::ToCivilSecond(time, utc);
+  // Platforms send what they like ("timestamp_ms": "9999999999999999"): RFC 3339 has four
+  // year digits, and anything outside them is not a time worth passing on.
+  if (c.year() < 1 || c.year() > 9999) return std::nullopt;
+  const int millis = static_cast<int>(absl::ToInt64Milliseconds(time - absl::FromCivil(c, utc)));
   char buffer[32];
-  const int n = std::snprintf(buffer, sizeof(buffer), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                              static_cast<long long>(c.year()), c.month(), c.day(), c.hour(),
-                              c.minute(), c.second(), static_cast<int>(millis < 0 ? millis + 1000 : millis));
+  const int n = std::snprintf(buffer, sizeof(buffer), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                              static_cast<int>(c.year()), c.month(), c.day(), c.hour(), c.minute(),
+                              c.second(), millis);
   return std::string(buffer, static_cast<size_t>(n));
 }
 
@@ -108,8 +112,8 @@ JsonWriter& JsonWriter::Null() {
 }
 
 JsonWriter& JsonWriter::Time(absl::Time value) {
-  if (value == absl::InfinitePast() || value == absl::InfiniteFuture()) return Null();
-  return String(FormatTimestamp(value));
+  const std::optional<std::string> text = FormatTimestamp(value);
+  return text ? String(*text) : Null();
 }
 
 JsonWriter& JsonWriter::Raw(absl::string_view json) {

@@ -3,6 +3,7 @@
 #include "absl/strings/string_view.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -26,7 +27,7 @@ class JsonWriter {
   JsonWriter& Int(int64_t value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
-  JsonWriter& Time(absl::Time value);  // RFC 3339 UTC with milliseconds, or null if infinite
+  JsonWriter& Time(absl::Time value);  // RFC 3339 UTC with milliseconds; null outside years 1-9999
   // Inserts already-serialised JSON as one value; the caller guarantees it is valid.
   JsonWriter& Raw(absl::string_view json);
 
@@ -43,7 +44,8 @@ class JsonWriter {
 // Appends `value` as a quoted, escaped JSON string.
 void AppendJsonString(absl::string_view value, std::string* out);
 
-// RFC 3339 in UTC with milliseconds, e.g. "2026-03-03T10:02:11.000Z".
-std::string FormatTimestamp(absl::Time time);
+// RFC 3339 in UTC with milliseconds, e.g. "2026-03-03T10:02:11.000Z"; nullopt outside the
+// years 1 to 9999 (infinite times included).
+std::optional<std::string> FormatTimestamp(absl::Time time);
 
 }  // namespace triage::router

@@ -101,6 +101,13 @@ TEST(GenericSourceTest, EnforcesLimits) {
                    .ok());
 }
 
+TEST(JsonWriterTest, TimesOutsideFourDigitYearsAreNull) {
+  JsonWriter w;
+  w.BeginArray().Time(absl::FromUnixMillis(9999999999999999)).Time(absl::InfinitePast());
+  w.Time(absl::FromUnixMillis(-1)).Time(absl::FromUnixMillis(253402300799999)).EndArray();
+  EXPECT_EQ(w.str(), R"([null,null,"1969-12-31T23:59:59.999Z","9999-12-31T23:59:59.999Z"])");
+}
+
 TEST(JsonWriterTest, EscapesStringsAndPlacesCommas) {
   JsonWriter w;
   w.BeginObject().Key("a\"b").String("line\nnext\x01").Key("n").Int(-3).Key("l").BeginArray();
