@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sys/wait.h>
@@ -296,6 +297,63 @@ TEST(DaemonTest, CheckConfigReportsPositionsAndExitsNonZero) {
                        dir.path() + "/bad.yaml:1:1: routing: is required",
                        dir.path() + "/bad.yaml:2:19: sources.generic.type: unknown source type (known: generic, x, meta)",
                    }));
+}
+
+}  // namespace
+}  // namespace triage::testing
+
+namespace triage::testing {
+namespace {
+
+std::string TlsConfig(const std::string& dir, const std::string& host, uint16_t port) {
+  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0}
+storage: {path: DIR/db}
+sources:
+  generic: {type: generic, secret: SECRET}
+teams:
+  support: {destinations: [helpdesk]}
+routing: {default_team: support}
+destinations:
+  helpdesk:
+    type: webhook
+    url: https://HOST:PORT/hook
+    ca_file: DIR/ca.pem
+    secret: WHSEC
+    backoff_initial: 50ms
+    backoff_max: 200ms
+)",
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"HOST", host},
+                              {"PORT", std::to_string(port)}, {"WHSEC", kWebhookSecret}});
+}
+
+TEST(DaemonTlsTest, DeliversOverHttpsWithTheConfiguredCaAndRefusesAWrongHostName) {
+  TempDir dir;
+  ASSERT_TRUE(MakeTestCertificates(dir.path(), "DNS:localhost")) << "openssl failed";
+  FakeHelpdesk helpdesk(dir.path() + "/server.pem", dir.path() + "/server.key");
+  {
+    Daemon daemon(dir.path(), TlsConfig(dir.path(), "localhost", helpdesk.port()));
+    daemon.Start();
+    ASSERT_EQ(daemon.PostSigned(MessageJson("tls-1", "refund"), kSecret).status, 200);
+    ASSERT_TRUE(helpdesk.WaitUntil([](const auto& all) { return CountAnswered2xx(all) == 1; }))
+        << daemon.Log();
+    EXPECT_EQ(Parse(helpdesk.received()[0]).id, "tls-1");
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  }
+  // The certificate names localhost, not 127.0.0.1: the handshake must fail, nothing is sent,
+  // and the entry waits to be retried.
+  TempDir other;
+  std::filesystem::copy_file(dir.path() + "/ca.pem", other.path() + "/ca.pem");
+  Daemon daemon(other.path(), TlsConfig(other.path(), "127.0.0.1", helpdesk.port()));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(MessageJson("tls-2", "refund"), kSecret).status, 200);
+  for (int i = 0; i < 500 && daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})") < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GE(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})"), 2);
+  EXPECT_NE(daemon.Log().find("tls: "), std::string::npos) << daemon.Log();
+  EXPECT_EQ(helpdesk.received().size(), 1u) << "only the first daemon's delivery arrived";
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
 }
 
 }  // namespace

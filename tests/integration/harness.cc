@@ -55,6 +55,18 @@ HttpResult HttpCall(uint16_t port, const std::string& method, const std::string&
 }
 
 FakeHelpdesk::FakeHelpdesk() : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  StartAccepting();
+}
+
+FakeHelpdesk::FakeHelpdesk(const std::string& cert_file, const std::string& key_file)
+    : tls_(std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server)),
+      acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  tls_->use_certificate_chain_file(cert_file);
+  tls_->use_private_key_file(key_file, asio::ssl::context::pem);
+  StartAccepting();
+}
+
+void FakeHelpdesk::StartAccepting() {
   port_ = acceptor_.local_endpoint().port();
   accept_thread_ = std::thread([this] {
     for (;;) {
@@ -109,6 +121,20 @@ void FakeHelpdesk::Serve(tcp::socket socket) {
     if (stopping_) return;
     sockets_.push_back(&socket);
   }
+  if (tls_) {
+    asio::ssl::stream<tcp::socket&> secure(socket, *tls_);
+    beast::error_code ec;
+    secure.handshake(asio::ssl::stream_base::server, ec);
+    if (!ec) Exchange(secure);
+  } else {
+    Exchange(socket);
+  }
+  std::lock_guard lock(mu_);
+  std::erase(sockets_, &socket);
+}
+
+template <typename Stream>
+void FakeHelpdesk::Exchange(Stream& socket) {
   beast::flat_buffer buffer;
   for (;;) {
     http::request<http::string_body> request;
@@ -136,8 +162,6 @@ void FakeHelpdesk::Serve(tcp::socket socket) {
     http::write(socket, response, ec);
     if (ec || !request.keep_alive()) break;
   }
-  std::lock_guard lock(mu_);
-  std::erase(sockets_, &socket);
 }
 
 Daemon::Daemon(std::string dir, std::string config_yaml) : dir_(std::move(dir)) {
@@ -221,6 +245,18 @@ double Daemon::Metric(const std::string& series) {
     }
   }
   return -1;
+}
+
+bool MakeTestCertificates(const std::string& dir, const std::string& names) {
+  const std::string script = absl::StrCat(
+      "cd ", dir, " && ",
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=triaged-test-ca ",
+      "-keyout ca.key -out ca.pem && ",
+      "openssl req -newkey rsa:2048 -nodes -subj /CN=helpdesk -keyout server.key -out server.csr && ",
+      "printf 'subjectAltName=", names, "' > san.ext && ",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ",
+      "-extfile san.ext -out server.pem) >/dev/null 2>&1");
+  return std::system(("(" + script).c_str()) == 0;
 }
 
 std::string MessageJson(const std::string& id, const std::string& text, const std::string& author) {

@@ -11,6 +11,9 @@
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+
+#include <memory>
 
 #include "absl/time/time.h"
 
@@ -38,6 +41,8 @@ class FakeHelpdesk {
   };
 
   FakeHelpdesk();
+  // Serves HTTPS with this certificate chain and key (PEM files).
+  FakeHelpdesk(const std::string& cert_file, const std::string& key_file);
   ~FakeHelpdesk();
 
   uint16_t port() const { return port_; }
@@ -49,8 +54,12 @@ class FakeHelpdesk {
 
  private:
   void Serve(boost::asio::ip::tcp::socket socket);
+  template <typename Stream>
+  void Exchange(Stream& stream);
+  void StartAccepting();
 
   boost::asio::io_context io_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
   uint16_t port_ = 0;
   std::thread accept_thread_;
@@ -90,6 +99,10 @@ class Daemon {
   uint16_t ingest_port_ = 0;
   uint16_t admin_port_ = 0;
 };
+
+// Writes a test CA (ca.pem) and a server certificate for `names` (e.g. "DNS:localhost")
+// signed by it (server.pem, server.key) into `dir`, with the openssl command. False on failure.
+bool MakeTestCertificates(const std::string& dir, const std::string& names);
 
 // A generic-source message as JSON.
 std::string MessageJson(const std::string& id, const std::string& text,
