@@ -95,6 +95,10 @@ void AddV1Tweet(element tweet, const std::string& account, const ParseContext& c
   }
   const auto user = json::Get(tweet, "user");
   if (user) m.author = V1Author(*user);
+  if (m.author.id.empty()) {
+    out->Ignore("tweet", "unsupported");  // no author: not even "own" can be told
+    return;
+  }
   if (m.author.id == account || IsBrand(context.brand_ids, m.author.id)) {
     out->Ignore("own_post", "own_account");
     return;
@@ -185,6 +189,10 @@ void AddV2Post(element post, std::optional<element> includes, const std::string&
         if (json::Str(user, "id") == m.author.id) m.author = V2Author(user);
       }
     }
+  }
+  if (m.author.id.empty()) {
+    out->Ignore("post", "unsupported");
+    return;
   }
   if (m.author.id == account || IsBrand(context.brand_ids, m.author.id)) {
     out->Ignore("own_post", "own_account");

@@ -135,9 +135,13 @@ TEST(XSourceTest, ActivityApiDmUnwrapsItsUsers) {
 }
 
 TEST(XSourceTest, HostileShapesAreSkippedNotFatal) {
+  // Four tweets: not an object, an empty id, a user that is not an object, no user at all.
+  // None has an id and an author; none may pass for the brand's own post either.
   const ParseResult r = Parse("x_hostile_shapes.json");
-  EXPECT_TRUE(r.messages.size() <= 2u);
-  for (const Message& m : r.messages) EXPECT_FALSE(m.id.empty());
+  EXPECT_TRUE(r.messages.empty());
+  EXPECT_EQ(r.events.at("tweet"), 4);
+  EXPECT_EQ(r.ignored.at("unsupported"), 4);
+  EXPECT_FALSE(r.ignored.contains("own_account"));
 }
 
 TEST(XSourceTest, RejectsWhatIsNotAnXEnvelope) {
