@@ -274,10 +274,7 @@ TEST(DaemonTest, PermanentRejectionsGoToDeadLetters) {
   ASSERT_EQ(daemon.PostSigned(MessageJson("rejected", "hello"), kSecret).status, 200);
   ASSERT_TRUE(helpdesk.WaitUntil([](const auto& all) { return all.size() == 1; }));
   // The dead letter is counted once the attempt is recorded.
-  for (int i = 0; i < 200 && daemon.Metric("triage_storage_dead_letters") != 1; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_EQ(daemon.Metric("triage_storage_dead_letters"), 1);
+  EXPECT_EQ(daemon.WaitForMetric("triage_storage_dead_letters", 1), 1);
   EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="dead_letter"})"), 1);
   EXPECT_EQ(helpdesk.received().size(), 1u) << "a 422 is not retried";
 }
@@ -347,10 +344,7 @@ TEST(DaemonTlsTest, DeliversOverHttpsWithTheConfiguredCaAndRefusesAWrongHostName
   Daemon daemon(other.path(), TlsConfig(other.path(), "127.0.0.1", helpdesk.port()));
   daemon.Start();
   ASSERT_EQ(daemon.PostSigned(MessageJson("tls-2", "refund"), kSecret).status, 200);
-  for (int i = 0; i < 500 && daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})") < 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  EXPECT_GE(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})"), 2);
+  EXPECT_GE(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})", 2), 2);
   EXPECT_NE(daemon.Log().find("tls: "), std::string::npos) << daemon.Log();
   EXPECT_EQ(helpdesk.received().size(), 1u) << "only the first daemon's delivery arrived";
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);

@@ -259,6 +259,15 @@ bool MakeTestCertificates(const std::string& dir, const std::string& names) {
   return std::system(("(" + script).c_str()) == 0;
 }
 
+double Daemon::WaitForMetric(const std::string& series, double at_least) {
+  double value = Metric(series);
+  for (int i = 0; i < 500 && value < at_least; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+    value = Metric(series);
+  }
+  return value;
+}
+
 std::string MessageJson(const std::string& id, const std::string& text, const std::string& author) {
   return absl::StrCat(R"({"id":")", id, R"(","platform":"x","text":")", text,
                       R"(","created_at":"2026-11-23T10:00:00Z","author":{"id":")", author,

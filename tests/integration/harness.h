@@ -92,6 +92,9 @@ class Daemon {
                         const std::string& source = "generic");
   // The value of one metric line from /metrics, e.g. Metric("triage_x{a=\"b\"}"); -1 if absent.
   double Metric(const std::string& series);
+  // Polls /metrics until `series` reaches at least `at_least` (counters only grow), for up to
+  // 5 s; returns the last value read.
+  double WaitForMetric(const std::string& series, double at_least);
 
  private:
   std::string dir_;

@@ -9,7 +9,6 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_replace.h"
 #include "tests/integration/harness.h"
 #include "tests/test_util.h"
@@ -62,14 +61,6 @@ std::string TeamOf(FakeHelpdesk& helpdesk, const std::string& id) {
   return team;
 }
 
-bool WaitForMetric(Daemon& daemon, const std::string& series, double value) {
-  for (int i = 0; i < 500; ++i) {
-    if (daemon.Metric(series) == value) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
-}
-
 TEST(RoutingTest, FollowUpsStayWithTheirTeamAndSpamIsDropped) {
   TempDir dir;
   FakeHelpdesk helpdesk;
@@ -105,14 +96,14 @@ TEST(RoutingTest, SighupSwapsRulesAndRefusesABadConfig) {
 
   std::ofstream(dir.path() + "/config.yaml") << Config(dir.path(), helpdesk.port(), "legal");
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
-  ASSERT_TRUE(WaitForMetric(daemon, R"(triage_config_reloads_total{outcome="applied"})", 1));
+  ASSERT_EQ(daemon.WaitForMetric(R"(triage_config_reloads_total{outcome="applied"})", 1), 1);
   ASSERT_EQ(daemon.PostSigned(Message("r2", "refund please", "c2"), kSecret).status, 200);
   EXPECT_EQ(TeamOf(helpdesk, "r2"), "legal");
 
   // A broken config is refused with its errors; the running rules stay.
   std::ofstream(dir.path() + "/config.yaml") << Config(dir.path(), helpdesk.port(), "nosuchteam");
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
-  ASSERT_TRUE(WaitForMetric(daemon, R"(triage_config_reloads_total{outcome="refused"})", 1));
+  ASSERT_EQ(daemon.WaitForMetric(R"(triage_config_reloads_total{outcome="refused"})", 1), 1);
   EXPECT_NE(daemon.Log().find("unknown team 'nosuchteam'"), std::string::npos) << daemon.Log();
   ASSERT_EQ(daemon.PostSigned(Message("r3", "refund please", "c3"), kSecret).status, 200);
   EXPECT_EQ(TeamOf(helpdesk, "r3"), "legal");

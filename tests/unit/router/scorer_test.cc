@@ -53,6 +53,15 @@ struct Case {
   bool complaint;
 };
 
+void ExpectCases(const Scorer& scorer, const std::vector<Case>& cases) {
+  for (const Case& c : cases) {
+    const Triage t = ScoreText(scorer, c.text);
+    EXPECT_EQ(Names(t), c.categories) << c.text;
+    EXPECT_EQ(t.urgency, c.urgency) << c.text;
+    EXPECT_EQ(t.complaint, c.complaint) << c.text;
+  }
+}
+
 TEST(ScorerTest, CategoriesOnWordBoundariesCaseAndAccentInsensitive) {
   const auto scorer = MakeScorer();
   const std::vector<Case> cases = {
@@ -69,12 +78,7 @@ TEST(ScorerTest, CategoriesOnWordBoundariesCaseAndAccentInsensitive) {
       {"what is the pricing? demo?", {"sales"}, 0, false},
       {"", {}, 0, false},
   };
-  for (const Case& c : cases) {
-    const Triage t = ScoreText(*scorer, c.text);
-    EXPECT_EQ(Names(t), c.categories) << c.text;
-    EXPECT_EQ(t.urgency, c.urgency) << c.text;
-    EXPECT_EQ(t.complaint, c.complaint) << c.text;
-  }
+  ExpectCases(*scorer, cases);
 }
 
 TEST(ScorerTest, SignalsNegationAndSarcasm) {
@@ -90,12 +94,7 @@ TEST(ScorerTest, SignalsNegationAndSarcasm) {
       {"ok \xF0\x9F\x98\xA1", {}, 15, true},                     // angry emoji alone
       {"down!!! !!! ??? !!", {"outage"}, 55, true},              // runs count twice at most
   };
-  for (const Case& c : cases) {
-    const Triage t = ScoreText(*scorer, c.text);
-    EXPECT_EQ(Names(t), c.categories) << c.text;
-    EXPECT_EQ(t.urgency, c.urgency) << c.text;
-    EXPECT_EQ(t.complaint, c.complaint) << c.text;
-  }
+  ExpectCases(*scorer, cases);
 }
 
 TEST(ScorerTest, ReasonsNameTermsAndSignals) {
