@@ -225,10 +225,15 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
       conversation_team =
           store_.ConversationTeam(conversation_key, received_at - pipeline.conversation_window);
     }
+    std::string thread_key;
+    if (!message.conversation_id.empty()) {
+      thread_key = storage::ThreadKey(message.source, message.conversation_id, message.author.id);
+    }
     const router::RoutedMessage r = pipeline.triager->Triage(
         std::move(message), received_at, conversation_team ? &*conversation_team : nullptr);
     storage::NewMessage& out = batch.emplace_back();
     out.key = std::move(key);
+    out.thread_key = std::move(thread_key);
     out.ticket_json = router::TicketJson(r);
     out.level = r.triage.level;
     routed.push_back({r.triage.team, std::string(router::LevelName(r.triage.level)), r.triage.rule,

@@ -5,7 +5,8 @@
 namespace triage::storage {
 namespace {
 
-constexpr uint8_t kEntryVersion = 1;
+// Version 2 added the thread; version 1 records read back with the message as their thread.
+constexpr uint8_t kEntryVersion = 2;
 
 void PutFixed64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -99,6 +100,7 @@ std::string EncodeEntry(const QueueEntry& e) {
   PutString(&out, e.team);
   PutString(&out, e.last_error);
   PutString(&out, e.ticket_json);
+  PutString(&out, e.thread);
   return out;
 }
 
@@ -107,12 +109,14 @@ std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
   QueueEntry e;
   uint8_t version = 0, owner = 0, level = 0;
   uint64_t enqueued = 0, next = 0;
-  if (!r.Byte(&version) || version != kEntryVersion || !r.Byte(&owner) || !r.Byte(&level) ||
-      level >= router::kLevelCount || !r.Fixed32(&e.attempts) || !r.Fixed64(&enqueued) ||
-      !r.Fixed64(&next) || !r.String(&e.message_key) || !r.String(&e.team) ||
-      !r.String(&e.last_error) || !r.String(&e.ticket_json) || !r.done()) {
+  if (!r.Byte(&version) || version < 1 || version > kEntryVersion || !r.Byte(&owner) ||
+      !r.Byte(&level) || level >= router::kLevelCount || !r.Fixed32(&e.attempts) ||
+      !r.Fixed64(&enqueued) || !r.Fixed64(&next) || !r.String(&e.message_key) ||
+      !r.String(&e.team) || !r.String(&e.last_error) || !r.String(&e.ticket_json) ||
+      (version >= 2 && !r.String(&e.thread)) || !r.done()) {
     return std::nullopt;
   }
+  if (e.thread.empty()) e.thread = e.message_key;
   e.owner = owner != 0;
   e.level = static_cast<router::Level>(level);
   e.enqueued_unix_ms = static_cast<int64_t>(enqueued);

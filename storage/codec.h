@@ -15,6 +15,9 @@ namespace triage::storage {
 struct QueueEntry {
   std::string message_key;  // key of the message record (source, id)
   std::string team;
+  // The ticket thread: one author's conversation (or the message itself). Entries of one
+  // (team, thread) leave a destination's queue in arrival order, and share a remote ticket.
+  std::string thread;
   bool owner = true;  // the owner team's entry is the ticket; the others inform
   router::Level level = router::Level::kLow;
   uint32_t attempts = 0;

@@ -19,6 +19,7 @@ constexpr char kQueueCf[] = "queue";
 constexpr char kDeadCf[] = "dead";
 constexpr char kMetaCf[] = "meta";
 constexpr char kConversationsCf[] = "conversations";
+constexpr char kTicketsCf[] = "tickets";
 
 // Drops message records older than the dedup window during compaction, so expiry never needs
 // a scan. Periodic compaction (daily) makes sure old files are visited even without writes.
@@ -42,6 +43,15 @@ class DedupExpiryFilter : public rocksdb::CompactionFilter {
 
 absl::string_view Sv(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
 
+std::string ChainKey(absl::string_view team, absl::string_view thread) {
+  return absl::StrCat(team, absl::string_view("\0", 1), thread);
+}
+
+// tickets: destination '\0' team '\0' thread -> (last delivery time, remote ticket id).
+std::string TicketKey(absl::string_view destination, absl::string_view chain) {
+  return absl::StrCat(destination, absl::string_view("\0", 1), chain);
+}
+
 std::string EncodeSeq(uint64_t seq) {
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((seq >> (8 * i)) & 0xff);
@@ -57,6 +67,11 @@ uint64_t DecodeSeq(absl::string_view in) {
 }
 
 }  // namespace
+
+std::string ThreadKey(absl::string_view source, absl::string_view conversation_id,
+                      absl::string_view author_id) {
+  return absl::StrCat(MessageKey(source, conversation_id), absl::string_view("\0", 1), author_id);
+}
 
 absl::Status StoreOptions::Validate() const {
   if (path.empty()) return absl::InvalidArgumentError("storage path is empty");
@@ -102,6 +117,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
       {kDeadCf, rocksdb::ColumnFamilyOptions()},
       {kMetaCf, rocksdb::ColumnFamilyOptions()},
       {kConversationsCf, messages_options},  // same record layout, same expiry
+      {kTicketsCf, messages_options},        // idem, counted from the last delivery
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -124,7 +140,8 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       queue_cf_(handles_[2]),
       dead_cf_(handles_[3]),
       meta_cf_(handles_[4]),
-      conversations_cf_(handles_[5]) {}
+      conversations_cf_(handles_[5]),
+      tickets_cf_(handles_[6]) {}
 
 Store::~Store() {
   {
@@ -145,6 +162,13 @@ absl::Status Store::Recover(absl::Time now) {
 
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::lock_guard lock(mu_);
+  // Keys sort by level first; chains must be rebuilt in arrival order, so sort by seq.
+  struct Recovered {
+    uint64_t seq;
+    std::string destination;
+    Meta meta;
+  };
+  std::vector<Recovered> recovered;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queue_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
@@ -155,11 +179,15 @@ absl::Status Store::Recover(absl::Time now) {
     }
     next_seq_ = std::max(next_seq_, key->seq + 1);
     const int64_t due = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0;
-    IndexAdd(key->destination, key->seq,
-             Meta{key->level, TeamIndex(entry->team), entry->enqueued_unix_ms, due});
+    recovered.push_back({key->seq, key->destination,
+                         Meta{key->level, TeamIndex(entry->team), entry->enqueued_unix_ms, due,
+                              ChainKey(entry->team, entry->thread)}});
     ++queued_;
   }
   if (!it->status().ok()) return ToAbsl(it->status());
+  std::sort(recovered.begin(), recovered.end(),
+            [](const Recovered& a, const Recovered& b) { return a.seq < b.seq; });
+  for (Recovered& r : recovered) IndexAdd(r.destination, r.seq, std::move(r.meta));
 
   std::unique_ptr<rocksdb::Iterator> dead(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
   for (dead->SeekToFirst(); dead->Valid(); dead->Next()) {
@@ -277,13 +305,15 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         QueueEntry entry;
         entry.message_key = message.key;
         entry.team = delivery.team;
+        entry.thread = message.thread_key.empty() ? message.key : message.thread_key;
         entry.owner = delivery.owner;
         entry.level = message.level;
         entry.enqueued_unix_ms = received_ms;
         entry.ticket_json = message.ticket_json;
         batch.Put(queue_cf_, QueueKey(delivery.destination, message.level, seq),
                   EncodeEntry(entry));
-        added.push_back({&delivery.destination, seq, Meta{message.level, 0, received_ms, 0},
+        added.push_back({&delivery.destination, seq,
+                         Meta{message.level, 0, received_ms, 0, ChainKey(entry.team, entry.thread)},
                          &delivery.team});
         ++seq;
       }
@@ -302,7 +332,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
     std::lock_guard lock(mu_);
     for (Added& a : added) {
       a.meta.team = TeamIndex(*a.team);
-      IndexAdd(*a.destination, a.seq, a.meta);
+      IndexAdd(*a.destination, a.seq, std::move(a.meta));
       if (std::find(ready_destinations.begin(), ready_destinations.end(), *a.destination) ==
           ready_destinations.end()) {
         ready_destinations.push_back(*a.destination);
@@ -331,15 +361,43 @@ void Store::CountDepth(const std::string& destination, const Meta& meta, int64_t
   depths_[{destination, meta.team, meta.level}] += delta;
 }
 
-void Store::IndexAdd(const std::string& destination, uint64_t seq, const Meta& meta) {
-  DestQueue& q = queues_[destination];
+void Store::Place(DestQueue& q, uint64_t seq, Meta meta) {
   if (meta.due_unix_ms != 0) {
     q.delayed.insert({meta.due_unix_ms, seq});
-    q.waiting[seq] = meta;
+    q.waiting[seq] = std::move(meta);
   } else {
-    q.ready[static_cast<int>(meta.level)][seq] = meta;
+    q.ready[static_cast<int>(meta.level)][seq] = std::move(meta);
   }
+}
+
+void Store::IndexAdd(const std::string& destination, uint64_t seq, Meta meta) {
+  DestQueue& q = queues_[destination];
   CountDepth(destination, meta, 1);
+  std::deque<uint64_t>& chain = q.chains[meta.chain];
+  chain.push_back(seq);
+  if (chain.size() > 1) {
+    q.blocked[seq] = std::move(meta);
+  } else {
+    Place(q, seq, std::move(meta));
+  }
+}
+
+void Store::ReleaseChain(DestQueue& q, uint64_t seq, const Meta& meta) {
+  const auto found = q.chains.find(meta.chain);
+  if (found == q.chains.end()) return;
+  std::deque<uint64_t>& chain = found->second;
+  const bool was_head = !chain.empty() && chain.front() == seq;
+  chain.erase(std::remove(chain.begin(), chain.end(), seq), chain.end());
+  if (chain.empty()) {
+    q.chains.erase(found);
+    return;
+  }
+  if (!was_head) return;
+  const auto next = q.blocked.find(chain.front());
+  if (next == q.blocked.end()) return;
+  Meta unblocked = std::move(next->second);
+  q.blocked.erase(next);
+  Place(q, chain.front(), std::move(unblocked));
 }
 
 std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now) {
@@ -421,17 +479,43 @@ absl::StatusOr<Store::Meta> Store::TakeLeased(const Lease& lease) {
   return meta;
 }
 
-absl::Status Store::Ack(const Lease& lease) {
-  absl::StatusOr<Meta> meta;
-  {
-    std::lock_guard lock(mu_);
-    meta = TakeLeased(lease);
-    if (!meta.ok()) return meta.status();
-    CountDepth(lease.destination, *meta, -1);
-    --queued_;
+absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
+  const std::string key = QueueKey(lease.destination, lease.entry.level, lease.seq);
+  absl::Status written;
+  if (remote_ticket.empty()) {
+    written = ToAbsl(db_->Delete(rocksdb::WriteOptions(), queue_cf_, key));
+  } else {
+    rocksdb::WriteBatch batch;
+    batch.Delete(queue_cf_, key);
+    batch.Put(tickets_cf_, TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread)),
+              EncodeMessageRecord(absl::ToUnixMillis(absl::Now()), remote_ticket));
+    rocksdb::WriteOptions write_options;
+    write_options.sync = true;  // the only proof that this ticket exists
+    written = ToAbsl(db_->Write(write_options, &batch));
   }
-  return ToAbsl(db_->Delete(rocksdb::WriteOptions(), queue_cf_,
-                            QueueKey(lease.destination, meta->level, lease.seq)));
+  std::lock_guard lock(mu_);
+  absl::StatusOr<Meta> meta = TakeLeased(lease);
+  if (!meta.ok()) return meta.status();
+  DestQueue& q = queues_[lease.destination];
+  if (!written.ok()) {
+    // Still queued: it will be delivered again (with the same idempotency key).
+    q.ready[static_cast<int>(meta->level)][lease.seq] = *std::move(meta);
+    return written;
+  }
+  CountDepth(lease.destination, *meta, -1);
+  --queued_;
+  ReleaseChain(q, lease.seq, *meta);
+  return written;
+}
+
+std::optional<std::string> Store::RemoteTicket(const Lease& lease) {
+  std::string value;
+  const std::string key =
+      TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread));
+  if (!db_->Get(rocksdb::ReadOptions(), tickets_cf_, key, &value).ok()) return std::nullopt;
+  const std::optional<int64_t> when = MessageRecordTime(value);
+  if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.dedup_window)) return std::nullopt;
+  return value.substr(8);
 }
 
 absl::Status Store::RetryLater(const Lease& lease, absl::Time due, absl::string_view error) {
@@ -475,6 +559,7 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
     CountDepth(lease.destination, *meta, -1);
     --queued_;
     ++dead_letters_;
+    ReleaseChain(queues_[lease.destination], lease.seq, *meta);
   } else {
     // Not moved: keep it in the queue, it will be tried again.
     queues_[lease.destination].ready[static_cast<int>(meta->level)][lease.seq] = *meta;

@@ -56,6 +56,8 @@ struct NewMessage {
   std::string ticket_json;
   router::Level level = router::Level::kLow;
   std::vector<Delivery> deliveries;  // empty for a dropped message: kept for dedup only
+  // The ticket thread (ThreadKey); empty means the message is a thread of its own.
+  std::string thread_key;
   // When set, records that this conversation's owner is `conversation_team` (affinity).
   std::string conversation_key;
   std::string conversation_team;
@@ -82,6 +84,11 @@ struct QueueDepth {
   router::Level level;
   int64_t entries;
 };
+
+// The thread of a follow-up: one author in one conversation. Replies of other customers under
+// the same post are threads of their own, so a viral post does not become one huge ticket.
+std::string ThreadKey(absl::string_view source, absl::string_view conversation_id,
+                      absl::string_view author_id);
 
 // The durable store: message records (dedup index), one priority queue per destination, dead
 // letters. RocksDB is the truth; an in-memory index of queue keys (about 100 bytes an entry,
@@ -115,14 +122,21 @@ class Store {
               absl::AnyInvocable<void(IngestResult)> done);
 
   // Leases the best entry of `destination` that is due at `now`: highest level first (after
-  // aging), then oldest. nullopt when nothing is due.
+  // aging), then oldest. Entries of one (team, thread) leave in arrival order: a follow-up is
+  // leasable only once the entries before it are acknowledged or dead-lettered, so it never
+  // reaches a helpdesk before its ticket exists. nullopt when nothing is due.
   std::optional<Lease> LeaseNext(const std::string& destination, absl::Time now);
   // The earliest time an entry in back-off becomes due; InfiniteFuture when none waits.
   absl::Time NextDue(const std::string& destination);
 
   // Delivered: the entry leaves the queue. (Not synced: a lost ack means one redelivery with
-  // the same idempotency key, never a loss.)
-  absl::Status Ack(const Lease& lease);
+  // the same idempotency key, never a loss.) With `remote_ticket`, the helpdesk's ticket id for
+  // the entry's (destination, team, thread) is recorded in the same synced write, so a ticket
+  // that was acknowledged is never created again and follow-ups find it.
+  absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {});
+  // The remote ticket of the lease's (destination, team, thread), if one was recorded within
+  // the dedup window of its last delivery.
+  std::optional<std::string> RemoteTicket(const Lease& lease);
   // Failed, to try again at `due`; attempts and the error are recorded durably.
   absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
   // Gave up: the entry moves to the dead-letter set with its error, atomically.
@@ -148,12 +162,17 @@ class Store {
     uint32_t team;  // index into teams_
     int64_t enqueued_unix_ms;
     int64_t due_unix_ms;
+    std::string chain;  // team '\0' thread
   };
   struct DestQueue {
     std::array<std::map<uint64_t, Meta>, router::kLevelCount> ready;  // seq -> meta
     std::set<std::pair<int64_t, uint64_t>> delayed;                     // (due ms, seq)
     absl::flat_hash_map<uint64_t, Meta> waiting;                         // seq -> meta, delayed ones
     absl::flat_hash_map<uint64_t, Meta> leased;
+    // The queued entries of each chain in arrival order; only the head is ready, delayed or
+    // leased, the others wait in `blocked`.
+    absl::flat_hash_map<std::string, std::deque<uint64_t>> chains;
+    absl::flat_hash_map<uint64_t, Meta> blocked;
   };
   struct Pending {
     std::vector<NewMessage> messages;
@@ -169,7 +188,9 @@ class Store {
 
   // Index maintenance; the caller holds mu_.
   uint32_t TeamIndex(const std::string& team);
-  void IndexAdd(const std::string& destination, uint64_t seq, const Meta& meta);
+  void IndexAdd(const std::string& destination, uint64_t seq, Meta meta);
+  static void Place(DestQueue& q, uint64_t seq, Meta meta);  // ready, or delayed until due
+  void ReleaseChain(DestQueue& q, uint64_t seq, const Meta& meta);  // the entry left the queue
   void CountDepth(const std::string& destination, const Meta& meta, int64_t delta);
   absl::StatusOr<Meta> TakeLeased(const Lease& lease);
 
@@ -182,6 +203,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* dead_cf_;
   rocksdb::ColumnFamilyHandle* meta_cf_;
   rocksdb::ColumnFamilyHandle* conversations_cf_;
+  rocksdb::ColumnFamilyHandle* tickets_cf_;
 
   std::mutex mu_;  // guards everything below
   std::condition_variable writer_cv_;

@@ -39,6 +39,7 @@ TEST(CodecTest, EntriesRoundTripAndTruncationIsDetected) {
   e.next_attempt_unix_ms = 1772532139999;
   e.last_error = "HTTP 503";
   e.ticket_json = R"({"x":1})";
+  e.thread = MessageKey("generic", "conversation-9");
   const std::string encoded = EncodeEntry(e);
   const auto decoded = DecodeEntry(encoded);
   ASSERT_TRUE(decoded.has_value());
@@ -51,10 +52,27 @@ TEST(CodecTest, EntriesRoundTripAndTruncationIsDetected) {
   EXPECT_EQ(decoded->next_attempt_unix_ms, e.next_attempt_unix_ms);
   EXPECT_EQ(decoded->last_error, "HTTP 503");
   EXPECT_EQ(decoded->ticket_json, e.ticket_json);
+  EXPECT_EQ(decoded->thread, e.thread);
   for (size_t cut = 0; cut < encoded.size(); ++cut) {
     EXPECT_FALSE(DecodeEntry(encoded.substr(0, cut)).has_value()) << cut;
   }
   EXPECT_FALSE(DecodeEntry(encoded + "x").has_value());
+}
+
+TEST(CodecTest, VersionOneEntriesReadBackWithTheMessageAsTheirThread) {
+  QueueEntry e;
+  e.message_key = MessageKey("generic", "id-1");
+  e.team = "support";
+  e.ticket_json = "{}";
+  e.thread = "ignored";
+  std::string encoded = EncodeEntry(e);
+  encoded.resize(encoded.size() - 4 - e.thread.size());  // drop the version 2 field
+  encoded[0] = 1;
+  const auto decoded = DecodeEntry(encoded);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->thread, e.message_key);
+  encoded[0] = 3;  // a future version is refused, not misread
+  EXPECT_FALSE(DecodeEntry(encoded).has_value());
 }
 
 TEST(CodecTest, MessageRecordsLeadWithTheirTime) {

@@ -227,6 +227,83 @@ TEST(StoreTest, OldEntriesAgeAheadOfFreshUrgentOnes) {
             (std::vector<std::string>{"old-low", "fresh-urgent", "fresh-high"}));
 }
 
+NewMessage InThread(const std::string& id, Level level, const std::string& thread) {
+  NewMessage m = Msg(id, level);
+  m.thread_key = ThreadKey("src", thread, "author-1");
+  return m;
+}
+
+TEST(StoreTest, AThreadLeavesInArrivalOrderWhateverTheLevels) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(SubmitSync(*store, {InThread("t1-first", Level::kLow, "t1"),
+                                  InThread("t1-second", Level::kUrgent, "t1"),
+                                  Msg("alone", Level::kNormal),
+                                  InThread("t1-third", Level::kHigh, "t1")})
+                  .status.ok());
+  // Only the head of t1 is leasable; the urgent follow-up waits for it.
+  auto first = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->entry.message_key.substr(4), "alone");
+  auto head = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->entry.message_key.substr(4), "t1-first");
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
+  EXPECT_EQ(store->NextDue("d"), absl::InfiniteFuture());
+  // A retry keeps the head in place: the follow-ups still wait.
+  ASSERT_TRUE(store->RetryLater(*head, kT0 + absl::Seconds(5), "HTTP 503").ok());
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
+  head = store->LeaseNext("d", kT0 + absl::Seconds(5));
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->entry.message_key.substr(4), "t1-first");
+  ASSERT_TRUE(store->Ack(*head).ok());
+  // A dead-lettered head releases the next one too.
+  auto second = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->entry.message_key.substr(4), "t1-second");
+  ASSERT_TRUE(store->DeadLetter(*second, "HTTP 422").ok());
+  ASSERT_TRUE(store->Ack(*first).ok());
+  EXPECT_EQ(DrainIds(*store, "d", kT0), std::vector<std::string>{"t1-third"});
+}
+
+TEST(StoreTest, ThreadOrderSurvivesRestart) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {InThread("a", Level::kLow, "t"), InThread("b", Level::kUrgent, "t"),
+                                    InThread("c", Level::kNormal, "t"), Msg("z", Level::kHigh)})
+                    .status.ok());
+  }
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"z", "a", "b", "c"}));
+}
+
+TEST(StoreTest, RemoteTicketIsRecordedWithTheAckAndSharedByTheThread) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {InThread("a", Level::kLow, "t"), InThread("b", Level::kLow, "t"),
+                                    Msg("other", Level::kLow)})
+                    .status.ok());
+    auto a = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(a.has_value());
+    EXPECT_FALSE(store->RemoteTicket(*a).has_value());
+    ASSERT_TRUE(store->Ack(*a, "ticket-41").ok());
+  }
+  auto store = OpenStore(dir.path());
+  auto b = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->entry.message_key.substr(4), "b");
+  EXPECT_EQ(store->RemoteTicket(*b), "ticket-41");
+  auto other = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_FALSE(store->RemoteTicket(*other).has_value());
+  // Another team's entry in the same thread has a ticket of its own.
+  Lease for_pr = *b;
+  for_pr.entry.team = "pr";
+  EXPECT_FALSE(store->RemoteTicket(for_pr).has_value());
+}
+
 TEST(StoreTest, FullQueueRefusesNewRequests) {
   testing::TempDir dir;
   StoreOptions options;
