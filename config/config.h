@@ -57,6 +57,15 @@ struct SourceOptions {
   router::ParseContext parse;        // brand ids, known authors, default reach, limits
 };
 
+// When a destination stops being called (see daemon::CircuitBreaker).
+struct BreakerOptions {
+  double failure_ratio = 0.5;  // opens when this share of the recent calls failed...
+  int window = 20;             // ...among the last `window` calls...
+  int min_calls = 10;          // ...once at least this many are in the window
+  absl::Duration open_for = absl::Seconds(30);  // first pause; doubles per reopening
+  absl::Duration open_max = absl::Minutes(10);
+};
+
 enum class DestinationType { kFile, kWebhook };
 
 struct DestinationOptions {

@@ -1,0 +1,100 @@
+#include "daemon/pacing.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace triage::daemon {
+
+TokenBucket::TokenBucket(double rate, double burst, absl::Time now)
+    : rate_(rate), burst_(std::max(1.0, burst)), tokens_(std::max(1.0, burst)), updated_(now) {}
+
+void TokenBucket::Refill(absl::Time now) {
+  if (now <= updated_) return;
+  tokens_ = std::min(burst_, tokens_ + absl::ToDoubleSeconds(now - updated_) * rate_);
+  updated_ = now;
+}
+
+absl::Time TokenBucket::Available(absl::Time now) {
+  if (rate_ <= 0) return now;
+  Refill(now);
+  if (tokens_ >= 1.0) return now;
+  return now + absl::Seconds((1.0 - tokens_) / rate_);
+}
+
+void TokenBucket::Take(absl::Time now) {
+  if (rate_ <= 0) return;
+  Refill(now);
+  tokens_ -= 1.0;
+}
+
+absl::Time CircuitBreaker::Admits(absl::Time now) {
+  if (state_ == State::kOpen) {
+    if (now < open_until_) return open_until_;
+    state_ = State::kHalfOpen;
+    ++generation_;
+    probe_out_ = false;
+  }
+  if (state_ == State::kHalfOpen && probe_out_) return absl::InfiniteFuture();
+  return now;
+}
+
+uint64_t CircuitBreaker::Start() {
+  if (state_ == State::kHalfOpen) probe_out_ = true;
+  return generation_;
+}
+
+bool CircuitBreaker::Record(uint64_t ticket, bool failure, absl::Time now) {
+  if (ticket != generation_) return false;
+  switch (state_) {
+    case State::kOpen:
+      return false;
+    case State::kHalfOpen:
+      if (failure) {
+        Open(now);
+      } else {
+        reopenings_ = 0;
+        Close();
+      }
+      return true;
+    case State::kClosed:
+      break;
+  }
+  const size_t size = static_cast<size_t>(std::max(1, options_.window));
+  if (window_.size() < size) {
+    window_.push_back(failure);
+  } else {
+    failures_ -= window_[next_] ? 1 : 0;
+    window_[next_] = failure;
+    next_ = (next_ + 1) % size;
+  }
+  failures_ += failure ? 1 : 0;
+  const int calls = static_cast<int>(window_.size());
+  if (failure && calls >= options_.min_calls &&
+      failures_ >= options_.failure_ratio * calls) {
+    Open(now);
+    return true;
+  }
+  return false;
+}
+
+void CircuitBreaker::Open(absl::Time now) {
+  absl::Duration pause = options_.open_for;
+  for (int i = 0; i < reopenings_ && pause < options_.open_max; ++i) pause *= 2;
+  pause = std::min(pause, options_.open_max);
+  ++reopenings_;
+  state_ = State::kOpen;
+  open_until_ = now + pause;
+  ++generation_;
+  probe_out_ = false;
+}
+
+void CircuitBreaker::Close() {
+  state_ = State::kClosed;
+  ++generation_;
+  probe_out_ = false;
+  window_.clear();
+  next_ = 0;
+  failures_ = 0;
+}
+
+}  // namespace triage::daemon

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "config/config.h"
+
+namespace triage::daemon {
+
+// A token bucket: `rate` tokens a second, at most `burst` saved up. Rate 0 means unlimited.
+// Not thread-safe: a destination's dispatcher uses it from its strand.
+class TokenBucket {
+ public:
+  TokenBucket(double rate, double burst, absl::Time now);
+
+  // When the next token is there: `now` if one is, later otherwise.
+  absl::Time Available(absl::Time now);
+  // Takes one token; call only once Available(now) <= now.
+  void Take(absl::Time now);
+
+ private:
+  void Refill(absl::Time now);
+
+  const double rate_;
+  const double burst_;
+  double tokens_;
+  absl::Time updated_;
+};
+
+// A circuit breaker over the outcomes of one destination's calls.
+//   closed: calls flow; each outcome enters a sliding window of the last `window` calls.
+//   open: no calls until the pause ends, then half-open.
+//   half-open: one probe call; its success closes the breaker, its failure opens it again for
+//   twice as long (up to open_max).
+// Outcomes of calls started under an earlier state are ignored, so a slow answer from before
+// the breaker opened cannot close it. Not thread-safe (strand).
+class CircuitBreaker {
+ public:
+  enum class State { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
+
+  explicit CircuitBreaker(config::BreakerOptions options) : options_(options) {}
+
+  // When a call may start: now while closed, or half-open with no probe out; the end of the
+  // pause while open; InfiniteFuture while the probe is out.
+  absl::Time Admits(absl::Time now);
+  // A call starts (after Admits(now) <= now); the ticket goes back to Record.
+  uint64_t Start();
+  // The call of `ticket` ended; `failure` for transport errors and 5xx, not for answers that
+  // show the helpdesk is up (2xx, 4xx, 429). Returns true when the state changed.
+  bool Record(uint64_t ticket, bool failure, absl::Time now);
+
+  State state() const { return state_; }
+  absl::Time open_until() const { return open_until_; }
+
+ private:
+  void Open(absl::Time now);
+  void Close();
+
+  const config::BreakerOptions options_;
+  State state_ = State::kClosed;
+  uint64_t generation_ = 0;  // bumped on every state change
+  bool probe_out_ = false;
+  int reopenings_ = 0;
+  absl::Time open_until_ = absl::InfinitePast();
+  std::vector<bool> window_;  // ring of outcomes, true = failure
+  size_t next_ = 0;
+  int failures_ = 0;
+};
+
+}  // namespace triage::daemon
