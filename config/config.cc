@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "router/matcher.h"
+#include "router/ticket_template.h"
 
 namespace triage::config {
 namespace {
@@ -59,6 +60,10 @@ class Loader {
 
   void Keys(const YAML::Node& node, absl::string_view path,
             std::initializer_list<absl::string_view> known) {
+    Keys(node, path, std::vector<absl::string_view>(known));
+  }
+  void Keys(const YAML::Node& node, absl::string_view path,
+            const std::vector<absl::string_view>& known) {
     for (const auto& item : node) {
       const std::string key = item.first.Scalar();
       if (std::find(known.begin(), known.end(), key) == known.end()) {
@@ -374,8 +379,152 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
   }
 }
 
+// Safe defaults per destination type: subject and body templates, and pacing that fits the
+// helpdesk's documented quotas (Zendesk about 10 requests/s per account, Freshdesk a few
+// ticket creations a second, Slack one message a second per webhook).
+void ApplyTypeDefaults(DestinationOptions* d) {
+  switch (d->type) {
+    case DestinationType::kZendesk:
+    case DestinationType::kFreshdesk:
+      d->subject_template = "[{{level}}] {{platform}} {{kind}} from {{author}}: {{text_short}}";
+      d->body_template =
+          "{{text}}\n\n"
+          "Author: {{author}} ({{author_name}}), followers: {{followers}}, verified: {{verified}}\n"
+          "Link: {{url}}\n"
+          "Triage: {{level}}, urgency {{urgency}}, reach {{reach}}, complaint: {{complaint}}\n"
+          "Team: {{team}} ({{role}}), rule: {{rule}}, categories: {{categories}}\n"
+          "Why:\n{{reasons}}\n";
+      d->concurrency = 2;
+      d->rate = d->type == DestinationType::kZendesk ? 10 : 3;
+      d->burst = d->rate;
+      break;
+    case DestinationType::kSlack:
+      d->body_template =
+          "*[{{level}}]* {{team}} ({{role}}): {{platform}} {{kind}} from {{author}} "
+          "({{followers}} followers)\n> {{text_short}}\n{{url}}";
+      d->concurrency = 1;
+      d->rate = 1;
+      d->burst = 3;
+      break;
+    case DestinationType::kFile:
+      d->concurrency = 1;  // one appender keeps the file's lines whole and in lease order
+      break;
+    case DestinationType::kWebhook:
+      break;
+  }
+}
+
+void LoadUrl(Loader& l, const YAML::Node& body, const std::string& path, DestinationOptions* d) {
+  l.String(body, "url", path, &d->url, true);
+  if (!d->url.empty() && !absl::StartsWith(d->url, "http://") && !absl::StartsWith(d->url, "https://")) {
+    l.Error(body["url"], Child(path, "url"), "must start with http:// or https://");
+  }
+  if (d->type != DestinationType::kWebhook && d->type != DestinationType::kSlack) {
+    d->url = std::string(absl::StripSuffix(d->url, "/"));  // a base URL
+  }
+}
+
+void LoadTemplate(Loader& l, const YAML::Node& body, absl::string_view key, const std::string& path,
+                  std::string* out) {
+  l.String(body, key, path, out);
+  if (absl::StatusOr<router::Template> t = router::Template::Parse(*out); !t.ok()) {
+    l.Error(body[std::string(key)], Child(path, key), std::string(t.status().message()));
+  }
+}
+
+// Options every HTTP destination has: transport, pacing, retries, breaker, filter.
+void LoadHttpOptions(Loader& l, const YAML::Node& body, const std::string& path,
+                     DestinationOptions* d) {
+  LoadUrl(l, body, path, d);
+  l.String(body, "ca_file", path, &d->ca_file);
+  l.Integer(body, "concurrency", path, &d->concurrency, 1, 256);
+  l.Double(body, "rate", path, &d->rate, 0, 100'000);
+  l.Double(body, "burst", path, &d->burst, 1, 100'000);
+  l.Duration(body, "connect_timeout", path, &d->connect_timeout, absl::Milliseconds(10), absl::Minutes(5));
+  l.Duration(body, "timeout", path, &d->timeout, absl::Milliseconds(10), absl::Minutes(10));
+  l.Integer(body, "max_attempts", path, &d->max_attempts, 1, 1000);
+  l.Duration(body, "backoff_initial", path, &d->backoff_initial, absl::Milliseconds(1), absl::Hours(1));
+  l.Duration(body, "backoff_max", path, &d->backoff_max, absl::Milliseconds(1), absl::Hours(48));
+  l.Duration(body, "retry_after_max", path, &d->retry_after_max, absl::Seconds(1), absl::Hours(48));
+  if (d->backoff_max < d->backoff_initial) {
+    l.Error(body, Child(path, "backoff_max"), "must not be shorter than backoff_initial");
+  }
+  if (const auto breaker = l.Get(body, "breaker", path, false)) {
+    const std::string here = Child(path, "breaker");
+    if (l.Map(*breaker, here)) {
+      BreakerOptions& b = d->breaker;
+      l.Keys(*breaker, here, {"failure_ratio", "window", "min_calls", "open_for", "open_max"});
+      l.Double(*breaker, "failure_ratio", here, &b.failure_ratio, 0.01, 1);
+      l.Integer(*breaker, "window", here, &b.window, 1, 10'000);
+      l.Integer(*breaker, "min_calls", here, &b.min_calls, 1, 10'000);
+      l.Duration(*breaker, "open_for", here, &b.open_for, absl::Milliseconds(10), absl::Hours(24));
+      l.Duration(*breaker, "open_max", here, &b.open_max, absl::Milliseconds(10), absl::Hours(24));
+      if (b.min_calls > b.window) l.Error(*breaker, Child(here, "min_calls"), "must not exceed window");
+      if (b.open_max < b.open_for) l.Error(*breaker, Child(here, "open_max"), "must not be shorter than open_for");
+    }
+  }
+  std::string level;
+  l.String(body, "min_level", path, &level);
+  if (!level.empty()) {
+    router::Level parsed;
+    if (router::ParseLevel(level, &parsed)) {
+      d->min_level = parsed;
+    } else {
+      l.Error(body["min_level"], Child(path, "min_level"), "must be urgent, high, normal or low");
+    }
+  }
+  if (body["min_reach"].IsDefined()) {
+    int64_t reach = 0;
+    l.Integer(body, "min_reach", path, &reach, 0, 100);
+    d->min_reach = reach;
+  }
+}
+
+// Subject and body templates, group ids per team, custom fields.
+void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& path,
+                       DestinationOptions* d) {
+  LoadTemplate(l, body, "subject", path, &d->subject_template);
+  LoadTemplate(l, body, "body", path, &d->body_template);
+  if (const auto groups = l.Get(body, "group_ids", path, false)) {
+    const std::string here = Child(path, "group_ids");
+    if (l.Map(*groups, here)) {
+      for (const auto& item : *groups) {
+        int64_t id = 0;
+        l.Integer(*groups, item.first.Scalar(), here, &id, 1, std::numeric_limits<int64_t>::max());
+        d->group_ids[item.first.Scalar()] = id;
+      }
+    }
+  }
+  if (const auto fields = l.Get(body, "custom_fields", path, false)) {
+    const std::string here = Child(path, "custom_fields");
+    if (l.Map(*fields, here)) {
+      for (const auto& item : *fields) {
+        const std::string key = item.first.Scalar();
+        int64_t id = 0;
+        if (d->type == DestinationType::kZendesk && !absl::SimpleAtoi(key, &id)) {
+          l.Error(item.first, Child(here, key), "a Zendesk custom field is named by its numeric id");
+        } else if (d->type == DestinationType::kFreshdesk && !absl::StartsWith(key, "cf_")) {
+          l.Error(item.first, Child(here, key), "a Freshdesk custom field name starts with cf_");
+        }
+        std::string text;
+        LoadTemplate(l, *fields, key, here, &text);
+        d->custom_fields.emplace_back(key, text);
+      }
+    }
+  }
+}
+
 void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<DestinationOptions>* out) {
   if (!l.Map(node, "destinations")) return;
+  static const std::vector<absl::string_view> kHttpKeys = {
+      "type", "url", "ca_file", "concurrency", "rate", "burst", "connect_timeout", "timeout",
+      "max_attempts", "backoff_initial", "backoff_max", "retry_after_max", "breaker",
+      "min_level", "min_reach"};
+  auto keys = [](std::initializer_list<absl::string_view> extra) {
+    std::vector<absl::string_view> all = kHttpKeys;
+    all.insert(all.end(), extra);
+    return all;
+  };
   for (const auto& item : node) {
     DestinationOptions d;
     d.name = item.first.Scalar();
@@ -386,19 +535,14 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     l.String(body, "type", path, &type, true);
     if (type == "file") {
       d.type = DestinationType::kFile;
+      ApplyTypeDefaults(&d);
       l.Keys(body, path, {"type", "path"});
       l.String(body, "path", path, &d.path, true);
-      d.concurrency = 1;  // one appender keeps the file's lines whole and in lease order
     } else if (type == "webhook") {
       d.type = DestinationType::kWebhook;
-      l.Keys(body, path,
-             {"type", "url", "secret", "ca_file", "concurrency", "connect_timeout", "timeout",
-              "max_attempts", "backoff_initial", "backoff_max", "retry_after_max"});
-      l.String(body, "url", path, &d.url, true);
-      if (!d.url.empty() && !absl::StartsWith(d.url, "http://") &&
-          !absl::StartsWith(d.url, "https://")) {
-        l.Error(body["url"], Child(path, "url"), "must start with http:// or https://");
-      }
+      ApplyTypeDefaults(&d);
+      l.Keys(body, path, keys({"secret"}));
+      LoadHttpOptions(l, body, path, &d);
       l.Secret(body, "secret", path, &d.secret, true);
       std::string key;
       if (!d.secret.empty() &&
@@ -408,19 +552,37 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
                 "must be whsec_ followed by the base64 of 24 to 64 random bytes "
                 "(e.g. echo whsec_$(openssl rand -base64 32))");
       }
-      l.String(body, "ca_file", path, &d.ca_file);
-      l.Integer(body, "concurrency", path, &d.concurrency, 1, 256);
-      l.Duration(body, "connect_timeout", path, &d.connect_timeout, absl::Milliseconds(10), absl::Minutes(5));
-      l.Duration(body, "timeout", path, &d.timeout, absl::Milliseconds(10), absl::Minutes(10));
-      l.Integer(body, "max_attempts", path, &d.max_attempts, 1, 1000);
-      l.Duration(body, "backoff_initial", path, &d.backoff_initial, absl::Milliseconds(1), absl::Hours(1));
-      l.Duration(body, "backoff_max", path, &d.backoff_max, absl::Milliseconds(1), absl::Hours(48));
-      l.Duration(body, "retry_after_max", path, &d.retry_after_max, absl::Seconds(1), absl::Hours(48));
-      if (d.backoff_max < d.backoff_initial) {
-        l.Error(body, Child(path, "backoff_max"), "must not be shorter than backoff_initial");
+    } else if (type == "zendesk") {
+      d.type = DestinationType::kZendesk;
+      ApplyTypeDefaults(&d);
+      l.Keys(body, path, keys({"email", "api_token", "oauth_token", "subject", "body", "group_ids",
+                               "custom_fields", "requester_email"}));
+      LoadHttpOptions(l, body, path, &d);
+      LoadTicketOptions(l, body, path, &d);
+      l.String(body, "email", path, &d.email);
+      l.Secret(body, "api_token", path, &d.api_token, false);
+      l.Secret(body, "oauth_token", path, &d.oauth_token, false);
+      if (d.oauth_token.empty() == (d.email.empty() || d.api_token.empty())) {
+        l.Error(body, path, "give either email and api_token, or oauth_token");
       }
+      LoadTemplate(l, body, "requester_email", path, &d.requester_email);
+    } else if (type == "freshdesk") {
+      d.type = DestinationType::kFreshdesk;
+      ApplyTypeDefaults(&d);
+      l.Keys(body, path, keys({"api_key", "subject", "body", "group_ids", "custom_fields", "source"}));
+      LoadHttpOptions(l, body, path, &d);
+      LoadTicketOptions(l, body, path, &d);
+      l.Secret(body, "api_key", path, &d.api_key, true);
+      l.Integer(body, "source", path, &d.freshdesk_source, 1, 100);
+    } else if (type == "slack") {
+      d.type = DestinationType::kSlack;
+      ApplyTypeDefaults(&d);
+      l.Keys(body, path, keys({"body"}));
+      LoadHttpOptions(l, body, path, &d);
+      LoadTemplate(l, body, "body", path, &d.body_template);
     } else if (!type.empty()) {
-      l.Error(body["type"], Child(path, "type"), "unknown destination type (known: file, webhook)");
+      l.Error(body["type"], Child(path, "type"),
+              "unknown destination type (known: file, webhook, zendesk, freshdesk, slack)");
     }
     out->push_back(std::move(d));
   }
@@ -802,6 +964,17 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return LoadConfigString(buffer.str(), path);
+}
+
+}  // namespace triage::config
+
+namespace triage::config {
+
+bool DestinationOptions::Accepts(router::Level level, int reach) const {
+  if (!min_level && !min_reach) return true;
+  // Levels count down from urgent (0): "at or above" is a smaller value.
+  if (min_level && static_cast<int>(level) <= static_cast<int>(*min_level)) return true;
+  return min_reach && reach >= *min_reach;
 }
 
 }  // namespace triage::config

@@ -3,6 +3,8 @@
 #include "absl/strings/string_view.h"
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,24 +66,51 @@ struct BreakerOptions {
   int min_calls = 10;          // ...once at least this many are in the window
   absl::Duration open_for = absl::Seconds(30);  // first pause; doubles per reopening
   absl::Duration open_max = absl::Minutes(10);
+
+  bool operator==(const BreakerOptions&) const = default;
 };
 
-enum class DestinationType { kFile, kWebhook };
+enum class DestinationType { kFile, kWebhook, kZendesk, kFreshdesk, kSlack };
 
 struct DestinationOptions {
   std::string name;
   DestinationType type = DestinationType::kFile;
-  std::string path;    // file
-  std::string url;     // webhook: http:// or https://
-  std::string secret;  // webhook: Standard Webhooks secret, "whsec_<base64>"
-  std::string ca_file;  // webhook over https: extra trusted CAs (PEM); system CAs otherwise
-  int concurrency = 2;
+  std::string path;     // file
+  std::string url;      // http:// or https://: the webhook, the helpdesk's base URL, the Slack hook
+  std::string secret;   // webhook: Standard Webhooks secret, "whsec_<base64>"
+  std::string ca_file;  // https: extra trusted CAs (PEM); system CAs otherwise
+  // Credentials, resolved from value, env or file. zendesk: email + api_token, or
+  // oauth_token; freshdesk: api_key.
+  std::string email, api_token, oauth_token, api_key;
+
+  int concurrency = 2;   // requests in flight at most
+  double rate = 0;       // requests a second (token bucket), 0 for no limit
+  double burst = 1;      // requests the bucket saves up
+  BreakerOptions breaker;
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration timeout = absl::Seconds(15);
   int max_attempts = 12;
   absl::Duration backoff_initial = absl::Seconds(1);
   absl::Duration backoff_max = absl::Minutes(30);
   absl::Duration retry_after_max = absl::Hours(1);  // a longer Retry-After is cut to this
+
+  // Helpdesk tickets (zendesk, freshdesk) and Slack messages.
+  std::string subject_template;  // defaults per type (see DefaultTemplates in config.cc)
+  std::string body_template;
+  std::map<std::string, int64_t> group_ids;  // team -> the helpdesk group it works in
+  // zendesk: field id -> template; freshdesk: cf_ name -> template.
+  std::vector<std::pair<std::string, std::string>> custom_fields;
+  std::string requester_email;  // zendesk: a template for the requester's email, if any
+  int freshdesk_source = 2;     // Freshdesk ticket source code (2: portal)
+
+  // Only entries at or above `min_level`, or whose author's reach score (0-100, as in routing
+  // rules) is at least `min_reach`, are queued for this destination (e.g. Slack alerts).
+  // Neither set: everything.
+  std::optional<router::Level> min_level;
+  std::optional<int64_t> min_reach;
+  bool Accepts(router::Level level, int reach) const;
+
+  bool operator==(const DestinationOptions&) const = default;
 };
 
 struct TeamOptions {

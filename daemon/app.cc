@@ -133,10 +133,7 @@ std::vector<std::string> NeedsRestart(const config::Config& running, const confi
   }
   if (!same_listen(running.admin.listen, next.admin.listen)) out.push_back("admin.listen");
   if (running.storage.path != next.storage.path) out.push_back("storage.path");
-  std::vector<std::string> a, b;
-  for (const auto& d : running.destinations) a.push_back(absl::StrCat(d.name, "=", d.url, d.path));
-  for (const auto& d : next.destinations) b.push_back(absl::StrCat(d.name, "=", d.url, d.path));
-  if (a != b) out.push_back("destinations");
+  if (running.destinations != next.destinations) out.push_back("destinations");
   return out;
 }
 

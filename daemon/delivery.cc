@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/crypto.h"
+#include "daemon/helpdesk.h"
 #include "router/json_writer.h"
 
 namespace triage::daemon {
@@ -40,7 +41,8 @@ class FileSender : public Sender {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  asio::awaitable<Attempt> Send(const storage::Lease& lease, int /*worker*/) override {
+  asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
+                                int /*worker*/) override {
     if (fd_ < 0) {
       std::error_code ignored;  // open() below reports a missing folder clearly enough
       std::filesystem::create_directories(std::filesystem::path(options_.path).parent_path(), ignored);
@@ -69,40 +71,175 @@ class FileSender : public Sender {
   int fd_ = -1;
 };
 
+// The connections of one HTTP destination: a keep-alive client per delivery worker, so the
+// pool holds `concurrency` connections at most.
+class HttpTransport {
+ public:
+  static absl::StatusOr<std::unique_ptr<HttpTransport>> Create(
+      const config::DestinationOptions& options, asio::any_io_executor executor) {
+    absl::StatusOr<Url> url = ParseUrl(options.url);
+    if (!url.ok()) return url.status();
+    std::shared_ptr<asio::ssl::context> tls;
+    if (url->tls) {
+      absl::StatusOr<std::shared_ptr<asio::ssl::context>> context = MakeClientTlsContext(options.ca_file);
+      if (!context.ok()) return context.status();
+      tls = *std::move(context);
+    }
+    auto transport = std::unique_ptr<HttpTransport>(new HttpTransport(*std::move(url)));
+    for (int i = 0; i < options.concurrency; ++i) {
+      transport->clients_.push_back(std::make_unique<HttpClient>(
+          executor, transport->url_, tls, options.connect_timeout, options.timeout));
+    }
+    return transport;
+  }
+
+  const Url& url() const { return url_; }
+
+  // A request to `target` under the URL's path (the whole URL when `target` is empty).
+  Request NewRequest(http::verb method, absl::string_view target) const {
+    std::string path = url_.target;
+    if (!target.empty()) {
+      if (!path.empty() && path.back() == '/') path.pop_back();
+      path.append(target.data(), target.size());
+    }
+    Request request{method, path, 11};
+    request.set(http::field::content_type, "application/json");
+    request.set(http::field::user_agent, "triaged/" TRIAGED_VERSION);
+    return request;
+  }
+
+  asio::awaitable<Attempt> Send(Request request, int worker) {
+    const ClientResult result = co_await clients_[worker]->Send(std::move(request));
+    if (result.error) co_return ClassifyTransportError(result.error, result.error_stage);
+    Attempt attempt = ClassifyResponse(result.response, absl::Now());
+    if (attempt.kind == Attempt::Kind::kDelivered) last_body_ = result.response.body();
+    co_return attempt;
+  }
+  // The body of the last 2xx answer on this strand (read right after Send returns).
+  const std::string& last_body() const { return last_body_; }
+
+ private:
+  explicit HttpTransport(Url url) : url_(std::move(url)) {}
+
+  const Url url_;
+  std::vector<std::unique_ptr<HttpClient>> clients_;
+  std::string last_body_;
+};
+
 // POSTs Standard Webhooks: webhook-id (the stable delivery id), webhook-timestamp (this
 // attempt) and webhook-signature (v1 HMAC-SHA256 over "id.timestamp.body").
 class WebhookSender : public Sender {
  public:
-  WebhookSender(config::DestinationOptions options, Url url, std::string key,
-                std::shared_ptr<asio::ssl::context> tls, asio::any_io_executor executor)
-      : options_(std::move(options)), url_(std::move(url)), key_(std::move(key)) {
-    for (int i = 0; i < options_.concurrency; ++i) {
-      clients_.push_back(std::make_unique<HttpClient>(executor, url_, tls, options_.connect_timeout,
-                                                      options_.timeout));
-    }
-  }
+  WebhookSender(config::DestinationOptions options, std::unique_ptr<HttpTransport> transport,
+                std::string key)
+      : options_(std::move(options)), transport_(std::move(transport)), key_(std::move(key)) {}
 
-  asio::awaitable<Attempt> Send(const storage::Lease& lease, int worker) override {
+  asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
+                                int worker) override {
     const std::string id = DeliveryId(options_.name, lease.entry.message_key, lease.entry.team);
     const int64_t timestamp = absl::ToUnixSeconds(absl::Now());
-    Request request{http::verb::post, url_.target, 11};
-    request.set(http::field::content_type, "application/json");
-    request.set(http::field::user_agent, "triaged/" TRIAGED_VERSION);
+    Request request = transport_->NewRequest(http::verb::post, "");
     request.body() = DeliveryBody(options_.name, lease, id);
     request.set("webhook-id", id);
     request.set("webhook-timestamp", std::to_string(timestamp));
     request.set("webhook-signature", StandardWebhooksSignature(key_, id, timestamp, request.body()));
-    const ClientResult result = co_await clients_[worker]->Send(std::move(request));
-    if (result.error) co_return ClassifyTransportError(result.error, result.error_stage);
-    co_return ClassifyResponse(result.response, absl::Now());
+    Attempt attempt = co_await transport_->Send(std::move(request), worker);
+    co_return attempt;
   }
 
  private:
   const config::DestinationOptions options_;
-  const Url url_;
+  std::unique_ptr<HttpTransport> transport_;
   const std::string key_;
-  std::vector<std::unique_ptr<HttpClient>> clients_;
 };
+
+// Zendesk, Freshdesk and Slack: requests rendered by helpdesk.h from the stored ticket. A
+// ticket created here is recorded with the ack (Attempt::remote_ticket), so follow-ups in its
+// thread become comments or notes, and an acknowledged creation is never repeated.
+class HelpdeskSender : public Sender {
+ public:
+  HelpdeskSender(config::DestinationOptions options, std::unique_ptr<HttpTransport> transport,
+                 TicketTemplates templates)
+      : options_(std::move(options)),
+        transport_(std::move(transport)),
+        templates_(std::move(templates)),
+        authorization_(AuthorizationHeader(options_)) {}
+
+  bool wants_remote_tickets() const override {
+    return options_.type != config::DestinationType::kSlack;
+  }
+
+  asio::awaitable<Attempt> Send(const storage::Lease& lease,
+                                const std::optional<std::string>& remote_ticket,
+                                int worker) override {
+    bool creates_ticket = false;
+    absl::StatusOr<Request> request = Prepare(lease, remote_ticket, &creates_ticket);
+    if (!request.ok()) {
+      co_return Attempt{Attempt::Kind::kPermanent, std::string(request.status().message())};
+    }
+    Attempt attempt = co_await transport_->Send(*std::move(request), worker);
+    if (creates_ticket) TakeTicketId(&attempt);
+    co_return attempt;
+  }
+
+ private:
+  absl::StatusOr<Request> Prepare(const storage::Lease& lease,
+                                  const std::optional<std::string>& remote_ticket,
+                                  bool* creates_ticket) const {
+    absl::StatusOr<router::TicketView> ticket = router::ParseTicketView(lease.entry.ticket_json);
+    if (!ticket.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("stored ticket unreadable: ", ticket.status().message()));
+    }
+    const DeliveryContext context{lease.entry.team, lease.entry.owner,
+                                  DeliveryId(options_.name, lease.entry.message_key, lease.entry.team),
+                                  remote_ticket};
+    OutboundRequest out;
+    switch (options_.type) {
+      case config::DestinationType::kZendesk:
+        out = ZendeskRequest(options_, templates_, *ticket, context);
+        break;
+      case config::DestinationType::kFreshdesk:
+        out = FreshdeskRequest(options_, templates_, *ticket, context);
+        break;
+      default:
+        out = SlackRequest(templates_, *ticket, context);
+        break;
+    }
+    Request request = transport_->NewRequest(out.method, out.target);
+    if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
+    for (const auto& [name, value] : out.headers) request.set(name, value);
+    request.body() = std::move(out.body);
+    *creates_ticket = out.creates_ticket;
+    return request;
+  }
+
+  void TakeTicketId(Attempt* attempt) const {
+    if (attempt->kind != Attempt::Kind::kDelivered) return;
+    absl::StatusOr<std::string> id = CreatedTicketId(options_.type, transport_->last_body());
+    if (id.ok()) {
+      attempt->remote_ticket = *std::move(id);
+    } else {
+      // Created, but follow-ups cannot find it: they will open tickets of their own.
+      spdlog::warn("event=ticket_id_missing destination={} detail=\"{}\"", options_.name,
+                   Snippet(transport_->last_body()));
+    }
+  }
+
+  const config::DestinationOptions options_;
+  std::unique_ptr<HttpTransport> transport_;
+  const TicketTemplates templates_;
+  const std::string authorization_;
+};
+
+// "0" in any of the headers helpdesks use for the requests left in the current window.
+bool QuotaSpent(const Response& response) {
+  for (const char* name : {"X-Rate-Limit-Remaining", "X-RateLimit-Remaining", "ratelimit-remaining"}) {
+    const auto header = response.find(name);
+    if (header != response.end() && ToAbsl(header->value()) == "0") return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -134,6 +271,15 @@ Attempt ClassifyResponse(const Response& response, absl::Time now) {
     }
   } else {
     attempt.kind = Attempt::Kind::kPermanent;
+  }
+  attempt.throttled = status == 429;
+  if (attempt.kind == Attempt::Kind::kDelivered && QuotaSpent(response)) {
+    for (const char* name : {"ratelimit-reset", "Retry-After"}) {
+      if (const auto header = response.find(name); header != response.end()) {
+        attempt.quota_reset = ParseRetryAfter(ToAbsl(header->value()), now);
+        if (attempt.quota_reset) break;
+      }
+    }
   }
   return attempt;
 }
@@ -178,24 +324,17 @@ std::string DeliveryBody(const std::string& destination, const storage::Lease& l
 
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
                                                    asio::any_io_executor executor) {
-  switch (options.type) {
-    case config::DestinationType::kFile:
-      return std::make_unique<FileSender>(options);
-    case config::DestinationType::kWebhook: {
-      absl::StatusOr<Url> url = ParseUrl(options.url);
-      if (!url.ok()) return url.status();
-      absl::StatusOr<std::string> key = StandardWebhooksKey(options.secret);
-      if (!key.ok()) return key.status();
-      std::shared_ptr<asio::ssl::context> tls;
-      if (url->tls) {
-        absl::StatusOr<std::shared_ptr<asio::ssl::context>> context = MakeClientTlsContext(options.ca_file);
-        if (!context.ok()) return context.status();
-        tls = *std::move(context);
-      }
-      return std::make_unique<WebhookSender>(options, *std::move(url), *std::move(key), tls, executor);
-    }
+  if (options.type == config::DestinationType::kFile) return std::make_unique<FileSender>(options);
+  absl::StatusOr<std::unique_ptr<HttpTransport>> transport = HttpTransport::Create(options, executor);
+  if (!transport.ok()) return transport.status();
+  if (options.type == config::DestinationType::kWebhook) {
+    absl::StatusOr<std::string> key = StandardWebhooksKey(options.secret);
+    if (!key.ok()) return key.status();
+    return std::make_unique<WebhookSender>(options, *std::move(transport), *std::move(key));
   }
-  return absl::InvalidArgumentError("unknown destination type");
+  absl::StatusOr<TicketTemplates> templates = TicketTemplates::Compile(options);
+  if (!templates.ok()) return templates.status();
+  return std::make_unique<HelpdeskSender>(options, *std::move(transport), *std::move(templates));
 }
 
 Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store,
@@ -205,14 +344,22 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store,
       options_(std::move(options)),
       sender_(std::move(sender)),
       metrics_(metrics),
-      strand_(asio::make_strand(io)) {
+      labels_{{"destination", options_.name}},
+      paused_gauge_(metrics.destination_paused.Add(labels_)),
+      in_flight_gauge_(metrics.delivery_in_flight.Add(labels_)),
+      breaker_gauge_(metrics.breaker_state.Add(labels_)),
+      rate_limit_waits_(metrics.rate_limit_waits.Add(labels_)),
+      strand_(asio::make_strand(io)),
+      bucket_(options_.rate, options_.burst, absl::Now()),
+      breaker_(options_.breaker) {
   for (int i = 0; i < options_.concurrency; ++i) {
     timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
   }
 }
 
 void Dispatcher::Start() {
-  SetPaused(false);
+  paused_gauge_.Set(0);
+  PublishBreaker();
   for (int i = 0; i < options_.concurrency; ++i) {
     ++running_;
     asio::co_spawn(strand_, Worker(i), [this](std::exception_ptr e) {
@@ -229,10 +376,12 @@ void Dispatcher::Start() {
 }
 
 void Dispatcher::Wake() {
-  asio::post(strand_, [this] {
-    ++wake_generation_;
-    for (auto& timer : timers_) timer->cancel();
-  });
+  asio::post(strand_, [this] { WakeAll(); });
+}
+
+void Dispatcher::WakeAll() {
+  ++wake_generation_;
+  for (auto& timer : timers_) timer->cancel();
 }
 
 void Dispatcher::Stop() {
@@ -242,8 +391,8 @@ void Dispatcher::Stop() {
   });
 }
 
-void Dispatcher::SetPaused(bool paused) {
-  metrics_.destination_paused.Add({{"destination", options_.name}}).Set(paused ? 1 : 0);
+void Dispatcher::PublishBreaker() {
+  breaker_gauge_.Set(static_cast<double>(breaker_.state()));
 }
 
 asio::awaitable<void> Dispatcher::Worker(int index) {
@@ -251,14 +400,24 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
   while (!stopping_) {
     const absl::Time now = absl::Now();
     const uint64_t generation = wake_generation_;
+    const absl::Time gate = std::max(paused_until_, breaker_.Admits(now));
+    PublishBreaker();  // Admits may have turned open into half-open
+    paused_gauge_.Set(now < paused_until_ ? 1 : 0);
     absl::Time wake_at;
-    if (now < paused_until_) {
-      wake_at = paused_until_;
+    if (gate > now) {
+      wake_at = gate;
+    } else if (const absl::Time due = store_.NextDue(options_.name); due > now) {
+      wake_at = due;  // nothing to send
+    } else if (const absl::Time token = bucket_.Available(now); token > now) {
+      rate_limit_waits_.Increment();
+      wake_at = token;
     } else if (std::optional<storage::Lease> lease = store_.LeaseNext(options_.name, now)) {
-      co_await Deliver(*std::move(lease), index);
+      bucket_.Take(now);
+      const uint64_t ticket = breaker_.Start();
+      co_await Deliver(*std::move(lease), index, ticket);
       continue;
     } else {
-      wake_at = store_.NextDue(options_.name);
+      wake_at = store_.NextDue(options_.name);  // a blocked thread, or raced with another worker
     }
     if (generation != wake_generation_) continue;  // woken while looking: look again
     if (wake_at == absl::InfiniteFuture()) {
@@ -270,24 +429,34 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
   }
 }
 
-asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index) {
+asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint64_t breaker_ticket) {
+  std::optional<std::string> remote_ticket;
+  if (sender_->wants_remote_tickets()) remote_ticket = store_.RemoteTicket(lease);
   const absl::Time start = absl::Now();
-  const Attempt attempt = co_await sender_->Send(lease, index);
+  in_flight_gauge_.Increment();
+  const Attempt attempt = co_await sender_->Send(lease, remote_ticket, index);
+  in_flight_gauge_.Decrement();
   const absl::Time end = absl::Now();
-  metrics_.attempt_latency.Add({{"destination", options_.name}}, Buckets())
-      .Observe(absl::ToDoubleSeconds(end - start));
+  metrics_.attempt_latency.Add(labels_, Buckets()).Observe(absl::ToDoubleSeconds(end - start));
+
+  const bool helpdesk_failed = attempt.kind == Attempt::Kind::kRetry && !attempt.throttled;
+  if (breaker_.Record(breaker_ticket, helpdesk_failed, end)) {
+    PublishBreaker();
+    spdlog::warn("event=breaker destination={} state={}", options_.name,
+                 breaker_.state() == CircuitBreaker::State::kClosed ? "closed" : "open");
+    WakeAll();  // closed: everyone may send; open: everyone waits for the new gate
+  }
 
   const char* outcome = "delivered";
   absl::Status stored;
   switch (attempt.kind) {
     case Attempt::Kind::kDelivered:
-      stored = store_.Ack(lease);
+      stored = store_.Ack(lease, attempt.remote_ticket);
       consecutive_failures_ = 0;
-      if (paused_until_ != absl::InfinitePast()) {
-        paused_until_ = absl::InfinitePast();
-        SetPaused(false);
+      if (attempt.quota_reset) {
+        paused_until_ = std::max(paused_until_, end + std::min(*attempt.quota_reset, options_.retry_after_max));
       }
-      metrics_.delivery_latency.Add({{"destination", options_.name}}, Buckets())
+      metrics_.delivery_latency.Add(labels_, BacklogBuckets())
           .Observe(absl::ToDoubleSeconds(end - absl::FromUnixMillis(lease.entry.enqueued_unix_ms)));
       break;
     case Attempt::Kind::kRetry: {
@@ -296,16 +465,19 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index) {
       // Retry-After it asked for.
       const absl::Duration pause = RetryDelay(options_, consecutive_failures_, attempt.retry_after, random_);
       paused_until_ = std::max(paused_until_, end + pause);
-      SetPaused(true);
       if (lease.entry.attempts + 1 >= static_cast<uint32_t>(options_.max_attempts)) {
         outcome = "dead_letter";
         stored = store_.DeadLetter(lease, absl::StrCat("gave up after ", options_.max_attempts,
                                                        " attempts; last: ", attempt.detail));
       } else {
-        outcome = "retry";
-        const absl::Duration delay =
-            RetryDelay(options_, lease.entry.attempts + 1, attempt.retry_after, random_);
-        stored = store_.RetryLater(lease, end + delay, attempt.detail);
+        outcome = attempt.throttled ? "throttled" : "retry";
+        // Due when the destination resumes (a throttled or Retry-After entry loses no place
+        // in the order), or after its own back-off if that is longer.
+        absl::Time due = paused_until_;
+        if (!attempt.throttled && !attempt.retry_after) {
+          due = std::max(due, end + RetryDelay(options_, lease.entry.attempts + 1, std::nullopt, random_));
+        }
+        stored = store_.RetryLater(lease, due, attempt.detail);
       }
       spdlog::warn("event=delivery_failed destination={} attempt={} outcome={} detail=\"{}\"",
                    options_.name, lease.entry.attempts + 1, outcome, attempt.detail);

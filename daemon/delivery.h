@@ -14,6 +14,7 @@
 #include "daemon/http.h"
 #include "daemon/http_client.h"
 #include "daemon/metrics.h"
+#include "daemon/pacing.h"
 #include "storage/store.h"
 
 namespace triage::daemon {
@@ -23,11 +24,18 @@ struct Attempt {
   enum class Kind { kDelivered, kRetry, kPermanent };
   Kind kind = Kind::kRetry;
   std::string detail;  // status and a bounded snippet, or the transport error
-  std::optional<absl::Duration> retry_after;
+  std::optional<absl::Duration> retry_after;  // the helpdesk's Retry-After
+  bool throttled = false;  // 429: the helpdesk is up but over its quota (not a breaker failure)
+  // A 2xx answer said the quota is spent (X-Rate-Limit-Remaining: 0 and the like) and when it
+  // resets: the destination waits that long before its next request.
+  std::optional<absl::Duration> quota_reset;
+  std::string remote_ticket;  // the ticket a helpdesk created, recorded with the ack
 };
 
 // 2xx delivered; 408, 425, 429 and 5xx retried (Retry-After honoured, in seconds or as an
 // HTTP date relative to `now`); every other status permanent. Redirects are not followed.
+// Rate headers with nothing remaining (Zendesk X-Rate-Limit-Remaining / ratelimit-remaining
+// with ratelimit-reset, Freshdesk X-RateLimit-Remaining with Retry-After) set quota_reset.
 Attempt ClassifyResponse(const Response& response, absl::Time now);
 // Transport failures (connect, TLS, timeout, reset) are always retried.
 Attempt ClassifyTransportError(const boost::system::error_code& error, absl::string_view stage);
@@ -53,18 +61,29 @@ std::string DeliveryBody(const std::string& destination, const storage::Lease& l
 class Sender {
  public:
   virtual ~Sender() = default;
-  virtual asio::awaitable<Attempt> Send(const storage::Lease& lease, int worker) = 0;
+  // `remote_ticket`: the ticket of the lease's thread at this destination, when one exists
+  // (only looked up for senders that want it).
+  virtual asio::awaitable<Attempt> Send(const storage::Lease& lease,
+                                        const std::optional<std::string>& remote_ticket,
+                                        int worker) = 0;
+  virtual bool wants_remote_tickets() const { return false; }
 };
 
-// Builds the sender of a destination: file (JSON lines, fsynced) or webhook (Standard Webhooks).
+// Builds the sender of a destination: file (JSON lines, fsynced), webhook (Standard Webhooks),
+// zendesk, freshdesk or slack.
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
                                                    asio::any_io_executor executor);
 
 // The delivery workers of one destination. `concurrency` coroutines on one strand each lease
-// the best due entry, send it, and ack, retry later or dead-letter it. A retryable failure
-// also pauses the whole destination (exponential, or the Retry-After it sent) so a helpdesk
-// that is down or throttling is probed, not hammered; the waiting backlog then leaves in
-// priority order when it recovers.
+// the best due entry, send it, and ack, retry later or dead-letter it. Before each request a
+// worker passes three gates, all shared by every team that delivers here:
+//   - the pause: a retryable failure pauses the whole destination (exponential in consecutive
+//     failures, at least the Retry-After it sent), a spent quota until it resets;
+//   - the circuit breaker (config::BreakerOptions): open after too many failures, then one
+//     probe;
+//   - the token bucket (rate, burst).
+// An entry that failed while the destination pauses is due when the pause ends, so the backlog
+// leaves in priority order when the helpdesk recovers.
 //
 // Thread-safety: Wake and Stop from any thread; the rest runs on the strand.
 class Dispatcher {
@@ -79,13 +98,19 @@ class Dispatcher {
 
  private:
   asio::awaitable<void> Worker(int index);
-  asio::awaitable<void> Deliver(storage::Lease lease, int index);
-  void SetPaused(bool paused);
+  asio::awaitable<void> Deliver(storage::Lease lease, int index, uint64_t breaker_ticket);
+  void WakeAll();  // on the strand
+  void PublishBreaker();
 
   storage::Store& store_;
   const config::DestinationOptions options_;
   std::unique_ptr<Sender> sender_;
   Metrics& metrics_;
+  const prometheus::Labels labels_;
+  prometheus::Gauge& paused_gauge_;
+  prometheus::Gauge& in_flight_gauge_;
+  prometheus::Gauge& breaker_gauge_;
+  prometheus::Counter& rate_limit_waits_;
   asio::strand<asio::io_context::executor_type> strand_;
   std::vector<std::unique_ptr<asio::steady_timer>> timers_;
   std::atomic<int> running_{0};
@@ -94,6 +119,8 @@ class Dispatcher {
   uint64_t wake_generation_ = 0;
   int consecutive_failures_ = 0;
   absl::Time paused_until_ = absl::InfinitePast();
+  TokenBucket bucket_;
+  CircuitBreaker breaker_;
   absl::BitGen random_;
 };
 

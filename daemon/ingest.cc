@@ -22,8 +22,14 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Pipeline::Create(const config::C
   pipeline->triager = *std::move(triager);
   pipeline->sources = config.sources;
   pipeline->conversation_window = config.conversation_window;
+  pipeline->destinations = config.destinations;
   for (const config::TeamOptions& team : config.teams) {
-    pipeline->team_destinations[team.name] = team.destinations;
+    auto& out = pipeline->team_destinations[team.name];
+    for (const std::string& name : team.destinations) {
+      for (const config::DestinationOptions& d : pipeline->destinations) {
+        if (d.name == name) out.push_back(&d);
+      }
+    }
   }
   return pipeline;
 }
@@ -246,8 +252,10 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
     auto add_team = [&](const std::string& team, bool owner) {
       const auto found = pipeline.team_destinations.find(team);
       if (found == pipeline.team_destinations.end()) return;
-      for (const std::string& destination : found->second) {
-        out.deliveries.push_back({destination, team, owner});
+      for (const config::DestinationOptions* destination : found->second) {
+        if (destination->Accepts(r.triage.level, r.triage.reach)) {
+          out.deliveries.push_back({destination->name, team, owner});
+        }
       }
     };
     add_team(r.triage.team, true);

@@ -23,7 +23,9 @@ struct Pipeline {
   std::vector<config::SourceOptions> sources;
   std::shared_ptr<const router::Triager> triager;
   absl::Duration conversation_window;
-  absl::flat_hash_map<std::string, std::vector<std::string>> team_destinations;
+  std::vector<config::DestinationOptions> destinations;
+  // Points into `destinations`, which is never resized after Create.
+  absl::flat_hash_map<std::string, std::vector<const config::DestinationOptions*>> team_destinations;
 };
 
 // The one mapping from a status code to the HTTP status a network sees at ingress.

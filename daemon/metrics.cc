@@ -59,7 +59,7 @@ Metrics::Metrics()
       delivery_attempts(prometheus::BuildCounter()
                             .Name("triage_delivery_attempts_total")
                             .Help("Delivery attempts by destination and outcome (delivered, "
-                                  "retry, dead_letter)")
+                                  "retry, throttled, dead_letter)")
                             .Register(*registry)),
       delivery_latency(prometheus::BuildHistogram()
                            .Name("triage_delivery_latency_seconds")
@@ -74,6 +74,19 @@ Metrics::Metrics()
                              .Help("1 while a destination is paused after failures or a "
                                    "Retry-After, by destination")
                              .Register(*registry)),
+      delivery_in_flight(prometheus::BuildGauge()
+                             .Name("triage_delivery_in_flight")
+                             .Help("Delivery requests in flight, by destination")
+                             .Register(*registry)),
+      rate_limit_waits(prometheus::BuildCounter()
+                           .Name("triage_delivery_rate_limit_waits_total")
+                           .Help("Times a delivery worker waited for the destination's token "
+                                 "bucket, by destination")
+                           .Register(*registry)),
+      breaker_state(prometheus::BuildGauge()
+                        .Name("triage_delivery_breaker_state")
+                        .Help("Circuit breaker of a destination: 0 closed, 1 open, 2 half-open")
+                        .Register(*registry)),
       config_reloads(prometheus::BuildCounter()
                          .Name("triage_config_reloads_total")
                          .Help("Config reloads on SIGHUP, by outcome (applied, refused)")
@@ -94,6 +107,12 @@ std::string Metrics::Render(storage::Store& store) {
 const prometheus::Histogram::BucketBoundaries& Buckets() {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return kBuckets;
+}
+
+const prometheus::Histogram::BucketBoundaries& BacklogBuckets() {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 21600};
   return kBuckets;
 }
 

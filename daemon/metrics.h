@@ -40,10 +40,15 @@ struct Metrics {
   prometheus::Family<prometheus::Histogram>& delivery_latency;  // destination: enqueue to 2xx
   prometheus::Family<prometheus::Histogram>& attempt_latency;   // destination: one attempt
   prometheus::Family<prometheus::Gauge>& destination_paused;    // destination
+  prometheus::Family<prometheus::Gauge>& delivery_in_flight;    // destination
+  prometheus::Family<prometheus::Counter>& rate_limit_waits;    // destination
+  prometheus::Family<prometheus::Gauge>& breaker_state;         // destination
   prometheus::Family<prometheus::Counter>& config_reloads;      // outcome
 };
 
-// Histogram buckets for every latency metric, in seconds (0.5 ms to 10 s).
+// Histogram buckets for request latencies, in seconds (0.5 ms to 10 s).
 const prometheus::Histogram::BucketBoundaries& Buckets();
+// Buckets for enqueue-to-delivery times, which include waiting in a backlog (10 ms to 6 h).
+const prometheus::Histogram::BucketBoundaries& BacklogBuckets();
 
 }  // namespace triage::daemon

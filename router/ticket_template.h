@@ -1,0 +1,60 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace triage::router {
+
+// The parts of a stored ticket (TicketJson) that helpdesk requests are made of.
+struct TicketView {
+  std::string source, id, platform, kind, channel, text, language, url, created_at;
+  std::string author_id, author_handle, author_name;
+  std::optional<int64_t> followers;
+  bool verified = false;
+  int64_t urgency = 0;
+  std::optional<int64_t> reach;
+  bool complaint = false;
+  std::string level, team, rule, sla_deadline;
+  std::vector<std::string> informed, tags, categories, reasons;
+
+  // "@handle", else the name, else the platform id.
+  std::string Author() const;
+};
+
+// Reads a ticket written by TicketJson; InvalidArgument when it is not one.
+absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json);
+
+// Subject and body templates: text with {{field}} placeholders. The fields are
+//   text, text_short (first 80 characters), author, author_name, author_id, followers,
+//   verified, platform, source, kind, channel, url, id, language, created_at, level, urgency,
+//   reach, complaint, categories, reasons (one per line), rule, tags, sla_deadline,
+//   team (the team this delivery is for), role (owner or informed), informed.
+// Unknown fields are configuration errors, found when the config loads.
+class Template {
+ public:
+  enum class Escape { kNone, kHtml, kSlack };
+
+  static absl::StatusOr<Template> Parse(absl::string_view text);
+
+  // Values are escaped for the target (HTML: & < > " and newlines as <br>; Slack mrkdwn:
+  // & < >); the template's own text is kept as written.
+  std::string Render(const TicketView& ticket, absl::string_view team, bool owner,
+                     Escape escape = Escape::kNone) const;
+
+ private:
+  struct Part {
+    bool field;
+    std::string text;  // literal text, or the field name
+  };
+  std::vector<Part> parts_;
+};
+
+// The helpdesk tag form of a word: lower case, [a-z0-9_-] kept, anything else '_'.
+std::string TagOf(absl::string_view word);
+
+}  // namespace triage::router
