@@ -915,7 +915,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
     }
   }
   if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, config.scoring, &config);
-  if (config.sources.empty() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
+  if (config.sources.empty() && root["sources"].IsDefined() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
   if (!l.ok()) return absl::InvalidArgumentError(l.Report());
   return config;
 }

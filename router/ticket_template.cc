@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "router/json_util.h"
 
 namespace triage::router {
@@ -150,7 +151,12 @@ std::string Template::Render(const TicketView& t, absl::string_view team, bool o
   std::string out;
   for (const Part& part : parts_) {
     if (!part.field) {
-      out.append(part.text);
+      if (escape == Escape::kHtml) {
+        // The template's own line breaks must show in HTML too; its markup is kept.
+        out.append(absl::StrReplaceAll(part.text, {{"\n", "<br>"}}));
+      } else {
+        out.append(part.text);
+      }
       continue;
     }
     const std::string& f = part.text;

@@ -42,7 +42,8 @@ class Template {
   static absl::StatusOr<Template> Parse(absl::string_view text);
 
   // Values are escaped for the target (HTML: & < > " and newlines as <br>; Slack mrkdwn:
-  // & < >); the template's own text is kept as written.
+  // & < >); the template's own text is kept as written, except that its newlines become <br>
+  // in HTML.
   std::string Render(const TicketView& ticket, absl::string_view team, bool owner,
                      Escape escape = Escape::kNone) const;
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "absl/strings/str_replace.h"
 #include "tests/test_util.h"
 
 namespace triage::config {
@@ -129,6 +130,77 @@ TEST(ConfigTest, WebhookDestinationsNeedAUrlAndAStandardWebhooksSecret) {
   const std::string errors = Errors(yaml);
   EXPECT_NE(errors.find("destinations.out.url: must start with http:// or https://"), std::string::npos) << errors;
   EXPECT_NE(errors.find("destinations.out.secret: must be whsec_"), std::string::npos) << errors;
+}
+
+TEST(ConfigTest, AMissingSourcesSectionIsReportedByName) {
+  EXPECT_NE(Errors("teams: {support: {destinations: [out]}}\nrouting: {default_team: support}\n"
+                   "destinations: {out: {type: file, path: /tmp/x}}\n")
+                .find("sources"),
+            std::string::npos);
+}
+
+std::string WithDestination(const std::string& body) {
+  return absl::StrReplaceAll(kMinimal, {{"  out: {type: file, path: /tmp/out.jsonl}\n", body}});
+}
+
+TEST(ConfigTest, HelpdeskDestinationsGetQuotaDefaultsAndCheckTheirOptions) {
+  const auto config = LoadConfigString(WithDestination(R"(  out:
+    type: zendesk
+    url: https://acme.zendesk.com/
+    email: bot@acme.example
+    api_token: t0ken
+    group_ids: {billing: 12}
+    breaker: {failure_ratio: 0.25, window: 8, min_calls: 4, open_for: 5s}
+)"),
+                                      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const DestinationOptions& d = config->destinations.at(0);
+  EXPECT_EQ(d.type, DestinationType::kZendesk);
+  EXPECT_EQ(d.url, "https://acme.zendesk.com") << "a base URL loses its trailing slash";
+  EXPECT_EQ(d.rate, 10);  // Zendesk: about 10 requests a second per account
+  EXPECT_EQ(d.concurrency, 2);
+  EXPECT_EQ(d.group_ids.at("billing"), 12);
+  EXPECT_EQ(d.breaker.window, 8);
+  EXPECT_EQ(d.breaker.open_for, absl::Seconds(5));
+  EXPECT_NE(d.subject_template.find("{{level}}"), std::string::npos);
+
+  const auto slack = LoadConfigString(
+      WithDestination("  out: {type: slack, url: 'https://hooks.slack.com/x', min_level: high, min_reach: 70}\n"),
+      "test.yaml");
+  ASSERT_TRUE(slack.ok()) << slack.status();
+  const DestinationOptions& s = slack->destinations.at(0);
+  EXPECT_EQ(s.rate, 1);  // Slack: one message a second
+  EXPECT_TRUE(s.Accepts(router::Level::kUrgent, 0));
+  EXPECT_TRUE(s.Accepts(router::Level::kHigh, 0));
+  EXPECT_FALSE(s.Accepts(router::Level::kNormal, 69));
+  EXPECT_TRUE(s.Accepts(router::Level::kLow, 70)) << "high reach alone is enough";
+
+  const std::string errors = Errors(WithDestination(R"(  out:
+    type: zendesk
+    url: ftp://acme
+    email: bot@acme.example
+    subject: "{{nope}}"
+    custom_fields: {status: "{{level}}"}
+    breaker: {min_calls: 30}
+    min_level: severe
+  bad:
+    type: freshdesk
+    url: https://acme.freshdesk.com
+    custom_fields: {platform: x}
+  worse: {type: carrier-pigeon}
+)"));
+  for (const char* expected :
+       {"destinations.out: give either email and api_token, or oauth_token",
+        "destinations.out.url: must start with http:// or https://",
+        "destinations.out.subject: unknown field {{nope}}",
+        "destinations.out.custom_fields.status: a Zendesk custom field is named by its numeric id",
+        "destinations.out.breaker.min_calls: must not exceed window",
+        "destinations.out.min_level: must be urgent, high, normal or low",
+        "destinations.bad.api_key: is required",
+        "destinations.bad.custom_fields.platform: a Freshdesk custom field name starts with cf_",
+        "destinations.worse.type: unknown destination type (known: file, webhook, zendesk, freshdesk, slack)"}) {
+    EXPECT_NE(errors.find(expected), std::string::npos) << expected << "\n" << errors;
+  }
 }
 
 TEST(ConfigTest, YamlSyntaxErrorsHaveAPosition) {
