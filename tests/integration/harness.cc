@@ -10,11 +10,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
+#include <simdjson.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "daemon/crypto.h"
 
 namespace triage::testing {
@@ -104,6 +107,11 @@ void FakeHelpdesk::Answer(int status, std::string retry_after) {
   retry_after_ = std::move(retry_after);
 }
 
+void FakeHelpdesk::Respond(Responder responder) {
+  std::lock_guard lock(responder_mu_);
+  responder_ = std::move(responder);
+}
+
 std::vector<FakeHelpdesk::Received> FakeHelpdesk::received() {
   std::lock_guard lock(mu_);
   return received_;
@@ -141,27 +149,186 @@ void FakeHelpdesk::Exchange(Stream& socket) {
     beast::error_code ec;
     http::read(socket, buffer, request, ec);
     if (ec) break;
-    http::response<http::string_body> response;
+    Received r;
+    r.method = std::string(request.method_string());
+    r.target = std::string(request.target());
+    r.body = request.body();
+    for (const auto& field : request) {
+      r.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
+    }
+    Reply reply;
+    {
+      std::lock_guard lock(responder_mu_);
+      if (responder_) {
+        reply = responder_(r);
+      } else {
+        std::lock_guard state(mu_);
+        reply.status = status_;
+        if (!retry_after_.empty()) reply.headers["Retry-After"] = retry_after_;
+        reply.body = status_ < 300 ? R"({"ok":true})" : R"({"error":"unavailable"})";
+      }
+    }
+    if (reply.delay > absl::ZeroDuration()) absl::SleepFor(reply.delay);
     {
       std::lock_guard lock(mu_);
-      Received r;
-      r.answered = status_;
-      r.body = request.body();
-      for (const auto& field : request) {
-        r.headers[absl::AsciiStrToLower(std::string(field.name_string()))] = std::string(field.value());
-      }
+      r.answered = reply.reset ? 0 : reply.status;
       received_.push_back(std::move(r));
-      response.result(status_);
-      if (!retry_after_.empty()) response.set(http::field::retry_after, retry_after_);
-      response.body() = status_ < 300 ? R"({"ok":true})" : R"({"error":"unavailable"})";
     }
     changed_.notify_all();
+    if (reply.reset) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(socket).set_option(asio::socket_base::linger(true, 0), ignored);
+      beast::get_lowest_layer(socket).close(ignored);
+      break;
+    }
+    http::response<http::string_body> response;
+    response.result(reply.status);
+    for (const auto& [name, value] : reply.headers) response.set(name, value);
+    response.body() = reply.body;
     response.version(11);
     response.keep_alive(request.keep_alive());
     response.prepare_payload();
     http::write(socket, response, ec);
     if (ec || !request.keep_alive()) break;
   }
+}
+
+FakeTicketing::FakeTicketing(Flavor flavor, std::string authorization)
+    : flavor_(flavor), authorization_(std::move(authorization)) {
+  http_.Respond([this](const FakeHelpdesk::Received& r) { return Serve(r); });
+}
+
+void FakeTicketing::Script(std::vector<Fault> faults) {
+  std::lock_guard lock(mu_);
+  script_.assign(faults.begin(), faults.end());
+}
+
+void FakeTicketing::FaultEvery(int n, Fault fault) {
+  std::lock_guard lock(mu_);
+  every_ = n;
+  every_fault_ = std::move(fault);
+}
+
+std::vector<FakeTicketing::Ticket> FakeTicketing::tickets() {
+  std::lock_guard lock(mu_);
+  return tickets_;
+}
+
+int FakeTicketing::idempotent_replays() {
+  std::lock_guard lock(mu_);
+  return replays_;
+}
+
+namespace {
+
+FakeHelpdesk::Reply JsonReply(int status, std::string body) {
+  FakeHelpdesk::Reply reply;
+  reply.status = status;
+  reply.headers["Content-Type"] = "application/json; charset=utf-8";
+  reply.body = std::move(body);
+  return reply;
+}
+
+// "/api/v2/tickets/123.json" or "/api/v2/tickets/123/notes" -> 123; 0 otherwise.
+int64_t TicketIdIn(absl::string_view target, absl::string_view suffix) {
+  if (!absl::ConsumePrefix(&target, "/api/v2/tickets/") || !absl::ConsumeSuffix(&target, suffix)) return 0;
+  int64_t id = 0;
+  return absl::SimpleAtoi(target, &id) ? id : 0;
+}
+
+}  // namespace
+
+FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) {
+  std::lock_guard lock(mu_);
+  ++requests_;
+  std::optional<Fault> fault;
+  if (!script_.empty()) {
+    fault = script_.front();
+    script_.pop_front();
+  } else if (every_ > 0 && requests_ % every_ == 0) {
+    fault = every_fault_;
+  }
+  if (fault && !fault->after_serving) {
+    FakeHelpdesk::Reply reply = JsonReply(fault->status, R"({"error":"scripted fault"})");
+    if (!fault->retry_after.empty()) reply.headers["Retry-After"] = fault->retry_after;
+    reply.reset = fault->reset;
+    reply.delay = fault->delay;
+    return reply;
+  }
+  auto finish = [&](FakeHelpdesk::Reply reply) {
+    if (fault) {  // served, then the answer is lost or late
+      reply.reset = fault->reset;
+      reply.delay = fault->delay;
+    }
+    return reply;
+  };
+
+  const auto auth = request.headers.find("authorization");
+  if (auth == request.headers.end() || auth->second != authorization_) {
+    return finish(JsonReply(401, R"({"error":"Couldn't authenticate you"})"));
+  }
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  const bool json = parser.parse(request.body).get(root) == simdjson::SUCCESS;
+  const bool zendesk = flavor_ == Flavor::kZendesk;
+
+  if (request.method == "POST" && request.target == (zendesk ? "/api/v2/tickets.json" : "/api/v2/tickets")) {
+    std::string key;
+    if (zendesk) {
+      const auto found = request.headers.find("idempotency-key");
+      if (found != request.headers.end()) key = found->second;
+      if (const auto seen = idempotency_.find(key); !key.empty() && seen != idempotency_.end()) {
+        if (seen->second.first != request.body) {
+          return finish(JsonReply(400, R"({"error":"IdempotentRequestError","description":"Request parameters don't match the given idempotency key"})"));
+        }
+        ++replays_;
+        FakeHelpdesk::Reply replay = seen->second.second;
+        replay.headers["x-idempotency-lookup"] = "hit";
+        return finish(replay);
+      }
+    }
+    // Zendesk requires a comment; Freshdesk a subject, a description, a requester and a
+    // priority of 1-4.
+    bool valid = json;
+    if (valid && zendesk) {
+      std::string_view body;
+      valid = root["ticket"]["comment"]["body"].get(body) == simdjson::SUCCESS && !body.empty();
+    } else if (valid) {
+      int64_t priority = 0;
+      valid = root["subject"].is_string() && root["description"].is_string() &&
+              root["priority"].get(priority) == simdjson::SUCCESS && priority >= 1 && priority <= 4 &&
+              (!root["twitter_id"].error() || !root["unique_external_id"].error() || !root["email"].error());
+    }
+    if (!valid) {
+      return finish(zendesk ? JsonReply(422, R"({"error":"RecordInvalid","description":"Record validation errors"})")
+                            : JsonReply(400, R"({"description":"Validation failed","errors":[]})"));
+    }
+    Ticket ticket;
+    ticket.id = static_cast<int64_t>(tickets_.size()) + 1001;
+    ticket.idempotency_key = key;
+    ticket.create_body = request.body;
+    tickets_.push_back(ticket);
+    FakeHelpdesk::Reply reply =
+        JsonReply(201, zendesk ? absl::StrCat(R"({"ticket":{"id":)", ticket.id, R"(,"status":"new"}})")
+                               : absl::StrCat(R"({"id":)", ticket.id, R"(,"status":2})"));
+    if (zendesk) {
+      reply.headers["Location"] = absl::StrCat("https://acme.zendesk.com/api/v2/tickets/", ticket.id, ".json");
+      if (!key.empty()) {
+        idempotency_[key] = {request.body, reply};
+        reply.headers["x-idempotency-lookup"] = "miss";
+      }
+    }
+    return finish(reply);
+  }
+  const int64_t id = zendesk ? (request.method == "PUT" ? TicketIdIn(request.target, ".json") : 0)
+                             : (request.method == "POST" ? TicketIdIn(request.target, "/notes") : 0);
+  if (id == 0) return finish(JsonReply(404, R"({"error":"InvalidEndpoint"})"));
+  if (id < 1001 || id >= 1001 + static_cast<int64_t>(tickets_.size())) {
+    return finish(JsonReply(404, R"({"error":"RecordNotFound"})"));
+  }
+  tickets_[id - 1001].follow_ups.push_back(request.body);
+  return finish(zendesk ? JsonReply(200, absl::StrCat(R"({"ticket":{"id":)", id, "}}"))
+                        : JsonReply(201, absl::StrCat(R"({"id":1,"ticket_id":)", id, "}")));
 }
 
 Daemon::Daemon(std::string dir, std::string config_yaml) : dir_(std::move(dir)) {

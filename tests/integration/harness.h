@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -35,10 +36,22 @@ HttpResult HttpCall(uint16_t port, const std::string& method, const std::string&
 class FakeHelpdesk {
  public:
   struct Received {
-    int answered = 0;
+    int answered = 0;  // 0 when the connection was reset instead
+    std::string method;
+    std::string target;
     std::map<std::string, std::string> headers;  // lower-case names
     std::string body;
   };
+  // How to answer one request: a status with headers and body, after a delay, or a reset
+  // connection (no answer at all).
+  struct Reply {
+    int status = 200;
+    std::map<std::string, std::string> headers;
+    std::string body;
+    absl::Duration delay = absl::ZeroDuration();
+    bool reset = false;
+  };
+  using Responder = std::function<Reply(const Received&)>;
 
   FakeHelpdesk();
   // Serves HTTPS with this certificate chain and key (PEM files).
@@ -47,6 +60,9 @@ class FakeHelpdesk {
 
   uint16_t port() const { return port_; }
   void Answer(int status, std::string retry_after = "");
+  // Answers with `responder` instead of the fixed status (called from connection threads,
+  // one call at a time).
+  void Respond(Responder responder);
   std::vector<Received> received();
   // Waits until `done(received)` holds or the timeout passes; returns whether it held.
   bool WaitUntil(const std::function<bool(const std::vector<Received>&)>& done,
@@ -67,10 +83,61 @@ class FakeHelpdesk {
   std::condition_variable changed_;
   int status_ = 200;
   std::string retry_after_;
+  Responder responder_;
+  std::mutex responder_mu_;
   std::vector<Received> received_;
   std::vector<std::thread> connections_;
   std::vector<boost::asio::ip::tcp::socket*> sockets_;
   bool stopping_ = false;
+};
+
+// A Zendesk or Freshdesk ticketing API on loopback, as documented (see
+// reference/outbound-helpdesks.md): tickets get ids, follow-ups become comments (Zendesk PUT
+// /api/v2/tickets/{id}.json) or notes (Freshdesk POST /api/v2/tickets/{id}/notes), unknown
+// tickets are 404, invalid bodies 422 (Zendesk RecordInvalid) or 400 (Freshdesk), a wrong
+// Authorization 401. Zendesk's Idempotency-Key is honoured: a key seen before replays the
+// first answer (x-idempotency-lookup: hit), with another body it is 400
+// IdempotentRequestError. Faults can be scripted for the next requests or every n-th one.
+class FakeTicketing {
+ public:
+  enum class Flavor { kZendesk, kFreshdesk };
+  struct Fault {
+    int status = 0;           // answer this status (e.g. 429, 503, 422) instead of serving...
+    std::string retry_after;  // ...with this Retry-After when set
+    bool reset = false;       // or reset the connection without an answer
+    bool after_serving = false;  // serve the request first, then lose the answer (reset/delay)
+    absl::Duration delay = absl::ZeroDuration();  // answer this late
+  };
+  struct Ticket {
+    int64_t id = 0;
+    std::string idempotency_key;  // Zendesk
+    std::string create_body;
+    std::vector<std::string> follow_ups;  // comment / note bodies, in order
+  };
+
+  FakeTicketing(Flavor flavor, std::string authorization);
+  uint16_t port() const { return http_.port(); }
+  FakeHelpdesk& http() { return http_; }
+
+  void Script(std::vector<Fault> faults);  // for the next requests, in order
+  void FaultEvery(int n, Fault fault);     // for every n-th request (after the script)
+  std::vector<Ticket> tickets();           // in creation order
+  int idempotent_replays();
+
+ private:
+  FakeHelpdesk::Reply Serve(const FakeHelpdesk::Received& request);
+
+  const Flavor flavor_;
+  const std::string authorization_;
+  std::mutex mu_;
+  std::deque<Fault> script_;
+  int every_ = 0;
+  Fault every_fault_;
+  int64_t requests_ = 0;
+  std::vector<Ticket> tickets_;
+  std::map<std::string, std::pair<std::string, FakeHelpdesk::Reply>> idempotency_;  // key -> body, reply
+  int replays_ = 0;
+  FakeHelpdesk http_;  // last: stops serving before the state above goes
 };
 
 // The real triaged binary, started on a config in `dir` with port 0 listeners.

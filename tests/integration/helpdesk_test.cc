@@ -1,0 +1,324 @@
+// Delivery into helpdesks: the real triaged binary against fake Zendesk, Freshdesk and Slack
+// endpoints on loopback that answer as the documented APIs do, faults included.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <map>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "tests/integration/harness.h"
+#include "tests/test_util.h"
+
+namespace triage::testing {
+namespace {
+
+constexpr char kSecret[] = "test-ingest-secret";
+const std::string kZendeskAuth = "Basic " + absl::Base64Escape("bot@acme.example/token:zd-token");
+const std::string kFreshdeskAuth = "Basic " + absl::Base64Escape("fd-key:X");
+
+// "fire" makes a message urgent, "lawsuit" high, "refund" normal; anything else is low.
+std::string Config(const std::string& dir, const std::string& destinations,
+                   const std::string& support = "[helpdesk]") {
+  return absl::StrReplaceAll(R"(log_level: debug
+server: {listen: 127.0.0.1:0, io_threads: 2}
+admin: {listen: 127.0.0.1:0}
+storage: {path: DIR/db}
+sources:
+  generic: {type: generic, secret: SECRET}
+scoring:
+  categories:
+    critical: {weight: 100, terms: [fire]}
+    serious: {weight: 60, terms: [lawsuit]}
+    minor: {weight: 30, terms: [refund]}
+teams:
+  support: {destinations: SUPPORT}
+routing:
+  default_team: support
+destinations:
+DESTINATIONS)",
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"SUPPORT", support},
+                              {"DESTINATIONS", destinations}});
+}
+
+std::string Zendesk(uint16_t port, const std::string& extra = "") {
+  return absl::StrCat(R"(  helpdesk:
+    type: zendesk
+    url: http://127.0.0.1:)", port, R"(
+    email: bot@acme.example
+    api_token: zd-token
+    group_ids: {support: 11}
+    timeout: 1s
+    backoff_initial: 20ms
+    backoff_max: 100ms
+)", extra);
+}
+
+std::string Freshdesk(uint16_t port) {
+  return absl::StrCat(R"(  helpdesk:
+    type: freshdesk
+    url: http://127.0.0.1:)", port, R"(
+    api_key: {env: TRIAGE_TEST_FRESHDESK_KEY}
+    group_ids: {support: 7}
+    timeout: 1s
+    backoff_initial: 20ms
+    backoff_max: 100ms
+)");
+}
+
+// A generic message in a conversation.
+std::string Message(const std::string& id, const std::string& text, const std::string& conversation,
+                    const std::string& author = "author-1") {
+  return absl::StrCat(R"({"id":")", id, R"(","platform":"x","text":")", text,
+                      R"(","created_at":"2026-11-23T10:00:00Z","conversation_id":")", conversation, R"(","author":{"id":")", author,
+                      R"(","handle":"handle-)", author, R"(","followers":10}})");
+}
+
+std::string Field(const std::string& json, std::initializer_list<const char*> path) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e = parser.parse(json);
+  for (const char* key : path) e = e[key];
+  if (e.is_string()) return std::string(std::string_view(e));
+  return simdjson::to_string(e);
+}
+
+bool HasTag(const std::string& json, const std::string& tag, bool zendesk = true) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(json);
+  simdjson::dom::array tags = zendesk ? root["ticket"]["tags"].get_array() : root["tags"].get_array();
+  for (simdjson::dom::element t : tags) {
+    if (std::string_view(t) == tag) return true;
+  }
+  return false;
+}
+
+TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port())));
+  daemon.Start();
+  // One request: the low first message, then an urgent follow-up by the same author (it must
+  // still come second, as a comment), and another author in the same conversation (own ticket).
+  const HttpResult r = daemon.PostSigned(
+      absl::StrCat("[", Message("m1", "app is slow", "conv-1"), ",", Message("m2", "fire in the shop", "conv-1"),
+                   ",", Message("m3", "refund me too", "conv-1", "author-2"), "]"),
+      kSecret);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 3; })) << daemon.Log();
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 3), 3);
+
+  const std::vector<FakeTicketing::Ticket> tickets = zendesk.tickets();
+  ASSERT_EQ(tickets.size(), 2u);
+  std::map<std::string, const FakeTicketing::Ticket*> by_text;
+  for (const auto& t : tickets) by_text[Field(t.create_body, {"ticket", "comment", "body"}).substr(0, 13)] = &t;
+  ASSERT_TRUE(by_text.contains("app is slow\n\n")) << tickets[0].create_body;
+  const FakeTicketing::Ticket& first = *by_text.at("app is slow\n\n");
+  ASSERT_EQ(first.follow_ups.size(), 1u);
+  EXPECT_TRUE(absl::StartsWith(Field(first.follow_ups[0], {"ticket", "comment", "body"}), "fire in the shop"));
+  EXPECT_EQ(Field(first.follow_ups[0], {"ticket", "comment", "public"}), "false");
+
+  for (const FakeHelpdesk::Received& request : zendesk.http().received()) {
+    EXPECT_EQ(request.headers.at("authorization"), kZendeskAuth);
+    EXPECT_EQ(request.headers.at("content-type"), "application/json");
+    EXPECT_TRUE(absl::StartsWith(request.headers.at("user-agent"), "triaged/"));
+    if (request.method == "POST") {
+      EXPECT_EQ(request.target, "/api/v2/tickets.json");
+      // The idempotency key is the delivery id, also kept as the ticket's external_id.
+      EXPECT_EQ(request.headers.at("idempotency-key"), Field(request.body, {"ticket", "external_id"}));
+      EXPECT_EQ(Field(request.body, {"ticket", "group_id"}), "11");
+      EXPECT_EQ(Field(request.body, {"ticket", "status"}), "new");
+      EXPECT_TRUE(HasTag(request.body, "team_support"));
+      EXPECT_TRUE(HasTag(request.body, "triaged"));
+    } else {
+      EXPECT_EQ(request.method, "PUT");
+      EXPECT_EQ(request.target, absl::StrCat("/api/v2/tickets/", first.id, ".json"));
+      EXPECT_EQ(request.headers.count("idempotency-key"), 0u);
+    }
+  }
+  // The comment went after its ticket was created, though it is the most urgent.
+  const auto received = zendesk.http().received();
+  const auto put = std::find_if(received.begin(), received.end(), [](const auto& x) { return x.method == "PUT"; });
+  ASSERT_NE(put, received.end());
+  EXPECT_TRUE(std::any_of(received.begin(), put, [](const auto& x) {
+    return absl::StrContains(x.body, "app is slow");
+  }));
+  // A later follow-up, after a restart, still finds the ticket (its id is in RocksDB).
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  Daemon again(dir.path(), Config(dir.path(), Zendesk(zendesk.port())));
+  again.Start();
+  ASSERT_EQ(again.PostSigned(Message("m4", "any news?", "conv-1"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 4; })) << again.Log();
+  EXPECT_EQ(zendesk.tickets().size(), 2u);
+  EXPECT_EQ(zendesk.tickets()[first.id - 1001].follow_ups.size(), 2u);
+}
+
+TEST(HelpdeskTest, ZendeskFaultsAreRetriedWithoutADuplicateTicket) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  using Fault = FakeTicketing::Fault;
+  zendesk.Script({
+      Fault{.status = 429, .retry_after = "1"},            // throttled: the whole destination waits 1 s
+      Fault{.status = 503},                                // unavailable
+      Fault{.reset = true},                                // connection reset before any answer
+      Fault{.reset = true, .after_serving = true},         // created, answer lost
+      Fault{.after_serving = true, .delay = absl::Milliseconds(1500)},  // created, answer too late
+  });
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port(), "    concurrency: 1\n")));
+  daemon.Start();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(daemon.PostSigned(Message(absl::StrCat("f", i), "refund please", absl::StrCat("c", i)), kSecret).status, 200);
+  }
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 3; }))
+      << daemon.Log();
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 3), 3);
+  const auto tickets = zendesk.tickets();
+  ASSERT_EQ(tickets.size(), 3u) << "each message created exactly one ticket";
+  std::set<std::string> keys;
+  for (const auto& t : tickets) keys.insert(t.idempotency_key);
+  EXPECT_EQ(keys.size(), 3u);
+  EXPECT_EQ(zendesk.idempotent_replays(), 2) << "the lost and the late answer were replayed";
+
+  const auto received = zendesk.http().received();
+  ASSERT_GE(received.size(), 6u);
+  EXPECT_EQ(received[0].answered, 429);
+  // Retry-After: 1 held the destination back, not only that entry.
+  EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="throttled"})"), 1);
+  // 503, lost answer, late answer. The reset before any answer came on a reused keep-alive
+  // connection, which the client retries once at once on a fresh one (a server may close an
+  // idle connection): that resend met the next fault.
+  EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})"), 3);
+  EXPECT_EQ(daemon.Metric(R"(triage_storage_dead_letters)"), 0);
+}
+
+TEST(HelpdeskTest, RetryAfterPausesTheWholeDestination) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  zendesk.Script({FakeTicketing::Fault{.status = 429, .retry_after = "2"}});
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port(), "    concurrency: 1\n")));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("p0", "hello", "c0"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return !all.empty(); }));
+  const absl::Time throttled = absl::Now();
+  // A message that arrives while the destination waits is not sent before the pause ends.
+  ASSERT_EQ(daemon.PostSigned(Message("p1", "fire", "c1"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 3; })) << daemon.Log();
+  EXPECT_GE(absl::Now() - throttled, absl::Milliseconds(1900));
+  const auto received = zendesk.http().received();
+  // Urgent first once the pause ends, the throttled low one next.
+  EXPECT_TRUE(absl::StrContains(received[1].body, "fire")) << received[1].body;
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_rate_limit_waits_total{destination="helpdesk"})", 0), 0);
+}
+
+TEST(HelpdeskTest, PermanentRejectionsAreDeadLetteredWithTheirAnswer) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, "Basic wrong");  // every request is 401
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port())));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("d0", "hello", "c0"), kSecret).status, 200);
+  EXPECT_EQ(daemon.WaitForMetric("triage_storage_dead_letters", 1), 1) << daemon.Log();
+  EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="dead_letter"})"), 1);
+  EXPECT_TRUE(absl::StrContains(daemon.Log(), "HTTP 401: {\"error\":\"Couldn't authenticate you\"}"));
+  EXPECT_EQ(zendesk.http().received().size(), 1u) << "a 401 is not retried";
+}
+
+TEST(HelpdeskTest, FreshdeskTicketThenPrivateNoteAndNeverARecreation) {
+  TempDir dir;
+  ::setenv("TRIAGE_TEST_FRESHDESK_KEY", "fd-key", 1);
+  FakeTicketing freshdesk(FakeTicketing::Flavor::kFreshdesk, kFreshdeskAuth);
+  freshdesk.Script({FakeTicketing::Fault{.status = 429, .retry_after = "1"}});
+  Daemon daemon(dir.path(), Config(dir.path(), Freshdesk(freshdesk.port())));
+  daemon.Start();
+  const HttpResult r = daemon.PostSigned(
+      absl::StrCat("[", Message("a", "lawsuit <now> & more", "conv"), ",", Message("b", "hello?", "conv"), "]"), kSecret);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(freshdesk.http().WaitUntil([&](const auto&) {
+    return !freshdesk.tickets().empty() && !freshdesk.tickets()[0].follow_ups.empty();
+  })) << daemon.Log();
+  ASSERT_EQ(freshdesk.tickets().size(), 1u);
+  const FakeTicketing::Ticket ticket = freshdesk.tickets()[0];
+  EXPECT_EQ(Field(ticket.create_body, {"priority"}), "3") << "high is Freshdesk priority 3";
+  EXPECT_EQ(Field(ticket.create_body, {"status"}), "2");
+  EXPECT_EQ(Field(ticket.create_body, {"group_id"}), "7");
+  EXPECT_EQ(Field(ticket.create_body, {"twitter_id"}), "handle-author-1");
+  EXPECT_TRUE(absl::StartsWith(Field(ticket.create_body, {"description"}), "lawsuit &lt;now&gt; &amp; more<br>"));
+  EXPECT_TRUE(HasTag(ticket.create_body, "team_support", false));
+  EXPECT_EQ(Field(ticket.follow_ups[0], {"private"}), "true");
+  EXPECT_TRUE(absl::StartsWith(Field(ticket.follow_ups[0], {"body"}), "hello?"));
+  for (const auto& request : freshdesk.http().received()) {
+    EXPECT_EQ(request.headers.at("authorization"), kFreshdeskAuth);
+    EXPECT_EQ(request.headers.count("idempotency-key"), 0u);
+  }
+  // Restarted, with nothing left to send: no ticket is created again.
+  EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+  Daemon again(dir.path(), Config(dir.path(), Freshdesk(freshdesk.port())));
+  again.Start();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(freshdesk.tickets().size(), 1u);
+  EXPECT_EQ(freshdesk.tickets()[0].follow_ups.size(), 1u);
+}
+
+TEST(HelpdeskTest, CircuitBreakerStopsCallsThenProbesAndResumes) {
+  TempDir dir;
+  FakeHelpdesk hook;
+  hook.Answer(503);
+  const std::string destinations = absl::StrCat(R"(  helpdesk:
+    type: slack
+    url: http://127.0.0.1:)", hook.port(), R"(/services/T0/B0/x
+    rate: 0
+    backoff_initial: 10ms
+    backoff_max: 20ms
+    max_attempts: 1000
+    breaker: {failure_ratio: 0.5, window: 4, min_calls: 4, open_for: 1500ms}
+)");
+  Daemon daemon(dir.path(), Config(dir.path(), destinations));
+  daemon.Start();
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(daemon.PostSigned(Message(absl::StrCat("b", i), "fire", absl::StrCat("c", i)), kSecret).status, 200);
+  }
+  const std::string state = R"(triage_delivery_breaker_state{destination="helpdesk"})";
+  EXPECT_EQ(daemon.WaitForMetric(state, 1), 1) << daemon.Log();
+  const size_t calls_when_opened = hook.received().size();
+  EXPECT_EQ(calls_when_opened, 4u);
+  absl::SleepFor(absl::Milliseconds(1000));
+  EXPECT_EQ(hook.received().size(), calls_when_opened) << "no calls while open";
+  hook.Answer(200);
+  // After the pause one probe goes; its success closes the breaker and the rest follow.
+  ASSERT_TRUE(hook.WaitUntil([](const auto& all) {
+    return std::count_if(all.begin(), all.end(), [](const auto& r) { return r.answered == 200; }) >= 5;
+  })) << daemon.Log();
+  EXPECT_EQ(daemon.Metric(state), 0);
+}
+
+TEST(HelpdeskTest, SlackReceivesOnlyTheAlertsItAsksFor) {
+  TempDir dir;
+  FakeHelpdesk slack;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  const std::string destinations = Zendesk(zendesk.port()) + absl::StrCat(R"(  alerts:
+    type: slack
+    url: http://127.0.0.1:)", slack.port(), R"(/services/T0/B0/secret
+    min_level: high
+)");
+  Daemon daemon(dir.path(), Config(dir.path(), destinations, "[helpdesk, alerts]"));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("s0", "just saying hi", "c0"), kSecret).status, 200);
+  ASSERT_EQ(daemon.PostSigned(Message("s1", "fire <everywhere>", "c1"), kSecret).status, 200);
+  ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return !all.empty(); })) << daemon.Log();
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 2; }));
+  absl::SleepFor(absl::Milliseconds(200));
+  const auto posts = slack.received();
+  ASSERT_EQ(posts.size(), 1u) << "the low message is not an alert";
+  EXPECT_EQ(posts[0].target, "/services/T0/B0/secret");
+  EXPECT_EQ(posts[0].headers.count("authorization"), 0u);
+  const std::string text = Field(posts[0].body, {"text"});
+  EXPECT_TRUE(absl::StartsWith(text, "*[urgent]* support (owner): x  from @handle-author-1 (10 followers)")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "> fire &lt;everywhere&gt;")) << text;
+}
+
+}  // namespace
+}  // namespace triage::testing
