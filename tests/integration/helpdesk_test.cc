@@ -254,7 +254,8 @@ TEST(HelpdeskTest, FreshdeskTicketThenPrivateNoteAndNeverARecreation) {
     EXPECT_EQ(request.headers.at("authorization"), kFreshdeskAuth);
     EXPECT_EQ(request.headers.count("idempotency-key"), 0u);
   }
-  // Restarted, with nothing left to send: no ticket is created again.
+  // Restarted once both were acknowledged: no ticket or note is created again.
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 2), 2);
   EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
   Daemon again(dir.path(), Config(dir.path(), Freshdesk(freshdesk.port())));
   again.Start();
