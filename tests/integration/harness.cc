@@ -150,6 +150,7 @@ void FakeHelpdesk::Exchange(Stream& socket) {
     http::read(socket, buffer, request, ec);
     if (ec) break;
     Received r;
+    r.at = absl::Now();
     r.method = std::string(request.method_string());
     r.target = std::string(request.target());
     r.body = request.body();

@@ -37,6 +37,7 @@ class FakeHelpdesk {
  public:
   struct Received {
     int answered = 0;  // 0 when the connection was reset instead
+    absl::Time at;     // when it was read
     std::string method;
     std::string target;
     std::map<std::string, std::string> headers;  // lower-case names
