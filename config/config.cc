@@ -414,8 +414,10 @@ void ApplyTypeDefaults(DestinationOptions* d) {
   }
 }
 
+// A URL may be a secret (a Slack webhook URL is its own credential): {env: ...} and
+// {file: ...} work as for other secrets.
 void LoadUrl(Loader& l, const YAML::Node& body, const std::string& path, DestinationOptions* d) {
-  l.String(body, "url", path, &d->url, true);
+  l.Secret(body, "url", path, &d->url, true);
   if (!d->url.empty() && !absl::StartsWith(d->url, "http://") && !absl::StartsWith(d->url, "https://")) {
     l.Error(body["url"], Child(path, "url"), "must start with http:// or https://");
   }
