@@ -172,8 +172,15 @@ class HelpdeskSender : public Sender {
   asio::awaitable<Attempt> Send(const storage::Lease& lease,
                                 const std::optional<std::string>& remote_ticket,
                                 int worker) override {
+    const std::string delivery_id = DeliveryId(options_.name, lease.entry.message_key, lease.entry.team);
+    if (options_.type == config::DestinationType::kZendesk && !remote_ticket &&
+        ZendeskKeyMayHaveExpired(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
+                                 lease.entry.attempts, absl::Now())) {
+      Attempt lookup = co_await transport_->Send(Finish(ZendeskLookupRequest(delivery_id)), worker);
+      if (lookup.kind != Attempt::Kind::kDelivered || TakeFoundTicket(&lookup)) co_return lookup;
+    }
     bool creates_ticket = false;
-    absl::StatusOr<Request> request = Prepare(lease, remote_ticket, &creates_ticket);
+    absl::StatusOr<Request> request = Prepare(lease, delivery_id, remote_ticket, &creates_ticket);
     if (!request.ok()) {
       co_return Attempt{Attempt::Kind::kPermanent, std::string(request.status().message())};
     }
@@ -183,7 +190,31 @@ class HelpdeskSender : public Sender {
   }
 
  private:
-  absl::StatusOr<Request> Prepare(const storage::Lease& lease,
+  // A lookup found the ticket an earlier attempt created: the delivery is done. A lookup
+  // that cannot be read is retried. False when no ticket was found: go on and create it.
+  bool TakeFoundTicket(Attempt* lookup) const {
+    absl::StatusOr<std::optional<std::string>> found = FoundTicketId(transport_->last_body());
+    if (!found.ok()) {
+      *lookup = Attempt{Attempt::Kind::kRetry,
+                        absl::StrCat("external_id lookup: ", found.status().message())};
+      return true;
+    }
+    if (!found->has_value()) return false;
+    lookup->detail = "found by external_id";
+    lookup->remote_ticket = **found;
+    return true;
+  }
+
+  // Method, target, auth and headers of a rendered request.
+  Request Finish(OutboundRequest out) const {
+    Request request = transport_->NewRequest(out.method, out.target);
+    if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
+    for (const auto& [name, value] : out.headers) request.set(name, value);
+    request.body() = std::move(out.body);
+    return request;
+  }
+
+  absl::StatusOr<Request> Prepare(const storage::Lease& lease, const std::string& delivery_id,
                                   const std::optional<std::string>& remote_ticket,
                                   bool* creates_ticket) const {
     absl::StatusOr<router::TicketView> ticket = router::ParseTicketView(lease.entry.ticket_json);
@@ -191,9 +222,7 @@ class HelpdeskSender : public Sender {
       return absl::InvalidArgumentError(
           absl::StrCat("stored ticket unreadable: ", ticket.status().message()));
     }
-    const DeliveryContext context{lease.entry.team, lease.entry.owner,
-                                  DeliveryId(options_.name, lease.entry.message_key, lease.entry.team),
-                                  remote_ticket};
+    const DeliveryContext context{lease.entry.team, lease.entry.owner, delivery_id, remote_ticket};
     OutboundRequest out;
     switch (options_.type) {
       case config::DestinationType::kZendesk:
@@ -206,12 +235,8 @@ class HelpdeskSender : public Sender {
         out = SlackRequest(templates_, *ticket, context);
         break;
     }
-    Request request = transport_->NewRequest(out.method, out.target);
-    if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
-    for (const auto& [name, value] : out.headers) request.set(name, value);
-    request.body() = std::move(out.body);
     *creates_ticket = out.creates_ticket;
-    return request;
+    return Finish(std::move(out));
   }
 
   void TakeTicketId(Attempt* attempt) const {

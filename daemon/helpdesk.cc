@@ -198,6 +198,31 @@ absl::StatusOr<std::string> CreatedTicketId(config::DestinationType type, absl::
   return std::to_string(*id);
 }
 
+bool ZendeskKeyMayHaveExpired(absl::Time enqueued, uint32_t attempts, absl::Time now) {
+  // The first attempt came after the enqueue, so the key is younger than now - enqueued.
+  return attempts > 0 && now - enqueued >= absl::Hours(2) - absl::Minutes(15);
+}
+
+OutboundRequest ZendeskLookupRequest(absl::string_view delivery_id) {
+  OutboundRequest request;
+  request.method = http::verb::get;
+  // Delivery ids are msg_ and hex digits: nothing to escape in a query.
+  request.target = absl::StrCat("/api/v2/tickets.json?external_id=", delivery_id);
+  return request;
+}
+
+absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view body) {
+  simdjson::dom::parser parser;
+  router::json::element root;
+  if (auto s = router::json::ParseDocument(parser, body, 64, &root); !s.ok()) return s;
+  const auto tickets = router::json::Get(root, "tickets");
+  if (!tickets || !tickets->is_array()) return absl::InvalidArgumentError("the answer lists no tickets");
+  for (const router::json::element ticket : router::json::AsArray(*tickets)) {
+    if (const std::optional<int64_t> id = router::json::Int(ticket, "id")) return std::to_string(*id);
+  }
+  return std::optional<std::string>();
+}
+
 std::string AuthorizationHeader(const config::DestinationOptions& options) {
   switch (options.type) {
     case config::DestinationType::kZendesk:

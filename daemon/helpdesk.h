@@ -60,6 +60,17 @@ OutboundRequest SlackRequest(const TicketTemplates& templates, const router::Tic
 // The new ticket's id in a create answer: Zendesk {"ticket":{"id":N}}, Freshdesk {"id":N}.
 absl::StatusOr<std::string> CreatedTicketId(config::DestinationType type, absl::string_view body);
 
+// Zendesk keeps an Idempotency-Key for 2 hours. A creation retried after that could open a
+// second ticket if an earlier attempt's answer was lost, so such a retry first looks the
+// delivery up by external_id. True when the entry (enqueued at `enqueued`, tried `attempts`
+// times) may be older than the key at `now` (checked with 15 minutes to spare).
+bool ZendeskKeyMayHaveExpired(absl::Time enqueued, uint32_t attempts, absl::Time now);
+// GET /api/v2/tickets.json?external_id=<delivery id>
+OutboundRequest ZendeskLookupRequest(absl::string_view delivery_id);
+// The first ticket id in a lookup answer {"tickets":[{"id":N},...]}; nullopt when it lists
+// none; InvalidArgument when the answer is not a ticket list.
+absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view body);
+
 // The Authorization header of a helpdesk: Zendesk "Basic base64(email/token:api_token)" or
 // "Bearer <oauth_token>", Freshdesk "Basic base64(api_key:X)"; empty for the others.
 std::string AuthorizationHeader(const config::DestinationOptions& options);

@@ -13,6 +13,7 @@
 #include <simdjson.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -215,6 +216,15 @@ std::vector<FakeTicketing::Ticket> FakeTicketing::tickets() {
   return tickets_;
 }
 
+int64_t FakeTicketing::Seed(std::string create_body) {
+  std::lock_guard lock(mu_);
+  Ticket ticket;
+  ticket.id = static_cast<int64_t>(tickets_.size()) + 1001;
+  ticket.create_body = std::move(create_body);
+  tickets_.push_back(ticket);
+  return ticket.id;
+}
+
 int FakeTicketing::idempotent_replays() {
   std::lock_guard lock(mu_);
   return replays_;
@@ -320,6 +330,20 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
       }
     }
     return finish(reply);
+  }
+  if (zendesk && request.method == "GET" && absl::StartsWith(request.target, "/api/v2/tickets.json?external_id=")) {
+    const std::string wanted = request.target.substr(request.target.find('=') + 1);
+    std::string list;
+    for (const Ticket& t : tickets_) {
+      simdjson::dom::parser p;
+      simdjson::dom::element created;
+      std::string_view external_id;
+      if (p.parse(t.create_body).get(created) == simdjson::SUCCESS &&
+          created["ticket"]["external_id"].get(external_id) == simdjson::SUCCESS && external_id == wanted) {
+        absl::StrAppend(&list, list.empty() ? "" : ",", R"({"id":)", t.id, "}");
+      }
+    }
+    return finish(JsonReply(200, absl::StrCat(R"({"tickets":[)", list, R"(],"next_page":null})")));
   }
   const int64_t id = zendesk ? (request.method == "PUT" ? TicketIdIn(request.target, ".json") : 0)
                              : (request.method == "POST" ? TicketIdIn(request.target, "/notes") : 0);

@@ -96,7 +96,8 @@ class FakeHelpdesk {
 // reference/outbound-helpdesks.md): tickets get ids, follow-ups become comments (Zendesk PUT
 // /api/v2/tickets/{id}.json) or notes (Freshdesk POST /api/v2/tickets/{id}/notes), unknown
 // tickets are 404, invalid bodies 422 (Zendesk RecordInvalid) or 400 (Freshdesk), a wrong
-// Authorization 401. Zendesk's Idempotency-Key is honoured: a key seen before replays the
+// Authorization 401. Zendesk's GET /api/v2/tickets.json?external_id= lists the tickets with
+// that external_id. Zendesk's Idempotency-Key is honoured: a key seen before replays the
 // first answer (x-idempotency-lookup: hit), with another body it is 400
 // IdempotentRequestError. Faults can be scripted for the next requests or every n-th one.
 class FakeTicketing {
@@ -123,6 +124,7 @@ class FakeTicketing {
   void Script(std::vector<Fault> faults);  // for the next requests, in order
   void FaultEvery(int n, Fault fault);     // for every n-th request (after the script)
   std::vector<Ticket> tickets();           // in creation order
+  int64_t Seed(std::string create_body);   // a ticket created earlier (e.g. answer lost)
   int idempotent_replays();
 
  private:

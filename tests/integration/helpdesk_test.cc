@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "daemon/delivery.h"
 #include "router/ticket_json.h"
 #include "storage/store.h"
 #include "tests/integration/harness.h"
@@ -217,6 +218,74 @@ TEST(HelpdeskTest, RetryAfterPausesTheWholeDestination) {
   // Urgent first once the pause ends, the throttled low one next.
   EXPECT_TRUE(absl::StrContains(received[1].body, "fire")) << received[1].body;
   EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_rate_limit_waits_total{destination="helpdesk"})", 0), 0);
+}
+
+// Entries retried more than two hours after they arrived may outlive their Idempotency-Key:
+// they look their delivery up by external_id first, and create only when nothing is found.
+TEST(HelpdeskTest, ZendeskRetriesPastTheKeyLifetimeLookUpBeforeCreating) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  const absl::Time long_ago = absl::Now() - absl::Hours(3);
+  std::string lost_id;
+  {
+    storage::StoreOptions options;
+    options.path = dir.path() + "/db";
+    auto store = storage::Store::Open(options, absl::Now());
+    ASSERT_TRUE(store.ok()) << store.status();
+    std::vector<storage::NewMessage> batch;
+    for (const char* id : {"lost", "never-sent"}) {
+      router::RoutedMessage r;
+      r.message.source = "generic";
+      r.message.id = id;
+      r.message.platform = "x";
+      r.message.author.id = "author-1";
+      r.message.conversation_id = absl::StrCat("conv-", id);
+      r.message.text = absl::StrCat("old ", id);
+      r.received_at = long_ago;
+      r.triage.team = "support";
+      storage::NewMessage& m = batch.emplace_back();
+      m.key = storage::MessageKey("generic", id);
+      m.thread_key = storage::ThreadKey("generic", r.message.conversation_id, "author-1");
+      m.ticket_json = router::TicketJson(r);
+      m.deliveries.push_back({"helpdesk", "support", true});
+    }
+    std::promise<storage::IngestResult> done;
+    (*store)->Submit(std::move(batch), long_ago, [&](storage::IngestResult x) { done.set_value(x); });
+    ASSERT_TRUE(done.get_future().get().status.ok());
+    // Both were tried once, long ago; the answer to "lost" never came back.
+    const absl::Time now = absl::Now();
+    for (const char* id : {"lost", "never-sent"}) {
+      auto lease = (*store)->LeaseNext("helpdesk", now);
+      ASSERT_TRUE(lease.has_value());
+      EXPECT_EQ(lease->entry.message_key, storage::MessageKey("generic", id));
+      ASSERT_TRUE((*store)->RetryLater(*lease, now + absl::Milliseconds(1), "read: timed out").ok());
+    }
+    lost_id = daemon::DeliveryId("helpdesk", storage::MessageKey("generic", "lost"), "support");
+  }
+  const int64_t earlier = zendesk.Seed(absl::StrCat(R"({"ticket":{"external_id":")", lost_id, R"("}})"));
+
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port())));
+  daemon.Start();
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 2), 2)
+      << daemon.Log();
+  const auto tickets = zendesk.tickets();
+  ASSERT_EQ(tickets.size(), 2u) << "the lost creation was found, not repeated";
+  EXPECT_TRUE(absl::StrContains(tickets[1].create_body, "old never-sent"));
+  int lookups = 0;
+  for (const auto& r : zendesk.http().received()) {
+    if (r.method == "GET") {
+      ++lookups;
+      EXPECT_TRUE(absl::StartsWith(r.target, "/api/v2/tickets.json?external_id=msg_")) << r.target;
+    } else {
+      EXPECT_FALSE(absl::StrContains(r.body, "old lost")) << "no second ticket for the lost one";
+    }
+  }
+  EXPECT_EQ(lookups, 2);
+  // The ticket found is the thread's: a follow-up comments on it.
+  ASSERT_EQ(daemon.PostSigned(Message("later", "still broken", "conv-lost"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return !zendesk.tickets()[0].follow_ups.empty(); }))
+      << daemon.Log();
+  EXPECT_EQ(zendesk.tickets()[earlier - 1001].follow_ups.size(), 1u);
 }
 
 TEST(HelpdeskTest, PermanentRejectionsAreDeadLetteredWithTheirAnswer) {

@@ -233,5 +233,35 @@ TEST(HelpdeskTest, CreatedTicketIdFromEachHelpdesksAnswer) {
   EXPECT_FALSE(CreatedTicketId(config::DestinationType::kFreshdesk, "<html>").ok());
 }
 
+TEST(HelpdeskTest, ZendeskLookupOnlyWhenTheKeyMayHaveExpired) {
+  const absl::Time t0 = absl::FromUnixSeconds(1795000000);
+  EXPECT_FALSE(ZendeskKeyMayHaveExpired(t0, 0, t0 + absl::Hours(5))) << "never tried: nothing to find";
+  EXPECT_FALSE(ZendeskKeyMayHaveExpired(t0, 3, t0 + absl::Minutes(104)));
+  EXPECT_TRUE(ZendeskKeyMayHaveExpired(t0, 1, t0 + absl::Minutes(105)));
+  const OutboundRequest lookup = ZendeskLookupRequest("msg_00ff");
+  EXPECT_EQ(lookup.method, http::verb::get);
+  EXPECT_EQ(lookup.target, "/api/v2/tickets.json?external_id=msg_00ff");
+  EXPECT_EQ(FoundTicketId(R"({"tickets":[{"id":77},{"id":78}],"count":2})").value(), "77");
+  EXPECT_EQ(FoundTicketId(R"({"tickets":[],"count":0})").value(), std::nullopt);
+  EXPECT_FALSE(FoundTicketId(R"({"ticket":{"id":1}})").ok());
+}
+
+TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
+  config::DestinationOptions options =
+      Destination("    type: slack\n    url: https://hooks.slack.com/x\n    body: \"{{text}}\"\n");
+  absl::StatusOr<TicketTemplates> templates = TicketTemplates::Compile(options);
+  ASSERT_TRUE(templates.ok());
+  router::TicketView ticket;
+  for (int i = 0; i < 2000; ++i) ticket.text += "é";  // 2 bytes each: 4000 bytes
+  const OutboundRequest r = SlackRequest(*templates, ticket, DeliveryContext{"support", true, "id", {}});
+  simdjson::dom::parser parser;
+  const std::string_view text = Parse(parser, r.body)["text"];
+  EXPECT_LE(text.size(), 3000u);
+  EXPECT_GE(text.size(), 2990u);
+  EXPECT_EQ(text.substr(text.size() - 3), "…");
+  EXPECT_EQ(text.substr(0, 2), "é");
+  EXPECT_EQ(text.substr(text.size() - 5, 2), "é") << "no character split before the ellipsis";
+}
+
 }  // namespace
 }  // namespace triage::daemon
