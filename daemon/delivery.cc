@@ -93,8 +93,6 @@ class HttpTransport {
     return transport;
   }
 
-  const Url& url() const { return url_; }
-
   // A request to `target` under the URL's path (the whole URL when `target` is empty).
   Request NewRequest(http::verb method, absl::string_view target) const {
     std::string path = url_.target;
@@ -108,22 +106,22 @@ class HttpTransport {
     return request;
   }
 
-  asio::awaitable<Attempt> Send(Request request, int worker) {
-    const ClientResult result = co_await clients_[worker]->Send(std::move(request));
+  // Sends on the worker's connection; a 2xx answer's body goes to `answer` when given.
+  asio::awaitable<Attempt> Send(Request request, int worker, std::string* answer = nullptr) {
+    ClientResult result = co_await clients_[worker]->Send(std::move(request));
     if (result.error) co_return ClassifyTransportError(result.error, result.error_stage);
     Attempt attempt = ClassifyResponse(result.response, absl::Now());
-    if (attempt.kind == Attempt::Kind::kDelivered) last_body_ = result.response.body();
+    if (answer != nullptr && attempt.kind == Attempt::Kind::kDelivered) {
+      *answer = std::move(result.response.body());
+    }
     co_return attempt;
   }
-  // The body of the last 2xx answer on this strand (read right after Send returns).
-  const std::string& last_body() const { return last_body_; }
 
  private:
   explicit HttpTransport(Url url) : url_(std::move(url)) {}
 
   const Url url_;
   std::vector<std::unique_ptr<HttpClient>> clients_;
-  std::string last_body_;
 };
 
 // POSTs Standard Webhooks: webhook-id (the stable delivery id), webhook-timestamp (this
@@ -176,24 +174,26 @@ class HelpdeskSender : public Sender {
     if (options_.type == config::DestinationType::kZendesk && !remote_ticket &&
         ZendeskKeyMayHaveExpired(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
                                  lease.entry.attempts, absl::Now())) {
-      Attempt lookup = co_await transport_->Send(Finish(ZendeskLookupRequest(delivery_id)), worker);
-      if (lookup.kind != Attempt::Kind::kDelivered || TakeFoundTicket(&lookup)) co_return lookup;
+      std::string found;
+      Attempt lookup = co_await transport_->Send(Finish(ZendeskLookupRequest(delivery_id)), worker, &found);
+      if (lookup.kind != Attempt::Kind::kDelivered || TakeFoundTicket(found, &lookup)) co_return lookup;
     }
     bool creates_ticket = false;
     absl::StatusOr<Request> request = Prepare(lease, delivery_id, remote_ticket, &creates_ticket);
     if (!request.ok()) {
       co_return Attempt{Attempt::Kind::kPermanent, std::string(request.status().message())};
     }
-    Attempt attempt = co_await transport_->Send(*std::move(request), worker);
-    if (creates_ticket) TakeTicketId(&attempt);
+    std::string answer;
+    Attempt attempt = co_await transport_->Send(*std::move(request), worker, &answer);
+    if (creates_ticket) TakeTicketId(answer, &attempt);
     co_return attempt;
   }
 
  private:
   // A lookup found the ticket an earlier attempt created: the delivery is done. A lookup
   // that cannot be read is retried. False when no ticket was found: go on and create it.
-  bool TakeFoundTicket(Attempt* lookup) const {
-    absl::StatusOr<std::optional<std::string>> found = FoundTicketId(transport_->last_body());
+  bool TakeFoundTicket(const std::string& answer, Attempt* lookup) const {
+    absl::StatusOr<std::optional<std::string>> found = FoundTicketId(answer);
     if (!found.ok()) {
       *lookup = Attempt{Attempt::Kind::kRetry,
                         absl::StrCat("external_id lookup: ", found.status().message())};
@@ -239,15 +239,15 @@ class HelpdeskSender : public Sender {
     return Finish(std::move(out));
   }
 
-  void TakeTicketId(Attempt* attempt) const {
+  void TakeTicketId(const std::string& answer, Attempt* attempt) const {
     if (attempt->kind != Attempt::Kind::kDelivered) return;
-    absl::StatusOr<std::string> id = CreatedTicketId(options_.type, transport_->last_body());
+    absl::StatusOr<std::string> id = CreatedTicketId(options_.type, answer);
     if (id.ok()) {
       attempt->remote_ticket = *std::move(id);
     } else {
       // Created, but follow-ups cannot find it: they will open tickets of their own.
       spdlog::warn("event=ticket_id_missing destination={} detail=\"{}\"", options_.name,
-                   Snippet(transport_->last_body()));
+                   Snippet(answer));
     }
   }
 
