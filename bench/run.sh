@@ -4,19 +4,21 @@
 # server that answers 200 without doing any work (the same Beast server code) for comparison.
 #
 #   bench/run.sh [SECONDS] [CONNECTIONS] [BATCH]     defaults: 10 32 1
-# Needs: cmake --workflow --preset release (build/release/{triaged,loadgen,triage_bench}).
+# Needs: cmake --workflow --preset release (build/release/{triaged,loadgen,triage_bench,store_bench}).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
 connections=${2:-32}
 batch=${3:-1}
 build=build/release
-for bin in triaged loadgen triage_bench; do
+for bin in triaged loadgen triage_bench store_bench; do
   [[ -x $build/$bin ]] || { echo "missing $build/$bin: run cmake --workflow --preset release" >&2; exit 1; }
 done
 
 echo "== pure per-message work (Google Benchmark, one core, before any server runs)"
 $build/triage_bench --benchmark_min_time=1 2>/dev/null | grep '^BM_'
+echo "== queue index memory and storage cost per delivery (200,000 entries)"
+$build/store_bench 200000
 
 work=$(mktemp -d)
 pids=()

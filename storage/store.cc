@@ -373,7 +373,7 @@ void Store::Place(DestQueue& q, uint64_t seq, Meta meta) {
 void Store::IndexAdd(const std::string& destination, uint64_t seq, Meta meta) {
   DestQueue& q = queues_[destination];
   CountDepth(destination, meta, 1);
-  std::deque<uint64_t>& chain = q.chains[meta.chain];
+  absl::InlinedVector<uint64_t, 1>& chain = q.chains[meta.chain];
   chain.push_back(seq);
   if (chain.size() > 1) {
     q.blocked[seq] = std::move(meta);
@@ -385,7 +385,7 @@ void Store::IndexAdd(const std::string& destination, uint64_t seq, Meta meta) {
 void Store::ReleaseChain(DestQueue& q, uint64_t seq, const Meta& meta) {
   const auto found = q.chains.find(meta.chain);
   if (found == q.chains.end()) return;
-  std::deque<uint64_t>& chain = found->second;
+  absl::InlinedVector<uint64_t, 1>& chain = found->second;
   const bool was_head = !chain.empty() && chain.front() == seq;
   chain.erase(std::remove(chain.begin(), chain.end(), seq), chain.end());
   if (chain.empty()) {
