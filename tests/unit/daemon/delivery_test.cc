@@ -44,6 +44,27 @@ TEST(ClassifyTest, EachStatusHasOneOutcome) {
             Attempt::Kind::kRetry);
 }
 
+TEST(ClassifyTest, ThrottlingAndSpentQuotasAreToldApart) {
+  const absl::Time now = absl::FromUnixSeconds(1'800'000'000);
+  EXPECT_TRUE(ClassifyResponse(WithStatus(429), now).throttled);
+  EXPECT_FALSE(ClassifyResponse(WithStatus(503, "5"), now).throttled) << "a 503 counts against the breaker";
+  // Zendesk: nothing left in this window, which resets in 12 s.
+  Response spent = WithStatus(201);
+  spent.set("X-Rate-Limit-Remaining", "0");
+  spent.set("ratelimit-reset", "12");
+  const Attempt a = ClassifyResponse(spent, now);
+  EXPECT_EQ(a.kind, Attempt::Kind::kDelivered);
+  EXPECT_EQ(a.quota_reset, absl::Seconds(12));
+  // Requests left, or no reset given: no pause.
+  Response left = WithStatus(201);
+  left.set("ratelimit-remaining", "3");
+  left.set("ratelimit-reset", "12");
+  EXPECT_FALSE(ClassifyResponse(left, now).quota_reset.has_value());
+  Response unknown_reset = WithStatus(200);
+  unknown_reset.set("X-RateLimit-Remaining", "0");
+  EXPECT_FALSE(ClassifyResponse(unknown_reset, now).quota_reset.has_value());
+}
+
 TEST(RetryAfterTest, SecondsAndHttpDates) {
   const absl::Time now = absl::FromUnixSeconds(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
   EXPECT_EQ(ParseRetryAfter("120", now), absl::Seconds(120));
