@@ -82,8 +82,38 @@ absl::Status App::Start() {
   spdlog::info("event=ready ingest={}:{} admin={}:{} sources={} destinations={} io_threads={}",
                server.listen.address, *ingest_port, config_.admin.listen.address, *admin_port,
                config_.sources.size(), config_.destinations.size(), threads);
-  sd_notify(0, "READY=1");
+  NotifyStatus(true);
+  asio::co_spawn(heartbeat_strand_, Heartbeat(), asio::detached);
   return absl::OkStatus();
+}
+
+void App::NotifyStatus(bool ready) {
+  // One line a person reads in `systemctl status triaged`.
+  const std::string status =
+      absl::StrCat(ready ? "READY=1\n" : "", "STATUS=", ready_ ? "serving" : "draining", "; queued ",
+                   store_->QueuedEntries(), ", dead letters ", store_->DeadLetterCount());
+  sd_notify(0, status.c_str());
+}
+
+asio::awaitable<void> App::Heartbeat() {
+  // The pings come from the event loop itself: if its threads stall, systemd sees no WATCHDOG
+  // and restarts the service. Status every 5 s at most, pings at half the watchdog period.
+  uint64_t watchdog_usec = 0;
+  const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
+  const absl::Duration period = watchdog ? std::min(absl::Seconds(5), absl::Microseconds(watchdog_usec) / 2)
+                                         : absl::Seconds(5);
+  asio::steady_timer timer(heartbeat_strand_);
+  absl::Time last_status = absl::Now();
+  while (ready_) {
+    if (watchdog) sd_notify(0, "WATCHDOG=1");
+    if (absl::Now() - last_status >= absl::Seconds(5)) {
+      NotifyStatus(false);
+      last_status = absl::Now();
+    }
+    timer.expires_after(ToChrono(period));
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+  }
 }
 
 absl::Status App::WritePortsFile(uint16_t ingest, uint16_t admin) const {
@@ -161,7 +191,9 @@ int App::Run() {
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal) {
         if (!ec && signal == SIGHUP) {
+          sd_notify(0, "RELOADING=1");
           const absl::Status reloaded = Reload();
+          NotifyStatus(true);
           metrics_.config_reloads.Add({{"outcome", reloaded.ok() ? "applied" : "refused"}}).Increment();
           if (reloaded.ok()) {
             spdlog::info("event=config_reloaded path={}", options_.config_path);
@@ -182,8 +214,8 @@ int App::Run() {
 }
 
 void App::Shutdown() {
-  sd_notify(0, "STOPPING=1");
   ready_ = false;
+  sd_notify(0, "STOPPING=1\nSTATUS=draining");
   public_server_->StopAccepting();
   const absl::Time deadline = absl::Now() + options_.drain_timeout;
   while (public_server_->active_connections() > 0 && absl::Now() < deadline) {

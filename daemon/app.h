@@ -42,6 +42,10 @@ class App {
  private:
   asio::awaitable<Response> Admin(Request& request);
   void Shutdown();
+  // sd_notify: READY=1 (when `ready`) and a STATUS line with the queue depth.
+  void NotifyStatus(bool ready);
+  // WATCHDOG=1 pings (when systemd asked for them) and STATUS updates, from the event loop.
+  asio::awaitable<void> Heartbeat();
   absl::Status WritePortsFile(uint16_t ingest, uint16_t admin) const;
 
   const config::Config config_;
@@ -53,6 +57,7 @@ class App {
   std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers_;
   std::unique_ptr<HttpServer> public_server_;
   std::unique_ptr<HttpServer> admin_server_;
+  asio::strand<asio::io_context::executor_type> heartbeat_strand_{asio::make_strand(io_)};
   std::vector<std::thread> threads_;
   std::atomic<bool> ready_{false};
 };

@@ -15,6 +15,7 @@ packages=(
   libssl-dev openssl
   libhyperscan-dev
   libsystemd-dev
+  systemd
   libspdlog-dev libfmt-dev
   clang libclang-rt-14-dev
   tzdata
