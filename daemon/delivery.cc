@@ -383,6 +383,8 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store,
 }
 
 void Dispatcher::Start() {
+  // A Retry-After still running from before a restart holds the destination as it did.
+  paused_until_ = store_.DestinationPause(options_.name);
   paused_gauge_.Set(0);
   PublishBreaker();
   for (int i = 0; i < options_.concurrency; ++i) {
@@ -490,6 +492,13 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
       // Retry-After it asked for.
       const absl::Duration pause = RetryDelay(options_, consecutive_failures_, attempt.retry_after, random_);
       paused_until_ = std::max(paused_until_, end + pause);
+      if (attempt.retry_after || attempt.throttled) {
+        // The helpdesk asked for quiet: a restart within the pause must not break it.
+        if (auto s = store_.SetDestinationPause(options_.name, paused_until_); !s.ok()) {
+          spdlog::error("event=pause_store_failed destination={} error=\"{}\"", options_.name,
+                        std::string(s.message()));
+        }
+      }
       if (lease.entry.attempts + 1 >= static_cast<uint32_t>(options_.max_attempts)) {
         outcome = "dead_letter";
         stored = store_.DeadLetter(lease, absl::StrCat("gave up after ", options_.max_attempts,

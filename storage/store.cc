@@ -577,6 +577,25 @@ std::optional<std::string> Store::ConversationTeam(absl::string_view key, absl::
   return value.substr(8);
 }
 
+namespace {
+std::string PauseKey(absl::string_view destination) {
+  return absl::StrCat("pause", absl::string_view("\0", 1), destination);
+}
+}  // namespace
+
+absl::Status Store::SetDestinationPause(absl::string_view destination, absl::Time until) {
+  return ToAbsl(db_->Put(rocksdb::WriteOptions(), meta_cf_, PauseKey(destination),
+                         EncodeSeq(static_cast<uint64_t>(absl::ToUnixMillis(until)))));
+}
+
+absl::Time Store::DestinationPause(absl::string_view destination) {
+  std::string value;
+  if (!db_->Get(rocksdb::ReadOptions(), meta_cf_, PauseKey(destination), &value).ok() || value.size() != 8) {
+    return absl::InfinitePast();
+  }
+  return absl::FromUnixMillis(static_cast<int64_t>(DecodeSeq(value)));
+}
+
 std::vector<QueueDepth> Store::Depths() {
   std::lock_guard lock(mu_);
   std::vector<QueueDepth> out;

@@ -148,6 +148,11 @@ class Store {
   // read error: affinity is a preference, never a reason to refuse a message).
   std::optional<std::string> ConversationTeam(absl::string_view key, absl::Time since);
 
+  // A destination-wide pause that outlives a restart (a helpdesk's Retry-After): recorded
+  // durably; InfinitePast when none was recorded.
+  absl::Status SetDestinationPause(absl::string_view destination, absl::Time until);
+  absl::Time DestinationPause(absl::string_view destination);
+
   std::vector<QueueDepth> Depths();
   int64_t DeadLetterCount();
   int64_t QueuedEntries();

@@ -304,6 +304,18 @@ TEST(StoreTest, RemoteTicketIsRecordedWithTheAckAndSharedByTheThread) {
   EXPECT_FALSE(store->RemoteTicket(for_pr).has_value());
 }
 
+TEST(StoreTest, DestinationPauseSurvivesRestart) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    EXPECT_EQ(store->DestinationPause("zendesk"), absl::InfinitePast());
+    ASSERT_TRUE(store->SetDestinationPause("zendesk", kT0 + absl::Seconds(30)).ok());
+  }
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(store->DestinationPause("zendesk"), kT0 + absl::Seconds(30));
+  EXPECT_EQ(store->DestinationPause("slack"), absl::InfinitePast());
+}
+
 TEST(StoreTest, FullQueueRefusesNewRequests) {
   testing::TempDir dir;
   StoreOptions options;
