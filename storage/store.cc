@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/options.h"
@@ -581,7 +582,113 @@ namespace {
 std::string PauseKey(absl::string_view destination) {
   return absl::StrCat("pause", absl::string_view("\0", 1), destination);
 }
+std::string ManualPauseKey(absl::string_view destination) {
+  return absl::StrCat("manual_pause", absl::string_view("\0", 1), destination);
+}
 }  // namespace
+
+absl::Status Store::SetManualPause(absl::string_view destination, bool paused) {
+  rocksdb::WriteOptions options;
+  options.sync = true;  // an operator's decision: it must hold after a crash
+  if (paused) return ToAbsl(db_->Put(options, meta_cf_, ManualPauseKey(destination), "1"));
+  return ToAbsl(db_->Delete(options, meta_cf_, ManualPauseKey(destination)));
+}
+
+bool Store::ManualPause(absl::string_view destination) {
+  std::string value;
+  return db_->Get(rocksdb::ReadOptions(), meta_cf_, ManualPauseKey(destination), &value).ok();
+}
+
+std::vector<QueueDepth> Store::QueueStats() {
+  std::lock_guard lock(mu_);
+  std::map<std::tuple<std::string, uint32_t, router::Level>, QueueDepth> stats;
+  auto count = [&](const std::string& destination, const Meta& meta) {
+    QueueDepth& d = stats[{destination, meta.team, meta.level}];
+    if (d.entries == 0 || meta.enqueued_unix_ms < d.oldest_enqueued_unix_ms) {
+      d.oldest_enqueued_unix_ms = meta.enqueued_unix_ms;
+    }
+    ++d.entries;
+  };
+  for (const auto& [destination, q] : queues_) {
+    for (const auto& level : q.ready) {
+      for (const auto& [seq, meta] : level) count(destination, meta);
+    }
+    for (const auto* set : {&q.waiting, &q.leased, &q.blocked}) {
+      for (const auto& [seq, meta] : *set) count(destination, meta);
+    }
+  }
+  std::vector<QueueDepth> out;
+  for (auto& [key, d] : stats) {
+    const auto& [destination, team, level] = key;
+    d.destination = destination;
+    d.team = teams_[team];
+    d.level = level;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+std::vector<DeadEntry> Store::DeadLetters(absl::string_view destination, size_t limit) {
+  std::vector<DeadEntry> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  const std::string prefix =
+      destination.empty() ? "" : absl::StrCat(destination, absl::string_view("\0", 1));
+  for (it->Seek(prefix); it->Valid() && out.size() < limit; it->Next()) {
+    if (!absl::StartsWith(Sv(it->key()), prefix)) break;
+    const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
+    std::optional<QueueEntry> entry = DecodeEntry(Sv(it->value()));
+    if (!key || !entry) continue;
+    out.push_back({key->destination, key->seq, *std::move(entry)});
+  }
+  // Keys sort by level, then seq: order by arrival for people.
+  std::sort(out.begin(), out.end(), [](const DeadEntry& a, const DeadEntry& b) { return a.seq < b.seq; });
+  return out;
+}
+
+absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::optional<uint64_t> seq) {
+  struct Moved {
+    uint64_t seq;
+    Meta meta;
+  };
+  rocksdb::WriteBatch batch;
+  std::vector<Moved> moved;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
+  const std::string prefix = absl::StrCat(destination, absl::string_view("\0", 1));
+  for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
+    const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
+    std::optional<QueueEntry> entry = DecodeEntry(Sv(it->value()));
+    if (!key || !entry || key->destination != destination || (seq && key->seq != *seq)) continue;
+    entry->attempts = 0;
+    entry->next_attempt_unix_ms = 0;
+    batch.Delete(dead_cf_, it->key());
+    batch.Put(queue_cf_, it->key(), EncodeEntry(*entry));
+    // The team's index is taken under the lock below; the chain key starts with its name.
+    moved.push_back({key->seq, Meta{key->level, 0, entry->enqueued_unix_ms, 0,
+                                    ChainKey(entry->team, entry->thread)}});
+  }
+  if (!it->status().ok()) return ToAbsl(it->status());
+  if (moved.empty()) {
+    if (seq) return absl::NotFoundError(absl::StrCat("no dead letter ", *seq, " for ", destination));
+    return 0;
+  }
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  if (auto s = ToAbsl(db_->Write(options, &batch)); !s.ok()) return s;
+  ReadyCallback callback;
+  {
+    std::lock_guard lock(mu_);
+    std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.seq < b.seq; });
+    for (Moved& m : moved) {
+      m.meta.team = TeamIndex(m.meta.chain.substr(0, m.meta.chain.find('\0')));
+      IndexAdd(destination, m.seq, std::move(m.meta));
+    }
+    queued_ += static_cast<int64_t>(moved.size());
+    dead_letters_ -= static_cast<int64_t>(moved.size());
+    callback = ready_callback_;
+  }
+  if (callback) callback(destination);
+  return static_cast<int64_t>(moved.size());
+}
 
 absl::Status Store::SetDestinationPause(absl::string_view destination, absl::Time until) {
   return ToAbsl(db_->Put(rocksdb::WriteOptions(), meta_cf_, PauseKey(destination),

@@ -84,6 +84,14 @@ struct QueueDepth {
   std::string team;
   router::Level level;
   int64_t entries;
+  int64_t oldest_enqueued_unix_ms = 0;  // QueueStats only
+};
+
+// One entry of the dead-letter set, as the admin API lists it.
+struct DeadEntry {
+  std::string destination;
+  uint64_t seq = 0;
+  QueueEntry entry;
 };
 
 // The thread of a follow-up: one author in one conversation. Replies of other customers under
@@ -153,7 +161,20 @@ class Store {
   absl::Status SetDestinationPause(absl::string_view destination, absl::Time until);
   absl::Time DestinationPause(absl::string_view destination);
 
+  // A pause an operator asked for (admin API): it holds until resumed, restarts included.
+  absl::Status SetManualPause(absl::string_view destination, bool paused);
+  bool ManualPause(absl::string_view destination);
+
   std::vector<QueueDepth> Depths();
+  // Depths with the arrival time of each (destination, team, level)'s oldest entry. Walks the
+  // whole index under the lock: an admin call, not for every scrape.
+  std::vector<QueueDepth> QueueStats();
+  // Up to `limit` dead letters of `destination` (every destination when empty), oldest first.
+  std::vector<DeadEntry> DeadLetters(absl::string_view destination, size_t limit);
+  // Moves dead letters back into their queue with a fresh attempt count, in one synced
+  // write: the one with `seq`, or all of the destination when `seq` is nullopt. Returns how
+  // many moved; NotFound when `seq` names none.
+  absl::StatusOr<int64_t> Requeue(const std::string& destination, std::optional<uint64_t> seq);
   int64_t DeadLetterCount();
   int64_t QueuedEntries();
 

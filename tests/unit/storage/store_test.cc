@@ -316,6 +316,72 @@ TEST(StoreTest, DestinationPauseSurvivesRestart) {
   EXPECT_EQ(store->DestinationPause("slack"), absl::InfinitePast());
 }
 
+TEST(StoreTest, DeadLettersAreListedAndRequeuedDurably) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kHigh), Msg("b", Level::kLow), Msg("c", Level::kUrgent),
+                                    Msg("z", Level::kLow, {"other"})})
+                    .status.ok());
+    for (int i = 0; i < 3; ++i) {
+      auto lease = store->LeaseNext("d", kT0);
+      ASSERT_TRUE(lease.has_value());
+      ASSERT_TRUE(store->DeadLetter(*lease, "HTTP 422: invalid").ok());
+    }
+    auto other = store->LeaseNext("other", kT0);
+    ASSERT_TRUE(store->DeadLetter(*other, "HTTP 401").ok());
+    const std::vector<DeadEntry> dead = store->DeadLetters("d", 10);
+    ASSERT_EQ(dead.size(), 3u);
+    EXPECT_EQ(dead[0].entry.message_key.substr(4), "a") << "arrival order";
+    EXPECT_EQ(dead[0].entry.last_error, "HTTP 422: invalid");
+    EXPECT_EQ(dead[0].entry.attempts, 1u);
+    EXPECT_EQ(store->DeadLetters("", 10).size(), 4u);
+    EXPECT_EQ(store->DeadLetters("", 2).size(), 2u) << "bounded by the limit";
+
+    EXPECT_EQ(store->Requeue("d", 999).status().code(), absl::StatusCode::kNotFound);
+    const absl::StatusOr<int64_t> one = store->Requeue("d", dead[1].seq);
+    ASSERT_TRUE(one.ok()) << one.status();
+    EXPECT_EQ(*one, 1);
+    EXPECT_EQ(store->DeadLetterCount(), 3);
+    EXPECT_EQ(store->QueuedEntries(), 1);
+  }
+  auto store = OpenStore(dir.path());  // the requeue was durable
+  auto b = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->entry.message_key.substr(4), "b");
+  EXPECT_EQ(b->entry.attempts, 0u) << "a fresh start";
+  EXPECT_EQ(*store->Requeue("d", std::nullopt), 2);
+  EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"c", "a"}));
+  EXPECT_EQ(store->DeadLetterCount(), 1) << "the other destination's letter stays";
+}
+
+TEST(StoreTest, QueueStatsGiveTheOldestEntryPerTeamAndLevel) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kHigh)}, kT0).status.ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("b", Level::kHigh)}, kT0 + absl::Seconds(10)).status.ok());
+  auto lease = store->LeaseNext("d", kT0 + absl::Seconds(20));  // leased entries still count
+  ASSERT_TRUE(lease.has_value());
+  const std::vector<QueueDepth> stats = store->QueueStats();
+  ASSERT_EQ(stats.size(), 1u);
+  EXPECT_EQ(stats[0].team, "support");
+  EXPECT_EQ(stats[0].entries, 2);
+  EXPECT_EQ(stats[0].oldest_enqueued_unix_ms, absl::ToUnixMillis(kT0));
+}
+
+TEST(StoreTest, ManualPauseHoldsUntilResumedAcrossRestarts) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    EXPECT_FALSE(store->ManualPause("zendesk"));
+    ASSERT_TRUE(store->SetManualPause("zendesk", true).ok());
+  }
+  auto store = OpenStore(dir.path());
+  EXPECT_TRUE(store->ManualPause("zendesk"));
+  ASSERT_TRUE(store->SetManualPause("zendesk", false).ok());
+  EXPECT_FALSE(store->ManualPause("zendesk"));
+}
+
 TEST(StoreTest, FullQueueRefusesNewRequests) {
   testing::TempDir dir;
   StoreOptions options;
