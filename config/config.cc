@@ -890,8 +890,12 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
   }
   if (auto n = l.Get(root, "server", "", false)) LoadServer(l, *n, &config.server);
   if (auto n = l.Get(root, "admin", "", false); n && l.Map(*n, "admin")) {
-    l.Keys(*n, "admin", {"listen"});
+    l.Keys(*n, "admin", {"listen", "token", "read_without_token"});
     l.Listen(*n, "listen", "admin", &config.admin.listen);
+    l.Secret(*n, "token", "admin", &config.admin.token, false);
+    std::optional<bool> open_reads;
+    l.Bool(*n, "read_without_token", "admin", &open_reads);
+    config.admin.read_without_token = open_reads.value_or(false);
   }
   if (auto n = l.Get(root, "storage", "", false)) LoadStorage(l, *n, &config.storage);
   if (auto n = l.Get(root, "sources", "", true)) LoadSources(l, *n, config.server.payload, &config.sources);

@@ -36,6 +36,11 @@ struct ServerOptions {
 
 struct AdminOptions {
   ListenOptions listen{"127.0.0.1", 9464};
+  // The bearer token of the /v1 admin API (from value, env or file). Without one, the
+  // endpoints that change something answer 403.
+  std::string token;
+  // Lets GET /v1/... answer without the token (e.g. on a loopback-only admin listener).
+  bool read_without_token = false;
 };
 
 struct StorageOptions {

@@ -45,6 +45,7 @@ absl::Status App::Start() {
     dispatchers_[destination.name] =
         std::make_unique<Dispatcher>(io_, *store_, destination, *std::move(sender), metrics_);
   }
+  admin_api_ = std::make_unique<AdminApi>(config_.admin, *store_, dispatchers_);
   store_->SetReadyCallback([this](const std::string& destination) {
     if (const auto it = dispatchers_.find(destination); it != dispatchers_.end()) it->second->Wake();
   });
@@ -132,6 +133,7 @@ absl::Status App::WritePortsFile(uint16_t ingest, uint16_t admin) const {
 asio::awaitable<Response> App::Admin(Request& request) {
   const absl::string_view target = ToAbsl(request.target());
   const absl::string_view path = target.substr(0, target.find('?'));
+  if (std::optional<Response> answer = admin_api_->Handle(request)) co_return *std::move(answer);
   if (request.method() != http::verb::get) {
     co_return JsonError(http::status::method_not_allowed, "admin endpoints answer GET");
   }

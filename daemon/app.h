@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "config/config.h"
+#include "daemon/admin_api.h"
 #include "daemon/delivery.h"
 #include "daemon/http_server.h"
 #include "daemon/ingest.h"
@@ -55,6 +56,7 @@ class App {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Ingest> ingest_;
   std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers_;
+  std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<HttpServer> public_server_;
   std::unique_ptr<HttpServer> admin_server_;
   asio::strand<asio::io_context::executor_type> heartbeat_strand_{asio::make_strand(io_)};

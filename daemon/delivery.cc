@@ -385,7 +385,9 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store,
 void Dispatcher::Start() {
   // A Retry-After still running from before a restart holds the destination as it did.
   paused_until_ = store_.DestinationPause(options_.name);
-  paused_gauge_.Set(0);
+  manual_pause_ = store_.ManualPause(options_.name);
+  manual_pause_seen_ = manual_pause_;
+  PublishPause(absl::Now());
   PublishBreaker();
   for (int i = 0; i < options_.concurrency; ++i) {
     ++running_;
@@ -420,6 +422,33 @@ void Dispatcher::Stop() {
 
 void Dispatcher::PublishBreaker() {
   breaker_gauge_.Set(static_cast<double>(breaker_.state()));
+  breaker_seen_ = static_cast<int>(breaker_.state());
+}
+
+void Dispatcher::PublishPause(absl::Time now) {
+  paused_gauge_.Set(manual_pause_ || now < paused_until_ ? 1 : 0);
+  paused_until_ms_ = paused_until_ == absl::InfinitePast() ? 0 : absl::ToUnixMillis(paused_until_);
+}
+
+absl::Status Dispatcher::SetManualPause(bool paused) {
+  if (auto s = store_.SetManualPause(options_.name, paused); !s.ok()) return s;
+  manual_pause_seen_ = paused;
+  asio::post(strand_, [this, paused] {
+    manual_pause_ = paused;
+    PublishPause(absl::Now());
+    WakeAll();
+  });
+  spdlog::warn("event=destination_{} destination={} by=admin", paused ? "paused" : "resumed", options_.name);
+  return absl::OkStatus();
+}
+
+Dispatcher::Status Dispatcher::status() const {
+  Status s;
+  s.manual_pause = manual_pause_seen_;
+  const int64_t until = paused_until_ms_;
+  s.paused_until = until == 0 ? absl::InfinitePast() : absl::FromUnixMillis(until);
+  s.breaker = static_cast<CircuitBreaker::State>(breaker_seen_.load());
+  return s;
 }
 
 asio::awaitable<void> Dispatcher::Worker(int index) {
@@ -427,9 +456,10 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
   while (!stopping_) {
     const absl::Time now = absl::Now();
     const uint64_t generation = wake_generation_;
-    const absl::Time gate = std::max(paused_until_, breaker_.Admits(now));
+    const absl::Time gate =
+        manual_pause_ ? absl::InfiniteFuture() : std::max(paused_until_, breaker_.Admits(now));
     PublishBreaker();  // Admits may have turned open into half-open
-    paused_gauge_.Set(now < paused_until_ ? 1 : 0);
+    PublishPause(now);
     absl::Time wake_at;
     if (gate > now) {
       wake_at = gate;

@@ -95,12 +95,22 @@ class Dispatcher {
   void Wake();  // entries may have become due
   void Stop();  // stop leasing; attempts in flight finish, then the workers end
   bool stopped() const { return running_.load() == 0; }
+  // An operator's pause (admin API), stored durably; attempts in flight finish.
+  absl::Status SetManualPause(bool paused);
+
+  struct Status {
+    bool manual_pause = false;
+    absl::Time paused_until;  // a failure or Retry-After pause; InfinitePast when none
+    CircuitBreaker::State breaker = CircuitBreaker::State::kClosed;
+  };
+  Status status() const;  // any thread
 
  private:
   asio::awaitable<void> Worker(int index);
   asio::awaitable<void> Deliver(storage::Lease lease, int index, uint64_t breaker_ticket);
   void WakeAll();  // on the strand
   void PublishBreaker();
+  void PublishPause(absl::Time now);
 
   storage::Store& store_;
   const config::DestinationOptions options_;
@@ -122,6 +132,11 @@ class Dispatcher {
   TokenBucket bucket_;
   CircuitBreaker breaker_;
   absl::BitGen random_;
+  bool manual_pause_ = false;
+  // Published from the strand for status().
+  std::atomic<bool> manual_pause_seen_{false};
+  std::atomic<int64_t> paused_until_ms_{0};
+  std::atomic<int> breaker_seen_{0};
 };
 
 }  // namespace triage::daemon

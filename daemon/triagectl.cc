@@ -1,11 +1,20 @@
-// triagectl: offline tools over a triaged config (check-config, route).
+// triagectl: offline tools over a triaged config (check-config, route), and the client of the
+// running daemon's admin API (queues, dead-letters, requeue, pause, resume).
+#include <simdjson.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "config/config.h"
 #include "router/generic_source.h"
 #include "router/ticket_json.h"
@@ -16,6 +25,14 @@ namespace {
 constexpr char kUsage[] =
     "usage: triagectl check-config FILE\n"
     "       triagectl route --config FILE [--explain] [INPUT.jsonl]\n"
+    "       triagectl [OPTIONS] queues\n"
+    "       triagectl [OPTIONS] dead-letters [--destination D] [--limit N]\n"
+    "       triagectl [OPTIONS] requeue DESTINATION (SEQ | --all)\n"
+    "       triagectl [OPTIONS] pause DESTINATION\n"
+    "       triagectl [OPTIONS] resume DESTINATION\n"
+    "  OPTIONS: --admin HOST:PORT (default $TRIAGECTL_ADMIN or 127.0.0.1:9464),\n"
+    "           --token-file FILE (default $TRIAGECTL_TOKEN_FILE; the admin.token),\n"
+    "           --json (the API's JSON instead of a table)\n"
     "  route reads one message per line (stdin by default) in the generic source's JSON shape,\n"
     "  of which only \"text\" is required (author.followers, author.verified, platform, kind,\n"
     "  channel, language help), and writes one JSON line per message: urgency, complaint,\n"
@@ -69,6 +86,186 @@ int Route(const std::string& config_path, bool explain, const std::string& input
   return errors == 0 ? 0 : 1;
 }
 
+// The admin API client. Exit codes: 0 done, 1 refused by the API, 2 usage, 3 daemon down,
+// 4 token missing or wrong.
+struct Admin {
+  std::string host = "127.0.0.1";
+  std::string port = "9464";
+  std::string token;
+  bool json = false;
+};
+
+struct Answer {
+  int status = 0;
+  std::string body;
+};
+
+int Call(const Admin& admin, boost::beast::http::verb method, const std::string& target,
+         const std::string& body, Answer* answer) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  boost::asio::io_context io;
+  beast::tcp_stream stream(io);
+  beast::error_code ec;
+  boost::asio::ip::tcp::resolver resolver(io);
+  const auto endpoints = resolver.resolve(admin.host, admin.port, ec);
+  stream.expires_after(std::chrono::seconds(10));
+  if (!ec) stream.connect(endpoints, ec);
+  http::request<http::string_body> request{method, target, 11};
+  request.set(http::field::host, admin.host);
+  if (!admin.token.empty()) request.set(http::field::authorization, "Bearer " + admin.token);
+  if (!body.empty()) request.set(http::field::content_type, "application/json");
+  request.body() = body;
+  request.prepare_payload();
+  if (!ec) http::write(stream, request, ec);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  if (!ec) http::read(stream, buffer, response, ec);
+  if (ec) {
+    std::fprintf(stderr, "triagectl: the daemon does not answer at %s:%s (%s); is it running? (--admin)\n",
+                 admin.host.c_str(), admin.port.c_str(), ec.message().c_str());
+    return 3;
+  }
+  answer->status = static_cast<int>(response.result_int());
+  answer->body = response.body();
+  if (answer->status >= 300) {
+    std::string message = answer->body;
+    simdjson::dom::parser parser;
+    std::string_view error;
+    if (parser.parse(answer->body)["error"].get(error) == simdjson::SUCCESS) message = std::string(error);
+    std::fprintf(stderr, "triagectl: %s %s: %d %s\n", std::string(http::to_string(method)).c_str(),
+                 target.c_str(), answer->status, message.c_str());
+    if (answer->status == 401 || answer->status == 403) {
+      std::fprintf(stderr, "triagectl: give the admin token with --token-file (admin.token in the config)\n");
+      return 4;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+std::string Text(simdjson::dom::element e, const char* key) {
+  std::string_view s;
+  if (e[key].get(s) == simdjson::SUCCESS) return std::string(s);
+  int64_t n = 0;
+  if (e[key].get(n) == simdjson::SUCCESS) return std::to_string(n);
+  bool b = false;
+  if (e[key].get(b) == simdjson::SUCCESS) return b ? "yes" : "no";
+  return "-";
+}
+
+void PrintQueues(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(body);
+  std::printf("queued %s, dead letters %s\n", Text(root, "queued").c_str(), Text(root, "dead_letters").c_str());
+  std::printf("%-16s %-12s %-8s %8s %12s  %s\n", "DESTINATION", "TEAM", "LEVEL", "ENTRIES", "OLDEST (s)", "STATE");
+  for (simdjson::dom::element d : root["destinations"].get_array()) {
+    std::string state = Text(d, "paused") == "yes" ? "paused by an operator" : "";
+    if (Text(d, "paused_until") != "-") state += (state.empty() ? "" : ", ") + ("waiting until " + Text(d, "paused_until"));
+    if (Text(d, "breaker") != "closed") state += (state.empty() ? "" : ", ") + ("breaker " + Text(d, "breaker"));
+    if (state.empty()) state = "delivering";
+    bool any = false;
+    for (simdjson::dom::element q : d["queues"].get_array()) {
+      std::printf("%-16s %-12s %-8s %8s %12s  %s\n", Text(d, "name").c_str(), Text(q, "team").c_str(),
+                  Text(q, "level").c_str(), Text(q, "entries").c_str(), Text(q, "oldest_age_seconds").c_str(),
+                  any ? "" : state.c_str());
+      any = true;
+    }
+    if (!any) std::printf("%-16s %-12s %-8s %8s %12s  %s\n", Text(d, "name").c_str(), "-", "-", "0", "-", state.c_str());
+  }
+}
+
+void PrintDeadLetters(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(body);
+  std::printf("%-8s %-16s %-28s %-12s %-8s %8s  %s\n", "SEQ", "DESTINATION", "SOURCE:ID", "TEAM", "LEVEL",
+              "ATTEMPTS", "LAST ERROR");
+  for (simdjson::dom::element d : root["dead_letters"].get_array()) {
+    std::string error = Text(d, "last_error");
+    if (error.size() > 60) error = error.substr(0, 57) + "...";
+    std::printf("%-8s %-16s %-28s %-12s %-8s %8s  %s\n", Text(d, "seq").c_str(), Text(d, "destination").c_str(),
+                (Text(d, "source") + ":" + Text(d, "id")).c_str(), Text(d, "team").c_str(),
+                Text(d, "level").c_str(), Text(d, "attempts").c_str(), error.c_str());
+  }
+}
+
+int AdminCommand(int argc, char** argv) {
+  namespace http = boost::beast::http;
+  Admin admin;
+  std::string address = std::getenv("TRIAGECTL_ADMIN") != nullptr ? std::getenv("TRIAGECTL_ADMIN") : "";
+  std::string token_file = std::getenv("TRIAGECTL_TOKEN_FILE") != nullptr ? std::getenv("TRIAGECTL_TOKEN_FILE") : "";
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--admin" && i + 1 < argc) {
+      address = argv[++i];
+    } else if (arg == "--token-file" && i + 1 < argc) {
+      token_file = argv[++i];
+    } else if (arg == "--json") {
+      admin.json = true;
+    } else {
+      args.push_back(arg);
+    }
+  }
+  if (!address.empty()) {
+    const size_t colon = address.rfind(':');
+    if (colon == std::string::npos) {
+      std::fprintf(stderr, "triagectl: --admin must be HOST:PORT\n");
+      return 2;
+    }
+    admin.host = address.substr(0, colon);
+    admin.port = address.substr(colon + 1);
+  }
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) {
+      std::fprintf(stderr, "triagectl: cannot read the token file %s\n", token_file.c_str());
+      return 4;
+    }
+    std::getline(in, admin.token);
+    admin.token = std::string(absl::StripAsciiWhitespace(admin.token));
+  }
+  if (args.empty()) return -1;
+  const std::string& command = args[0];
+  Answer answer;
+  int rc = -1;
+  if (command == "queues" && args.size() == 1) {
+    rc = Call(admin, http::verb::get, "/v1/queues", "", &answer);
+    if (rc == 0 && !admin.json) PrintQueues(answer.body);
+  } else if (command == "dead-letters") {
+    std::string query;
+    for (size_t i = 1; i + 1 < args.size(); i += 2) {
+      if (args[i] != "--destination" && args[i] != "--limit") return -1;
+      absl::StrAppend(&query, query.empty() ? "?" : "&", args[i].substr(2), "=", args[i + 1]);
+    }
+    if (args.size() % 2 == 0) return -1;
+    rc = Call(admin, http::verb::get, "/v1/dead-letters" + query, "", &answer);
+    if (rc == 0 && !admin.json) PrintDeadLetters(answer.body);
+  } else if (command == "requeue" && args.size() == 3) {
+    uint64_t seq = 0;
+    std::string body;
+    if (args[2] == "--all") {
+      body = absl::StrCat(R"({"destination":")", args[1], R"(","all":true})");
+    } else if (absl::SimpleAtoi(args[2], &seq)) {
+      body = absl::StrCat(R"({"destination":")", args[1], R"(","seq":)", seq, "}");
+    } else {
+      return -1;
+    }
+    rc = Call(admin, http::verb::post, "/v1/dead-letters/requeue", body, &answer);
+    if (rc == 0 && !admin.json) {
+      simdjson::dom::parser parser;
+      std::printf("requeued %s\n", Text(parser.parse(answer.body), "requeued").c_str());
+    }
+  } else if ((command == "pause" || command == "resume") && args.size() == 2) {
+    rc = Call(admin, http::verb::post, absl::StrCat("/v1/destinations/", args[1], "/", command), "", &answer);
+    if (rc == 0 && !admin.json) std::printf("%s: %s\n", args[1].c_str(), command == "pause" ? "paused" : "resumed");
+  } else {
+    return -1;
+  }
+  if (rc == 0 && admin.json) std::printf("%s\n", answer.body.c_str());
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,7 +295,10 @@ int main(int argc, char** argv) {
       }
     }
     if (!config_path.empty()) return Route(config_path, explain, input);
+    std::fputs(kUsage, stderr);
+    return 2;
   }
+  if (const int rc = AdminCommand(argc, argv); rc >= 0) return rc;
   std::fputs(kUsage, stderr);
   return 2;
 }

@@ -1,0 +1,204 @@
+#include "daemon/admin_api.h"
+
+#include <simdjson.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "daemon/crypto.h"
+#include "router/json_util.h"
+#include "router/json_writer.h"
+
+namespace triage::daemon {
+namespace {
+
+constexpr size_t kDefaultLimit = 100;
+constexpr size_t kMaxLimit = 1000;
+
+const char* BreakerName(CircuitBreaker::State state) {
+  switch (state) {
+    case CircuitBreaker::State::kOpen: return "open";
+    case CircuitBreaker::State::kHalfOpen: return "half_open";
+    case CircuitBreaker::State::kClosed: break;
+  }
+  return "closed";
+}
+
+// A query parameter's value ("" when absent); values here are names and numbers, unescaped.
+std::string QueryParam(absl::string_view query, absl::string_view name) {
+  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+    if (absl::ConsumePrefix(&pair, name) && absl::ConsumePrefix(&pair, "=")) return std::string(pair);
+  }
+  return "";
+}
+
+}  // namespace
+
+AdminApi::AdminApi(const config::AdminOptions& options, storage::Store& store,
+                   const std::map<std::string, std::unique_ptr<Dispatcher>>& dispatchers)
+    : options_(options), store_(store), dispatchers_(dispatchers) {}
+
+std::optional<Response> AdminApi::Refused(const Request& request, bool read_only) const {
+  if (read_only && options_.read_without_token) return std::nullopt;
+  if (options_.token.empty()) {
+    return JsonError(http::status::forbidden,
+                     "the admin API needs admin.token in the config for this endpoint");
+  }
+  const auto header = request.find(http::field::authorization);
+  absl::string_view given = header == request.end() ? "" : ToAbsl(header->value());
+  if (!absl::ConsumePrefix(&given, "Bearer ") || !ConstantTimeEquals(given, options_.token)) {
+    Response response = JsonError(http::status::unauthorized,
+                                  header == request.end() ? "a bearer token is required"
+                                                          : "wrong bearer token");
+    response.set(http::field::www_authenticate, "Bearer realm=\"triaged\"");
+    return response;
+  }
+  return std::nullopt;
+}
+
+std::optional<Response> AdminApi::Handle(const Request& request) {
+  const absl::string_view target = ToAbsl(request.target());
+  const size_t question = target.find('?');
+  const absl::string_view path = target.substr(0, question);
+  const absl::string_view query = question == absl::string_view::npos ? "" : target.substr(question + 1);
+  if (!absl::StartsWith(path, "/v1/")) return std::nullopt;
+  const bool get = request.method() == http::verb::get;
+  const bool post = request.method() == http::verb::post;
+
+  if (path == "/v1/queues" || path == "/v1/dead-letters") {
+    if (!get) return JsonError(http::status::method_not_allowed, "use GET");
+    if (auto refused = Refused(request, true)) return refused;
+    return path == "/v1/queues" ? Queues() : DeadLetters(query);
+  }
+  if (path == "/v1/dead-letters/requeue") {
+    if (!post) return JsonError(http::status::method_not_allowed, "use POST");
+    if (auto refused = Refused(request, false)) return refused;
+    return Requeue(request.body());
+  }
+  absl::string_view rest = path;
+  if (absl::ConsumePrefix(&rest, "/v1/destinations/")) {
+    const bool pause = absl::ConsumeSuffix(&rest, "/pause");
+    if (pause || absl::ConsumeSuffix(&rest, "/resume")) {
+      if (!post) return JsonError(http::status::method_not_allowed, "use POST");
+      if (auto refused = Refused(request, false)) return refused;
+      return Pause(std::string(rest), pause);
+    }
+  }
+  return JsonError(http::status::not_found, "no such admin endpoint");
+}
+
+Response AdminApi::Queues() {
+  const absl::Time now = absl::Now();
+  const std::vector<storage::QueueDepth> stats = store_.QueueStats();
+  router::JsonWriter w;
+  w.BeginObject();
+  w.Key("now").Time(now);
+  w.Key("queued").Int(store_.QueuedEntries());
+  w.Key("dead_letters").Int(store_.DeadLetterCount());
+  w.Key("destinations").BeginArray();
+  for (const auto& [name, dispatcher] : dispatchers_) {
+    const Dispatcher::Status status = dispatcher->status();
+    int64_t entries = 0;
+    for (const auto& d : stats) entries += d.destination == name ? d.entries : 0;
+    w.BeginObject();
+    w.Key("name").String(name);
+    w.Key("entries").Int(entries);
+    w.Key("paused").Bool(status.manual_pause);
+    w.Key("paused_until");
+    if (status.paused_until > now) {
+      w.Time(status.paused_until);
+    } else {
+      w.Null();
+    }
+    w.Key("breaker").String(BreakerName(status.breaker));
+    w.Key("queues").BeginArray();
+    for (const storage::QueueDepth& d : stats) {
+      if (d.destination != name) continue;
+      w.BeginObject();
+      w.Key("team").String(d.team);
+      w.Key("level").String(router::LevelName(d.level));
+      w.Key("entries").Int(d.entries);
+      w.Key("oldest_age_seconds")
+          .Int(std::max<int64_t>(0, absl::ToInt64Seconds(now - absl::FromUnixMillis(d.oldest_enqueued_unix_ms))));
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+  }
+  w.EndArray().EndObject();
+  return JsonResponse(http::status::ok, w.Take());
+}
+
+Response AdminApi::DeadLetters(absl::string_view query) {
+  const std::string destination = QueryParam(query, "destination");
+  size_t limit = kDefaultLimit;
+  if (const std::string text = QueryParam(query, "limit"); !text.empty()) {
+    if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLimit) {
+      return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLimit));
+    }
+  }
+  if (!destination.empty() && !dispatchers_.contains(destination)) {
+    return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
+  }
+  router::JsonWriter w;
+  w.BeginObject().Key("dead_letters").BeginArray();
+  for (const storage::DeadEntry& d : store_.DeadLetters(destination, limit)) {
+    const std::string& key = d.entry.message_key;
+    const size_t zero = key.find('\0');
+    w.BeginObject();
+    w.Key("destination").String(d.destination);
+    w.Key("seq").Int(static_cast<int64_t>(d.seq));
+    w.Key("source").String(key.substr(0, zero));
+    w.Key("id").String(zero == std::string::npos ? "" : key.substr(zero + 1));
+    w.Key("team").String(d.entry.team);
+    w.Key("role").String(d.entry.owner ? "owner" : "informed");
+    w.Key("level").String(router::LevelName(d.entry.level));
+    w.Key("attempts").Int(d.entry.attempts);
+    w.Key("enqueued_at").Time(absl::FromUnixMillis(d.entry.enqueued_unix_ms));
+    w.Key("last_error").String(d.entry.last_error);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  return JsonResponse(http::status::ok, w.Take());
+}
+
+Response AdminApi::Requeue(const std::string& body) {
+  simdjson::dom::parser parser;
+  router::json::element root;
+  if (auto s = router::json::ParseDocument(parser, body, 8, &root); !s.ok() || !root.is_object()) {
+    return JsonError(http::status::bad_request, R"(body must be {"destination":D,"seq":N} or {"destination":D,"all":true})");
+  }
+  const std::string destination = router::json::Str(root, "destination");
+  const std::optional<int64_t> seq = router::json::Int(root, "seq");
+  const bool all = router::json::Bool(root, "all");
+  if (destination.empty() || seq.has_value() == all) {
+    return JsonError(http::status::bad_request, "give a destination and either seq or all: true");
+  }
+  if (!dispatchers_.contains(destination)) {
+    return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
+  }
+  std::optional<uint64_t> which;
+  if (seq) which = static_cast<uint64_t>(*seq);
+  const absl::StatusOr<int64_t> moved = store_.Requeue(destination, which);
+  if (!moved.ok()) {
+    return JsonError(moved.status().code() == absl::StatusCode::kNotFound ? http::status::not_found
+                                                                           : http::status::service_unavailable,
+                     moved.status().message());
+  }
+  return JsonResponse(http::status::ok, absl::StrCat(R"({"requeued":)", *moved, "}"));
+}
+
+Response AdminApi::Pause(const std::string& destination, bool paused) {
+  const auto found = dispatchers_.find(destination);
+  if (found == dispatchers_.end()) {
+    return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
+  }
+  if (auto s = found->second->SetManualPause(paused); !s.ok()) {
+    return JsonError(http::status::service_unavailable, s.message());
+  }
+  return JsonResponse(http::status::ok, absl::StrCat(R"({"destination":")", destination,
+                                                     R"(","paused":)", paused ? "true" : "false", "}"));
+}
+
+}  // namespace triage::daemon

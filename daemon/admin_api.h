@@ -1,0 +1,43 @@
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "daemon/delivery.h"
+#include "daemon/http.h"
+#include "storage/store.h"
+
+namespace triage::daemon {
+
+// The /v1 admin API, JSON over the admin listener, behind a bearer token (admin.token):
+//   GET  /v1/queues                               depth and oldest entry per team and level,
+//                                                 pause and breaker state per destination
+//   GET  /v1/dead-letters[?destination=D&limit=N] dead letters, oldest first (limit 100, max 1000)
+//   POST /v1/dead-letters/requeue                 {"destination":D,"seq":N} or {"destination":D,"all":true}
+//   POST /v1/destinations/D/pause | /resume       an operator's pause, kept across restarts
+// Reads answer without the token when admin.read_without_token is set. Without a configured
+// token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer.
+class AdminApi {
+ public:
+  AdminApi(const config::AdminOptions& options, storage::Store& store,
+           const std::map<std::string, std::unique_ptr<Dispatcher>>& dispatchers);
+
+  // nullopt when the target is not under /v1.
+  std::optional<Response> Handle(const Request& request);
+
+ private:
+  std::optional<Response> Refused(const Request& request, bool read_only) const;
+  Response Queues();
+  Response DeadLetters(absl::string_view query);
+  Response Requeue(const std::string& body);
+  Response Pause(const std::string& destination, bool paused);
+
+  const config::AdminOptions options_;
+  storage::Store& store_;
+  const std::map<std::string, std::unique_ptr<Dispatcher>>& dispatchers_;
+};
+
+}  // namespace triage::daemon

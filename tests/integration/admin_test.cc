@@ -1,0 +1,172 @@
+// The /v1 admin API and triagectl against the running binary: token checks, pause and resume
+// (kept across a restart), queues, dead letters and their requeue, and clear errors.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "tests/integration/harness.h"
+#include "tests/test_util.h"
+
+namespace triage::testing {
+namespace {
+
+constexpr char kSecret[] = "s3cret";
+constexpr char kToken[] = "admin-token-0123456789";
+
+std::string Config(const std::string& dir, uint16_t helpdesk_port, const std::string& admin_extra) {
+  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
+admin:
+  listen: 127.0.0.1:0
+ADMIN
+storage: {path: DIR/db}
+sources:
+  generic: {type: generic, secret: SECRET}
+teams:
+  support: {destinations: [helpdesk]}
+routing: {default_team: support}
+destinations:
+  helpdesk:
+    type: webhook
+    url: http://127.0.0.1:PORT/hook
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    concurrency: 1
+    backoff_initial: 10ms
+    backoff_max: 20ms
+)",
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"PORT", std::to_string(helpdesk_port)},
+                              {"ADMIN", admin_extra}});
+}
+
+struct CtlRun {
+  int exit_code = -1;
+  std::string out;
+};
+
+// triagectl with `args`, stdout and stderr together.
+CtlRun Triagectl(const std::string& args) {
+  CtlRun run;
+  FILE* pipe = ::popen(absl::StrCat(TRIAGECTL_BINARY, " ", args, " 2>&1").c_str(), "r");
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+TEST(AdminTest, TokenIsCheckedAndWithoutOneNothingChanges) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  Daemon daemon(dir.path(), Config(dir.path(), helpdesk.port(), absl::StrCat("  token: ", kToken)));
+  daemon.Start();
+  const std::string bearer = absl::StrCat("Bearer ", kToken);
+
+  HttpResult r = HttpCall(daemon.admin_port(), "GET", "/v1/queues");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.headers["www-authenticate"], "Bearer realm=\"triaged\"");
+  EXPECT_EQ(r.body, R"({"error":"a bearer token is required"})");
+  r = HttpCall(daemon.admin_port(), "GET", "/v1/queues", "", {{"Authorization", "Bearer nope"}});
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.body, R"({"error":"wrong bearer token"})");
+  r = HttpCall(daemon.admin_port(), "POST", "/v1/destinations/helpdesk/pause", "", {{"Authorization", "Bearer nope"}});
+  EXPECT_EQ(r.status, 401);
+  r = HttpCall(daemon.admin_port(), "GET", "/v1/queues", "", {{"Authorization", bearer}});
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(absl::StrContains(r.body, R"("name":"helpdesk","entries":0,"paused":false,"paused_until":null,"breaker":"closed")"))
+      << r.body;
+  EXPECT_EQ(HttpCall(daemon.admin_port(), "POST", "/v1/destinations/nowhere/pause", "", {{"Authorization", bearer}}).status, 404);
+  EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/destinations/helpdesk/pause", "", {{"Authorization", bearer}}).status, 405);
+  EXPECT_EQ(HttpCall(daemon.admin_port(), "POST", "/v1/dead-letters/requeue", "{}", {{"Authorization", bearer}}).status, 400);
+  EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?limit=5000", "", {{"Authorization", bearer}}).status, 400);
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+
+  // No token configured, reads opened: reads answer, changes are refused.
+  Daemon open(dir.path(), Config(dir.path(), helpdesk.port(), "  read_without_token: true"));
+  open.Start();
+  EXPECT_EQ(HttpCall(open.admin_port(), "GET", "/v1/queues").status, 200);
+  r = HttpCall(open.admin_port(), "POST", "/v1/destinations/helpdesk/pause", "", {{"Authorization", bearer}});
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(absl::StrContains(r.body, "admin.token")) << r.body;
+}
+
+TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  const std::string config = Config(dir.path(), helpdesk.port(), absl::StrCat("  token: {file: ", dir.path(), "/token}"));
+  std::ofstream(dir.path() + "/token") << kToken << "\n";
+  Daemon daemon(dir.path(), config);
+  daemon.Start();
+  const std::string admin = absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " --token-file ", dir.path(), "/token");
+
+  CtlRun run = Triagectl(admin + " pause helpdesk");
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_EQ(run.out, "helpdesk: paused\n");
+  ASSERT_EQ(daemon.PostSigned(MessageJson("p1", "hello"), kSecret).status, 200);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(helpdesk.received().empty()) << "nothing leaves a paused destination";
+  run = Triagectl(admin + " queues");
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "queued 1, dead letters 0")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "helpdesk         support      low             1")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "paused by an operator")) << run.out;
+
+  // The pause holds across a restart.
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  Daemon again(dir.path(), config);
+  again.Start();
+  const std::string admin2 = absl::StrCat("--admin 127.0.0.1:", again.admin_port(), " --token-file ", dir.path(), "/token");
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_TRUE(helpdesk.received().empty());
+  run = Triagectl(admin2 + " --json queues");
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(run.out, R"("paused":true)")) << run.out;
+
+  // Resumed into a helpdesk that rejects it: a dead letter, then requeued once it accepts.
+  helpdesk.Answer(422);
+  run = Triagectl(admin2 + " resume helpdesk");
+  EXPECT_EQ(run.out, "helpdesk: resumed\n");
+  EXPECT_EQ(again.WaitForMetric("triage_storage_dead_letters", 1), 1) << again.Log();
+  run = Triagectl(admin2 + " dead-letters --destination helpdesk");
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "generic:p1")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "HTTP 422")) << run.out;
+  run = Triagectl(admin2 + " --json dead-letters");
+  simdjson::dom::parser parser;
+  simdjson::dom::element letters = parser.parse(run.out)["dead_letters"];
+  ASSERT_EQ(letters.get_array().size(), 1u) << run.out;
+  const int64_t seq = letters.at(0)["seq"];
+
+  helpdesk.Answer(200);
+  run = Triagectl(absl::StrCat(admin2, " requeue helpdesk ", seq));
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_EQ(run.out, "requeued 1\n");
+  ASSERT_TRUE(helpdesk.WaitUntil([](const auto& all) { return !all.empty() && all.back().answered == 200; }))
+      << again.Log();
+  EXPECT_EQ(again.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 1), 1);
+  run = Triagectl(admin2 + " requeue helpdesk " + std::to_string(seq));
+  EXPECT_EQ(run.exit_code, 1) << "already requeued: " << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "404")) << run.out;
+
+  // Clear errors: a wrong token, and a daemon that is not there.
+  std::ofstream(dir.path() + "/wrong") << "nope\n";
+  run = Triagectl(absl::StrCat("--admin 127.0.0.1:", again.admin_port(), " --token-file ", dir.path(), "/wrong queues"));
+  EXPECT_EQ(run.exit_code, 4) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "401 wrong bearer token")) << run.out;
+  EXPECT_EQ(again.Stop(SIGTERM), 0);
+  run = Triagectl(admin2 + " queues");
+  EXPECT_EQ(run.exit_code, 3) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "the daemon does not answer")) << run.out;
+  EXPECT_EQ(Triagectl("frobnicate").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace triage::testing
