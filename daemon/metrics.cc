@@ -52,6 +52,11 @@ Metrics::Metrics()
                         .Name("triage_storage_queue_entries")
                         .Help("Entries waiting or in flight, by destination, team and level")
                         .Register(*registry)),
+      queue_oldest_age(prometheus::BuildGauge()
+                           .Name("triage_storage_oldest_entry_age_seconds")
+                           .Help("Age of the oldest queued entry, by destination and level (0 when "
+                                 "none)")
+                           .Register(*registry)),
       dead_letters(prometheus::BuildGauge()
                        .Name("triage_storage_dead_letters")
                        .Help("Entries in the dead-letter set")
@@ -99,6 +104,20 @@ std::string Metrics::Render(storage::Store& store) {
               {"team", depth.team},
               {"level", std::string(router::LevelName(depth.level))}})
         .Set(static_cast<double>(depth.entries));
+  }
+  // Series seen once stay, at 0, when their queue empties.
+  for (const prometheus::MetricFamily& collected : queue_oldest_age.Collect()) {
+    for (const prometheus::ClientMetric& metric : collected.metric) {
+      prometheus::Labels labels;
+      for (const auto& label : metric.label) labels[label.name] = label.value;
+      queue_oldest_age.Add(labels).Set(0);
+    }
+  }
+  const absl::Time now = absl::Now();
+  for (const storage::QueueDepth& oldest : store.OldestEntries()) {
+    queue_oldest_age
+        .Add({{"destination", oldest.destination}, {"level", std::string(router::LevelName(oldest.level))}})
+        .Set(std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMillis(oldest.oldest_enqueued_unix_ms))));
   }
   dead_letters.Add({}).Set(static_cast<double>(store.DeadLetterCount()));
   return prometheus::TextSerializer().Serialize(registry->Collect());

@@ -35,6 +35,7 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& routed;            // team, level, rule
   prometheus::Family<prometheus::Counter>& http_connections;  // listener, outcome
   prometheus::Family<prometheus::Gauge>& queue_entries;       // destination, team, level
+  prometheus::Family<prometheus::Gauge>& queue_oldest_age;    // destination, level
   prometheus::Family<prometheus::Gauge>& dead_letters;
   prometheus::Family<prometheus::Counter>& delivery_attempts;   // destination, outcome
   prometheus::Family<prometheus::Histogram>& delivery_latency;  // destination: enqueue to 2xx

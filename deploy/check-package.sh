@@ -17,5 +17,6 @@ triagectl check-config /etc/triaged/config.yaml
 systemd-analyze verify --man=no /usr/lib/systemd/system/triaged.service
 test -d /etc/triaged/credentials && test "$(stat -c %a /etc/triaged/credentials)" = 700
 dpkg-query -W -f='${Conffiles}\n' triaged | grep -q /etc/triaged/config.yaml
+(cd /usr/share/triaged/prometheus && promtool check rules alerts.yml > /dev/null)
 $sudo env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q triaged > /dev/null
 echo "check-package: ok"

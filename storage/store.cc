@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <limits>
 #include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
@@ -597,6 +598,32 @@ absl::Status Store::SetManualPause(absl::string_view destination, bool paused) {
 bool Store::ManualPause(absl::string_view destination) {
   std::string value;
   return db_->Get(rocksdb::ReadOptions(), meta_cf_, ManualPauseKey(destination), &value).ok();
+}
+
+std::vector<QueueDepth> Store::OldestEntries() {
+  std::lock_guard lock(mu_);
+  std::vector<QueueDepth> out;
+  for (const auto& [destination, q] : queues_) {
+    std::array<int64_t, router::kLevelCount> oldest;
+    oldest.fill(std::numeric_limits<int64_t>::max());
+    auto see = [&](const Meta& meta) {
+      int64_t& o = oldest[static_cast<int>(meta.level)];
+      o = std::min(o, meta.enqueued_unix_ms);
+    };
+    for (const auto& level : q.ready) {
+      if (!level.empty()) see(level.begin()->second);  // seq order is arrival order
+    }
+    for (const auto* set : {&q.waiting, &q.leased, &q.blocked}) {
+      for (const auto& [seq, meta] : *set) see(meta);
+    }
+    for (int level = 0; level < router::kLevelCount; ++level) {
+      if (oldest[level] == std::numeric_limits<int64_t>::max()) continue;
+      QueueDepth d{destination, "", static_cast<router::Level>(level), 0};
+      d.oldest_enqueued_unix_ms = oldest[level];
+      out.push_back(std::move(d));
+    }
+  }
+  return out;
 }
 
 std::vector<QueueDepth> Store::QueueStats() {

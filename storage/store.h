@@ -166,6 +166,10 @@ class Store {
   bool ManualPause(absl::string_view destination);
 
   std::vector<QueueDepth> Depths();
+  // The arrival time of the oldest entry per (destination, level) that has any, in `entries`
+  // of QueueDepth (team empty). Cheap enough for every scrape: the head of each ready level,
+  // plus the entries in back-off, leased or waiting behind their thread.
+  std::vector<QueueDepth> OldestEntries();
   // Depths with the arrival time of each (destination, team, level)'s oldest entry. Walks the
   // whole index under the lock: an admin call, not for every scrape.
   std::vector<QueueDepth> QueueStats();

@@ -132,6 +132,27 @@ TEST(SystemdTest, NotifiesReadyStatusWatchdogReloadAndStopping) {
   EXPECT_GE(notify.WaitFor("STOPPING=1"), 0) << notify.All();
 }
 
+std::string ReadFile(const std::string& path);
+
+// The /metrics text passes promtool's linter (names, units, help text), after traffic has
+// created the labelled series.
+TEST(MetricsTest, MetricsPassPromtoolCheckMetrics) {
+  TempDir dir;
+  Daemon daemon(dir.path(), Config(dir.path()));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(MessageJson("m1", "hello"), "s").status, 200);
+  ASSERT_EQ(daemon.PostSigned("not json", "s").status, 400);
+  daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="out",outcome="delivered"})", 1);
+  const HttpResult metrics = HttpCall(daemon.admin_port(), "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_TRUE(absl::StrContains(metrics.body, "triage_delivery_breaker_state{destination=\"out\"} 0"));
+  std::ofstream(dir.path() + "/metrics.txt") << metrics.body;
+  const std::string output = dir.path() + "/promtool.txt";
+  const int status = std::system(
+      absl::StrCat("promtool check metrics < ", dir.path(), "/metrics.txt > ", output, " 2>&1").c_str());
+  EXPECT_EQ(status, 0) << ReadFile(output);
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream buffer;

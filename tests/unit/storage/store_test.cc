@@ -362,6 +362,10 @@ TEST(StoreTest, QueueStatsGiveTheOldestEntryPerTeamAndLevel) {
   ASSERT_TRUE(SubmitSync(*store, {Msg("b", Level::kHigh)}, kT0 + absl::Seconds(10)).status.ok());
   auto lease = store->LeaseNext("d", kT0 + absl::Seconds(20));  // leased entries still count
   ASSERT_TRUE(lease.has_value());
+  const std::vector<QueueDepth> oldest = store->OldestEntries();
+  ASSERT_EQ(oldest.size(), 1u);
+  EXPECT_EQ(oldest[0].level, Level::kHigh);
+  EXPECT_EQ(oldest[0].oldest_enqueued_unix_ms, absl::ToUnixMillis(kT0)) << "the leased entry is the oldest";
   const std::vector<QueueDepth> stats = store->QueueStats();
   ASSERT_EQ(stats.size(), 1u);
   EXPECT_EQ(stats[0].team, "support");
