@@ -1,6 +1,15 @@
 #include "daemon/metrics.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
 #include <prometheus/text_serializer.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 
 #include "router/message.h"
 
@@ -95,7 +104,67 @@ Metrics::Metrics()
       config_reloads(prometheus::BuildCounter()
                          .Name("triage_config_reloads_total")
                          .Help("Config reloads on SIGHUP, by outcome (applied, refused)")
-                         .Register(*registry)) {}
+                         .Register(*registry)),
+      storage_live_bytes(prometheus::BuildGauge().Name("triage_storage_live_bytes").Help("Bytes of RocksDB SST files, every column family").Register(*registry)),
+      storage_pending_compaction_bytes(prometheus::BuildGauge().Name("triage_storage_pending_compaction_bytes").Help("RocksDB's estimate of bytes compaction still has to rewrite").Register(*registry)),
+      storage_writes_stopped(prometheus::BuildGauge().Name("triage_storage_writes_stopped").Help("1 while RocksDB stops writes (a write stall)").Register(*registry)),
+      storage_delayed_write_rate(prometheus::BuildGauge().Name("triage_storage_delayed_write_rate_bytes").Help("Write rate RocksDB allows while it slows writes down (0 when it does not)").Register(*registry)),
+      storage_wal_syncs(prometheus::BuildCounter().Name("triage_storage_wal_syncs_total").Help("WAL syncs (one per group commit)").Register(*registry)),
+      storage_wal_sync_seconds(prometheus::BuildCounter().Name("triage_storage_wal_sync_seconds_total").Help("Time spent in WAL syncs").Register(*registry)),
+      storage_stall_seconds(prometheus::BuildCounter().Name("triage_storage_write_stall_seconds_total").Help("Time writes waited on RocksDB stalls").Register(*registry)),
+      process_cpu_seconds(prometheus::BuildCounter().Name("process_cpu_seconds_total").Help("User and system CPU time spent").Register(*registry)),
+      process_resident_memory(prometheus::BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory size").Register(*registry)),
+      process_virtual_memory(prometheus::BuildGauge().Name("process_virtual_memory_bytes").Help("Virtual memory size").Register(*registry)),
+      process_open_fds(prometheus::BuildGauge().Name("process_open_fds").Help("Open file descriptors").Register(*registry)),
+      process_start_time(prometheus::BuildGauge().Name("process_start_time_seconds").Help("Start time of the process since the Unix epoch").Register(*registry)) {}
+
+void Metrics::Mirror(prometheus::Family<prometheus::Counter>& family, double total) {
+  std::lock_guard lock(mirror_mu_);
+  double& last = mirrored_[&family];
+  if (total > last) family.Add({}).Increment(total - last);
+  else family.Add({});  // present from the first scrape
+  last = std::max(last, total);
+}
+
+namespace {
+
+// Fields of /proc/self/stat (proc(5)): utime 14, stime 15 and starttime 22 in clock ticks,
+// vsize 23 in bytes, rss 24 in pages. Fields are counted after the ")" ending the command name.
+struct ProcessStat {
+  double cpu_seconds = 0, start_seconds = 0, virtual_bytes = 0, resident_bytes = 0;
+  int64_t open_fds = 0;
+};
+
+ProcessStat ReadProcessStat() {
+  ProcessStat p;
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  std::getline(in, line);
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return p;
+  std::vector<std::string> fields = absl::StrSplit(line.substr(close + 2), ' ');
+  // fields[0] is field 3 (state).
+  auto field = [&](size_t n) {
+    double v = 0;
+    return n - 3 < fields.size() && absl::SimpleAtod(fields[n - 3], &v) ? v : 0.0;
+  };
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  p.cpu_seconds = (field(14) + field(15)) / ticks;
+  p.virtual_bytes = field(23);
+  p.resident_bytes = field(24) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  std::ifstream uptime("/proc/uptime");
+  double up = 0;
+  uptime >> up;
+  p.start_seconds = absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - up + field(22) / ticks;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++p.open_fds;
+  }
+  return p;
+}
+
+}  // namespace
 
 std::string Metrics::Render(storage::Store& store) {
   for (const storage::QueueDepth& depth : store.Depths()) {
@@ -120,6 +189,20 @@ std::string Metrics::Render(storage::Store& store) {
         .Set(std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMillis(oldest.oldest_enqueued_unix_ms))));
   }
   dead_letters.Add({}).Set(static_cast<double>(store.DeadLetterCount()));
+  const storage::Store::StorageStats stats = store.Stats();
+  storage_live_bytes.Add({}).Set(static_cast<double>(stats.live_bytes));
+  storage_pending_compaction_bytes.Add({}).Set(static_cast<double>(stats.pending_compaction_bytes));
+  storage_writes_stopped.Add({}).Set(stats.writes_stopped ? 1 : 0);
+  storage_delayed_write_rate.Add({}).Set(static_cast<double>(stats.delayed_write_rate));
+  Mirror(storage_wal_syncs, static_cast<double>(stats.wal_syncs));
+  Mirror(storage_wal_sync_seconds, stats.wal_sync_seconds);
+  Mirror(storage_stall_seconds, static_cast<double>(stats.stall_micros) / 1e6);
+  const ProcessStat process = ReadProcessStat();
+  Mirror(process_cpu_seconds, process.cpu_seconds);
+  process_resident_memory.Add({}).Set(process.resident_bytes);
+  process_virtual_memory.Add({}).Set(process.virtual_bytes);
+  process_open_fds.Add({}).Set(static_cast<double>(process.open_fds));
+  process_start_time.Add({}).Set(process.start_seconds);
   return prometheus::TextSerializer().Serialize(registry->Collect());
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <prometheus/counter.h>
@@ -24,6 +26,15 @@ struct Metrics {
   // `store` first.
   std::string Render(storage::Store& store);
 
+ private:
+  // Counters that mirror a running total kept elsewhere (RocksDB tickers, CPU time): raised by
+  // the difference since the last scrape.
+  void Mirror(prometheus::Family<prometheus::Counter>& family, double total);
+  std::mutex mirror_mu_;
+  std::map<const void*, double> mirrored_;
+
+ public:
+
   std::shared_ptr<prometheus::Registry> registry;
   prometheus::Family<prometheus::Counter>& ingest_requests;   // source, status
   prometheus::Family<prometheus::Counter>& ingest_bytes;      // source
@@ -45,6 +56,19 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& rate_limit_waits;    // destination
   prometheus::Family<prometheus::Gauge>& breaker_state;         // destination
   prometheus::Family<prometheus::Counter>& config_reloads;      // outcome
+  // RocksDB and the process, refreshed on each scrape.
+  prometheus::Family<prometheus::Gauge>& storage_live_bytes;
+  prometheus::Family<prometheus::Gauge>& storage_pending_compaction_bytes;
+  prometheus::Family<prometheus::Gauge>& storage_writes_stopped;
+  prometheus::Family<prometheus::Gauge>& storage_delayed_write_rate;
+  prometheus::Family<prometheus::Counter>& storage_wal_syncs;
+  prometheus::Family<prometheus::Counter>& storage_wal_sync_seconds;
+  prometheus::Family<prometheus::Counter>& storage_stall_seconds;
+  prometheus::Family<prometheus::Counter>& process_cpu_seconds;
+  prometheus::Family<prometheus::Gauge>& process_resident_memory;
+  prometheus::Family<prometheus::Gauge>& process_virtual_memory;
+  prometheus::Family<prometheus::Gauge>& process_open_fds;
+  prometheus::Family<prometheus::Gauge>& process_start_time;
 };
 
 // Histogram buckets for request latencies, in seconds (0.5 ms to 10 s).

@@ -105,6 +105,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   db_options.env = env;
   db_options.max_background_jobs = 2;
   db_options.keep_log_file_num = 5;
+  // Tickers and histograms for the metrics (WAL syncs and their time, stalls).
+  std::shared_ptr<rocksdb::Statistics> statistics = rocksdb::CreateDBStatistics();
+  db_options.statistics = statistics;
 
   rocksdb::ColumnFamilyOptions messages_options;
   // RocksDB borrows the filter: the Store owns it and outlives the DB handle.
@@ -128,6 +131,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   }
   std::unique_ptr<Store> store(new Store(options, std::unique_ptr<rocksdb::DB>(raw), handles));
   store->filter_ = std::move(filter);
+  store->statistics_ = std::move(statistics);
   if (auto s = store->Recover(now); !s.ok()) return s;
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;
@@ -728,6 +732,26 @@ absl::Time Store::DestinationPause(absl::string_view destination) {
     return absl::InfinitePast();
   }
   return absl::FromUnixMillis(static_cast<int64_t>(DecodeSeq(value)));
+}
+
+Store::StorageStats Store::Stats() {
+  StorageStats stats;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    uint64_t value = 0;
+    if (db_->GetIntProperty(handle, rocksdb::DB::Properties::kLiveSstFilesSize, &value)) stats.live_bytes += value;
+    if (db_->GetIntProperty(handle, rocksdb::DB::Properties::kEstimatePendingCompactionBytes, &value)) {
+      stats.pending_compaction_bytes += value;
+    }
+  }
+  uint64_t value = 0;
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &value)) stats.writes_stopped = value != 0;
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kActualDelayedWriteRate, &value)) stats.delayed_write_rate = value;
+  stats.wal_syncs = statistics_->getTickerCount(rocksdb::WAL_FILE_SYNCED);
+  rocksdb::HistogramData sync;
+  statistics_->histogramData(rocksdb::WAL_FILE_SYNC_MICROS, &sync);
+  stats.wal_sync_seconds = static_cast<double>(sync.sum) / 1e6;
+  stats.stall_micros = statistics_->getTickerCount(rocksdb::STALL_MICROS);
+  return stats;
 }
 
 std::vector<QueueDepth> Store::Depths() {

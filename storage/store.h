@@ -25,6 +25,7 @@
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
+#include "rocksdb/statistics.h"
 #include "storage/codec.h"
 
 namespace triage::storage {
@@ -165,6 +166,18 @@ class Store {
   absl::Status SetManualPause(absl::string_view destination, bool paused);
   bool ManualPause(absl::string_view destination);
 
+  // RocksDB's own figures, for the metrics.
+  struct StorageStats {
+    uint64_t live_bytes = 0;                // SST files of every column family
+    uint64_t pending_compaction_bytes = 0;  // estimate
+    bool writes_stopped = false;            // a write stall is in force
+    uint64_t delayed_write_rate = 0;        // bytes/s when writes are slowed, else 0
+    uint64_t wal_syncs = 0;                 // since open
+    double wal_sync_seconds = 0;            // their total duration
+    uint64_t stall_micros = 0;              // time writes waited on stalls, since open
+  };
+  StorageStats Stats();
+
   std::vector<QueueDepth> Depths();
   // The arrival time of the oldest entry per (destination, level) that has any, in `entries`
   // of QueueDepth (team empty). Cheap enough for every scrape: the head of each ready level,
@@ -228,6 +241,7 @@ class Store {
 
   const StoreOptions options_;
   std::shared_ptr<rocksdb::CompactionFilter> filter_;  // declared before db_: outlives it
+  std::shared_ptr<rocksdb::Statistics> statistics_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::ColumnFamilyHandle* messages_cf_;

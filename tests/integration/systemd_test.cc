@@ -146,6 +146,13 @@ TEST(MetricsTest, MetricsPassPromtoolCheckMetrics) {
   const HttpResult metrics = HttpCall(daemon.admin_port(), "GET", "/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_TRUE(absl::StrContains(metrics.body, "triage_delivery_breaker_state{destination=\"out\"} 0"));
+  // RocksDB and process figures: the post was one group commit, so at least one WAL sync.
+  EXPECT_GE(daemon.Metric("triage_storage_wal_syncs_total"), 1);
+  EXPECT_GT(daemon.Metric("triage_storage_wal_sync_seconds_total"), 0);
+  EXPECT_EQ(daemon.Metric("triage_storage_writes_stopped"), 0);
+  EXPECT_GT(daemon.Metric("process_resident_memory_bytes"), 1 << 20);
+  EXPECT_GT(daemon.Metric("process_open_fds"), 3);
+  EXPECT_NEAR(daemon.Metric("process_start_time_seconds"), absl::ToUnixSeconds(absl::Now()), 60);
   std::ofstream(dir.path() + "/metrics.txt") << metrics.body;
   const std::string output = dir.path() + "/promtool.txt";
   const int status = std::system(
