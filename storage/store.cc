@@ -22,6 +22,13 @@ constexpr char kDeadCf[] = "dead";
 constexpr char kMetaCf[] = "meta";
 constexpr char kConversationsCf[] = "conversations";
 constexpr char kTicketsCf[] = "tickets";
+constexpr char kByMessageCf[] = "by_message";
+
+// by_message: message key '\0' queue key -> 'q' (queued) or 'd' (dead letter). Lets the admin
+// API find the deliveries of one message without a scan.
+std::string ByMessageKey(absl::string_view message_key, absl::string_view queue_key) {
+  return absl::StrCat(message_key, absl::string_view("\0", 1), queue_key);
+}
 
 // Drops message records older than the dedup window during compaction, so expiry never needs
 // a scan. Periodic compaction (daily) makes sure old files are visited even without writes.
@@ -123,6 +130,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
       {kMetaCf, rocksdb::ColumnFamilyOptions()},
       {kConversationsCf, messages_options},  // same record layout, same expiry
       {kTicketsCf, messages_options},        // idem, counted from the last delivery
+      {kByMessageCf, rocksdb::ColumnFamilyOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -147,7 +155,8 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       dead_cf_(handles_[3]),
       meta_cf_(handles_[4]),
       conversations_cf_(handles_[5]),
-      tickets_cf_(handles_[6]) {}
+      tickets_cf_(handles_[6]),
+      by_message_cf_(handles_[7]) {}
 
 Store::~Store() {
   {
@@ -316,8 +325,9 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         entry.level = message.level;
         entry.enqueued_unix_ms = received_ms;
         entry.ticket_json = message.ticket_json;
-        batch.Put(queue_cf_, QueueKey(delivery.destination, message.level, seq),
-                  EncodeEntry(entry));
+        const std::string queue_key = QueueKey(delivery.destination, message.level, seq);
+        batch.Put(queue_cf_, queue_key, EncodeEntry(entry));
+        batch.Put(by_message_cf_, ByMessageKey(message.key, queue_key), "q");
         added.push_back({&delivery.destination, seq,
                          Meta{message.level, 0, received_ms, 0, ChainKey(entry.team, entry.thread)},
                          &delivery.team});
@@ -487,12 +497,13 @@ absl::StatusOr<Store::Meta> Store::TakeLeased(const Lease& lease) {
 
 absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   const std::string key = QueueKey(lease.destination, lease.entry.level, lease.seq);
+  rocksdb::WriteBatch batch;
+  batch.Delete(queue_cf_, key);
+  batch.Delete(by_message_cf_, ByMessageKey(lease.entry.message_key, key));
   absl::Status written;
   if (remote_ticket.empty()) {
-    written = ToAbsl(db_->Delete(rocksdb::WriteOptions(), queue_cf_, key));
+    written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
-    rocksdb::WriteBatch batch;
-    batch.Delete(queue_cf_, key);
     batch.Put(tickets_cf_, TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread)),
               EncodeMessageRecord(absl::ToUnixMillis(absl::Now()), remote_ticket));
     rocksdb::WriteOptions write_options;
@@ -515,9 +526,13 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
 }
 
 std::optional<std::string> Store::RemoteTicket(const Lease& lease) {
+  return RemoteTicket(lease.destination, lease.entry.team, lease.entry.thread);
+}
+
+std::optional<std::string> Store::RemoteTicket(absl::string_view destination, absl::string_view team,
+                                               absl::string_view thread) {
   std::string value;
-  const std::string key =
-      TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread));
+  const std::string key = TicketKey(destination, ChainKey(team, thread));
   if (!db_->Get(rocksdb::ReadOptions(), tickets_cf_, key, &value).ok()) return std::nullopt;
   const std::optional<int64_t> when = MessageRecordTime(value);
   if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.dedup_window)) return std::nullopt;
@@ -555,6 +570,7 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   rocksdb::WriteBatch batch;
   batch.Delete(queue_cf_, key);
   batch.Put(dead_cf_, key, EncodeEntry(entry));
+  batch.Put(by_message_cf_, ByMessageKey(entry.message_key, key), "d");
   rocksdb::WriteOptions write_options;
   write_options.sync = true;  // a dead letter is the only trace left of the message
   const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
@@ -693,6 +709,7 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     entry->next_attempt_unix_ms = 0;
     batch.Delete(dead_cf_, it->key());
     batch.Put(queue_cf_, it->key(), EncodeEntry(*entry));
+    batch.Put(by_message_cf_, ByMessageKey(entry->message_key, Sv(it->key())), "q");
     // The team's index is taken under the lock below; the chain key starts with its name.
     moved.push_back({key->seq, Meta{key->level, 0, entry->enqueued_unix_ms, 0,
                                     ChainKey(entry->team, entry->thread)}});
@@ -732,6 +749,54 @@ absl::Time Store::DestinationPause(absl::string_view destination) {
     return absl::InfinitePast();
   }
   return absl::FromUnixMillis(static_cast<int64_t>(DecodeSeq(value)));
+}
+
+std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
+  std::vector<MessageDelivery> out;
+  const std::string prefix = absl::StrCat(message_key, absl::string_view("\0", 1));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), by_message_cf_));
+  for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
+    const absl::string_view queue_key = Sv(it->key()).substr(prefix.size());
+    const std::optional<DecodedQueueKey> key = DecodeQueueKey(queue_key);
+    if (!key) continue;
+    const bool dead = Sv(it->value()) == "d";
+    std::string value;
+    if (!db_->Get(rocksdb::ReadOptions(), dead ? dead_cf_ : queue_cf_,
+                  rocksdb::Slice(queue_key.data(), queue_key.size()), &value).ok()) {
+      continue;
+    }
+    std::optional<QueueEntry> entry = DecodeEntry(value);
+    if (!entry) continue;
+    MessageDelivery d{key->destination, key->seq, *std::move(entry), dead ? "dead_letter" : "", -1};
+    out.push_back(std::move(d));
+  }
+  // Where each queued one stands in its destination's index.
+  std::lock_guard lock(mu_);
+  for (MessageDelivery& d : out) {
+    if (!d.state.empty()) continue;
+    const auto found = queues_.find(d.destination);
+    if (found == queues_.end()) {
+      d.state = "unknown";
+      continue;
+    }
+    const DestQueue& q = found->second;
+    if (q.leased.contains(d.seq)) {
+      d.state = "in_flight";
+    } else if (q.waiting.contains(d.seq)) {
+      d.state = "retrying";
+    } else if (q.blocked.contains(d.seq)) {
+      d.state = "waiting_for_thread";
+    } else {
+      d.state = "queued";
+      const int level = static_cast<int>(d.entry.level);
+      int64_t ahead = 0;
+      for (int better = 0; better < level; ++better) ahead += static_cast<int64_t>(q.ready[better].size());
+      const auto& same = q.ready[level];
+      ahead += std::distance(same.begin(), same.lower_bound(d.seq));
+      d.position = ahead + 1;
+    }
+  }
+  return out;
 }
 
 Store::StorageStats Store::Stats() {

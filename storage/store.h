@@ -95,6 +95,19 @@ struct DeadEntry {
   QueueEntry entry;
 };
 
+// One delivery of a message, as the admin API shows it.
+struct MessageDelivery {
+  std::string destination;
+  uint64_t seq = 0;
+  QueueEntry entry;
+  // queued (ready to lease), in_flight, retrying (in back-off), waiting_for_thread (behind an
+  // earlier entry of its thread), dead_letter.
+  std::string state;
+  // For a queued entry, 1 for the next to be leased: ready entries of a higher level, then
+  // earlier ones of its level, are ahead (aging not counted). -1 otherwise.
+  int64_t position = -1;
+};
+
 // The thread of a follow-up: one author in one conversation. Replies of other customers under
 // the same post are threads of their own, so a viral post does not become one huge ticket.
 std::string ThreadKey(absl::string_view source, absl::string_view conversation_id,
@@ -148,6 +161,10 @@ class Store {
   // The remote ticket of the lease's (destination, team, thread), if one was recorded within
   // the dedup window of its last delivery.
   std::optional<std::string> RemoteTicket(const Lease& lease);
+  std::optional<std::string> RemoteTicket(absl::string_view destination, absl::string_view team,
+                                          absl::string_view thread);
+  // The deliveries of a message still queued or dead-lettered (acknowledged ones are gone).
+  std::vector<MessageDelivery> Deliveries(absl::string_view message_key);
   // Failed, to try again at `due`; attempts and the error are recorded durably.
   absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
   // Gave up: the entry moves to the dead-letter set with its error, atomically.
@@ -190,7 +207,7 @@ class Store {
   std::vector<DeadEntry> DeadLetters(absl::string_view destination, size_t limit);
   // Moves dead letters back into their queue with a fresh attempt count, in one synced
   // write: the one with `seq`, or all of the destination when `seq` is nullopt. Returns how
-  // many moved; NotFound when `seq` names none.
+  // many moved; NotFound when `seq` names none. A requeued entry joins the end of its thread.
   absl::StatusOr<int64_t> Requeue(const std::string& destination, std::optional<uint64_t> seq);
   int64_t DeadLetterCount();
   int64_t QueuedEntries();
@@ -250,6 +267,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* meta_cf_;
   rocksdb::ColumnFamilyHandle* conversations_cf_;
   rocksdb::ColumnFamilyHandle* tickets_cf_;
+  rocksdb::ColumnFamilyHandle* by_message_cf_;
 
   std::mutex mu_;  // guards everything below
   std::condition_variable writer_cv_;

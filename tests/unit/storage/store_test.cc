@@ -373,6 +373,46 @@ TEST(StoreTest, QueueStatsGiveTheOldestEntryPerTeamAndLevel) {
   EXPECT_EQ(stats[0].oldest_enqueued_unix_ms, absl::ToUnixMillis(kT0));
 }
 
+TEST(StoreTest, DeliveriesOfAMessageWithTheirStateAndPosition) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  NewMessage m = InThread("m", Level::kNormal, "t");
+  m.deliveries.push_back({"slack", "pr", false});
+  ASSERT_TRUE(SubmitSync(*store, {Msg("u1", Level::kUrgent), Msg("n0", Level::kNormal), m,
+                                  InThread("m-follow-up", Level::kUrgent, "t")})
+                  .status.ok());
+  std::vector<MessageDelivery> d = store->Deliveries(MessageKey("src", "m"));
+  ASSERT_EQ(d.size(), 2u);
+  const auto find = [&](const std::string& destination) {
+    return *std::find_if(d.begin(), d.end(), [&](const auto& x) { return x.destination == destination; });
+  };
+  EXPECT_EQ(find("d").state, "queued");
+  EXPECT_EQ(find("d").position, 3) << "behind the urgent one and the older normal one";
+  EXPECT_EQ(find("slack").position, 1);
+  EXPECT_EQ(find("slack").entry.team, "pr");
+  EXPECT_EQ(store->Deliveries(MessageKey("src", "m-follow-up")).at(0).state, "waiting_for_thread");
+
+  auto urgent = store->LeaseNext("d", kT0);
+  EXPECT_EQ(store->Deliveries(MessageKey("src", "u1")).at(0).state, "in_flight");
+  ASSERT_TRUE(store->Ack(*urgent).ok());
+  EXPECT_TRUE(store->Deliveries(MessageKey("src", "u1")).empty()) << "delivered: gone";
+  EXPECT_EQ(store->Deliveries(MessageKey("src", "m")).size(), 2u);
+  auto n0 = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(store->RetryLater(*n0, kT0 + absl::Minutes(1), "HTTP 503").ok());
+  d = store->Deliveries(MessageKey("src", "n0"));
+  EXPECT_EQ(d.at(0).state, "retrying");
+  EXPECT_EQ(d.at(0).entry.last_error, "HTTP 503");
+  auto mine = store->LeaseNext("d", kT0);
+  EXPECT_EQ(mine->entry.message_key, MessageKey("src", "m"));
+  ASSERT_TRUE(store->DeadLetter(*mine, "HTTP 422").ok());
+  d = store->Deliveries(MessageKey("src", "m"));
+  EXPECT_EQ(find("d").state, "dead_letter");
+  ASSERT_EQ(*store->Requeue("d", std::nullopt), 1);
+  d = store->Deliveries(MessageKey("src", "m"));
+  EXPECT_EQ(find("d").state, "waiting_for_thread") << "requeued at the end of its thread";
+  EXPECT_EQ(store->Deliveries(MessageKey("src", "m-follow-up")).at(0).state, "queued");
+}
+
 TEST(StoreTest, ManualPauseHoldsUntilResumedAcrossRestarts) {
   testing::TempDir dir;
   {
