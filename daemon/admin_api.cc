@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "daemon/crypto.h"
 #include "router/json_util.h"
+#include "router/ticket_template.h"
 #include "router/json_writer.h"
 
 namespace triage::daemon {
@@ -71,6 +72,16 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
     if (!get) return JsonError(http::status::method_not_allowed, "use GET");
     if (auto refused = Refused(request, true)) return refused;
     return path == "/v1/queues" ? Queues() : DeadLetters(query);
+  }
+  absl::string_view message = path;
+  if (absl::ConsumePrefix(&message, "/v1/messages/")) {
+    if (!get) return JsonError(http::status::method_not_allowed, "use GET");
+    if (auto refused = Refused(request, true)) return refused;
+    const size_t slash = message.find('/');
+    if (slash == absl::string_view::npos || slash == 0 || slash + 1 == message.size()) {
+      return JsonError(http::status::bad_request, "use /v1/messages/SOURCE/ID");
+    }
+    return Message(message.substr(0, slash), message.substr(slash + 1));
   }
   if (path == "/v1/dead-letters/requeue") {
     if (!post) return JsonError(http::status::method_not_allowed, "use POST");
@@ -187,6 +198,76 @@ Response AdminApi::Requeue(const std::string& body) {
                      moved.status().message());
   }
   return JsonResponse(http::status::ok, absl::StrCat(R"({"requeued":)", *moved, "}"));
+}
+
+Response AdminApi::Message(absl::string_view source, absl::string_view id) {
+  const std::string key = storage::MessageKey(source, id);
+  const absl::StatusOr<std::string> ticket_json = store_.GetMessage(key);
+  if (!ticket_json.ok()) {
+    if (ticket_json.status().code() == absl::StatusCode::kNotFound) {
+      return JsonError(http::status::not_found,
+                       absl::StrCat("no message ", source, "/", id, " within the dedup window"));
+    }
+    return JsonError(http::status::service_unavailable, ticket_json.status().message());
+  }
+  const absl::StatusOr<router::TicketView> ticket = router::ParseTicketView(*ticket_json);
+  const std::vector<storage::MessageDelivery> deliveries = store_.Deliveries(key);
+  bool queued = false, dead = false;
+  for (const auto& d : deliveries) (d.state == "dead_letter" ? dead : queued) = true;
+  const bool dropped = ticket.ok() && ticket->dropped;
+  const char* status = dropped ? "dropped" : queued ? "queued" : dead ? "dead_letter" : "delivered";
+
+  router::JsonWriter w;
+  w.BeginObject();
+  w.Key("source").String(source);
+  w.Key("id").String(id);
+  w.Key("status").String(status);
+  w.Key("ticket").Raw(*ticket_json);
+  w.Key("deliveries").BeginArray();
+  for (const storage::MessageDelivery& d : deliveries) {
+    w.BeginObject();
+    w.Key("destination").String(d.destination);
+    w.Key("seq").Int(static_cast<int64_t>(d.seq));
+    w.Key("team").String(d.entry.team);
+    w.Key("role").String(d.entry.owner ? "owner" : "informed");
+    w.Key("state").String(d.state);
+    w.Key("position");
+    if (d.position > 0) {
+      w.Int(d.position);
+    } else {
+      w.Null();
+    }
+    w.Key("attempts").Int(d.entry.attempts);
+    w.Key("next_attempt_at");
+    if (d.entry.next_attempt_unix_ms > 0 && d.state == "retrying") {
+      w.Time(absl::FromUnixMillis(d.entry.next_attempt_unix_ms));
+    } else {
+      w.Null();
+    }
+    w.Key("last_error").String(d.entry.last_error);
+    w.EndObject();
+  }
+  w.EndArray();
+  // The helpdesk tickets of its thread, for every team that received it.
+  w.Key("remote_tickets").BeginArray();
+  if (ticket.ok()) {
+    const std::string thread = ticket->conversation_id.empty()
+                                   ? key
+                                   : storage::ThreadKey(source, ticket->conversation_id, ticket->author_id);
+    std::vector<std::string> teams = ticket->informed;
+    teams.insert(teams.begin(), ticket->team);
+    for (const auto& [destination, dispatcher] : dispatchers_) {
+      for (const std::string& team : teams) {
+        if (const auto remote = store_.RemoteTicket(destination, team, thread)) {
+          w.BeginObject().Key("destination").String(destination).Key("team").String(team);
+          w.Key("ticket").String(*remote).EndObject();
+        }
+      }
+    }
+  }
+  w.EndArray();
+  w.EndObject();
+  return JsonResponse(http::status::ok, w.Take());
 }
 
 Response AdminApi::Pause(const std::string& destination, bool paused) {

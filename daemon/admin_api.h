@@ -18,6 +18,9 @@ namespace triage::daemon {
 //   GET  /v1/dead-letters[?destination=D&limit=N] dead letters, oldest first (limit 100, max 1000)
 //   POST /v1/dead-letters/requeue                 {"destination":D,"seq":N} or {"destination":D,"all":true}
 //   POST /v1/destinations/D/pause | /resume       an operator's pause, kept across restarts
+//   GET  /v1/messages/SOURCE/ID                   one message: status, ticket (team, informed,
+//                                                 scores, reasons), each delivery's state, queue
+//                                                 position, attempts and last error, remote tickets
 // Reads answer without the token when admin.read_without_token is set. Without a configured
 // token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer.
 class AdminApi {
@@ -34,6 +37,7 @@ class AdminApi {
   Response DeadLetters(absl::string_view query);
   Response Requeue(const std::string& body);
   Response Pause(const std::string& destination, bool paused);
+  Response Message(absl::string_view source, absl::string_view id);
 
   const config::AdminOptions options_;
   storage::Store& store_;

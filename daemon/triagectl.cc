@@ -27,6 +27,7 @@ constexpr char kUsage[] =
     "       triagectl route --config FILE [--explain] [INPUT.jsonl]\n"
     "       triagectl [OPTIONS] queues\n"
     "       triagectl [OPTIONS] dead-letters [--destination D] [--limit N]\n"
+    "       triagectl [OPTIONS] show SOURCE/ID\n"
     "       triagectl [OPTIONS] requeue DESTINATION (SEQ | --all)\n"
     "       triagectl [OPTIONS] pause DESTINATION\n"
     "       triagectl [OPTIONS] resume DESTINATION\n"
@@ -189,6 +190,35 @@ void PrintDeadLetters(const std::string& body) {
   }
 }
 
+void PrintMessage(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(body);
+  simdjson::dom::element triage = root["ticket"]["triage"];
+  std::printf("%s/%s: %s\n", Text(root, "source").c_str(), Text(root, "id").c_str(), Text(root, "status").c_str());
+  std::string informed;
+  for (simdjson::dom::element team : triage["informed"].get_array()) {
+    informed += (informed.empty() ? "" : ", ") + std::string(std::string_view(team));
+  }
+  std::printf("  team %s, informed: %s; level %s, urgency %s, reach %s, priority %s; rule %s\n",
+              Text(triage, "team").c_str(), informed.empty() ? "none" : informed.c_str(),
+              Text(triage, "level").c_str(), Text(triage, "urgency").c_str(), Text(triage, "reach").c_str(),
+              Text(triage, "priority").c_str(), Text(triage, "rule").c_str());
+  for (simdjson::dom::element reason : triage["reasons"].get_array()) {
+    std::printf("  why: %s\n", std::string(std::string_view(reason)).c_str());
+  }
+  std::printf("%-16s %-12s %-9s %-19s %8s %8s  %s\n", "DESTINATION", "TEAM", "ROLE", "STATE", "POSITION",
+              "ATTEMPTS", "LAST ERROR");
+  for (simdjson::dom::element d : root["deliveries"].get_array()) {
+    std::printf("%-16s %-12s %-9s %-19s %8s %8s  %s\n", Text(d, "destination").c_str(), Text(d, "team").c_str(),
+                Text(d, "role").c_str(), Text(d, "state").c_str(), Text(d, "position").c_str(),
+                Text(d, "attempts").c_str(), Text(d, "last_error").c_str());
+  }
+  for (simdjson::dom::element r : root["remote_tickets"].get_array()) {
+    std::printf("ticket %s at %s (team %s)\n", Text(r, "ticket").c_str(), Text(r, "destination").c_str(),
+                Text(r, "team").c_str());
+  }
+}
+
 int AdminCommand(int argc, char** argv) {
   namespace http = boost::beast::http;
   Admin admin;
@@ -241,6 +271,9 @@ int AdminCommand(int argc, char** argv) {
     if (args.size() % 2 == 0) return -1;
     rc = Call(admin, http::verb::get, "/v1/dead-letters" + query, "", &answer);
     if (rc == 0 && !admin.json) PrintDeadLetters(answer.body);
+  } else if (command == "show" && args.size() == 2 && args[1].find('/') != std::string::npos) {
+    rc = Call(admin, http::verb::get, "/v1/messages/" + args[1], "", &answer);
+    if (rc == 0 && !admin.json) PrintMessage(answer.body);
   } else if (command == "requeue" && args.size() == 3) {
     uint64_t seq = 0;
     std::string body;

@@ -101,6 +101,7 @@ absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json) {
   t.language = json::Str(root, "language");
   t.url = json::Str(root, "url");
   t.created_at = json::Str(root, "created_at");
+  t.conversation_id = json::Str(root, "conversation_id");
   t.author_id = json::Str(*author, "id");
   t.author_handle = json::Str(*author, "handle");
   t.author_name = json::Str(*author, "name");
@@ -109,6 +110,7 @@ absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json) {
   t.urgency = json::Int(*triage, "urgency").value_or(0);
   t.reach = json::Int(*triage, "reach");
   t.complaint = json::Bool(*triage, "complaint");
+  t.dropped = json::Bool(*triage, "dropped");
   t.level = json::Str(*triage, "level");
   t.team = json::Str(*triage, "team");
   t.rule = json::Str(*triage, "rule");

@@ -12,13 +12,14 @@ namespace triage::router {
 
 // The parts of a stored ticket (TicketJson) that helpdesk requests are made of.
 struct TicketView {
-  std::string source, id, platform, kind, channel, text, language, url, created_at;
+  std::string source, id, platform, kind, channel, text, language, url, created_at, conversation_id;
   std::string author_id, author_handle, author_name;
   std::optional<int64_t> followers;
   bool verified = false;
   int64_t urgency = 0;
   std::optional<int64_t> reach;
   bool complaint = false;
+  bool dropped = false;
   std::string level, team, rule, sla_deadline;
   std::vector<std::string> informed, tags, categories, reasons;
 

@@ -118,6 +118,11 @@ TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
   EXPECT_TRUE(absl::StrContains(run.out, "queued 1, dead letters 0")) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "helpdesk         support      low             1")) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "paused by an operator")) << run.out;
+  run = Triagectl(admin + " show generic/p1");
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_TRUE(absl::StartsWith(run.out, "generic/p1: queued\n  team support, informed: none; level low")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "helpdesk         support      owner     queued                     1        0")) << run.out;
+  EXPECT_EQ(Triagectl(admin + " show generic/nope").exit_code, 1);
 
   // The pause holds across a restart.
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);
@@ -139,6 +144,9 @@ TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
   EXPECT_EQ(run.exit_code, 0) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "generic:p1")) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "HTTP 422")) << run.out;
+  run = Triagectl(admin2 + " --json show generic/p1");
+  EXPECT_TRUE(absl::StrContains(run.out, R"("status":"dead_letter")")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, R"("state":"dead_letter","position":null,"attempts":1)")) << run.out;
   run = Triagectl(admin2 + " --json dead-letters");
   simdjson::dom::parser parser;
   simdjson::dom::element letters = parser.parse(run.out)["dead_letters"];
@@ -152,6 +160,8 @@ TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
   ASSERT_TRUE(helpdesk.WaitUntil([](const auto& all) { return !all.empty() && all.back().answered == 200; }))
       << again.Log();
   EXPECT_EQ(again.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 1), 1);
+  run = Triagectl(admin2 + " show generic/p1");
+  EXPECT_TRUE(absl::StartsWith(run.out, "generic/p1: delivered\n")) << run.out;
   run = Triagectl(admin2 + " requeue helpdesk " + std::to_string(seq));
   EXPECT_EQ(run.exit_code, 1) << "already requeued: " << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "404")) << run.out;

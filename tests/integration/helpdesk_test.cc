@@ -33,7 +33,7 @@ std::string Config(const std::string& dir, const std::string& destinations,
                    const std::string& support = "[helpdesk]") {
   return absl::StrReplaceAll(R"(log_level: debug
 server: {listen: 127.0.0.1:0, io_threads: 2}
-admin: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
 storage: {path: DIR/db}
 sources:
   generic: {type: generic, secret: SECRET}
@@ -153,6 +153,11 @@ TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
   EXPECT_TRUE(std::any_of(received.begin(), put, [](const auto& x) {
     return absl::StrContains(x.body, "app is slow");
   }));
+  // The admin API names the thread's ticket.
+  const HttpResult shown = HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/m2");
+  EXPECT_TRUE(absl::StrContains(shown.body, absl::StrCat(R"("remote_tickets":[{"destination":"helpdesk","team":"support","ticket":")", first.id, R"("}])")))
+      << shown.body;
+  EXPECT_TRUE(absl::StrContains(shown.body, R"("status":"delivered")")) << shown.body;
   // A later follow-up, after a restart, still finds the ticket (its id is in RocksDB).
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);
   Daemon again(dir.path(), Config(dir.path(), Zendesk(zendesk.port())));
