@@ -7,9 +7,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <sys/wait.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -209,6 +212,46 @@ TEST(DaemonTest, KillNineWithABacklogLosesNothing) {
   ASSERT_TRUE(helpdesk.WaitUntil([&](const auto& all) { return DeliveredIds(all) == sent; }))
       << restarted.Log();
   EXPECT_EQ(restarted.Stop(SIGTERM), 0);
+}
+
+// SIGTERM under load: every request answered 200 was stored and is delivered after the
+// restart; the others were refused or cut, never answered with anything else.
+TEST(DaemonTest, SigtermUnderLoadDrainsAndLosesNothingAcknowledged) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  Daemon daemon(dir.path(), Config(dir.path(), helpdesk.port()));
+  daemon.Start();
+  std::mutex mu;
+  std::set<std::string> acknowledged;
+  std::map<int, int> statuses;
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0;; ++i) {
+        const std::string id = absl::StrCat("load-", c, "-", i);
+        const HttpResult r = daemon.PostSigned(MessageJson(id, i % 3 ? "refund" : "fire"), kSecret);
+        std::lock_guard lock(mu);
+        ++statuses[r.status];
+        if (r.status == 200) acknowledged.insert(id);
+        if (r.status == 0) return;  // the daemon is gone
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
+  for (std::thread& t : clients) t.join();
+  EXPECT_TRUE(absl::StrContains(daemon.Log(), "event=stopped")) << daemon.Log();
+  for (const auto& [status, count] : statuses) {
+    EXPECT_TRUE(status == 200 || status == 0 || status == 503) << status << " x" << count;
+  }
+  ASSERT_GT(acknowledged.size(), 50u) << "the load did not get going";
+
+  Daemon restarted(dir.path(), Config(dir.path(), helpdesk.port()));
+  restarted.Start();
+  ASSERT_TRUE(helpdesk.WaitUntil([&](const auto& all) {
+    const std::set<std::string> delivered = DeliveredIds(all);
+    return std::includes(delivered.begin(), delivered.end(), acknowledged.begin(), acknowledged.end());
+  })) << "acknowledged but not delivered after the restart";
 }
 
 TEST(DaemonTest, BadInputGetsItsStatusAndStoresNothing) {
