@@ -79,6 +79,11 @@ Metrics::Metrics()
                            .Name("triage_delivery_latency_seconds")
                            .Help("Time from enqueue to a successful delivery, by destination")
                            .Register(*registry)),
+      delivery_sla(prometheus::BuildCounter()
+                       .Name("triage_delivery_sla_total")
+                       .Help("Tickets delivered to their owner team, by destination, level and "
+                             "outcome (met: before the level's SLA deadline, breached: after)")
+                       .Register(*registry)),
       attempt_latency(prometheus::BuildHistogram()
                           .Name("triage_delivery_attempt_duration_seconds")
                           .Help("Duration of one delivery attempt, by destination")

@@ -50,6 +50,7 @@ struct Metrics {
   prometheus::Family<prometheus::Gauge>& dead_letters;
   prometheus::Family<prometheus::Counter>& delivery_attempts;   // destination, outcome
   prometheus::Family<prometheus::Histogram>& delivery_latency;  // destination: enqueue to 2xx
+  prometheus::Family<prometheus::Counter>& delivery_sla;        // destination, level, outcome
   prometheus::Family<prometheus::Histogram>& attempt_latency;   // destination: one attempt
   prometheus::Family<prometheus::Gauge>& destination_paused;    // destination
   prometheus::Family<prometheus::Gauge>& delivery_in_flight;    // destination

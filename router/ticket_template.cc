@@ -82,6 +82,19 @@ std::string TicketView::Author() const {
   return author_id;
 }
 
+std::optional<absl::Time> SlaDeadline(absl::string_view ticket_json) {
+  simdjson::dom::parser parser;
+  json::element root;
+  if (!json::ParseDocument(parser, ticket_json, 64, &root).ok()) return std::nullopt;
+  const auto triage = json::Get(root, "triage");
+  if (!triage) return std::nullopt;
+  const std::string text = json::Str(*triage, "sla_deadline");
+  absl::Time deadline;
+  std::string error;
+  if (text.empty() || !absl::ParseTime(absl::RFC3339_full, text, &deadline, &error)) return std::nullopt;
+  return deadline;
+}
+
 absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json) {
   simdjson::dom::parser parser;
   json::element root;

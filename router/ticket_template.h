@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace triage::router {
 
@@ -26,6 +27,9 @@ struct TicketView {
   // "@handle", else the name, else the platform id.
   std::string Author() const;
 };
+
+// The triage.sla_deadline of a stored ticket; nullopt when it has none.
+std::optional<absl::Time> SlaDeadline(absl::string_view ticket_json);
 
 // Reads a ticket written by TicketJson; InvalidArgument when it is not one.
 absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json);

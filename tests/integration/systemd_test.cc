@@ -146,6 +146,7 @@ TEST(MetricsTest, MetricsPassPromtoolCheckMetrics) {
   const HttpResult metrics = HttpCall(daemon.admin_port(), "GET", "/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_TRUE(absl::StrContains(metrics.body, "triage_delivery_breaker_state{destination=\"out\"} 0"));
+  EXPECT_EQ(daemon.Metric(R"(triage_delivery_sla_total{destination="out",level="low",outcome="met"})"), 1);
   // RocksDB and process figures: the post was one group commit, so at least one WAL sync.
   EXPECT_GE(daemon.Metric("triage_storage_wal_syncs_total"), 1);
   EXPECT_GT(daemon.Metric("triage_storage_wal_sync_seconds_total"), 0);

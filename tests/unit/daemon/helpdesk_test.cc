@@ -225,6 +225,12 @@ TEST(HelpdeskTest, CustomTemplatesAndAuthorization) {
   EXPECT_EQ(AuthorizationHeader(Destination(kFreshdesk)), "Basic " + absl::Base64Escape("fd-key:X"));
 }
 
+TEST(HelpdeskTest, SlaDeadlineOfAStoredTicket) {
+  EXPECT_EQ(router::SlaDeadline(TicketJson()), absl::FromUnixSeconds(1795000902));
+  EXPECT_FALSE(router::SlaDeadline(R"({"triage":{"sla_deadline":null}})").has_value());
+  EXPECT_FALSE(router::SlaDeadline("not json").has_value());
+}
+
 TEST(HelpdeskTest, CreatedTicketIdFromEachHelpdesksAnswer) {
   EXPECT_EQ(CreatedTicketId(config::DestinationType::kZendesk, R"({"ticket":{"id":35436,"subject":"x"}})").value(),
             "35436");
