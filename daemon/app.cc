@@ -164,6 +164,10 @@ std::vector<std::string> NeedsRestart(const config::Config& running, const confi
     out.push_back("server.listen/io_threads");
   }
   if (!same_listen(running.admin.listen, next.admin.listen)) out.push_back("admin.listen");
+  if (running.admin.token != next.admin.token ||
+      running.admin.read_without_token != next.admin.read_without_token) {
+    out.push_back("admin.token/read_without_token");
+  }
   if (running.storage.path != next.storage.path) out.push_back("storage.path");
   if (running.destinations != next.destinations) out.push_back("destinations");
   return out;
