@@ -1,5 +1,7 @@
 #pragma once
 
+#include <exception>
+#include <string>
 #include <utility>
 
 #include "daemon/http.h"
@@ -17,6 +19,17 @@ auto ResumeOnOwnExecutor(Handler handler) {
       std::move(handler)(std::move(result));
     });
   };
+}
+
+// The message of the exception a coroutine ended with (co_spawn's completion), for the log.
+inline std::string ExceptionMessage(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown exception";
+  }
 }
 
 }  // namespace triage::daemon

@@ -12,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "daemon/async.h"
 #include "daemon/crypto.h"
 #include "daemon/helpdesk.h"
 #include "router/json_writer.h"
@@ -395,11 +396,8 @@ void Dispatcher::Start() {
     asio::co_spawn(strand_, Worker(i), [this](std::exception_ptr e) {
       --running_;
       if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("event=delivery_worker_failed destination={} error=\"{}\"", options_.name, ex.what());
-        }
+        spdlog::error("event=delivery_worker_failed destination={} error=\"{}\"", options_.name,
+                      ExceptionMessage(e));
       }
     });
   }

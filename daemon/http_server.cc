@@ -1,5 +1,7 @@
 #include "daemon/http_server.h"
 
+#include "daemon/async.h"
+
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
@@ -95,11 +97,7 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
     asio::co_spawn(executor, Serve(std::move(socket)), [this](std::exception_ptr e) {
       --active_;
       if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          spdlog::error("event=connection_failed listener={} error=\"{}\"", options_.name, ex.what());
-        }
+        spdlog::error("event=connection_failed listener={} error=\"{}\"", options_.name, ExceptionMessage(e));
       }
     });
   }
