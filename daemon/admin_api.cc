@@ -38,7 +38,7 @@ std::string QueryParam(absl::string_view query, absl::string_view name) {
 }  // namespace
 
 AdminApi::AdminApi(const config::AdminOptions& options, storage::Store& store,
-                   const std::map<std::string, std::unique_ptr<Dispatcher>>& dispatchers)
+                   const Dispatchers& dispatchers)
     : options_(options), store_(store), dispatchers_(dispatchers) {}
 
 std::optional<Response> AdminApi::Refused(const Request& request, bool read_only) const {
@@ -109,7 +109,8 @@ Response AdminApi::Queues() {
   w.Key("queued").Int(store_.QueuedEntries());
   w.Key("dead_letters").Int(store_.DeadLetterCount());
   w.Key("destinations").BeginArray();
-  for (const auto& [name, dispatcher] : dispatchers_) {
+  for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
+    const std::string& name = dispatcher->options().name;
     const Dispatcher::Status status = dispatcher->status();
     int64_t entries = 0;
     for (const auto& d : stats) entries += d.destination == name ? d.entries : 0;
@@ -149,7 +150,7 @@ Response AdminApi::DeadLetters(absl::string_view query) {
       return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLimit));
     }
   }
-  if (!destination.empty() && !dispatchers_.contains(destination)) {
+  if (!destination.empty() && dispatchers_.Find(destination) == nullptr) {
     return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
   }
   router::JsonWriter w;
@@ -186,7 +187,7 @@ Response AdminApi::Requeue(const std::string& body) {
   if (destination.empty() || seq.has_value() == all) {
     return JsonError(http::status::bad_request, "give a destination and either seq or all: true");
   }
-  if (!dispatchers_.contains(destination)) {
+  if (dispatchers_.Find(destination) == nullptr) {
     return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
   }
   std::optional<uint64_t> which;
@@ -256,7 +257,8 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
                                    : storage::ThreadKey(source, ticket->conversation_id, ticket->author_id);
     std::vector<std::string> teams = ticket->informed;
     teams.insert(teams.begin(), ticket->team);
-    for (const auto& [destination, dispatcher] : dispatchers_) {
+    for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
+      const std::string& destination = dispatcher->options().name;
       for (const std::string& team : teams) {
         if (const auto remote = store_.RemoteTicket(destination, team, thread)) {
           w.BeginObject().Key("destination").String(destination).Key("team").String(team);
@@ -271,11 +273,11 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
 }
 
 Response AdminApi::Pause(const std::string& destination, bool paused) {
-  const auto found = dispatchers_.find(destination);
-  if (found == dispatchers_.end()) {
+  const std::shared_ptr<Dispatcher> found = dispatchers_.Find(destination);
+  if (found == nullptr) {
     return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
   }
-  if (auto s = found->second->SetManualPause(paused); !s.ok()) {
+  if (auto s = found->SetManualPause(paused); !s.ok()) {
     return JsonError(http::status::service_unavailable, s.message());
   }
   return JsonResponse(http::status::ok, absl::StrCat(R"({"destination":")", destination,

@@ -25,8 +25,7 @@ namespace triage::daemon {
 // token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer.
 class AdminApi {
  public:
-  AdminApi(const config::AdminOptions& options, storage::Store& store,
-           const std::map<std::string, std::unique_ptr<Dispatcher>>& dispatchers);
+  AdminApi(const config::AdminOptions& options, storage::Store& store, const Dispatchers& dispatchers);
 
   // nullopt when the target is not under /v1.
   std::optional<Response> Handle(const Request& request);
@@ -41,7 +40,7 @@ class AdminApi {
 
   const config::AdminOptions options_;
   storage::Store& store_;
-  const std::map<std::string, std::unique_ptr<Dispatcher>>& dispatchers_;
+  const Dispatchers& dispatchers_;
 };
 
 }  // namespace triage::daemon

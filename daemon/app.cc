@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <future>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +13,15 @@
 #include "absl/strings/str_join.h"
 
 namespace triage::daemon {
+namespace {
+
+std::map<std::string, int64_t> QueuedByDestination(storage::Store& store) {
+  std::map<std::string, int64_t> queued;
+  for (const storage::QueueDepth& depth : store.Depths()) queued[depth.destination] += depth.entries;
+  return queued;
+}
+
+}  // namespace
 
 App::App(config::Config config, RunOptions options)
     : config_(std::move(config)), options_(std::move(options)) {}
@@ -37,17 +47,20 @@ absl::Status App::Start() {
                store_->QueuedEntries(), store_->DeadLetterCount());
 
   for (const config::DestinationOptions& destination : config_.destinations) {
-    absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor());
-    if (!sender.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("destination ", destination.name, ": ", sender.status().message()));
+    absl::StatusOr<std::shared_ptr<Dispatcher>> dispatcher = MakeDispatcher(destination);
+    if (!dispatcher.ok()) return dispatcher.status();
+    dispatchers_.Put(*std::move(dispatcher));
+  }
+  for (const auto& [destination, queued] : QueuedByDestination(*store_)) {
+    if (dispatchers_.Find(destination) == nullptr) {
+      spdlog::warn("event=entries_without_destination destination={} queued={} "
+                   "note=\"kept; delivered if the destination is configured again\"",
+                   destination, queued);
     }
-    dispatchers_[destination.name] =
-        std::make_unique<Dispatcher>(io_, *store_, destination, *std::move(sender), metrics_);
   }
   admin_api_ = std::make_unique<AdminApi>(config_.admin, *store_, dispatchers_);
   store_->SetReadyCallback([this](const std::string& destination) {
-    if (const auto it = dispatchers_.find(destination); it != dispatchers_.end()) it->second->Wake();
+    if (const std::shared_ptr<Dispatcher> dispatcher = dispatchers_.Find(destination)) dispatcher->Wake();
   });
 
   absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(config_);
@@ -74,7 +87,7 @@ absl::Status App::Start() {
     if (auto s = WritePortsFile(*ingest_port, *admin_port); !s.ok()) return s;
   }
 
-  for (auto& [name, dispatcher] : dispatchers_) dispatcher->Start();
+  for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) dispatcher->Start();
   public_server_->Start();
   admin_server_->Start();
   const int threads = std::max(1, server.io_threads);
@@ -86,6 +99,16 @@ absl::Status App::Start() {
   NotifyStatus(true);
   asio::co_spawn(heartbeat_strand_, Heartbeat(), asio::detached);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Dispatcher>> App::MakeDispatcher(
+    const config::DestinationOptions& destination) {
+  absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor());
+  if (!sender.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("destination ", destination.name, ": ", sender.status().message()));
+  }
+  return std::make_shared<Dispatcher>(io_, *store_, destination, *std::move(sender), metrics_);
 }
 
 void App::NotifyStatus(bool ready) {
@@ -169,11 +192,18 @@ std::vector<std::string> NeedsRestart(const config::Config& running, const confi
     out.push_back("admin.token/read_without_token");
   }
   if (running.storage.path != next.storage.path) out.push_back("storage.path");
-  if (running.destinations != next.destinations) out.push_back("destinations");
   return out;
 }
 
+const config::DestinationOptions* FindDestination(const config::Config& config, absl::string_view name) {
+  for (const config::DestinationOptions& d : config.destinations) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
 }  // namespace
+
 
 absl::Status App::Reload() {
   if (options_.config_path.empty()) {
@@ -185,9 +215,55 @@ absl::Status App::Reload() {
     return absl::FailedPreconditionError(
         absl::StrCat("these settings need a restart: ", absl::StrJoin(restart, ", ")));
   }
+  // A destination leaving the config must hold nothing: its entries would wait for it.
+  std::vector<std::string> removed;
+  std::vector<std::string> busy;
+  const std::map<std::string, int64_t> queued = QueuedByDestination(*store_);
+  for (const config::DestinationOptions& d : config_.destinations) {
+    if (FindDestination(*next, d.name) != nullptr) continue;
+    removed.push_back(d.name);
+    if (const auto it = queued.find(d.name); it != queued.end() && it->second > 0) {
+      busy.push_back(absl::StrCat(d.name, " (", it->second, " queued)"));
+    }
+  }
+  if (!busy.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "destinations still holding entries cannot be removed: ", absl::StrJoin(busy, ", "),
+        "; route nothing to them, let them drain, then remove them"));
+  }
   absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(*next);
   if (!pipeline.ok()) return pipeline.status();
+  std::vector<std::shared_ptr<Dispatcher>> replacements;  // new or changed destinations
+  for (const config::DestinationOptions& d : next->destinations) {
+    const config::DestinationOptions* running = FindDestination(config_, d.name);
+    if (running != nullptr && *running == d) continue;
+    absl::StatusOr<std::shared_ptr<Dispatcher>> dispatcher = MakeDispatcher(d);
+    if (!dispatcher.ok()) return dispatcher.status();
+    replacements.push_back(*std::move(dispatcher));
+  }
+
+  // Everything validated: apply. New dispatchers first, so the new rules find them; an old one
+  // stops leasing and its attempts in flight finish (the store's leases keep the two apart).
+  for (const std::shared_ptr<Dispatcher>& dispatcher : replacements) {
+    if (std::shared_ptr<Dispatcher> old = dispatchers_.Put(dispatcher)) {
+      old->Stop();
+      retired_.push_back(std::move(old));
+    }
+    dispatcher->Start();
+    spdlog::info("event=destination_{} destination={}",
+                 FindDestination(config_, dispatcher->options().name) ? "replaced" : "added",
+                 dispatcher->options().name);
+  }
   ingest_->Swap(*std::move(pipeline));
+  for (const std::string& name : removed) {
+    if (std::shared_ptr<Dispatcher> old = dispatchers_.Remove(name)) {
+      old->Stop(/*removed=*/true);
+      retired_.push_back(std::move(old));
+    }
+    spdlog::info("event=destination_removed destination={}", name);
+  }
+  std::erase_if(retired_, [](const std::shared_ptr<Dispatcher>& d) { return d->stopped(); });
+  config_ = *std::move(next);
   return absl::OkStatus();
 }
 
@@ -227,8 +303,10 @@ void App::Shutdown() {
   while (public_server_->active_connections() > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
-  for (auto& [name, dispatcher] : dispatchers_) dispatcher->Stop();
-  for (auto& [name, dispatcher] : dispatchers_) {
+  std::vector<std::shared_ptr<Dispatcher>> dispatchers = dispatchers_.All();
+  dispatchers.insert(dispatchers.end(), retired_.begin(), retired_.end());
+  for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers) dispatcher->Stop();
+  for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers) {
     while (!dispatcher->stopped() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   }
   admin_server_->StopAccepting();

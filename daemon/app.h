@@ -1,7 +1,6 @@
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,9 +34,12 @@ class App {
   absl::Status Start();
   // Serves until a stop signal; returns the process exit code. SIGHUP reloads.
   int Run();
-  // Re-reads the config file and swaps in its sources, lexicon and rules. A config that fails
-  // validation, or changes what only a restart can apply (listeners, storage, destinations),
-  // is refused with its reasons and the running one stays.
+  // Re-reads the config file and swaps in its sources, lexicon, rules and destinations. A
+  // config that fails validation, changes what only a restart can apply (listeners, admin
+  // token, storage), or removes a destination that still holds queued entries is refused with
+  // its reasons, and the running one stays. A changed destination gets a new dispatcher; the
+  // old one stops leasing and finishes its attempts in flight. Pauses (operator's and
+  // Retry-After) are stored, so they hold across the swap.
   absl::Status Reload();
 
  private:
@@ -48,14 +50,17 @@ class App {
   // WATCHDOG=1 pings (when systemd asked for them) and STATUS updates, from the event loop.
   asio::awaitable<void> Heartbeat();
   absl::Status WritePortsFile(uint16_t ingest, uint16_t admin) const;
+  absl::StatusOr<std::shared_ptr<Dispatcher>> MakeDispatcher(const config::DestinationOptions& destination);
 
-  const config::Config config_;
+  config::Config config_;  // the running one: replaced by Reload (signal handler) only
   const RunOptions options_;
   asio::io_context io_;
   Metrics metrics_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Ingest> ingest_;
-  std::map<std::string, std::unique_ptr<Dispatcher>> dispatchers_;
+  Dispatchers dispatchers_;
+  // Swapped out by reloads, kept until their workers have ended (Reload and Shutdown only).
+  std::vector<std::shared_ptr<Dispatcher>> retired_;
   std::unique_ptr<AdminApi> admin_api_;
   std::unique_ptr<HttpServer> public_server_;
   std::unique_ptr<HttpServer> admin_server_;

@@ -393,8 +393,11 @@ void Dispatcher::Start() {
   PublishBreaker();
   for (int i = 0; i < options_.concurrency; ++i) {
     ++running_;
-    asio::co_spawn(strand_, Worker(i), [this](std::exception_ptr e) {
-      --running_;
+    asio::co_spawn(strand_, Worker(i), [this, self = shared_from_this()](std::exception_ptr e) {
+      if (--running_ == 0 && removed_) {
+        paused_gauge_.Set(0);
+        breaker_gauge_.Set(0);
+      }
       if (e) {
         spdlog::error("event=delivery_worker_failed destination={} error=\"{}\"", options_.name,
                       ExceptionMessage(e));
@@ -404,7 +407,7 @@ void Dispatcher::Start() {
 }
 
 void Dispatcher::Wake() {
-  asio::post(strand_, [this] { WakeAll(); });
+  asio::post(strand_, [self = shared_from_this()] { self->WakeAll(); });
 }
 
 void Dispatcher::WakeAll() {
@@ -412,19 +415,22 @@ void Dispatcher::WakeAll() {
   for (auto& timer : timers_) timer->cancel();
 }
 
-void Dispatcher::Stop() {
-  asio::post(strand_, [this] {
-    stopping_ = true;
-    for (auto& timer : timers_) timer->cancel();
+void Dispatcher::Stop(bool removed) {
+  if (removed) removed_ = true;
+  asio::post(strand_, [self = shared_from_this()] {
+    self->stopping_ = true;
+    for (auto& timer : self->timers_) timer->cancel();
   });
 }
 
 void Dispatcher::PublishBreaker() {
+  if (stopping_) return;  // a dispatcher replaced by a reload leaves the gauges to the new one
   breaker_gauge_.Set(static_cast<double>(breaker_.state()));
   breaker_seen_ = static_cast<int>(breaker_.state());
 }
 
 void Dispatcher::PublishPause(absl::Time now) {
+  if (stopping_) return;
   paused_gauge_.Set(manual_pause_ || now < paused_until_ ? 1 : 0);
   paused_until_ms_ = paused_until_ == absl::InfinitePast() ? 0 : absl::ToUnixMillis(paused_until_);
 }
@@ -432,10 +438,10 @@ void Dispatcher::PublishPause(absl::Time now) {
 absl::Status Dispatcher::SetManualPause(bool paused) {
   if (auto s = store_.SetManualPause(options_.name, paused); !s.ok()) return s;
   manual_pause_seen_ = paused;
-  asio::post(strand_, [this, paused] {
-    manual_pause_ = paused;
-    PublishPause(absl::Now());
-    WakeAll();
+  asio::post(strand_, [self = shared_from_this(), paused] {
+    self->manual_pause_ = paused;
+    self->PublishPause(absl::Now());
+    self->WakeAll();
   });
   spdlog::warn("event=destination_{} destination={} by=admin", paused ? "paused" : "resumed", options_.name);
   return absl::OkStatus();
@@ -566,6 +572,36 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
                   std::string(stored.message()));
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
+}
+
+std::shared_ptr<Dispatcher> Dispatchers::Find(absl::string_view name) const {
+  absl::ReaderMutexLock lock(&mu_);
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Dispatcher>> Dispatchers::All() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Dispatcher>> all;
+  all.reserve(by_name_.size());
+  for (const auto& [name, dispatcher] : by_name_) all.push_back(dispatcher);
+  return all;
+}
+
+std::shared_ptr<Dispatcher> Dispatchers::Put(std::shared_ptr<Dispatcher> dispatcher) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<Dispatcher>& slot = by_name_[dispatcher->options().name];
+  std::swap(slot, dispatcher);
+  return dispatcher;
+}
+
+std::shared_ptr<Dispatcher> Dispatchers::Remove(absl::string_view name) {
+  absl::MutexLock lock(&mu_);
+  const auto it = by_name_.find(name);
+  if (it == by_name_.end()) return nullptr;
+  std::shared_ptr<Dispatcher> removed = std::move(it->second);
+  by_name_.erase(it);
+  return removed;
 }
 
 }  // namespace triage::daemon

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include "absl/random/bit_gen_ref.h"
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "config/config.h"
 #include "daemon/http.h"
@@ -85,15 +87,22 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
 // An entry that failed while the destination pauses is due when the pause ends, so the backlog
 // leaves in priority order when the helpdesk recovers.
 //
-// Thread-safety: Wake and Stop from any thread; the rest runs on the strand.
-class Dispatcher {
+// Owned through shared_ptr (make_shared): the workers and posted wake-ups hold it, so a
+// dispatcher swapped out by a reload lives until its last attempt in flight has finished.
+//
+// Thread-safety: Wake, Stop and status from any thread; the rest runs on the strand.
+class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
  public:
   Dispatcher(asio::io_context& io, storage::Store& store, config::DestinationOptions options,
              std::unique_ptr<Sender> sender, Metrics& metrics);
 
+  const config::DestinationOptions& options() const { return options_; }
   void Start();
   void Wake();  // entries may have become due
-  void Stop();  // stop leasing; attempts in flight finish, then the workers end
+  // Stop leasing; attempts in flight finish, then the workers end. `removed`: the destination
+  // left the config, so its paused and breaker gauges read 0 once the workers have ended
+  // (they no longer page anyone).
+  void Stop(bool removed = false);
   bool stopped() const { return running_.load() == 0; }
   // An operator's pause (admin API), stored durably; attempts in flight finish.
   absl::Status SetManualPause(bool paused);
@@ -124,6 +133,7 @@ class Dispatcher {
   asio::strand<asio::io_context::executor_type> strand_;
   std::vector<std::unique_ptr<asio::steady_timer>> timers_;
   std::atomic<int> running_{0};
+  std::atomic<bool> removed_{false};
   // Strand-only state.
   bool stopping_ = false;
   uint64_t wake_generation_ = 0;
@@ -137,6 +147,22 @@ class Dispatcher {
   std::atomic<bool> manual_pause_seen_{false};
   std::atomic<int64_t> paused_until_ms_{0};
   std::atomic<int> breaker_seen_{0};
+};
+
+// The running dispatchers by destination name. A reload adds, replaces and removes them
+// while the store's ready callback, the admin API and the shutdown read them from other
+// threads.
+class Dispatchers {
+ public:
+  std::shared_ptr<Dispatcher> Find(absl::string_view name) const;
+  std::vector<std::shared_ptr<Dispatcher>> All() const;  // by name
+  // Registers `dispatcher` under its name; returns the one it replaces, if any.
+  std::shared_ptr<Dispatcher> Put(std::shared_ptr<Dispatcher> dispatcher);
+  std::shared_ptr<Dispatcher> Remove(absl::string_view name);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Dispatcher>, std::less<>> by_name_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace triage::daemon

@@ -25,12 +25,17 @@ class TempDir {
   std::string path_;
 };
 
-// The exact bytes of tests/fixtures/<name> (signatures are computed over them).
-inline std::string ReadFixture(const std::string& name) {
-  std::ifstream in(std::string(TRIAGE_FIXTURES) + "/" + name, std::ios::binary);
+// The bytes of a file; empty when it cannot be read.
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// The exact bytes of tests/fixtures/<name> (signatures are computed over them).
+inline std::string ReadFixture(const std::string& name) {
+  return ReadFile(std::string(TRIAGE_FIXTURES) + "/" + name);
 }
 
 }  // namespace triage::testing

@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "daemon/crypto.h"
+#include "tests/test_util.h"
 
 namespace triage::testing {
 
@@ -411,12 +412,7 @@ int Daemon::Stop(int signal) {
   return 128 + WTERMSIG(status);
 }
 
-std::string Daemon::Log() const {
-  std::ifstream in(dir_ + "/daemon.log");
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string Daemon::Log() const { return ReadFile(dir_ + "/daemon.log"); }
 
 HttpResult Daemon::PostSigned(const std::string& body, const std::string& secret,
                               const std::string& source) {
@@ -458,6 +454,15 @@ double Daemon::WaitForMetric(const std::string& series, double at_least) {
     value = Metric(series);
   }
   return value;
+}
+
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
 }
 
 std::string MessageJson(const std::string& id, const std::string& text, const std::string& author) {

@@ -177,6 +177,9 @@ class Daemon {
 // signed by it (server.pem, server.key) into `dir`, with the openssl command. False on failure.
 bool MakeTestCertificates(const std::string& dir, const std::string& names);
 
+// Polls `done` every 10 ms until it holds or the timeout passes; returns whether it held.
+bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(30));
+
 // A generic-source message as JSON.
 std::string MessageJson(const std::string& id, const std::string& text,
                         const std::string& author = "author-1");
