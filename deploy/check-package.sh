@@ -15,6 +15,7 @@ triaged --version
 triaged --check-config /etc/triaged/config.yaml
 triagectl check-config /etc/triaged/config.yaml
 systemd-analyze verify --man=no /usr/lib/systemd/system/triaged.service
+getent passwd triaged > /dev/null
 test -d /etc/triaged/credentials && test "$(stat -c %a /etc/triaged/credentials)" = 700
 dpkg-query -W -f='${Conffiles}\n' triaged | grep -q /etc/triaged/config.yaml
 (cd /usr/share/triaged/prometheus && promtool check rules alerts.yml > /dev/null)
