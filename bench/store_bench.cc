@@ -1,7 +1,9 @@
 // The queue index's memory and the delivery side's storage cost: fills a Store in a temp
 // folder with N entries (each its own thread, as most messages are; a tenth of them in
-// threads of three), reports the heap it holds per entry, then leases and acknowledges every
-// entry and reports the time per delivery.
+// threads of three) that arrived over the last 24 hours, each with its SLA deadline, reports
+// the heap it holds per entry and the time of one Depths call (every /metrics scrape makes
+// one: it counts the entries at SLA risk), then leases and acknowledges every entry and
+// reports the time per delivery.
 //
 //   store_bench [ENTRIES]     default 200000
 #include <malloc.h>
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   int64_t heap_index = 0;
   double lease_ack_us = 0;
   double stats_ms = 0;  // one QueueStats walk (each admin /v1/queues call does one)
+  double depths_ms = 0;  // one Depths call (each scrape does one)
   {
     triage::storage::StoreOptions options;
     options.path = dir;
@@ -47,7 +50,10 @@ int main(int argc, char** argv) {
     }
     const std::string ticket(400, 'x');  // a typical stored ticket is 0.5-1 KB of JSON
     const int64_t before = HeapInUse();
+    const absl::Duration kSla[] = {absl::Hours(24), absl::Hours(4), absl::Hours(1), absl::Minutes(15)};
+    const absl::Time first = absl::Now() - absl::Hours(24);
     for (int done = 0; done < entries;) {
+      const absl::Time received = first + absl::Hours(24) * done / entries;
       std::vector<triage::storage::NewMessage> batch;
       for (int i = 0; i < 1000 && done < entries; ++i, ++done) {
         triage::storage::NewMessage& m = batch.emplace_back();
@@ -58,10 +64,11 @@ int main(int argc, char** argv) {
         }
         m.ticket_json = ticket;
         m.level = static_cast<triage::router::Level>(done % triage::router::kLevelCount);
+        m.sla_deadline = received + kSla[static_cast<int>(m.level)];
         m.deliveries.push_back({"helpdesk", "support", true});
       }
       std::promise<void> stored;
-      (*store)->Submit(std::move(batch), absl::Now(), [&](triage::storage::IngestResult) { stored.set_value(); });
+      (*store)->Submit(std::move(batch), received, [&](triage::storage::IngestResult) { stored.set_value(); });
       stored.get_future().wait();
     }
     // RocksDB's memtables grow too; compacting flushes them, so what is left is the index
@@ -69,9 +76,14 @@ int main(int argc, char** argv) {
     (void)(*store)->Compact();
     heap_index = HeapInUse() - before;
     const absl::Time walk = absl::Now();
-    const size_t series = (*store)->QueueStats().size();
+    const size_t series = (*store)->QueueStats(absl::Now()).size();
     stats_ms = absl::ToDoubleMilliseconds(absl::Now() - walk);
     if (series == 0) std::fprintf(stderr, "no queue stats\n");
+    const absl::Time depths = absl::Now();
+    int64_t at_risk = 0;
+    for (const auto& d : (*store)->Depths(absl::Now())) at_risk += d.sla_at_risk + d.sla_overdue;
+    depths_ms = absl::ToDoubleMilliseconds(absl::Now() - depths);
+    if (at_risk == 0) std::fprintf(stderr, "no entry at SLA risk\n");
 
     const absl::Time start = absl::Now();
     int delivered = 0;
@@ -83,7 +95,9 @@ int main(int argc, char** argv) {
     if (delivered != entries) std::fprintf(stderr, "delivered %d of %d\n", delivered, entries);
   }
   std::filesystem::remove_all(dir);
-  std::printf("entries=%d heap_growth_mib=%.1f bytes_per_entry=%.0f queue_stats_ms=%.1f lease_ack_us=%.2f\n",
-              entries, heap_index / 1048576.0, static_cast<double>(heap_index) / entries, stats_ms, lease_ack_us);
+  std::printf("entries=%d heap_growth_mib=%.1f bytes_per_entry=%.0f queue_stats_ms=%.1f depths_ms=%.2f "
+              "lease_ack_us=%.2f\n",
+              entries, heap_index / 1048576.0, static_cast<double>(heap_index) / entries, stats_ms, depths_ms,
+              lease_ack_us);
   return 0;
 }

@@ -102,21 +102,39 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
 
 Response AdminApi::Queues() {
   const absl::Time now = absl::Now();
-  const std::vector<storage::QueueDepth> stats = store_.QueueStats();
+  const std::vector<storage::QueueDepth> stats = store_.QueueStats(now);
+  // Configured destinations, then any that still holds entries without being configured.
+  std::vector<std::pair<std::string, std::shared_ptr<Dispatcher>>> destinations;
+  for (std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
+    destinations.emplace_back(dispatcher->options().name, std::move(dispatcher));
+  }
+  for (const storage::QueueDepth& d : stats) {
+    if (std::none_of(destinations.begin(), destinations.end(),
+                     [&](const auto& known) { return known.first == d.destination; })) {
+      destinations.emplace_back(d.destination, nullptr);
+    }
+  }
   router::JsonWriter w;
   w.BeginObject();
   w.Key("now").Time(now);
   w.Key("queued").Int(store_.QueuedEntries());
   w.Key("dead_letters").Int(store_.DeadLetterCount());
   w.Key("destinations").BeginArray();
-  for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
-    const std::string& name = dispatcher->options().name;
-    const Dispatcher::Status status = dispatcher->status();
-    int64_t entries = 0;
-    for (const auto& d : stats) entries += d.destination == name ? d.entries : 0;
+  for (const auto& [name, dispatcher] : destinations) {
+    int64_t entries = 0, at_risk = 0, overdue = 0;
+    for (const storage::QueueDepth& d : stats) {
+      if (d.destination != name) continue;
+      entries += d.entries;
+      at_risk += d.sla_at_risk;
+      overdue += d.sla_overdue;
+    }
     w.BeginObject();
     w.Key("name").String(name);
+    w.Key("configured").Bool(dispatcher != nullptr);
     w.Key("entries").Int(entries);
+    w.Key("sla_at_risk").Int(at_risk);
+    w.Key("sla_overdue").Int(overdue);
+    const Dispatcher::Status status = dispatcher ? dispatcher->status() : Dispatcher::Status{};
     w.Key("paused").Bool(status.manual_pause);
     w.Key("paused_until");
     if (status.paused_until > now) {
@@ -134,6 +152,8 @@ Response AdminApi::Queues() {
       w.Key("entries").Int(d.entries);
       w.Key("oldest_age_seconds")
           .Int(std::max<int64_t>(0, absl::ToInt64Seconds(now - absl::FromUnixMillis(d.oldest_enqueued_unix_ms))));
+      w.Key("sla_at_risk").Int(d.sla_at_risk);
+      w.Key("sla_overdue").Int(d.sla_overdue);
       w.EndObject();
     }
     w.EndArray().EndObject();

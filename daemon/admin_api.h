@@ -13,8 +13,10 @@
 namespace triage::daemon {
 
 // The /v1 admin API, JSON over the admin listener, behind a bearer token (admin.token):
-//   GET  /v1/queues                               depth and oldest entry per team and level,
-//                                                 pause and breaker state per destination
+//   GET  /v1/queues                               depth, oldest entry, SLA at risk and overdue
+//                                                 per team and level; pause and breaker state
+//                                                 per destination (and the destinations no
+//                                                 longer configured that still hold entries)
 //   GET  /v1/dead-letters[?destination=D&limit=N] dead letters, oldest first (limit 100, max 1000)
 //   POST /v1/dead-letters/requeue                 {"destination":D,"seq":N} or {"destination":D,"all":true}
 //   POST /v1/destinations/D/pause | /resume       an operator's pause, kept across restarts

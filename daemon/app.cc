@@ -17,7 +17,7 @@ namespace {
 
 std::map<std::string, int64_t> QueuedByDestination(storage::Store& store) {
   std::map<std::string, int64_t> queued;
-  for (const storage::QueueDepth& depth : store.Depths()) queued[depth.destination] += depth.entries;
+  for (const storage::QueueDepth& depth : store.Depths(absl::Now())) queued[depth.destination] += depth.entries;
   return queued;
 }
 

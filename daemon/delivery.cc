@@ -16,7 +16,6 @@
 #include "daemon/crypto.h"
 #include "daemon/helpdesk.h"
 #include "router/json_writer.h"
-#include "router/ticket_template.h"
 
 namespace triage::daemon {
 namespace {
@@ -520,14 +519,12 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
       }
       metrics_.delivery_latency.Add(labels_, BacklogBuckets())
           .Observe(absl::ToDoubleSeconds(end - absl::FromUnixMillis(lease.entry.enqueued_unix_ms)));
-      if (lease.entry.owner) {
-        if (const std::optional<absl::Time> deadline = router::SlaDeadline(lease.entry.ticket_json)) {
-          metrics_.delivery_sla
-              .Add({{"destination", options_.name},
-                    {"level", std::string(router::LevelName(lease.entry.level))},
-                    {"outcome", end <= *deadline ? "met" : "breached"}})
-              .Increment();
-        }
+      if (lease.entry.owner && lease.entry.sla_deadline_unix_ms != 0) {
+        metrics_.delivery_sla
+            .Add({{"destination", options_.name},
+                  {"level", std::string(router::LevelName(lease.entry.level))},
+                  {"outcome", end <= absl::FromUnixMillis(lease.entry.sla_deadline_unix_ms) ? "met" : "breached"}})
+            .Increment();
       }
       break;
     case Attempt::Kind::kRetry: {

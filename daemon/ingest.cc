@@ -242,6 +242,7 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
     out.thread_key = std::move(thread_key);
     out.ticket_json = router::TicketJson(r);
     out.level = r.triage.level;
+    out.sla_deadline = r.triage.sla_deadline;
     routed.push_back({r.triage.team, std::string(router::LevelName(r.triage.level)), r.triage.rule,
                       r.triage.dropped});
     if (r.triage.dropped) continue;  // stored for dedup, delivered nowhere

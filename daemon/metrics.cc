@@ -66,6 +66,16 @@ Metrics::Metrics()
                            .Help("Age of the oldest queued entry, by destination and level (0 when "
                                  "none)")
                            .Register(*registry)),
+      queue_sla_at_risk(prometheus::BuildGauge()
+                            .Name("triage_storage_sla_at_risk_entries")
+                            .Help("Queued owner entries in the last quarter of their SLA, by "
+                                  "destination, team and level (counted in 10 s steps)")
+                            .Register(*registry)),
+      queue_sla_overdue(prometheus::BuildGauge()
+                            .Name("triage_storage_sla_overdue_entries")
+                            .Help("Queued owner entries past their SLA deadline, by destination, "
+                                  "team and level (counted in 10 s steps)")
+                            .Register(*registry)),
       dead_letters(prometheus::BuildGauge()
                        .Name("triage_storage_dead_letters")
                        .Help("Entries in the dead-letter set")
@@ -172,12 +182,14 @@ ProcessStat ReadProcessStat() {
 }  // namespace
 
 std::string Metrics::Render(storage::Store& store) {
-  for (const storage::QueueDepth& depth : store.Depths()) {
-    queue_entries
-        .Add({{"destination", depth.destination},
-              {"team", depth.team},
-              {"level", std::string(router::LevelName(depth.level))}})
-        .Set(static_cast<double>(depth.entries));
+  const absl::Time now = absl::Now();
+  for (const storage::QueueDepth& depth : store.Depths(now)) {
+    const prometheus::Labels labels{{"destination", depth.destination},
+                                    {"team", depth.team},
+                                    {"level", std::string(router::LevelName(depth.level))}};
+    queue_entries.Add(labels).Set(static_cast<double>(depth.entries));
+    queue_sla_at_risk.Add(labels).Set(static_cast<double>(depth.sla_at_risk));
+    queue_sla_overdue.Add(labels).Set(static_cast<double>(depth.sla_overdue));
   }
   // Series seen once stay, at 0, when their queue empties.
   for (const prometheus::MetricFamily& collected : queue_oldest_age.Collect()) {
@@ -187,7 +199,6 @@ std::string Metrics::Render(storage::Store& store) {
       queue_oldest_age.Add(labels).Set(0);
     }
   }
-  const absl::Time now = absl::Now();
   for (const storage::QueueDepth& oldest : store.OldestEntries()) {
     queue_oldest_age
         .Add({{"destination", oldest.destination}, {"level", std::string(router::LevelName(oldest.level))}})

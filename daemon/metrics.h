@@ -47,6 +47,8 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& http_connections;  // listener, outcome
   prometheus::Family<prometheus::Gauge>& queue_entries;       // destination, team, level
   prometheus::Family<prometheus::Gauge>& queue_oldest_age;    // destination, level
+  prometheus::Family<prometheus::Gauge>& queue_sla_at_risk;   // destination, team, level
+  prometheus::Family<prometheus::Gauge>& queue_sla_overdue;   // destination, team, level
   prometheus::Family<prometheus::Gauge>& dead_letters;
   prometheus::Family<prometheus::Counter>& delivery_attempts;   // destination, outcome
   prometheus::Family<prometheus::Histogram>& delivery_latency;  // destination: enqueue to 2xx

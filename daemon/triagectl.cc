@@ -159,20 +159,22 @@ void PrintQueues(const std::string& body) {
   simdjson::dom::parser parser;
   simdjson::dom::element root = parser.parse(body);
   std::printf("queued %s, dead letters %s\n", Text(root, "queued").c_str(), Text(root, "dead_letters").c_str());
-  std::printf("%-16s %-12s %-8s %8s %12s  %s\n", "DESTINATION", "TEAM", "LEVEL", "ENTRIES", "OLDEST (s)", "STATE");
+  const char* format = "%-16s %-12s %-8s %8s %12s %8s %8s  %s\n";
+  std::printf(format, "DESTINATION", "TEAM", "LEVEL", "ENTRIES", "OLDEST (s)", "AT RISK", "OVERDUE", "STATE");
   for (simdjson::dom::element d : root["destinations"].get_array()) {
     std::string state = Text(d, "paused") == "yes" ? "paused by an operator" : "";
     if (Text(d, "paused_until") != "-") state += (state.empty() ? "" : ", ") + ("waiting until " + Text(d, "paused_until"));
     if (Text(d, "breaker") != "closed") state += (state.empty() ? "" : ", ") + ("breaker " + Text(d, "breaker"));
+    if (Text(d, "configured") == "no") state = "not configured: its entries wait";
     if (state.empty()) state = "delivering";
     bool any = false;
     for (simdjson::dom::element q : d["queues"].get_array()) {
-      std::printf("%-16s %-12s %-8s %8s %12s  %s\n", Text(d, "name").c_str(), Text(q, "team").c_str(),
-                  Text(q, "level").c_str(), Text(q, "entries").c_str(), Text(q, "oldest_age_seconds").c_str(),
-                  any ? "" : state.c_str());
+      std::printf(format, Text(d, "name").c_str(), Text(q, "team").c_str(), Text(q, "level").c_str(),
+                  Text(q, "entries").c_str(), Text(q, "oldest_age_seconds").c_str(),
+                  Text(q, "sla_at_risk").c_str(), Text(q, "sla_overdue").c_str(), any ? "" : state.c_str());
       any = true;
     }
-    if (!any) std::printf("%-16s %-12s %-8s %8s %12s  %s\n", Text(d, "name").c_str(), "-", "-", "0", "-", state.c_str());
+    if (!any) std::printf(format, Text(d, "name").c_str(), "-", "-", "0", "-", "0", "0", state.c_str());
   }
 }
 

@@ -2,11 +2,14 @@
 
 #include <cstring>
 
+#include "router/ticket_template.h"
+
 namespace triage::storage {
 namespace {
 
 // Version 2 added the thread; version 1 records read back with the message as their thread.
-constexpr uint8_t kEntryVersion = 2;
+// Version 3 added the SLA deadline; older records take it from their ticket JSON.
+constexpr uint8_t kEntryVersion = 3;
 
 void PutFixed64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -101,6 +104,7 @@ std::string EncodeEntry(const QueueEntry& e) {
   PutString(&out, e.last_error);
   PutString(&out, e.ticket_json);
   PutString(&out, e.thread);
+  PutFixed64(&out, static_cast<uint64_t>(e.sla_deadline_unix_ms));
   return out;
 }
 
@@ -108,13 +112,19 @@ std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
   Reader r(value);
   QueueEntry e;
   uint8_t version = 0, owner = 0, level = 0;
-  uint64_t enqueued = 0, next = 0;
+  uint64_t enqueued = 0, next = 0, deadline = 0;
   if (!r.Byte(&version) || version < 1 || version > kEntryVersion || !r.Byte(&owner) ||
       !r.Byte(&level) || level >= router::kLevelCount || !r.Fixed32(&e.attempts) ||
       !r.Fixed64(&enqueued) || !r.Fixed64(&next) || !r.String(&e.message_key) ||
       !r.String(&e.team) || !r.String(&e.last_error) || !r.String(&e.ticket_json) ||
-      (version >= 2 && !r.String(&e.thread)) || !r.done()) {
+      (version >= 2 && !r.String(&e.thread)) || (version >= 3 && !r.Fixed64(&deadline)) ||
+      !r.done()) {
     return std::nullopt;
+  }
+  e.sla_deadline_unix_ms = static_cast<int64_t>(deadline);
+  if (version < 3) {
+    const std::optional<absl::Time> from_ticket = router::SlaDeadline(e.ticket_json);
+    e.sla_deadline_unix_ms = from_ticket ? absl::ToUnixMillis(*from_ticket) : 0;
   }
   if (e.thread.empty()) e.thread = e.message_key;
   e.owner = owner != 0;

@@ -23,6 +23,9 @@ struct QueueEntry {
   uint32_t attempts = 0;
   int64_t enqueued_unix_ms = 0;
   int64_t next_attempt_unix_ms = 0;  // 0: ready now
+  // When the ticket is due (received + its level's SLA); it binds the owner team only. 0 when
+  // unknown.
+  int64_t sla_deadline_unix_ms = 0;
   std::string last_error;
   std::string ticket_json;  // what the destination receives
 };

@@ -15,6 +15,16 @@
 namespace triage::storage {
 namespace {
 
+// SLA histograms count in steps of 10 s.
+constexpr int64_t kSlaStepMs = 10'000;
+
+// The deadline an entry's SLA counts carry: the owner team's only.
+int64_t OwnerDeadline(const QueueEntry& entry) { return entry.owner ? entry.sla_deadline_unix_ms : 0; }
+
+}  // namespace
+
+namespace {
+
 constexpr char kNextSeqKey[] = "next_seq";
 constexpr char kMessagesCf[] = "messages";
 constexpr char kQueueCf[] = "queue";
@@ -196,7 +206,7 @@ absl::Status Store::Recover(absl::Time now) {
     const int64_t due = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0;
     recovered.push_back({key->seq, key->destination,
                          Meta{key->level, TeamIndex(entry->team), entry->enqueued_unix_ms, due,
-                              ChainKey(entry->team, entry->thread)}});
+                              ChainKey(entry->team, entry->thread), OwnerDeadline(*entry)}});
     ++queued_;
   }
   if (!it->status().ok()) return ToAbsl(it->status());
@@ -324,12 +334,16 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         entry.owner = delivery.owner;
         entry.level = message.level;
         entry.enqueued_unix_ms = received_ms;
+        entry.sla_deadline_unix_ms = message.sla_deadline == absl::InfinitePast()
+                                         ? 0
+                                         : absl::ToUnixMillis(message.sla_deadline);
         entry.ticket_json = message.ticket_json;
         const std::string queue_key = QueueKey(delivery.destination, message.level, seq);
         batch.Put(queue_cf_, queue_key, EncodeEntry(entry));
         batch.Put(by_message_cf_, ByMessageKey(message.key, queue_key), "q");
         added.push_back({&delivery.destination, seq,
-                         Meta{message.level, 0, received_ms, 0, ChainKey(entry.team, entry.thread)},
+                         Meta{message.level, 0, received_ms, 0, ChainKey(entry.team, entry.thread),
+                              OwnerDeadline(entry)},
                          &delivery.team});
         ++seq;
       }
@@ -373,8 +387,23 @@ uint32_t Store::TeamIndex(const std::string& team) {
   return static_cast<uint32_t>(teams_.size() - 1);
 }
 
+int64_t Store::Meta::sla_risk_unix_ms() const {
+  const auto budget = static_cast<double>(sla_deadline_unix_ms - enqueued_unix_ms);
+  return sla_deadline_unix_ms - static_cast<int64_t>(budget * kSlaRiskShare);
+}
+
 void Store::CountDepth(const std::string& destination, const Meta& meta, int64_t delta) {
-  depths_[{destination, meta.team, meta.level}] += delta;
+  Depth& depth = depths_[{destination, meta.team, meta.level}];
+  depth.entries += delta;
+  if (meta.sla_deadline_unix_ms == 0) return;
+  auto count = [delta](std::map<int64_t, int64_t>& steps, int64_t at) {
+    const int64_t step_end = (at / kSlaStepMs + 1) * kSlaStepMs;
+    int64_t& n = steps[step_end];
+    n += delta;
+    if (n == 0) steps.erase(step_end);
+  };
+  count(depth.at_risk_from, meta.sla_risk_unix_ms());
+  count(depth.overdue_from, meta.sla_deadline_unix_ms);
 }
 
 void Store::Place(DestQueue& q, uint64_t seq, Meta meta) {
@@ -646,7 +675,8 @@ std::vector<QueueDepth> Store::OldestEntries() {
   return out;
 }
 
-std::vector<QueueDepth> Store::QueueStats() {
+std::vector<QueueDepth> Store::QueueStats(absl::Time now) {
+  const int64_t now_ms = absl::ToUnixMillis(now);
   std::lock_guard lock(mu_);
   std::map<std::tuple<std::string, uint32_t, router::Level>, QueueDepth> stats;
   auto count = [&](const std::string& destination, const Meta& meta) {
@@ -655,6 +685,12 @@ std::vector<QueueDepth> Store::QueueStats() {
       d.oldest_enqueued_unix_ms = meta.enqueued_unix_ms;
     }
     ++d.entries;
+    if (meta.sla_deadline_unix_ms == 0) return;
+    if (meta.sla_deadline_unix_ms <= now_ms) {
+      ++d.sla_overdue;
+    } else if (meta.sla_risk_unix_ms() <= now_ms) {
+      ++d.sla_at_risk;
+    }
   };
   for (const auto& [destination, q] : queues_) {
     for (const auto& level : q.ready) {
@@ -712,7 +748,7 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     batch.Put(by_message_cf_, ByMessageKey(entry->message_key, Sv(it->key())), "q");
     // The team's index is taken under the lock below; the chain key starts with its name.
     moved.push_back({key->seq, Meta{key->level, 0, entry->enqueued_unix_ms, 0,
-                                    ChainKey(entry->team, entry->thread)}});
+                                    ChainKey(entry->team, entry->thread), OwnerDeadline(*entry)}});
   }
   if (!it->status().ok()) return ToAbsl(it->status());
   if (moved.empty()) {
@@ -819,13 +855,21 @@ Store::StorageStats Store::Stats() {
   return stats;
 }
 
-std::vector<QueueDepth> Store::Depths() {
+std::vector<QueueDepth> Store::Depths(absl::Time now) {
+  const int64_t now_ms = absl::ToUnixMillis(now);
+  auto reached = [now_ms](const std::map<int64_t, int64_t>& steps) {
+    int64_t n = 0;
+    for (auto it = steps.begin(); it != steps.end() && it->first <= now_ms; ++it) n += it->second;
+    return n;
+  };
   std::lock_guard lock(mu_);
   std::vector<QueueDepth> out;
   out.reserve(depths_.size());
-  for (const auto& [key, count] : depths_) {
+  for (const auto& [key, depth] : depths_) {
     const auto& [destination, team, level] = key;
-    out.push_back({destination, teams_[team], level, count});
+    QueueDepth& d = out.emplace_back(QueueDepth{destination, teams_[team], level, depth.entries});
+    d.sla_overdue = reached(depth.overdue_from);
+    d.sla_at_risk = reached(depth.at_risk_from) - d.sla_overdue;
   }
   return out;
 }

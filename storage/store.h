@@ -58,6 +58,7 @@ struct NewMessage {
   std::string ticket_json;
   router::Level level = router::Level::kLow;
   std::vector<Delivery> deliveries;  // empty for a dropped message: kept for dedup only
+  absl::Time sla_deadline = absl::InfinitePast();  // InfinitePast: none
   // The ticket thread (ThreadKey); empty means the message is a thread of its own.
   std::string thread_key;
   // When set, records that this conversation's owner is `conversation_team` (affinity).
@@ -80,12 +81,18 @@ struct Lease {
   QueueEntry entry;
 };
 
+// An owner team's entry is at SLA risk once less than this share of its SLA is left (the
+// last quarter), and overdue once its deadline has passed while it is still queued.
+inline constexpr double kSlaRiskShare = 0.25;
+
 struct QueueDepth {
   std::string destination;
   std::string team;
   router::Level level;
   int64_t entries;
   int64_t oldest_enqueued_unix_ms = 0;  // QueueStats only
+  int64_t sla_at_risk = 0;  // at risk, not yet overdue
+  int64_t sla_overdue = 0;
 };
 
 // One entry of the dead-letter set, as the admin API lists it.
@@ -195,14 +202,18 @@ class Store {
   };
   StorageStats Stats();
 
-  std::vector<QueueDepth> Depths();
+  // Entries per (destination, team, level) with their SLA at risk and overdue at `now`. The
+  // SLA counts come from per-key deadline histograms in 10-second steps (a point in time is
+  // counted up to 10 s late): cheap enough for every scrape, whatever the queue depth.
+  std::vector<QueueDepth> Depths(absl::Time now);
   // The arrival time of the oldest entry per (destination, level) that has any, in `entries`
   // of QueueDepth (team empty). Cheap enough for every scrape: the head of each ready level,
   // plus the entries in back-off, leased or waiting behind their thread.
   std::vector<QueueDepth> OldestEntries();
-  // Depths with the arrival time of each (destination, team, level)'s oldest entry. Walks the
-  // whole index under the lock: an admin call, not for every scrape.
-  std::vector<QueueDepth> QueueStats();
+  // Depths with the arrival time of each (destination, team, level)'s oldest entry and exact
+  // SLA counts at `now`. Walks the whole index under the lock: an admin call, not for every
+  // scrape.
+  std::vector<QueueDepth> QueueStats(absl::Time now);
   // Up to `limit` dead letters of `destination` (every destination when empty), oldest first.
   std::vector<DeadEntry> DeadLetters(absl::string_view destination, size_t limit);
   // Moves dead letters back into their queue with a fresh attempt count, in one synced
@@ -225,6 +236,16 @@ class Store {
     int64_t enqueued_unix_ms;
     int64_t due_unix_ms;
     std::string chain;  // team '\0' thread
+    int64_t sla_deadline_unix_ms = 0;  // owner entries only; 0 for none
+
+    int64_t sla_risk_unix_ms() const;  // when it becomes at risk
+  };
+  // Per (destination, team, level): the entry count, and how many owner entries reach SLA
+  // risk and their deadline in each 10-second step (keyed by the step's end).
+  struct Depth {
+    int64_t entries = 0;
+    std::map<int64_t, int64_t> at_risk_from;
+    std::map<int64_t, int64_t> overdue_from;
   };
   struct DestQueue {
     std::array<std::map<uint64_t, Meta>, router::kLevelCount> ready;  // seq -> meta
@@ -278,7 +299,7 @@ class Store {
   int64_t dead_letters_ = 0;
   std::map<std::string, DestQueue> queues_;
   std::vector<std::string> teams_;
-  std::map<std::tuple<std::string, uint32_t, router::Level>, int64_t> depths_;
+  std::map<std::tuple<std::string, uint32_t, router::Level>, Depth> depths_;
   ReadyCallback ready_callback_;
 
   std::thread writer_;

@@ -8,11 +8,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <future>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "storage/store.h"
 #include "tests/integration/harness.h"
 #include "tests/test_util.h"
 
@@ -81,7 +83,7 @@ TEST(AdminTest, TokenIsCheckedAndWithoutOneNothingChanges) {
   EXPECT_EQ(r.status, 401);
   r = HttpCall(daemon.admin_port(), "GET", "/v1/queues", "", {{"Authorization", bearer}});
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_TRUE(absl::StrContains(r.body, R"("name":"helpdesk","entries":0,"paused":false,"paused_until":null,"breaker":"closed")"))
+  EXPECT_TRUE(absl::StrContains(r.body, R"("name":"helpdesk","configured":true,"entries":0,"sla_at_risk":0,"sla_overdue":0,"paused":false,"paused_until":null,"breaker":"closed")"))
       << r.body;
   EXPECT_EQ(HttpCall(daemon.admin_port(), "POST", "/v1/destinations/nowhere/pause", "", {{"Authorization", bearer}}).status, 404);
   EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/destinations/helpdesk/pause", "", {{"Authorization", bearer}}).status, 405);
@@ -176,6 +178,63 @@ TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
   EXPECT_EQ(run.exit_code, 3) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "the daemon does not answer")) << run.out;
   EXPECT_EQ(Triagectl("frobnicate").exit_code, 2);
+}
+
+TEST(AdminTest, QueuesCountEntriesAtSlaRiskAndOverdueAndKeepUnconfiguredOnes) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  // Entries stored 50 and 70 minutes ago with a 1 h SLA, as a daemon before this one left
+  // them, behind an operator's pause; one more for a destination no longer configured.
+  {
+    storage::StoreOptions options;
+    options.path = dir.path() + "/db";
+    auto store = storage::Store::Open(options, absl::Now());
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto submit = [&](const std::string& id, const std::string& destination, absl::Duration ago) {
+      storage::NewMessage m;
+      m.key = storage::MessageKey("generic", id);
+      m.ticket_json = "{}";
+      m.level = router::Level::kHigh;
+      m.sla_deadline = absl::Now() - ago + absl::Hours(1);
+      m.deliveries.push_back({destination, "support", true});
+      std::promise<storage::IngestResult> done;
+      (*store)->Submit({m}, absl::Now() - ago, [&](storage::IngestResult r) { done.set_value(std::move(r)); });
+      ASSERT_TRUE(done.get_future().get().status.ok());
+    };
+    submit("risky", "helpdesk", absl::Minutes(50));
+    submit("late", "helpdesk", absl::Minutes(70));
+    submit("fresh", "helpdesk", absl::Minutes(1));
+    submit("orphan", "gone", absl::Minutes(1));
+    ASSERT_TRUE((*store)->SetManualPause("helpdesk", true).ok());
+  }
+  Daemon daemon(dir.path(), Config(dir.path(), helpdesk.port(), absl::StrCat("  token: ", kToken)));
+  daemon.Start();
+  EXPECT_EQ(daemon.Metric(R"(triage_storage_sla_at_risk_entries{destination="helpdesk",level="high",team="support"})"), 1);
+  EXPECT_EQ(daemon.Metric(R"(triage_storage_sla_overdue_entries{destination="helpdesk",level="high",team="support"})"), 1);
+  const HttpResult r = HttpCall(daemon.admin_port(), "GET", "/v1/queues", "", {{"Authorization", absl::StrCat("Bearer ", kToken)}});
+  ASSERT_EQ(r.status, 200);
+  simdjson::dom::parser parser;
+  simdjson::dom::element destinations = parser.parse(r.body)["destinations"];
+  ASSERT_EQ(destinations.get_array().size(), 2u) << r.body;
+  EXPECT_EQ(std::string_view(destinations.at(0)["name"]), "helpdesk");
+  EXPECT_EQ(int64_t(destinations.at(0)["entries"]), 3);
+  EXPECT_EQ(int64_t(destinations.at(0)["sla_at_risk"]), 1) << r.body;
+  EXPECT_EQ(int64_t(destinations.at(0)["sla_overdue"]), 1) << r.body;
+  EXPECT_EQ(int64_t(destinations.at(0)["queues"].at(0)["oldest_age_seconds"]) / 60, 70) << r.body;
+  EXPECT_EQ(std::string_view(destinations.at(1)["name"]), "gone");
+  EXPECT_FALSE(bool(destinations.at(1)["configured"])) << r.body;
+  EXPECT_EQ(int64_t(destinations.at(1)["entries"]), 1);
+  EXPECT_NE(daemon.Log().find("event=entries_without_destination destination=gone queued=1"), std::string::npos)
+      << daemon.Log();
+
+  std::ofstream(dir.path() + "/token") << kToken << "\n";
+  const CtlRun run = Triagectl(absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " --token-file ", dir.path(), "/token queues"));
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "helpdesk         support      high            3         420")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "        1        1  paused by an operator")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "gone             support      high            1")) << run.out;
+  EXPECT_TRUE(absl::StrContains(run.out, "not configured: its entries wait")) << run.out;
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ TEST(CodecTest, EntriesRoundTripAndTruncationIsDetected) {
   e.last_error = "HTTP 503";
   e.ticket_json = R"({"x":1})";
   e.thread = MessageKey("generic", "conversation-9");
+  e.sla_deadline_unix_ms = 1772535731005;
   const std::string encoded = EncodeEntry(e);
   const auto decoded = DecodeEntry(encoded);
   ASSERT_TRUE(decoded.has_value());
@@ -53,6 +54,7 @@ TEST(CodecTest, EntriesRoundTripAndTruncationIsDetected) {
   EXPECT_EQ(decoded->last_error, "HTTP 503");
   EXPECT_EQ(decoded->ticket_json, e.ticket_json);
   EXPECT_EQ(decoded->thread, e.thread);
+  EXPECT_EQ(decoded->sla_deadline_unix_ms, e.sla_deadline_unix_ms);
   for (size_t cut = 0; cut < encoded.size(); ++cut) {
     EXPECT_FALSE(DecodeEntry(encoded.substr(0, cut)).has_value()) << cut;
   }
@@ -66,13 +68,35 @@ TEST(CodecTest, VersionOneEntriesReadBackWithTheMessageAsTheirThread) {
   e.ticket_json = "{}";
   e.thread = "ignored";
   std::string encoded = EncodeEntry(e);
-  encoded.resize(encoded.size() - 4 - e.thread.size());  // drop the version 2 field
+  encoded.resize(encoded.size() - 8 - 4 - e.thread.size());  // drop the version 2 and 3 fields
   encoded[0] = 1;
   const auto decoded = DecodeEntry(encoded);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->thread, e.message_key);
-  encoded[0] = 3;  // a future version is refused, not misread
+  encoded[0] = 4;  // a future version is refused, not misread
   EXPECT_FALSE(DecodeEntry(encoded).has_value());
+}
+
+TEST(CodecTest, VersionTwoEntriesTakeTheirSlaDeadlineFromTheTicket) {
+  QueueEntry e;
+  e.message_key = MessageKey("generic", "id-1");
+  e.team = "support";
+  e.ticket_json = R"({"triage":{"sla_deadline":"2026-11-23T10:15:00Z"}})";
+  e.sla_deadline_unix_ms = 1;  // dropped below with the version 3 field
+  std::string encoded = EncodeEntry(e);
+  encoded.resize(encoded.size() - 8);
+  encoded[0] = 2;
+  auto decoded = DecodeEntry(encoded);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->sla_deadline_unix_ms,
+            absl::ToUnixMillis(absl::FromCivil(absl::CivilMinute(2026, 11, 23, 10, 15), absl::UTCTimeZone())));
+  e.ticket_json = "{}";  // no deadline known: none counted
+  encoded = EncodeEntry(e);
+  encoded.resize(encoded.size() - 8);
+  encoded[0] = 2;
+  decoded = DecodeEntry(encoded);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->sla_deadline_unix_ms, 0);
 }
 
 TEST(CodecTest, MessageRecordsLeadWithTheirTime) {

@@ -71,7 +71,7 @@ TEST(StoreTest, OneEntryPerDestinationAndDepthsByTeamAndLevel) {
   ASSERT_TRUE(SubmitSync(*store, {m}).status.ok());
   EXPECT_EQ(store->QueuedEntries(), 3);
   int64_t slack = 0;
-  for (const QueueDepth& d : store->Depths()) {
+  for (const QueueDepth& d : store->Depths(kT0)) {
     if (d.destination == "slack") slack += d.entries;
     EXPECT_EQ(d.level, Level::kHigh);
   }
@@ -366,11 +366,64 @@ TEST(StoreTest, QueueStatsGiveTheOldestEntryPerTeamAndLevel) {
   ASSERT_EQ(oldest.size(), 1u);
   EXPECT_EQ(oldest[0].level, Level::kHigh);
   EXPECT_EQ(oldest[0].oldest_enqueued_unix_ms, absl::ToUnixMillis(kT0)) << "the leased entry is the oldest";
-  const std::vector<QueueDepth> stats = store->QueueStats();
+  const std::vector<QueueDepth> stats = store->QueueStats(kT0 + absl::Seconds(20));
   ASSERT_EQ(stats.size(), 1u);
   EXPECT_EQ(stats[0].team, "support");
   EXPECT_EQ(stats[0].entries, 2);
   EXPECT_EQ(stats[0].oldest_enqueued_unix_ms, absl::ToUnixMillis(kT0));
+}
+
+// (at risk, overdue) of destination "d", team "support", from Depths and QueueStats, which
+// must agree.
+std::pair<int64_t, int64_t> SlaCounts(Store& store, absl::Time now) {
+  std::pair<int64_t, int64_t> depths{-1, -1}, stats{-1, -1};
+  for (const QueueDepth& d : store.Depths(now)) {
+    if (d.destination == "d" && d.team == "support") depths = {d.sla_at_risk, d.sla_overdue};
+  }
+  for (const QueueDepth& d : store.QueueStats(now)) {
+    if (d.destination == "d" && d.team == "support") stats = {d.sla_at_risk, d.sla_overdue};
+  }
+  EXPECT_EQ(depths, stats) << "at " << now;
+  return depths;
+}
+
+TEST(StoreTest, SlaAtRiskAndOverdueCountQueuedOwnerEntries) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  NewMessage a = Msg("a", Level::kHigh);
+  a.sla_deadline = kT0 + absl::Hours(1);  // at risk from 45 min
+  a.deliveries.push_back({"d", "pr", false});  // informed: the SLA is not pr's
+  NewMessage b = Msg("b", Level::kHigh);
+  b.sla_deadline = kT0 + absl::Hours(2);  // at risk from 1 h 30
+  NewMessage c = Msg("c", Level::kHigh);  // no deadline known
+  ASSERT_TRUE(SubmitSync(*store, {a, b, c}).status.ok());
+
+  using Counts = std::pair<int64_t, int64_t>;
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(30)), Counts(0, 0));
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(46)), Counts(1, 0));
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(61)), Counts(0, 1));
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(91)), Counts(1, 1));
+  for (const QueueDepth& d : store->Depths(kT0 + absl::Hours(3))) {
+    if (d.team == "pr") {
+      EXPECT_EQ(d.sla_overdue, 0) << "informed entries carry no SLA";
+    }
+  }
+  // Delivered (even late), it no longer counts; retries keep counting.
+  auto lease = store->LeaseNext("d", kT0 + absl::Minutes(91));
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_EQ(lease->entry.message_key, MessageKey("src", "a"));
+  EXPECT_EQ(lease->entry.sla_deadline_unix_ms, absl::ToUnixMillis(a.sla_deadline));
+  ASSERT_TRUE(store->Ack(*lease).ok());
+  lease = store->LeaseNext("d", kT0 + absl::Minutes(91));
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(store->RetryLater(*lease, kT0 + absl::Hours(5), "HTTP 503").ok());
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(91)), Counts(1, 0));
+
+  // The deadlines are stored: a restart counts the same.
+  store.reset();
+  store = OpenStore(dir.path(), kT0 + absl::Minutes(92));
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(92)), Counts(1, 0));
+  EXPECT_EQ(SlaCounts(*store, kT0 + absl::Minutes(121)), Counts(0, 1));
 }
 
 TEST(StoreTest, DeliveriesOfAMessageWithTheirStateAndPosition) {
