@@ -1,8 +1,11 @@
 #include "daemon/app.h"
 
+#include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <future>
@@ -14,6 +17,44 @@
 
 namespace triage::daemon {
 namespace {
+
+// Listening sockets systemd handed over (triaged.socket); -1 where none.
+struct ActivatedSockets {
+  int ingest = -1;
+  int admin = -1;
+};
+
+// The sockets are named by FileDescriptorName=: "ingest" serves webhooks, "admin" the admin
+// API; a single unnamed one is the ingest listener. Anything else is refused.
+absl::StatusOr<ActivatedSockets> TakeActivatedSockets() {
+  char** names = nullptr;
+  const int n = sd_listen_fds_with_names(/*unset_environment=*/1, &names);
+  if (n < 0) return absl::InvalidArgumentError(absl::StrCat("socket activation: ", std::strerror(-n)));
+  ActivatedSockets sockets;
+  absl::Status status;
+  for (int i = 0; i < n; ++i) {
+    const int fd = SD_LISTEN_FDS_START + i;
+    const std::string name = names != nullptr && names[i] != nullptr ? names[i] : "unknown";
+    int* slot = name == "ingest" || (n == 1 && name == "unknown") ? &sockets.ingest
+                : name == "admin"                                 ? &sockets.admin
+                                                                  : nullptr;
+    if (slot == nullptr || *slot != -1) {
+      status = absl::InvalidArgumentError(absl::StrCat(
+          "socket activation: socket '", name, "' is not one of ingest, admin (FileDescriptorName=)"));
+    } else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, 0) <= 0) {
+      status = absl::InvalidArgumentError(
+          absl::StrCat("socket activation: socket '", name, "' is not a listening TCP socket"));
+    } else {
+      *slot = fd;
+    }
+  }
+  if (names != nullptr) {
+    for (int i = 0; i < n; ++i) std::free(names[i]);
+    std::free(names);
+  }
+  if (!status.ok()) return status;
+  return sockets;
+}
 
 std::map<std::string, int64_t> QueuedByDestination(storage::Store& store) {
   std::map<std::string, int64_t> queued;
@@ -77,11 +118,17 @@ absl::Status App::Start() {
       HttpServerOptions{"admin", 64 << 10, 16 << 10, absl::Seconds(10), absl::Seconds(60), 64},
       [this](Request& request) { return Admin(request); }, metrics_.http_connections);
 
-  absl::StatusOr<uint16_t> ingest_port =
-      public_server_->Listen(server.listen.address, server.listen.port);
+  absl::StatusOr<ActivatedSockets> activated = TakeActivatedSockets();
+  if (!activated.ok()) return activated.status();
+  auto listen = [](HttpServer& listener, int fd, const config::ListenOptions& listen, const char* name) {
+    if (fd < 0) return listener.Listen(listen.address, listen.port);
+    spdlog::info("event=socket_activated listener={} note=\"{}:{} from the config is not used\"", name,
+                 listen.address, listen.port);
+    return listener.Adopt(fd);
+  };
+  absl::StatusOr<uint16_t> ingest_port = listen(*public_server_, activated->ingest, server.listen, "ingest");
   if (!ingest_port.ok()) return ingest_port.status();
-  absl::StatusOr<uint16_t> admin_port =
-      admin_server_->Listen(config_.admin.listen.address, config_.admin.listen.port);
+  absl::StatusOr<uint16_t> admin_port = listen(*admin_server_, activated->admin, config_.admin.listen, "admin");
   if (!admin_port.ok()) return admin_port.status();
   if (!options_.ports_file.empty()) {
     if (auto s = WritePortsFile(*ingest_port, *admin_port); !s.ok()) return s;

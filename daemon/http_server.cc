@@ -1,5 +1,10 @@
 #include "daemon/http_server.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "daemon/async.h"
 
 #include <spdlog/spdlog.h>
@@ -52,6 +57,20 @@ absl::StatusOr<uint16_t> HttpServer::Listen(const std::string& address, uint16_t
         absl::StrCat("cannot listen on ", address, ":", port, ": ", ec.message()));
   }
   return acceptor_.local_endpoint().port();
+}
+
+absl::StatusOr<uint16_t> HttpServer::Adopt(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("socket ", fd, ": ", std::strerror(errno)));
+  }
+  boost::system::error_code ec;
+  acceptor_.assign(address.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("socket ", fd, ": ", ec.message()));
+  const uint16_t port = acceptor_.local_endpoint(ec).port();
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("socket ", fd, ": ", ec.message()));
+  return port;
 }
 
 void HttpServer::Start() {

@@ -30,7 +30,7 @@ struct HttpServerOptions {
 // without holding a thread. Protocol errors are answered here (400, 408, 413, 431) and counted
 // in `connections` under the listener's name.
 //
-// Thread-safety: Listen and Start before io_context::run; StopAccepting from any thread.
+// Thread-safety: Listen or Adopt, and Start, before io_context::run; StopAccepting from any thread.
 class HttpServer {
  public:
   using Handler = std::function<asio::awaitable<Response>(Request&)>;
@@ -40,6 +40,8 @@ class HttpServer {
 
   // Binds and listens; returns the bound port (useful with port 0).
   absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port);
+  // Serves a socket already listening (socket activation); returns its port.
+  absl::StatusOr<uint16_t> Adopt(int fd);
   void Start();
   // Closes the listener and every idle connection; connections busy with a request finish it,
   // answer with "Connection: close" and end.

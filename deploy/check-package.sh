@@ -14,7 +14,7 @@ $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "./$deb" > /dev/n
 triaged --version
 triaged --check-config /etc/triaged/config.yaml
 triagectl check-config /etc/triaged/config.yaml
-systemd-analyze verify --man=no /usr/lib/systemd/system/triaged.service
+systemd-analyze verify --man=no /usr/lib/systemd/system/triaged.service /usr/lib/systemd/system/triaged.socket
 getent passwd triaged > /dev/null
 test -d /etc/triaged/credentials && test "$(stat -c %a /etc/triaged/credentials)" = 700
 dpkg-query -W -f='${Conffiles}\n' triaged | grep -q /etc/triaged/config.yaml

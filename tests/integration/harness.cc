@@ -1,5 +1,6 @@
 #include "tests/integration/harness.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -365,7 +366,12 @@ Daemon::~Daemon() {
   if (pid_ > 0) Stop(SIGKILL);
 }
 
-void Daemon::Start() {
+void Daemon::HandOver(int fd, std::string name) {
+  handed_fd_ = fd;
+  handed_name_ = std::move(name);
+}
+
+void Daemon::Spawn() {
   const std::string ports = dir_ + "/ports.json";
   ::unlink(ports.c_str());
   const std::string config = dir_ + "/config.yaml";
@@ -375,10 +381,35 @@ void Daemon::Start() {
   if (pid_ == 0) {
     FILE* out = std::freopen(log.c_str(), "a", stderr);
     (void)out;
+    if (handed_fd_ >= 0) {
+      if (handed_fd_ != 3) ::dup2(handed_fd_, 3);
+      ::fcntl(3, F_SETFD, 0);  // kept across exec
+      ::setenv("LISTEN_FDS", "1", 1);
+      ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+      ::setenv("LISTEN_FDNAMES", handed_name_.c_str(), 1);
+    }
     ::execl(TRIAGED_BINARY, "triaged", "--config", config.c_str(), "--ports-file", ports.c_str(),
             static_cast<char*>(nullptr));
     std::_Exit(127);
   }
+}
+
+int Daemon::StartExpectingExit() {
+  Spawn();
+  for (int i = 0; i < 1000; ++i) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return -1;
+}
+
+void Daemon::Start() {
+  Spawn();
+  const std::string ports = dir_ + "/ports.json";
   // The daemon writes the file once both listeners are bound: wait for it (or its death).
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   std::string content;

@@ -150,6 +150,12 @@ class Daemon {
   ~Daemon();
 
   void Start();              // returns once the ports file appears (ASSERTs otherwise)
+  // Hands `fd` (a listening socket) to the next Start as systemd's socket activation does:
+  // as fd 3, with LISTEN_FDS=1, LISTEN_PID and LISTEN_FDNAMES=`name`.
+  void HandOver(int fd, std::string name);
+  // Starts a daemon expected to refuse to start; returns its exit code (-1 if still running
+  // after 10 s).
+  int StartExpectingExit();
   int Stop(int signal);      // sends `signal`, waits, returns the exit code (or 128+signal)
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
@@ -167,8 +173,12 @@ class Daemon {
   double WaitForMetric(const std::string& series, double at_least);
 
  private:
+  void Spawn();
+
   std::string dir_;
   pid_t pid_ = -1;
+  int handed_fd_ = -1;
+  std::string handed_name_;
   uint16_t ingest_port_ = 0;
   uint16_t admin_port_ = 0;
 };

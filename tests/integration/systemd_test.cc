@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -16,11 +18,13 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "daemon/crypto.h"
 #include "tests/integration/harness.h"
 #include "tests/test_util.h"
 
@@ -132,8 +136,6 @@ TEST(SystemdTest, NotifiesReadyStatusWatchdogReloadAndStopping) {
   EXPECT_GE(notify.WaitFor("STOPPING=1"), 0) << notify.All();
 }
 
-std::string ReadFile(const std::string& path);
-
 // The /metrics text passes promtool's linter (names, units, help text), after traffic has
 // created the labelled series.
 TEST(MetricsTest, MetricsPassPromtoolCheckMetrics) {
@@ -161,25 +163,71 @@ TEST(MetricsTest, MetricsPassPromtoolCheckMetrics) {
   EXPECT_EQ(status, 0) << ReadFile(output);
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+// The shipped units, with ExecStart pointed at the built binary (verify checks it exists).
+TEST(SystemdTest, UnitFilesPassSystemdAnalyzeVerify) {
+  TempDir dir;
+  for (const char* name : {"triaged.service", "triaged.socket"}) {
+    const std::string unit = ReadFile(absl::StrCat(TRIAGE_SOURCE_DIR, "/deploy/", name));
+    ASSERT_FALSE(unit.empty()) << name;
+    std::ofstream(absl::StrCat(dir.path(), "/", name)) << absl::StrReplaceAll(unit, {{"/usr/bin/triaged", TRIAGED_BINARY}});
+  }
+  const std::string output = dir.path() + "/verify.txt";
+  const int status = std::system(absl::StrCat("cd ", dir.path(), " && systemd-analyze verify --man=no ",
+                                              "triaged.service triaged.socket > ", output, " 2>&1")
+                                     .c_str());
+  EXPECT_EQ(status, 0) << ReadFile(output);
+  EXPECT_EQ(ReadFile(output), "") << "verify prints nothing for clean units";
 }
 
-// The shipped unit, with ExecStart pointed at the built binary (verify checks it exists).
-TEST(SystemdTest, UnitFilePassesSystemdAnalyzeVerify) {
-  const std::string unit = ReadFile(TRIAGE_SOURCE_DIR "/deploy/triaged.service");
-  ASSERT_FALSE(unit.empty());
+// A listening socket on loopback, as systemd would hold it; its port in `port`.
+int ListeningSocket(uint16_t* port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(::listen(fd, 64), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  *port = ntohs(address.sin_port);
+  return fd;
+}
+
+// Socket activation: the daemon serves the socket it is handed, and a webhook that connected
+// before the daemon was there (a restart) is answered, not refused.
+TEST(SystemdTest, SocketActivationServesTheHandedOverListener) {
   TempDir dir;
-  const std::string copy = dir.path() + "/triaged.service";
-  std::ofstream(copy) << absl::StrReplaceAll(unit, {{"/usr/bin/triaged", TRIAGED_BINARY}});
-  const std::string output = dir.path() + "/verify.txt";
-  const int status = std::system(
-      absl::StrCat("systemd-analyze verify --man=no ", copy, " > ", output, " 2>&1").c_str());
-  EXPECT_EQ(status, 0) << ReadFile(output);
-  EXPECT_EQ(ReadFile(output), "") << "verify prints nothing for a clean unit";
+  uint16_t port = 0;
+  const int fd = ListeningSocket(&port);
+  // Connected and sent while nothing runs: the kernel queues it.
+  HttpResult early;
+  std::thread client([&] {
+    const std::string body = MessageJson("early", "hello");
+    early = HttpCall(port, "POST", "/webhooks/generic", body,
+                     {{"X-Triage-Signature", "sha256=" + absl::BytesToHexString(daemon::HmacSha256("s", body))}, {"Content-Type", "application/json"}});
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  Daemon daemon(dir.path(), Config(dir.path()));
+  daemon.HandOver(fd, "ingest");
+  daemon.Start();
+  client.join();
+  EXPECT_EQ(early.status, 200) << early.body << daemon.Log();
+  EXPECT_EQ(daemon.ingest_port(), port);
+  EXPECT_EQ(daemon.PostSigned(MessageJson("later", "hello"), "s").status, 200);
+  EXPECT_NE(daemon.Log().find("event=socket_activated listener=ingest"), std::string::npos) << daemon.Log();
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  ::close(fd);
+}
+
+TEST(SystemdTest, SocketActivationRefusesAnUnknownSocketName) {
+  TempDir dir;
+  uint16_t port = 0;
+  const int fd = ListeningSocket(&port);
+  Daemon daemon(dir.path(), Config(dir.path()));
+  daemon.HandOver(fd, "metrics");
+  EXPECT_EQ(daemon.StartExpectingExit(), 1);
+  EXPECT_NE(daemon.Log().find("socket 'metrics' is not one of ingest, admin"), std::string::npos) << daemon.Log();
+  ::close(fd);
 }
 
 }  // namespace
