@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <map>
 #include <future>
+#include <map>
 
 #include <spdlog/spdlog.h>
 
@@ -250,7 +250,6 @@ const config::DestinationOptions* FindDestination(const config::Config& config, 
 }
 
 }  // namespace
-
 
 absl::Status App::Reload() {
   if (options_.config_path.empty()) {

@@ -21,10 +21,6 @@ constexpr int64_t kSlaStepMs = 10'000;
 // The deadline an entry's SLA counts carry: the owner team's only.
 int64_t OwnerDeadline(const QueueEntry& entry) { return entry.owner ? entry.sla_deadline_unix_ms : 0; }
 
-}  // namespace
-
-namespace {
-
 constexpr char kNextSeqKey[] = "next_seq";
 constexpr char kMessagesCf[] = "messages";
 constexpr char kQueueCf[] = "queue";

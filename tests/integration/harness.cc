@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -376,6 +377,19 @@ void Daemon::Spawn() {
   ::unlink(ports.c_str());
   const std::string config = dir_ + "/config.yaml";
   const std::string log = dir_ + "/daemon.log";
+  // Everything the child needs is allocated before the fork: other threads of this process
+  // may hold the allocator's lock at that moment.
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  std::string listen_fds = "LISTEN_FDS=1";
+  std::string listen_names = "LISTEN_FDNAMES=" + handed_name_;
+  char listen_pid[32] = "LISTEN_PID=";
+  if (handed_fd_ >= 0) {
+    env.push_back(listen_fds.data());
+    env.push_back(listen_names.data());
+    env.push_back(listen_pid);
+  }
+  env.push_back(nullptr);
   pid_ = ::fork();
   ASSERT_GE(pid_, 0);
   if (pid_ == 0) {
@@ -384,12 +398,15 @@ void Daemon::Spawn() {
     if (handed_fd_ >= 0) {
       if (handed_fd_ != 3) ::dup2(handed_fd_, 3);
       ::fcntl(3, F_SETFD, 0);  // kept across exec
-      ::setenv("LISTEN_FDS", "1", 1);
-      ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
-      ::setenv("LISTEN_FDNAMES", handed_name_.c_str(), 1);
+      char digits[16];
+      int n = 0;
+      for (pid_t pid = ::getpid(); pid > 0; pid /= 10) digits[n++] = static_cast<char>('0' + pid % 10);
+      char* at = listen_pid + std::strlen(listen_pid);
+      while (n > 0) *at++ = digits[--n];
+      *at = '\0';
     }
-    ::execl(TRIAGED_BINARY, "triaged", "--config", config.c_str(), "--ports-file", ports.c_str(),
-            static_cast<char*>(nullptr));
+    const char* argv[] = {"triaged", "--config", config.c_str(), "--ports-file", ports.c_str(), nullptr};
+    ::execve(TRIAGED_BINARY, const_cast<char* const*>(argv), env.data());
     std::_Exit(127);
   }
 }
