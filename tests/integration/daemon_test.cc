@@ -346,12 +346,7 @@ namespace triage::testing {
 namespace {
 
 std::string TlsConfig(const std::string& dir, const std::string& host, uint16_t port) {
-  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
-admin: {listen: 127.0.0.1:0}
-storage: {path: DIR/db}
-sources:
-  generic: {type: generic, secret: SECRET}
-teams:
+  return LoopbackConfig(dir, kSecret) + absl::StrReplaceAll(R"(teams:
   support: {destinations: [helpdesk]}
 routing: {default_team: support}
 destinations:
@@ -363,7 +358,7 @@ destinations:
     backoff_initial: 50ms
     backoff_max: 200ms
 )",
-                             {{"DIR", dir}, {"SECRET", kSecret}, {"HOST", host},
+                             {{"DIR", dir}, {"HOST", host},
                               {"PORT", std::to_string(port)}, {"WHSEC", kWebhookSecret}});
 }
 

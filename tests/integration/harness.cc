@@ -513,6 +513,12 @@ bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
   return true;
 }
 
+std::string LoopbackConfig(const std::string& dir, const std::string& secret) {
+  return absl::StrCat("server: {listen: 127.0.0.1:0}\n", "admin: {listen: 127.0.0.1:0}\n",
+                      "storage: {path: ", dir, "/db}\n", "sources:\n",
+                      "  generic: {type: generic, secret: ", secret, "}\n");
+}
+
 std::string MessageJson(const std::string& id, const std::string& text, const std::string& author) {
   return absl::StrCat(R"({"id":")", id, R"(","platform":"x","text":")", text,
                       R"(","created_at":"2026-11-23T10:00:00Z","author":{"id":")", author,

@@ -190,6 +190,11 @@ bool MakeTestCertificates(const std::string& dir, const std::string& names);
 // Polls `done` every 10 ms until it holds or the timeout passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(30));
 
+// The start of a config for a Daemon in `dir`: loopback listeners on port 0, RocksDB under
+// `dir`/db, and a generic source signed with `secret`. Tests add teams, routing and
+// destinations.
+std::string LoopbackConfig(const std::string& dir, const std::string& secret);
+
 // A generic-source message as JSON.
 std::string MessageJson(const std::string& id, const std::string& text,
                         const std::string& author = "author-1");

@@ -23,12 +23,7 @@ constexpr char kSecret[] = "reload-secret";
 
 // `teams` and `destinations` are YAML blocks (indented by two spaces).
 std::string Config(const std::string& dir, const std::string& teams, const std::string& destinations) {
-  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
-admin: {listen: 127.0.0.1:0}
-storage: {path: DIR/db}
-sources:
-  generic: {type: generic, secret: SECRET}
-teams:
+  return LoopbackConfig(dir, kSecret) + absl::StrReplaceAll(R"(teams:
 TEAMS
 routing:
   default_team: support
@@ -37,7 +32,7 @@ routing:
 destinations:
 DESTINATIONS
 )",
-                             {{"DIR", dir}, {"SECRET", kSecret}, {"TEAMS", teams},
+                             {{"DIR", dir}, {"TEAMS", teams},
                               {"DESTINATIONS", destinations}});
 }
 

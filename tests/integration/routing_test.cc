@@ -19,12 +19,7 @@ namespace {
 constexpr char kSecret[] = "routing-secret";
 
 std::string Config(const std::string& dir, uint16_t port, const std::string& refund_team) {
-  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
-admin: {listen: 127.0.0.1:0}
-storage: {path: DIR/db}
-sources:
-  generic: {type: generic, secret: SECRET}
-teams:
+  return LoopbackConfig(dir, kSecret) + absl::StrReplaceAll(R"(teams:
   support: {destinations: [helpdesk]}
   billing: {destinations: [helpdesk]}
   legal: {destinations: [helpdesk]}
@@ -36,7 +31,7 @@ routing:
 destinations:
   helpdesk: {type: webhook, url: "http://127.0.0.1:PORT/hook", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
 )",
-                             {{"DIR", dir}, {"SECRET", kSecret}, {"PORT", std::to_string(port)},
+                             {{"DIR", dir}, {"PORT", std::to_string(port)},
                               {"TEAM", refund_team}});
 }
 

@@ -97,12 +97,7 @@ class NotifySocket {
 };
 
 std::string Config(const std::string& dir) {
-  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
-admin: {listen: 127.0.0.1:0}
-storage: {path: DIR/db}
-sources:
-  generic: {type: generic, secret: s}
-teams:
+  return LoopbackConfig(dir, "s") + absl::StrReplaceAll(R"(teams:
   support: {destinations: [out]}
 routing: {default_team: support}
 destinations:
