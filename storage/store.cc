@@ -22,6 +22,9 @@ constexpr int64_t kSlaStepMs = 10'000;
 int64_t OwnerDeadline(const QueueEntry& entry) { return entry.owner ? entry.sla_deadline_unix_ms : 0; }
 
 constexpr char kNextSeqKey[] = "next_seq";
+// Set once the by_message index covers every queued and dead entry (databases written before
+// the index get it on their first open).
+constexpr char kByMessageBuiltKey[] = "by_message_built";
 constexpr char kMessagesCf[] = "messages";
 constexpr char kQueueCf[] = "queue";
 constexpr char kDeadCf[] = "dead";
@@ -181,6 +184,20 @@ absl::Status Store::Recover(absl::Time now) {
   if (!s.ok() && !s.IsNotFound()) return ToAbsl(s);
   next_seq_ = s.ok() ? DecodeSeq(value) : 1;
 
+  std::string marker;
+  const rocksdb::Status built = db_->Get(rocksdb::ReadOptions(), meta_cf_, kByMessageBuiltKey, &marker);
+  if (!built.ok() && !built.IsNotFound()) return ToAbsl(built);
+  const bool build_index = built.IsNotFound();
+  rocksdb::WriteBatch backfill;
+  auto index = [&](absl::string_view message_key, const rocksdb::Slice& queue_key, const char* state) {
+    if (!build_index) return rocksdb::Status::OK();
+    backfill.Put(by_message_cf_, ByMessageKey(message_key, Sv(queue_key)), state);
+    if (backfill.Count() < 10'000) return rocksdb::Status::OK();
+    const rocksdb::Status written = db_->Write(rocksdb::WriteOptions(), &backfill);
+    backfill.Clear();
+    return written;
+  };
+
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::lock_guard lock(mu_);
   // Keys sort by level first; chains must be rebuilt in arrival order, so sort by seq.
@@ -199,6 +216,7 @@ absl::Status Store::Recover(absl::Time now) {
                                               " key bytes; the database is damaged"));
     }
     next_seq_ = std::max(next_seq_, key->seq + 1);
+    if (auto indexed = index(entry->message_key, it->key(), "q"); !indexed.ok()) return ToAbsl(indexed);
     const int64_t due = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0;
     recovered.push_back({key->seq, key->destination,
                          Meta{key->level, TeamIndex(entry->team), entry->enqueued_unix_ms, due,
@@ -215,9 +233,19 @@ absl::Status Store::Recover(absl::Time now) {
     if (const auto key = DecodeQueueKey(Sv(dead->key()))) {
       next_seq_ = std::max(next_seq_, key->seq + 1);
     }
+    if (build_index) {
+      if (const std::optional<QueueEntry> entry = DecodeEntry(Sv(dead->value()))) {
+        if (auto indexed = index(entry->message_key, dead->key(), "d"); !indexed.ok()) return ToAbsl(indexed);
+      }
+    }
     ++dead_letters_;
   }
-  return ToAbsl(dead->status());
+  if (!dead->status().ok()) return ToAbsl(dead->status());
+  if (!build_index) return absl::OkStatus();
+  backfill.Put(meta_cf_, kByMessageBuiltKey, "1");
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  return ToAbsl(db_->Write(synced, &backfill));
 }
 
 void Store::SetReadyCallback(ReadyCallback callback) {

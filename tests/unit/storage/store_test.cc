@@ -466,6 +466,50 @@ TEST(StoreTest, DeliveriesOfAMessageWithTheirStateAndPosition) {
   EXPECT_EQ(store->Deliveries(MessageKey("src", "m-follow-up")).at(0).state, "queued");
 }
 
+// A database written before the by_message index (no index records, no marker) gets the
+// index on its first open, for queued and dead entries alike.
+TEST(StoreTest, DatabasesWithoutTheMessageIndexGetItOnOpen) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {Msg("queued", Level::kNormal), Msg("dead", Level::kUrgent)}).status.ok());
+    auto lease = store->LeaseNext("d", kT0);
+    ASSERT_EQ(lease->entry.message_key, MessageKey("src", "dead"));
+    ASSERT_TRUE(store->DeadLetter(*lease, "HTTP 422").ok());
+  }
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.path(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir.path(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    int dropped = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == "meta") {
+        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[i], "by_message_built").ok());
+      }
+      if (names[i] != "by_message") continue;
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+      for (it->SeekToFirst(); it->Valid(); it->Next(), ++dropped) {
+        ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), handles[i], it->key()).ok());
+      }
+    }
+    EXPECT_EQ(dropped, 2);
+    for (rocksdb::ColumnFamilyHandle* handle : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+  }
+  auto store = OpenStore(dir.path());
+  std::vector<MessageDelivery> d = store->Deliveries(MessageKey("src", "queued"));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].state, "queued");
+  d = store->Deliveries(MessageKey("src", "dead"));
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0].state, "dead_letter");
+  EXPECT_EQ(d[0].entry.last_error, "HTTP 422");
+}
+
 TEST(StoreTest, ManualPauseHoldsUntilResumedAcrossRestarts) {
   testing::TempDir dir;
   {
