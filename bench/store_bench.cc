@@ -3,7 +3,9 @@
 // threads of three) that arrived over the last 24 hours, each with its SLA deadline, reports
 // the heap it holds per entry and the time of one Depths call (every /metrics scrape makes
 // one: it counts the entries at SLA risk), then leases and acknowledges every entry and
-// reports the time per delivery.
+// reports the time per delivery. Last, it fills the store again, puts every entry in back-off
+// (a helpdesk outage) and times one OldestEntries call (every scrape makes one for the
+// oldest-entry age).
 //
 //   store_bench [ENTRIES]     default 200000
 #include <malloc.h>
@@ -40,6 +42,7 @@ int main(int argc, char** argv) {
   double lease_ack_us = 0;
   double stats_ms = 0;  // one QueueStats walk (each admin /v1/queues call does one)
   double depths_ms = 0;  // one Depths call (each scrape does one)
+  double oldest_ms = 0;  // one OldestEntries call with every entry in back-off
   {
     triage::storage::StoreOptions options;
     options.path = dir;
@@ -52,25 +55,28 @@ int main(int argc, char** argv) {
     const int64_t before = HeapInUse();
     const absl::Duration kSla[] = {absl::Hours(24), absl::Hours(4), absl::Hours(1), absl::Minutes(15)};
     const absl::Time first = absl::Now() - absl::Hours(24);
-    for (int done = 0; done < entries;) {
-      const absl::Time received = first + absl::Hours(24) * done / entries;
-      std::vector<triage::storage::NewMessage> batch;
-      for (int i = 0; i < 1000 && done < entries; ++i, ++done) {
-        triage::storage::NewMessage& m = batch.emplace_back();
-        m.key = triage::storage::MessageKey("generic", absl::StrCat("message-", done));
-        if (done % 10 == 0) {
-          m.thread_key = triage::storage::ThreadKey("generic", absl::StrCat("conversation-", done / 30),
-                                                    "author");
+    auto fill = [&](const std::string& prefix) {
+      for (int done = 0; done < entries;) {
+        const absl::Time received = first + absl::Hours(24) * done / entries;
+        std::vector<triage::storage::NewMessage> batch;
+        for (int i = 0; i < 1000 && done < entries; ++i, ++done) {
+          triage::storage::NewMessage& m = batch.emplace_back();
+          m.key = triage::storage::MessageKey("generic", absl::StrCat(prefix, done));
+          if (done % 10 == 0) {
+            m.thread_key = triage::storage::ThreadKey("generic", absl::StrCat("conversation-", done / 30),
+                                                      "author");
+          }
+          m.ticket_json = ticket;
+          m.level = static_cast<triage::router::Level>(done % triage::router::kLevelCount);
+          m.sla_deadline = received + kSla[static_cast<int>(m.level)];
+          m.deliveries.push_back({"helpdesk", "support", true});
         }
-        m.ticket_json = ticket;
-        m.level = static_cast<triage::router::Level>(done % triage::router::kLevelCount);
-        m.sla_deadline = received + kSla[static_cast<int>(m.level)];
-        m.deliveries.push_back({"helpdesk", "support", true});
+        std::promise<void> stored;
+        (*store)->Submit(std::move(batch), received, [&](triage::storage::IngestResult) { stored.set_value(); });
+        stored.get_future().wait();
       }
-      std::promise<void> stored;
-      (*store)->Submit(std::move(batch), received, [&](triage::storage::IngestResult) { stored.set_value(); });
-      stored.get_future().wait();
-    }
+    };
+    fill("message-");
     // RocksDB's memtables grow too; compacting flushes them, so what is left is the index
     // (and RocksDB's block cache and table readers).
     (void)(*store)->Compact();
@@ -93,11 +99,20 @@ int main(int argc, char** argv) {
     }
     lease_ack_us = absl::ToDoubleMicroseconds(absl::Now() - start) / std::max(1, delivered);
     if (delivered != entries) std::fprintf(stderr, "delivered %d of %d\n", delivered, entries);
+
+    fill("outage-");
+    while (auto lease = (*store)->LeaseNext("helpdesk", absl::Now())) {
+      (void)(*store)->RetryLater(*lease, absl::Now() + absl::Hours(1), "HTTP 503");
+    }
+    const absl::Time oldest = absl::Now();
+    const size_t levels = (*store)->OldestEntries().size();
+    oldest_ms = absl::ToDoubleMilliseconds(absl::Now() - oldest);
+    if (levels == 0) std::fprintf(stderr, "no oldest entries\n");
   }
   std::filesystem::remove_all(dir);
   std::printf("entries=%d heap_growth_mib=%.1f bytes_per_entry=%.0f queue_stats_ms=%.1f depths_ms=%.2f "
-              "lease_ack_us=%.2f\n",
+              "lease_ack_us=%.2f oldest_in_backoff_ms=%.2f\n",
               entries, heap_index / 1048576.0, static_cast<double>(heap_index) / entries, stats_ms, depths_ms,
-              lease_ack_us);
+              lease_ack_us, oldest_ms);
   return 0;
 }
