@@ -81,14 +81,16 @@ std::optional<DecodedQueueKey> DecodeQueueKey(absl::string_view key) {
                          static_cast<router::Level>(level), seq};
 }
 
-std::string MessageKey(absl::string_view source, absl::string_view id) {
+std::string JoinKey(absl::string_view a, absl::string_view b) {
   std::string key;
-  key.reserve(source.size() + 1 + id.size());
-  key.append(source.data(), source.size());
+  key.reserve(a.size() + 1 + b.size());
+  key.append(a.data(), a.size());
   key.push_back('\0');
-  key.append(id.data(), id.size());
+  key.append(b.data(), b.size());
   return key;
 }
+
+std::string MessageKey(absl::string_view source, absl::string_view id) { return JoinKey(source, id); }
 
 std::string EncodeEntry(const QueueEntry& e) {
   std::string out;

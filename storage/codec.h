@@ -41,6 +41,9 @@ struct DecodedQueueKey {
 };
 std::optional<DecodedQueueKey> DecodeQueueKey(absl::string_view key);
 
+// `a` '\0' `b`: how every composite key is built (JoinKey(a, "") is the prefix of a's keys).
+std::string JoinKey(absl::string_view a, absl::string_view b);
+
 // Message records (the dedup index) are keyed by source '\0' platform id.
 std::string MessageKey(absl::string_view source, absl::string_view id);
 

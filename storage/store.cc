@@ -36,7 +36,7 @@ constexpr char kByMessageCf[] = "by_message";
 // by_message: message key '\0' queue key -> 'q' (queued) or 'd' (dead letter). Lets the admin
 // API find the deliveries of one message without a scan.
 std::string ByMessageKey(absl::string_view message_key, absl::string_view queue_key) {
-  return absl::StrCat(message_key, absl::string_view("\0", 1), queue_key);
+  return JoinKey(message_key, queue_key);
 }
 
 // Drops message records older than the dedup window during compaction, so expiry never needs
@@ -62,12 +62,12 @@ class DedupExpiryFilter : public rocksdb::CompactionFilter {
 absl::string_view Sv(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
 
 std::string ChainKey(absl::string_view team, absl::string_view thread) {
-  return absl::StrCat(team, absl::string_view("\0", 1), thread);
+  return JoinKey(team, thread);
 }
 
 // tickets: destination '\0' team '\0' thread -> (last delivery time, remote ticket id).
 std::string TicketKey(absl::string_view destination, absl::string_view chain) {
-  return absl::StrCat(destination, absl::string_view("\0", 1), chain);
+  return JoinKey(destination, chain);
 }
 
 std::string EncodeSeq(uint64_t seq) {
@@ -88,7 +88,7 @@ uint64_t DecodeSeq(absl::string_view in) {
 
 std::string ThreadKey(absl::string_view source, absl::string_view conversation_id,
                       absl::string_view author_id) {
-  return absl::StrCat(MessageKey(source, conversation_id), absl::string_view("\0", 1), author_id);
+  return JoinKey(MessageKey(source, conversation_id), author_id);
 }
 
 absl::Status StoreOptions::Validate() const {
@@ -654,10 +654,10 @@ std::optional<std::string> Store::ConversationTeam(absl::string_view key, absl::
 
 namespace {
 std::string PauseKey(absl::string_view destination) {
-  return absl::StrCat("pause", absl::string_view("\0", 1), destination);
+  return JoinKey("pause", destination);
 }
 std::string ManualPauseKey(absl::string_view destination) {
-  return absl::StrCat("manual_pause", absl::string_view("\0", 1), destination);
+  return JoinKey("manual_pause", destination);
 }
 }  // namespace
 
@@ -739,7 +739,7 @@ std::vector<DeadEntry> Store::DeadLetters(absl::string_view destination, size_t 
   std::vector<DeadEntry> out;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
   const std::string prefix =
-      destination.empty() ? "" : absl::StrCat(destination, absl::string_view("\0", 1));
+      destination.empty() ? "" : JoinKey(destination, "");
   for (it->Seek(prefix); it->Valid() && out.size() < limit; it->Next()) {
     if (!absl::StartsWith(Sv(it->key()), prefix)) break;
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
@@ -755,12 +755,13 @@ std::vector<DeadEntry> Store::DeadLetters(absl::string_view destination, size_t 
 absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::optional<uint64_t> seq) {
   struct Moved {
     uint64_t seq;
+    std::string team;  // its index is taken under the lock below
     Meta meta;
   };
   rocksdb::WriteBatch batch;
   std::vector<Moved> moved;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
-  const std::string prefix = absl::StrCat(destination, absl::string_view("\0", 1));
+  const std::string prefix = JoinKey(destination, "");
   for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
     std::optional<QueueEntry> entry = DecodeEntry(Sv(it->value()));
@@ -770,9 +771,9 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     batch.Delete(dead_cf_, it->key());
     batch.Put(queue_cf_, it->key(), EncodeEntry(*entry));
     batch.Put(by_message_cf_, ByMessageKey(entry->message_key, Sv(it->key())), "q");
-    // The team's index is taken under the lock below; the chain key starts with its name.
-    moved.push_back({key->seq, Meta{key->level, 0, entry->enqueued_unix_ms, 0,
-                                    ChainKey(entry->team, entry->thread), OwnerDeadline(*entry)}});
+    moved.push_back({key->seq, entry->team,
+                     Meta{key->level, 0, entry->enqueued_unix_ms, 0, ChainKey(entry->team, entry->thread),
+                          OwnerDeadline(*entry)}});
   }
   if (!it->status().ok()) return ToAbsl(it->status());
   if (moved.empty()) {
@@ -787,7 +788,7 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     std::lock_guard lock(mu_);
     std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.seq < b.seq; });
     for (Moved& m : moved) {
-      m.meta.team = TeamIndex(m.meta.chain.substr(0, m.meta.chain.find('\0')));
+      m.meta.team = TeamIndex(m.team);
       IndexAdd(destination, m.seq, std::move(m.meta));
     }
     queued_ += static_cast<int64_t>(moved.size());
@@ -813,7 +814,7 @@ absl::Time Store::DestinationPause(absl::string_view destination) {
 
 std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
   std::vector<MessageDelivery> out;
-  const std::string prefix = absl::StrCat(message_key, absl::string_view("\0", 1));
+  const std::string prefix = JoinKey(message_key, "");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), by_message_cf_));
   for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
     const absl::string_view queue_key = Sv(it->key()).substr(prefix.size());

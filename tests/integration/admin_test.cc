@@ -32,20 +32,9 @@ ADMIN
 storage: {path: DIR/db}
 sources:
   generic: {type: generic, secret: SECRET}
-teams:
-  support: {destinations: [helpdesk]}
-routing: {default_team: support}
-destinations:
-  helpdesk:
-    type: webhook
-    url: http://127.0.0.1:PORT/hook
-    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-    concurrency: 1
-    backoff_initial: 10ms
-    backoff_max: 20ms
 )",
-                             {{"DIR", dir}, {"SECRET", kSecret}, {"PORT", std::to_string(helpdesk_port)},
-                              {"ADMIN", admin_extra}});
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"ADMIN", admin_extra}}) +
+         SupportToWebhook(helpdesk_port, "concurrency: 1, backoff_initial: 10ms, backoff_max: 20ms");
 }
 
 struct CtlRun {

@@ -24,7 +24,6 @@ namespace triage::testing {
 namespace {
 
 constexpr char kSecret[] = "test-ingest-secret";
-constexpr char kWebhookSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 // Levels with this lexicon and followers 10 (reach 12): "fire" urgent, "lawsuit" high,
 // "refund" normal, anything else low.
@@ -41,11 +40,7 @@ storage:
   path: DIR/db
 sources:
   generic: {type: generic, secret: SECRET}
-scoring:
-  categories:
-    critical: {weight: 100, terms: [fire]}
-    serious: {weight: 60, terms: [lawsuit]}
-    minor: {weight: 30, terms: [refund]}
+SCORING
 teams:
   support: {destinations: [helpdesk]}
   legal: {destinations: [helpdesk]}
@@ -66,6 +61,7 @@ destinations:
 )",
                              {{"DIR", dir},
                               {"SECRET", kSecret},
+                              {"SCORING\n", kTestScoring},
                               {"PORT", std::to_string(helpdesk_port)},
                               {"WHSEC", kWebhookSecret},
                               {"EXTRA", extra_server}});

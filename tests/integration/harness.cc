@@ -513,6 +513,16 @@ bool WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
   return true;
 }
 
+std::string WebhookDestination(const std::string& name, uint16_t port, const std::string& options) {
+  return absl::StrCat("  ", name, ": {type: webhook, url: \"http://127.0.0.1:", port, "/hook\", secret: ",
+                      kWebhookSecret, options.empty() ? "" : ", ", options, "}\n");
+}
+
+std::string SupportToWebhook(uint16_t port, const std::string& options) {
+  return absl::StrCat("teams:\n  support: {destinations: [helpdesk]}\nrouting: {default_team: support}\n",
+                      "destinations:\n", WebhookDestination("helpdesk", port, options));
+}
+
 std::string LoopbackConfig(const std::string& dir, const std::string& secret) {
   return absl::StrCat("server: {listen: 127.0.0.1:0}\n", "admin: {listen: 127.0.0.1:0}\n",
                       "storage: {path: ", dir, "/db}\n", "sources:\n",

@@ -190,6 +190,26 @@ bool MakeTestCertificates(const std::string& dir, const std::string& names);
 // Polls `done` every 10 ms until it holds or the timeout passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(30));
 
+// The Standard Webhooks secret the tests' webhook destinations sign with.
+inline constexpr char kWebhookSecret[] = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// A scoring section where "fire" makes a message urgent, "lawsuit" high, "refund" normal;
+// anything else is low.
+inline constexpr char kTestScoring[] = R"(scoring:
+  categories:
+    critical: {weight: 100, terms: [fire]}
+    serious: {weight: 60, terms: [lawsuit]}
+    minor: {weight: 30, terms: [refund]}
+)";
+
+// One webhook destination to 127.0.0.1:`port`/hook, as a line of the destinations map, with
+// more flow-style `options` (e.g. "concurrency: 1, max_attempts: 10").
+std::string WebhookDestination(const std::string& name, uint16_t port, const std::string& options = "");
+
+// Teams and routing that send everything to team support, delivered to a webhook
+// destination named helpdesk (WebhookDestination with `options`).
+std::string SupportToWebhook(uint16_t port, const std::string& options = "");
+
 // The start of a config for a Daemon in `dir`: loopback listeners on port 0, RocksDB under
 // `dir`/db, and a generic source signed with `secret`. Tests add teams, routing and
 // destinations.

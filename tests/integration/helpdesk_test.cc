@@ -37,18 +37,14 @@ admin: {listen: 127.0.0.1:0, read_without_token: true}
 storage: {path: DIR/db}
 sources:
   generic: {type: generic, secret: SECRET}
-scoring:
-  categories:
-    critical: {weight: 100, terms: [fire]}
-    serious: {weight: 60, terms: [lawsuit]}
-    minor: {weight: 30, terms: [refund]}
+SCORING
 teams:
   support: {destinations: SUPPORT}
 routing:
   default_team: support
 destinations:
 DESTINATIONS)",
-                             {{"DIR", dir}, {"SECRET", kSecret}, {"SUPPORT", support},
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"SCORING\n", kTestScoring}, {"SUPPORT", support},
                               {"DESTINATIONS", destinations}});
 }
 

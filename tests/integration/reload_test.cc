@@ -37,9 +37,7 @@ DESTINATIONS
 }
 
 std::string Webhook(const std::string& name, uint16_t port) {
-  return absl::StrCat("  ", name, ": {type: webhook, url: \"http://127.0.0.1:", port,
-                      "/hook\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, concurrency: 1, "
-                      "backoff_initial: 10ms, backoff_max: 50ms, max_attempts: 1000}\n");
+  return WebhookDestination(name, port, "concurrency: 1, backoff_initial: 10ms, backoff_max: 50ms, max_attempts: 1000");
 }
 
 // How many times each message id was received (its body carries "id":"...").
@@ -135,7 +133,7 @@ TEST(ReloadTest, RemovingADestinationThatHoldsEntriesOrABadOneIsRefused) {
 
   // An invalid destination is refused with its error; nothing changes either.
   WriteConfig(dir.path(), Config(dir.path(), "  support: {destinations: [helpdesk]}\n  legal: {destinations: [escalations]}\n",
-                                 both + "  broken: {type: webhook, url: \"ftp://example.com/x\", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n"));
+                                 both + absl::StrCat("  broken: {type: webhook, url: \"ftp://example.com/x\", secret: ", kWebhookSecret, "}\n")));
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
   ASSERT_EQ(daemon.WaitForMetric(R"(triage_config_reloads_total{outcome="refused"})", 2), 2);
   EXPECT_NE(daemon.Log().find("destinations.broken"), std::string::npos) << daemon.Log();

@@ -29,10 +29,9 @@ routing:
     - {name: spam, when: {text_regex: "free followers"}, drop: true}
     - {name: refunds, when: {categories_any: [billing]}, team: TEAM}
 destinations:
-  helpdesk: {type: webhook, url: "http://127.0.0.1:PORT/hook", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
 )",
-                             {{"DIR", dir}, {"PORT", std::to_string(port)},
-                              {"TEAM", refund_team}});
+                             {{"TEAM", refund_team}}) +
+         WebhookDestination("helpdesk", port);
 }
 
 std::string Message(const std::string& id, const std::string& text, const std::string& conversation) {

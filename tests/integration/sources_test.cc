@@ -32,17 +32,9 @@ sources:
     default_reach: 5
     known_authors:
       - {id: "6000000000000006", followers: 250000, verified: true, note: press}
-teams:
-  support: {destinations: [helpdesk]}
-routing: {default_team: support}
-destinations:
-  helpdesk:
-    type: webhook
-    url: http://127.0.0.1:PORT/hook
-    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 )",
-                             {{"DIR", dir}, {"CONSUMER", kConsumerSecret}, {"APP", kAppSecret},
-                              {"PORT", std::to_string(helpdesk_port)}});
+                             {{"DIR", dir}, {"CONSUMER", kConsumerSecret}, {"APP", kAppSecret}}) +
+         SupportToWebhook(helpdesk_port);
 }
 
 HttpResult PostX(Daemon& daemon, const std::string& body, const std::string& signature) {
