@@ -94,6 +94,20 @@ class Loader {
     if (required && out->empty()) Error(*node, Child(path, key), "must not be empty");
   }
 
+  // A level name (urgent, high, normal, low); `out` stays unset when the key is absent.
+  void Level(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+             std::optional<router::Level>* out) {
+    std::string name;
+    String(parent, key, path, &name);
+    if (name.empty()) return;
+    router::Level parsed;
+    if (router::ParseLevel(name, &parsed)) {
+      *out = parsed;
+    } else {
+      Error(parent[std::string(key)], Child(path, key), "must be urgent, high, normal or low");
+    }
+  }
+
   template <typename Int>
   void Integer(const YAML::Node& parent, absl::string_view key, absl::string_view path, Int* out,
                int64_t min, int64_t max) {
@@ -465,16 +479,7 @@ void LoadHttpOptions(Loader& l, const YAML::Node& body, const std::string& path,
       if (b.open_max < b.open_for) l.Error(*breaker, Child(here, "open_max"), "must not be shorter than open_for");
     }
   }
-  std::string level;
-  l.String(body, "min_level", path, &level);
-  if (!level.empty()) {
-    router::Level parsed;
-    if (router::ParseLevel(level, &parsed)) {
-      d->min_level = parsed;
-    } else {
-      l.Error(body["min_level"], Child(path, "min_level"), "must be urgent, high, normal or low");
-    }
-  }
+  l.Level(body, "min_level", path, &d->min_level);
   if (body["min_reach"].IsDefined()) {
     int64_t reach = 0;
     l.Integer(body, "min_reach", path, &reach, 0, 100);
@@ -758,16 +763,7 @@ void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
   l.StringList(rule_node, "inform", here, &rule->inform);
   for (const std::string& team : rule->inform) check_team(rule_node["inform"], Child(here, "inform"), team);
   l.StringList(rule_node, "tags", here, &rule->tags);
-  std::string level;
-  l.String(rule_node, "level", here, &level);
-  if (!level.empty()) {
-    router::Level parsed;
-    if (router::ParseLevel(level, &parsed)) {
-      rule->set_level = parsed;
-    } else {
-      l.Error(rule_node["level"], Child(here, "level"), "must be urgent, high, normal or low");
-    }
-  }
+  l.Level(rule_node, "level", here, &rule->set_level);
   l.Integer(rule_node, "raise", here, &rule->raise_levels, -3, 3);
   std::optional<bool> drop;
   l.Bool(rule_node, "drop", here, &drop);
