@@ -243,6 +243,34 @@ class Loader {
     if (required && out->empty()) Error(*node, here, "must not be empty");
   }
 
+  // A trained model: `key: FILE`, or `key: {path: FILE, ...}` with the keys in `extra` left
+  // for the caller. Loaded now, so a file that is missing, damaged or trained for another
+  // label is refused like any other config error (at start, and by a reload).
+  std::shared_ptr<const router::TextModel> Model(const YAML::Node& parent, absl::string_view key,
+                                                 absl::string_view path, router::ModelLabel label,
+                                                 std::vector<absl::string_view> extra, std::string* name) {
+    const auto node = Get(parent, key, path, false);
+    if (!node) return nullptr;
+    const std::string here = Child(path, key);
+    std::string file;
+    if (node->IsScalar()) {
+      file = node->Scalar();
+    } else if (Map(*node, here)) {
+      extra.push_back("path");
+      Keys(*node, here, extra);
+      String(*node, "path", here, &file, true);
+    }
+    if (file.empty()) return nullptr;
+    auto model = LoadModelFile(file, label);
+    if (!model.ok()) {
+      // (Not `node = node["path"]`: assigning a yaml-cpp node rewrites the document.)
+      Error(node->IsScalar() ? *node : (*node)["path"], here, model.status().message());
+      return nullptr;
+    }
+    *name = file.substr(file.find_last_of('/') + 1);
+    return *model;
+  }
+
   void Listen(const YAML::Node& parent, absl::string_view key, absl::string_view path,
               ListenOptions* out) {
     const auto node = Get(parent, key, path, false);
@@ -600,8 +628,20 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
          {"urgency_weight", "reach_weight", "followers_cap", "followers_max_points",
-          "verified_points", "blue_points", "levels", "categories", "signals"});
+          "verified_points", "blue_points", "levels", "categories", "signals", "model"});
   l.Integer(node, "blue_points", path, &s->blue_points, 0, 100);
+  router::ScoringModel model;
+  model.model = l.Model(node, "model", path, router::ModelLabel::kComplaint, {"threshold", "points"}, &model.name);
+  if (model.model != nullptr) {
+    if (const YAML::Node m = node["model"]; m.IsMap()) {
+      const std::string here = Child(path, "model");
+      double threshold = -1;
+      l.Double(m, "threshold", here, &threshold, 0.01, 0.99);
+      if (threshold > 0) model.threshold = threshold;
+      l.Integer(m, "points", here, &model.points, 0, 100);
+    }
+    s->model = std::move(model);
+  }
   if (const auto signals = l.Get(node, "signals", path, false)) {
     const std::string here = Child(path, "signals");
     if (l.Map(*signals, here)) {
@@ -756,10 +796,16 @@ void LoadTimeWindow(Loader& l, const YAML::Node& node, const std::string& path,
 void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
               const std::function<void(const YAML::Node&, absl::string_view, const std::string&)>& check_team,
               router::RuleOptions* rule) {
-  l.Keys(rule_node, here, {"name", "when", "team", "inform", "tags", "level", "raise", "drop"});
+  l.Keys(rule_node, here, {"name", "when", "team", "model_team", "inform", "tags", "level", "raise", "drop"});
   l.String(rule_node, "name", here, &rule->name, true);
   l.String(rule_node, "team", here, &rule->team);
   check_team(rule_node["team"], Child(here, "team"), rule->team);
+  std::optional<bool> model_team;
+  l.Bool(rule_node, "model_team", here, &model_team);
+  rule->model_team = model_team.value_or(false);
+  if (rule->model_team && !rule->team.empty()) {
+    l.Error(rule_node["model_team"], Child(here, "model_team"), "give team or model_team, not both");
+  }
   l.StringList(rule_node, "inform", here, &rule->inform);
   for (const std::string& team : rule->inform) check_team(rule_node["inform"], Child(here, "inform"), team);
   l.StringList(rule_node, "tags", here, &rule->tags);
@@ -768,9 +814,9 @@ void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
   std::optional<bool> drop;
   l.Bool(rule_node, "drop", here, &drop);
   rule->drop = drop.value_or(false);
-  if (rule->team.empty() && rule->inform.empty() && rule->tags.empty() && !rule->set_level &&
+  if (rule->team.empty() && !rule->model_team && rule->inform.empty() && rule->tags.empty() && !rule->set_level &&
       rule->raise_levels == 0 && !rule->drop) {
-    l.Error(rule_node, here, "a rule needs an action: team, inform, tags, level, raise or drop");
+    l.Error(rule_node, here, "a rule needs an action: team, model_team, inform, tags, level, raise or drop");
   }
   const auto when = l.Get(rule_node, "when", here, false);
   if (!when) return;
@@ -780,7 +826,10 @@ void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
          {"sources", "platforms", "channels", "kinds", "categories_any", "categories_all", "levels",
           "min_urgency", "max_urgency", "min_reach", "max_reach", "min_priority", "max_priority",
           "min_followers", "max_followers", "verified", "complaint", "languages", "authors",
-          "text_regex", "time"});
+          "text_regex", "time", "min_model_confidence"});
+  double confidence = -1;
+  l.Double(*when, "min_model_confidence", w, &confidence, 0, 1);
+  if (confidence >= 0) rule->min_model_confidence = confidence;
   l.StringList(*when, "sources", w, &rule->sources);
   l.StringList(*when, "platforms", w, &rule->platforms);
   l.StringList(*when, "channels", w, &rule->channels);
@@ -827,7 +876,10 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
   router::RouterOptions* r = &config->routing;
   const std::string path = "routing";
   if (!l.Map(node, path)) return;
-  l.Keys(node, path, {"default_team", "rules", "conversation_window"});
+  l.Keys(node, path, {"default_team", "rules", "conversation_window", "model"});
+  router::RoutingModel model;
+  model.model = l.Model(node, "model", path, router::ModelLabel::kTeam, {}, &model.name);
+  if (model.model != nullptr) r->model = std::move(model);
   l.Duration(node, "conversation_window", path, &config->conversation_window, absl::ZeroDuration(),
              absl::Hours(24 * 30));
   absl::flat_hash_set<std::string> known;
@@ -842,6 +894,14 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
   };
   l.String(node, "default_team", path, &r->default_team, true);
   check_team(node["default_team"], Child(path, "default_team"), r->default_team);
+  if (r->model) {
+    for (const std::string& team : r->model->model->info().classes) {
+      if (!known.contains(team)) {
+        l.Error(node["model"], Child(path, "model"),
+                absl::StrCat("the model proposes team '", team, "', which is not under teams"));
+      }
+    }
+  }
 
   const auto rules = l.Get(node, "rules", path, false);
   if (!rules) return;
@@ -867,6 +927,9 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
           l.Error(rule_node["when"], Child(here, "when"), absl::StrCat("unknown category '", c, "'"));
         }
       }
+    }
+    if ((rule.model_team || rule.min_model_confidence) && !r->model && !node["model"].IsDefined()) {
+      l.Error(rule_node, here, "uses the team model, but routing.model is not set");
     }
     r->rules.push_back(std::move(rule));
   }
@@ -958,6 +1021,22 @@ absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_vie
     return absl::InvalidArgumentError(absl::StrCat(file_name, ":", e.mark.line + 1, ":",
                                                    e.mark.column + 1, ": (yaml): ", e.msg));
   }
+}
+
+absl::StatusOr<std::shared_ptr<const router::TextModel>> LoadModelFile(const std::string& path,
+                                                                       router::ModelLabel label) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the model file"));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  auto model = router::TextModel::Parse(buffer.str());
+  if (!model.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", model.status().message()));
+  if ((*model)->info().label != label) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": a model trained for --label ",
+                                                   router::ModelLabelName((*model)->info().label),
+                                                   ", not for ", router::ModelLabelName(label)));
+  }
+  return model;
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {

@@ -15,6 +15,7 @@
 #include "router/router.h"
 #include "router/scorer.h"
 #include "router/source.h"
+#include "router/text_model.h"
 
 namespace triage::config {
 
@@ -145,6 +146,11 @@ absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_vie
 
 // The config compiled into the binary (config/default.yaml): used when no --config is given.
 absl::string_view DefaultConfigYaml();
+
+// Reads a model file written by `triagectl train` and checks that it predicts `label`. The
+// error names the file and what is wrong (missing, not a model, another label).
+absl::StatusOr<std::shared_ptr<const router::TextModel>> LoadModelFile(const std::string& path,
+                                                                       router::ModelLabel label);
 
 // "250ms", "10s", "15m", "4h", "8d" and combinations absl understands ("1h30m").
 bool ParseDurationText(absl::string_view text, absl::Duration* out);

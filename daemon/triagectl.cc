@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "config/config.h"
+#include "daemon/triagectl_learn.h"
 #include "router/generic_source.h"
 #include "router/ticket_json.h"
 #include "router/router.h"
@@ -25,6 +26,9 @@ namespace {
 constexpr char kUsage[] =
     "usage: triagectl check-config FILE\n"
     "       triagectl route --config FILE [--explain] [INPUT.jsonl]\n"
+    "       triagectl train --label complaint|team|level INPUT.jsonl -o MODEL [--seed N]\n"
+    "       triagectl evaluate --label L (--folds K | --test FILE | --model FILE) [--config FILE]\n"
+    "                 [--json] INPUT.jsonl\n"
     "       triagectl [OPTIONS] queues\n"
     "       triagectl [OPTIONS] dead-letters [--destination D] [--limit N]\n"
     "       triagectl [OPTIONS] show SOURCE/ID\n"
@@ -314,6 +318,8 @@ int main(int argc, char** argv) {
     std::printf("%s: ok\n", argv[2]);
     return 0;
   }
+  if (command == "train") return triage::ctl::TrainCommand(argc - 2, argv + 2);
+  if (command == "evaluate") return triage::ctl::EvaluateCommand(argc - 2, argv + 2);
   if (command == "route") {
     std::string config_path, input;
     bool explain = false;

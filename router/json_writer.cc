@@ -1,8 +1,10 @@
 #include "router/json_writer.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
 
 namespace triage::router {
@@ -96,6 +98,16 @@ JsonWriter& JsonWriter::String(absl::string_view value) {
 JsonWriter& JsonWriter::Int(int64_t value) {
   Separate();
   absl::StrAppend(&out_, value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::Double(double value) {
+  Separate();
+  if (!std::isfinite(value)) {
+    out_.append("null");
+  } else {
+    absl::StrAppendFormat(&out_, "%.6g", value);
+  }
   return *this;
 }
 

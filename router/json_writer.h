@@ -25,6 +25,7 @@ class JsonWriter {
   JsonWriter& Key(absl::string_view key);
   JsonWriter& String(absl::string_view value);
   JsonWriter& Int(int64_t value);
+  JsonWriter& Double(double value);  // up to 6 significant digits; null when not finite
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
   JsonWriter& Time(absl::Time value);  // RFC 3339 UTC with milliseconds; null outside years 1-9999

@@ -78,6 +78,11 @@ struct Triage {
   std::vector<std::string> tags;     // from the rules that matched
   bool dropped = false;              // a rule dropped it: stored for dedup, delivered nowhere
   std::vector<std::string> reasons;
+  // What the trained models said, when configured: the complaint probability, and the team
+  // model's proposal with its probability.
+  std::optional<double> model_complaint_probability;
+  std::string model_team;
+  double model_team_confidence = 0;
 };
 
 struct RoutedMessage {

@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "router/text.h"
@@ -64,9 +65,27 @@ absl::Status RouterOptions::Validate() const {
             absl::StrCat("rule '", rule.name, "' informs unknown team '", team, "'"));
       }
     }
-    if (rule.team.empty() && rule.inform.empty() && rule.tags.empty() && !rule.set_level &&
+    if (rule.team.empty() && !rule.model_team && rule.inform.empty() && rule.tags.empty() && !rule.set_level &&
         rule.raise_levels == 0 && !rule.drop) {
       return absl::InvalidArgumentError(absl::StrCat("rule '", rule.name, "' has no action"));
+    }
+    if (rule.model_team && !rule.team.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("rule '", rule.name, "' sets both team and model_team"));
+    }
+    if ((rule.model_team || rule.min_model_confidence) && !model) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rule '", rule.name, "' uses the team model, but routing.model is not set"));
+    }
+  }
+  if (model) {
+    if (model->model == nullptr || model->model->info().label != ModelLabel::kTeam) {
+      return absl::InvalidArgumentError("the routing model must be a team model");
+    }
+    for (const std::string& team : model->model->info().classes) {
+      if (!known.contains(team)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the team model ", model->name, " proposes team '", team, "', which is not a team"));
+      }
     }
   }
   return absl::OkStatus();
@@ -125,6 +144,10 @@ bool Router::Matches(const RuleOptions& rule, const Message& message, absl::Time
   }
   if (regex_of_rule_[index] >= 0 && !regex_hits[regex_of_rule_[index]]) return false;
   if (rule.time && !rule.time->Contains(received_at)) return false;
+  if (rule.min_model_confidence &&
+      (triage.model_team.empty() || triage.model_team_confidence < *rule.min_model_confidence)) {
+    return false;
+  }
   return true;
 }
 
@@ -140,6 +163,16 @@ void Router::Route(const Message& message, absl::Time received_at,
     regexes_->Scan(folded, &hits);
     for (const Matcher::Hit& hit : hits) regex_hits[hit.term] = true;
   }
+  if (options_.model) {
+    const Explanation e = options_.model->model->Explain(message.text, kModelReasonTerms);
+    triage->model_team = options_.model->model->info().classes[e.prediction.best];
+    triage->model_team_confidence = e.prediction.Confidence();
+    triage->reasons.push_back(absl::StrFormat("model %s proposes team %s (probability %.2f)", options_.model->name,
+                                              triage->model_team, triage->model_team_confidence));
+    triage->reasons.push_back(ExplainTerms(absl::StrCat("model ", options_.model->name, " margin of ",
+                                                        triage->model_team, " over the next team"),
+                                           e));
+  }
   bool level_changed = false;
   for (size_t i = 0; i < options_.rules.size(); ++i) {
     const RuleOptions& rule = options_.rules[i];
@@ -154,6 +187,12 @@ void Router::Route(const Message& message, absl::Time received_at,
       triage->team = rule.team;
       triage->rule = rule.name;
       triage->reasons.push_back(absl::StrCat("rule ", rule.name, " assigned team ", rule.team));
+    }
+    if (triage->team.empty() && rule.model_team && !triage->model_team.empty()) {
+      triage->team = triage->model_team;
+      triage->rule = rule.name;
+      triage->reasons.push_back(absl::StrFormat("rule %s took the model's team %s (probability %.2f)", rule.name,
+                                                triage->team, triage->model_team_confidence));
     }
     for (const std::string& team : rule.inform) {
       if (!Contains(triage->informed, team)) triage->informed.push_back(team);
@@ -197,6 +236,23 @@ void Router::Route(const Message& message, absl::Time received_at,
   }
   // The owner already gets the ticket; informing it again would only duplicate work.
   std::erase(triage->informed, triage->team);
+}
+
+absl::StatusOr<std::shared_ptr<const Router>> Router::WithModel(std::optional<RoutingModel> model) const {
+  std::shared_ptr<Router> router(new Router(*this));
+  router->options_.model = std::move(model);
+  if (auto s = router->options_.Validate(); !s.ok()) return s;
+  return router;
+}
+
+absl::StatusOr<std::shared_ptr<const Triager>> Triager::WithModels(std::optional<ScoringModel> complaint,
+                                                                   std::optional<RoutingModel> team) const {
+  ScorerOptions check = scorer_->options();
+  check.model = complaint;
+  if (auto s = check.Validate(); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const Router>> router = router_->WithModel(std::move(team));
+  if (!router.ok()) return router.status();
+  return std::shared_ptr<const Triager>(new Triager(scorer_->WithModel(std::move(complaint)), *std::move(router)));
 }
 
 absl::StatusOr<std::shared_ptr<const Triager>> Triager::Create(ScorerOptions scorer,

@@ -51,8 +51,11 @@ struct RuleOptions {
   std::vector<std::string> authors;  // author ids or handles (case-insensitive, '@' optional)
   std::string text_regex;  // Hyperscan syntax, on the folded text (see FoldForMatching)
   std::optional<TimeWindow> time;
+  // The team model's confidence in its proposal is at least this (never matches without one).
+  std::optional<double> min_model_confidence;
   // Actions.
   std::string team;
+  bool model_team = false;  // the owner is the team model's proposal (instead of `team`)
   std::vector<std::string> inform;
   std::vector<std::string> tags;
   std::optional<Level> set_level;
@@ -60,12 +63,21 @@ struct RuleOptions {
   bool drop = false;
 };
 
+// A trained team model (`triagectl train --label team`): it proposes an owner team with its
+// probability; rules decide whether to take it (`model_team`, `min_model_confidence`).
+struct RoutingModel {
+  std::shared_ptr<const TextModel> model;
+  std::string name;  // how reasons name it (the file's base name)
+};
+
 struct RouterOptions {
   std::vector<std::string> teams;  // every team a rule or the default may name
   std::string default_team;
   std::vector<RuleOptions> rules;
+  std::optional<RoutingModel> model;
 
-  // Checks that every team named exists, rule names are unique, and the default is set.
+  // Checks that every team named exists (the model's classes included), rule names are
+  // unique, the default is set, and rules that use the model have one.
   absl::Status Validate() const;
 };
 
@@ -80,6 +92,10 @@ class Router {
   // conversation, if any: a follow-up goes to the same team.
   void Route(const Message& message, absl::Time received_at, const std::string* conversation_team,
              Triage* triage) const;
+
+  // The same rules (their regexes compiled once, shared) with another team model, or none.
+  // InvalidArgument when the rules need a model and none is given, or it names unknown teams.
+  absl::StatusOr<std::shared_ptr<const Router>> WithModel(std::optional<RoutingModel> model) const;
 
  private:
   explicit Router(RouterOptions options) : options_(std::move(options)) {}
@@ -99,6 +115,10 @@ class Triager {
 
   RoutedMessage Triage(Message message, absl::Time received_at,
                        const std::string* conversation_team = nullptr) const;
+
+  // The same lexicon and rules with other trained models (cheap: nothing is recompiled).
+  absl::StatusOr<std::shared_ptr<const Triager>> WithModels(std::optional<ScoringModel> complaint,
+                                                            std::optional<RoutingModel> team) const;
 
  private:
   Triager(std::shared_ptr<const Scorer> scorer, std::shared_ptr<const Router> router)

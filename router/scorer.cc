@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "router/text.h"
@@ -66,6 +67,12 @@ bool Negated(absl::string_view folded, size_t start) {
 
 }  // namespace
 
+std::string ExplainTerms(absl::string_view what, const Explanation& e) {
+  std::string out = absl::StrFormat("%s %+.2f = bias %+.2f", what, e.score, e.bias);
+  for (const Contribution& c : e.terms) absl::StrAppendFormat(&out, ", '%s' %+.2f", c.phrase, c.weight);
+  return out;
+}
+
 absl::Status ScorerOptions::Validate() const {
   if (std::abs(urgency_weight + reach_weight - 1.0) > 1e-6) {
     return absl::InvalidArgumentError(absl::StrCat("urgency and reach weights must sum to 1, got ",
@@ -83,6 +90,17 @@ absl::Status ScorerOptions::Validate() const {
     return absl::InvalidArgumentError("level 'low' must have min_priority 0");
   }
   if (followers_cap < 10) return absl::InvalidArgumentError("followers_cap must be at least 10");
+  if (model) {
+    if (model->model == nullptr || model->model->info().label != ModelLabel::kComplaint) {
+      return absl::InvalidArgumentError("the scoring model must be a complaint model");
+    }
+    if (model->threshold && !(*model->threshold > 0 && *model->threshold < 1)) {
+      return absl::InvalidArgumentError("the model threshold must be between 0 and 1");
+    }
+    if (model->points < 0 || model->points > 100) {
+      return absl::InvalidArgumentError("the model points must be between 0 and 100");
+    }
+  }
   if (followers_max_points + std::max(verified_points, blue_points) > 100) {
     return absl::InvalidArgumentError("followers_max_points + verified_points must not exceed 100");
   }
@@ -106,6 +124,12 @@ absl::StatusOr<std::shared_ptr<const Scorer>> Scorer::Create(ScorerOptions optio
   absl::StatusOr<std::shared_ptr<const Matcher>> matcher = Matcher::Build(scorer->term_text_);
   if (!matcher.ok()) return matcher.status();
   scorer->matcher_ = *std::move(matcher);
+  return scorer;
+}
+
+std::shared_ptr<const Scorer> Scorer::WithModel(std::optional<ScoringModel> model) const {
+  std::shared_ptr<Scorer> scorer(new Scorer(*this));
+  scorer->options_.model = std::move(model);
   return scorer;
 }
 
@@ -191,6 +215,23 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
     complaint = true;
     urgency += points.angry_emoji;
     signal_reasons.push_back(absl::StrCat("angry emoji (+", points.angry_emoji, ")"));
+  }
+  if (options_.model) {
+    // The model decides; the lexicon's verdict stays in the reasons for comparison.
+    const ScoringModel& m = *options_.model;
+    const Explanation e = m.model->Explain(message.text, kModelReasonTerms);
+    const double p = e.prediction.probability[1];
+    const double threshold = m.Threshold();
+    const int model_points = static_cast<int>(std::lround(m.points * p));
+    if (complaint != (p >= threshold)) {
+      signal_reasons.push_back(absl::StrCat("the lexicon alone would say ", complaint ? "complaint" : "not a complaint"));
+    }
+    complaint = p >= threshold;
+    urgency += model_points;
+    triage->model_complaint_probability = p;
+    signal_reasons.push_back(absl::StrFormat("model %s: complaint probability %.2f %s threshold %.2f (+%d)", m.name, p,
+                                             complaint ? ">=" : "<", threshold, model_points));
+    signal_reasons.push_back(ExplainTerms(absl::StrCat("model ", m.name, " log-odds"), e));
   }
   if (complaint && praise) {
     // "Great, another outage": the praise words are sarcasm, not satisfaction.

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "router/matcher.h"
 #include "router/message.h"
+#include "router/text_model.h"
 
 namespace triage::router {
 
@@ -46,6 +47,20 @@ struct SignalOptions {
   int sarcasm = 10;         // praise beside a complaint: "great, another outage"
 };
 
+// A trained complaint model (`triagectl train --label complaint`) behind the decision. Its
+// probability p decides `complaint` (p >= threshold) in place of the lexicon's verdict, and
+// adds round(points * p) to the urgency. Categories keep their weights and signals their
+// points (shouting, runs of !/? count when the model says complaint), so a calm message about
+// a fire stays urgent.
+struct ScoringModel {
+  std::shared_ptr<const TextModel> model;
+  std::string name;                 // how reasons name it (the file's base name)
+  std::optional<double> threshold;  // default: the threshold chosen when it was trained
+  int points = 60;
+
+  double Threshold() const { return threshold.value_or(model->info().threshold); }
+};
+
 struct LevelOptions {
   int min_priority = 0;  // a message gets the first level (urgent first) whose minimum it reaches
   absl::Duration sla = absl::Hours(24);
@@ -62,6 +77,7 @@ struct ScorerOptions {
   int followers_max_points = 80;       // reach points given at followers_cap (log scale below)
   int verified_points = 20;            // legacy verified, business, government
   int blue_points = 8;                 // X "blue" (paid) verification
+  std::optional<ScoringModel> model;
   std::array<LevelOptions, kLevelCount> levels = {{
       {60, absl::Minutes(15)},
       {40, absl::Hours(1)},
@@ -73,6 +89,13 @@ struct ScorerOptions {
   absl::Status Validate() const;
 };
 
+// How many words and phrases a model's reason names (the rest are summed as one term).
+inline constexpr size_t kModelReasonTerms = 6;
+
+// "<what> +1.92 = bias -0.71, 'still waiting' +1.31, 'refund' +0.84, ...": an explanation as
+// one reason line; the terms sum exactly to the score.
+std::string ExplainTerms(absl::string_view what, const Explanation& e);
+
 // Computes urgency, complaint, reach, priority, level and SLA deadline of a message, with the
 // reasons. All terms of all categories are matched in one Hyperscan pass over the folded text
 // (case- and accent-insensitive). Immutable after Create; safe to share between threads.
@@ -83,6 +106,10 @@ class Scorer {
 
   // Fills the scoring part of `triage` (everything but team, informed and rule).
   void Score(const Message& message, absl::Time received_at, Triage* triage) const;
+
+  // The same lexicon (compiled once, shared) with another complaint model, or none: what a
+  // reload of only the model, or cross-validation, needs without recompiling the lexicon.
+  std::shared_ptr<const Scorer> WithModel(std::optional<ScoringModel> model) const;
 
   const ScorerOptions& options() const { return options_; }
 

@@ -36,6 +36,11 @@ void WriteTriageFields(const RoutedMessage& routed, bool with_reasons, JsonWrite
   for (const std::string& tag : t.tags) w.String(tag);
   w.EndArray();
   w.Key("dropped").Bool(t.dropped);
+  if (t.model_complaint_probability) w.Key("complaint_probability").Double(*t.model_complaint_probability);
+  if (!t.model_team.empty()) {
+    w.Key("model_team").BeginObject().Key("team").String(t.model_team);
+    w.Key("probability").Double(t.model_team_confidence).EndObject();
+  }
   if (with_reasons) {
     w.Key("reasons").BeginArray();
     for (const std::string& reason : t.reasons) w.String(reason);
