@@ -628,7 +628,9 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
          {"urgency_weight", "reach_weight", "followers_cap", "followers_max_points",
-          "verified_points", "blue_points", "levels", "categories", "signals", "model"});
+          "verified_points", "blue_points", "levels", "categories", "signals", "model",
+          "complaint_threshold"});
+  l.Integer(node, "complaint_threshold", path, &s->complaint_threshold, 1, 100);
   l.Integer(node, "blue_points", path, &s->blue_points, 0, 100);
   router::ScoringModel model;
   model.model = l.Model(node, "model", path, router::ModelLabel::kComplaint, {"threshold", "points"}, &model.name);
@@ -645,7 +647,10 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   if (const auto signals = l.Get(node, "signals", path, false)) {
     const std::string here = Child(path, "signals");
     if (l.Map(*signals, here)) {
-      l.Keys(*signals, here, {"shouting", "exclamations", "angry_emoji", "negated_praise", "sarcasm"});
+      l.Keys(*signals, here, {"shouting", "exclamations", "angry_emoji", "negated_praise", "sarcasm",
+                              "negative_sentiment", "positive_sentiment"});
+      l.Integer(*signals, "negative_sentiment", here, &s->signals.negative_sentiment, 0, 100);
+      l.Integer(*signals, "positive_sentiment", here, &s->signals.positive_sentiment, 0, 100);
       l.Integer(*signals, "shouting", here, &s->signals.shouting, 0, 100);
       l.Integer(*signals, "exclamations", here, &s->signals.exclamations, 0, 100);
       l.Integer(*signals, "angry_emoji", here, &s->signals.angry_emoji, 0, 100);
@@ -683,8 +688,15 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
         c.name = item.first.Scalar();
         const std::string here = Child(cat_path, c.name);
         if (!l.Map(item.second, here)) continue;
-        l.Keys(item.second, here, {"weight", "terms", "role"});
+        l.Keys(item.second, here, {"weight", "terms", "role", "per_term", "max"});
         l.Integer(item.second, "weight", here, &c.weight, -100, 100);
+        std::optional<bool> per_term;
+        l.Bool(item.second, "per_term", here, &per_term);
+        c.per_term = per_term.value_or(false);
+        l.Integer(item.second, "max", here, &c.max, 0, 100);
+        if (item.second["max"].IsDefined() && !c.per_term) {
+          l.Error(item.second["max"], Child(here, "max"), "max applies only with per_term: true");
+        }
         std::string role;
         l.String(item.second, "role", here, &role);
         if (role == "complaint") {
@@ -937,6 +949,7 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
 
 absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::ScorerOptions* lexicon) {
   Config config;
+  config.scoring.sentiment = DefaultSentimentLexicon();
   if (lexicon != nullptr) config.scoring.categories = lexicon->categories;
   if (!l.Map(root, "")) return absl::InvalidArgumentError(l.Report());
   l.Keys(root, "",
@@ -998,6 +1011,15 @@ const router::ScorerOptions& DefaultLexicon() {
 }
 
 }  // namespace
+
+std::shared_ptr<const router::SentimentLexicon> DefaultSentimentLexicon() {
+  static const auto* lexicon = new std::shared_ptr<const router::SentimentLexicon>([] {
+    auto parsed = router::SentimentLexicon::Parse(SentimentLexiconText());
+    // The embedded file is checked by a unit test; a build that breaks it fails there.
+    return parsed.ok() ? *parsed : nullptr;
+  }());
+  return *lexicon;
+}
 
 bool ParseDurationText(absl::string_view text, absl::Duration* out) {
   text = absl::StripAsciiWhitespace(text);

@@ -146,6 +146,10 @@ absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_vie
 
 // The config compiled into the binary (config/default.yaml): used when no --config is given.
 absl::string_view DefaultConfigYaml();
+// The word valences compiled into the binary (config/sentiment_lexicon.tsv, from VADER), and
+// the lexicon parsed from them once.
+absl::string_view SentimentLexiconText();
+std::shared_ptr<const router::SentimentLexicon> DefaultSentimentLexicon();
 
 // Reads a model file written by `triagectl train` and checks that it predicts `label`. The
 // error names the file and what is wrong (missing, not a model, another label).

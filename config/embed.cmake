@@ -1,10 +1,12 @@
-# Turns config/default.yaml into a C++ source so the binary carries its default config.
+# Turns a file of config/ into a C++ source so the binary carries it: default.yaml (the default
+# config) and sentiment_lexicon.tsv (word valences). -DINPUT, -DOUTPUT, -DFUNCTION.
 file(READ ${INPUT} CONTENT)
-file(WRITE ${OUTPUT} "// Generated from config/default.yaml by config/embed.cmake. Do not edit.\n"
+get_filename_component(NAME ${INPUT} NAME)
+file(WRITE ${OUTPUT} "// Generated from config/${NAME} by config/embed.cmake. Do not edit.\n"
   "#include \"config/config.h\"\n"
   "namespace triage::config {\n"
-  "absl::string_view DefaultConfigYaml() {\n"
-  "  static constexpr char kYaml[] = R\"TRIAGED_YAML(${CONTENT})TRIAGED_YAML\";\n"
-  "  return {kYaml, sizeof(kYaml) - 1};\n"
+  "absl::string_view ${FUNCTION}() {\n"
+  "  static constexpr char kText[] = R\"TRIAGED_EMBED(${CONTENT})TRIAGED_EMBED\";\n"
+  "  return {kText, sizeof(kText) - 1};\n"
   "}\n"
   "}  // namespace triage::config\n")

@@ -8,6 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "router/sentiment.h"
 #include "router/text.h"
 
 namespace triage::router {
@@ -127,6 +128,13 @@ absl::StatusOr<std::shared_ptr<const Scorer>> Scorer::Create(ScorerOptions optio
   return scorer;
 }
 
+int Scorer::CategoryIndex(absl::string_view name) const {
+  for (size_t c = 0; c < options_.categories.size(); ++c) {
+    if (options_.categories[c].name == name) return static_cast<int>(c);
+  }
+  return 0;
+}
+
 std::shared_ptr<const Scorer> Scorer::WithModel(std::optional<ScoringModel> model) const {
   std::shared_ptr<Scorer> scorer(new Scorer(*this));
   scorer->options_.model = std::move(model);
@@ -174,7 +182,7 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   const SignalOptions& points = options_.signals;
   std::vector<int> match_index(options_.categories.size(), -1);
   std::vector<std::string> negated;
-  bool complaint = false, praise = false, resolved = false;
+  bool praise = false, resolved = false;
   for (const Matcher::Hit& hit : hits) {
     const int c = term_category_[hit.term];
     const CategoryOptions& category = options_.categories[c];
@@ -186,7 +194,6 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
         continue;
       }
     }
-    complaint |= role == CategoryRole::kComplaint;
     praise |= role == CategoryRole::kPraise;
     resolved |= role == CategoryRole::kResolution;
     int& index = match_index[c];
@@ -196,25 +203,57 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
     }
     triage->categories[index].terms.push_back(term_text_[hit.term]);
   }
+  // What each category adds: its weight once, or per term up to its cap (weak cues).
+  int evidence = 0;  // of a complaint: the complaint categories' points
+  for (CategoryMatch& match : triage->categories) {
+    const CategoryOptions& category = options_.categories[CategoryIndex(match.name)];
+    if (category.per_term) {
+      match.weight = std::clamp(category.weight * static_cast<int>(match.terms.size()), -category.max, category.max);
+    }
+    if (category.effective_role() == CategoryRole::kComplaint) evidence += match.weight;
+  }
 
   const TextSignals signals = ReadSignals(message.text);
   std::vector<std::string> signal_reasons;
   int urgency = 0;
-  if (resolved && complaint) {
+  if (resolved && evidence > 0) {
     // The problem words tell what was fixed: the author is not complaining about it now.
-    complaint = false;
+    evidence = 0;
     signal_reasons.push_back("problem words beside a resolution: not a complaint");
   }
   if (!negated.empty()) {
-    complaint = true;
+    evidence += points.negated_praise;
     urgency += points.negated_praise;
     signal_reasons.push_back(absl::StrCat("negated praise '", absl::StrJoin(negated, "', '"), "' (+",
                                           points.negated_praise, ")"));
   }
   if (signals.angry_emoji > 0) {
-    complaint = true;
+    evidence += points.angry_emoji;
     urgency += points.angry_emoji;
     signal_reasons.push_back(absl::StrCat("angry emoji (+", points.angry_emoji, ")"));
+  }
+  if (options_.sentiment != nullptr && (points.negative_sentiment > 0 || points.positive_sentiment > 0)) {
+    thread_local ModelTokens tokens;
+    TokenizeForModel(message.text, &tokens);
+    const SentimentLexicon::Result sentiment = options_.sentiment->Score(tokens);
+    const int shift = sentiment.compound < 0
+                          ? static_cast<int>(std::lround(-sentiment.compound * points.negative_sentiment))
+                          : -static_cast<int>(std::lround(sentiment.compound * points.positive_sentiment));
+    if (shift != 0) {
+      evidence += shift;
+      urgency += shift;
+      std::string words;
+      for (const SentimentLexicon::Term& t : sentiment.terms) {
+        absl::StrAppendFormat(&words, "%s'%s' %+.1f", words.empty() ? "" : ", ", t.phrase, t.valence);
+      }
+      signal_reasons.push_back(absl::StrFormat("%s sentiment %+.2f from %s (%+d)", shift > 0 ? "negative" : "positive",
+                                               sentiment.compound, words, shift));
+    }
+  }
+  bool complaint = evidence >= options_.complaint_threshold;
+  if (evidence > 0 && !complaint && !options_.model) {
+    signal_reasons.push_back(absl::StrCat("complaint evidence ", evidence, " below the threshold ",
+                                          options_.complaint_threshold, ": not enough for a complaint"));
   }
   if (options_.model) {
     // The model decides; the lexicon's verdict stays in the reasons for comparison.
@@ -236,10 +275,7 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   if (complaint && praise) {
     // "Great, another outage": the praise words are sarcasm, not satisfaction.
     std::erase_if(triage->categories, [&](const CategoryMatch& m) {
-      for (const CategoryOptions& c : options_.categories) {
-        if (c.name == m.name) return c.effective_role() == CategoryRole::kPraise;
-      }
-      return false;
+      return options_.categories[CategoryIndex(m.name)].effective_role() == CategoryRole::kPraise;
     });
     urgency += points.sarcasm;
     signal_reasons.push_back(absl::StrCat("praise beside a complaint read as sarcasm (+", points.sarcasm, ")"));

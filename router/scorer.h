@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "router/matcher.h"
 #include "router/message.h"
+#include "router/sentiment.h"
 #include "router/text_model.h"
 
 namespace triage::router {
@@ -28,6 +29,10 @@ struct CategoryOptions {
   std::string name;
   int weight = 0;  // -100..100
   std::vector<std::string> terms;
+  // Weak cues ("still", "why", "my"): each distinct term matched adds `weight`, and the
+  // category adds at most `max` in all. Otherwise the category adds its weight once.
+  bool per_term = false;
+  int max = 100;
   std::optional<CategoryRole> role;  // default: complaint if weight > 0, praise if < 0
 
   CategoryRole effective_role() const {
@@ -45,6 +50,11 @@ struct SignalOptions {
   int angry_emoji = 15;     // also makes the message a complaint
   int negated_praise = 20;  // "not happy", "never great": a complaint
   int sarcasm = 10;         // praise beside a complaint: "great, another outage"
+  // Points for the text's sentiment (SentimentLexicon's compound, -1..1): a negative text gains
+  // up to `negative_sentiment` points of urgency and complaint evidence, a positive one loses up
+  // to `positive_sentiment`.
+  int negative_sentiment = 25;
+  int positive_sentiment = 10;
 };
 
 // A trained complaint model (`triagectl train --label complaint`) behind the decision. Its
@@ -69,6 +79,11 @@ struct LevelOptions {
 struct ScorerOptions {
   std::vector<CategoryOptions> categories;
   SignalOptions signals;
+  // A message is a complaint when its evidence reaches this: the points of the complaint
+  // categories it matched, negated praise, angry emoji and negative sentiment, less positive
+  // sentiment (a trained model, when set, decides instead).
+  int complaint_threshold = 15;
+  std::shared_ptr<const SentimentLexicon> sentiment;  // none: no sentiment signal
   // priority = urgency_weight * urgency + reach_weight * reach; the weights sum to 1 so that
   // priority stays in 0..100. Reach is capped so that it never drowns urgency.
   double urgency_weight = 0.75;
@@ -116,6 +131,7 @@ class Scorer {
  private:
   explicit Scorer(ScorerOptions options) : options_(std::move(options)) {}
   int Reach(const Author& author, Triage* triage) const;
+  int CategoryIndex(absl::string_view name) const;
 
   ScorerOptions options_;
   std::shared_ptr<const Matcher> matcher_;
