@@ -623,6 +623,53 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
   }
 }
 
+void LoadFeedback(Loader& l, const YAML::Node& node, const std::vector<DestinationOptions>& destinations,
+                  std::vector<FeedbackOptions>* out) {
+  if (!l.Map(node, "feedback")) return;
+  for (const auto& item : node) {
+    FeedbackOptions f;
+    f.name = item.first.Scalar();
+    const std::string path = Child("feedback", f.name);
+    const YAML::Node& body = item.second;
+    if (!l.Map(body, path)) continue;
+    for (const char c : f.name) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+        l.Error(item.first, path, "feedback names use letters, digits, - and _ (they are URL paths)");
+        break;
+      }
+    }
+    std::string type;
+    l.String(body, "type", path, &type, true);
+    if (type == "zendesk") {
+      f.type = DestinationType::kZendesk;
+      l.Keys(body, path, {"type", "destination", "secret", "complaint_tags", "not_complaint_tags", "max_clock_skew"});
+      l.Duration(body, "max_clock_skew", path, &f.max_clock_skew, absl::Seconds(10), absl::Hours(24));
+    } else if (type == "freshdesk") {
+      f.type = DestinationType::kFreshdesk;
+      l.Keys(body, path, {"type", "destination", "secret", "token_header", "complaint_tags", "not_complaint_tags"});
+      l.String(body, "token_header", path, &f.token_header);
+    } else if (!type.empty()) {
+      l.Error(body["type"], Child(path, "type"), "unknown feedback type (known: zendesk, freshdesk)");
+    }
+    l.Secret(body, "secret", path, &f.secret, true);
+    l.String(body, "destination", path, &f.destination, true);
+    l.StringList(body, "complaint_tags", path, &f.complaint_tags);
+    l.StringList(body, "not_complaint_tags", path, &f.not_complaint_tags);
+    if (!f.destination.empty()) {
+      const auto d = std::find_if(destinations.begin(), destinations.end(),
+                                  [&](const DestinationOptions& o) { return o.name == f.destination; });
+      if (d == destinations.end()) {
+        l.Error(body["destination"], Child(path, "destination"),
+                absl::StrCat("unknown destination '", f.destination, "' (define it under destinations)"));
+      } else if (d->type != f.type) {
+        l.Error(body["destination"], Child(path, "destination"),
+                absl::StrCat("destination '", f.destination, "' is not a ", type, " destination"));
+      }
+    }
+    out->push_back(std::move(f));
+  }
+}
+
 void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   const std::string path = "scoring";
   if (!l.Map(node, path)) return;
@@ -954,7 +1001,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
   if (!l.Map(root, "")) return absl::InvalidArgumentError(l.Report());
   l.Keys(root, "",
          {"log_level", "server", "admin", "storage", "sources", "scoring", "teams", "routing",
-          "destinations"});
+          "destinations", "feedback"});
   l.String(root, "log_level", "", &config.log_level);
   if (!absl::c_linear_search(std::vector<std::string>{"trace", "debug", "info", "warn", "error"},
                              config.log_level)) {
@@ -977,6 +1024,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
     l.Error(root, "scoring", s.message());
   }
   if (auto n = l.Get(root, "destinations", "", true)) LoadDestinations(l, *n, &config.destinations);
+  if (auto n = l.Get(root, "feedback", "", false)) LoadFeedback(l, *n, config.destinations, &config.feedback);
   if (auto n = l.Get(root, "teams", "", true)) {
     LoadTeams(l, *n, &config.teams);
     absl::flat_hash_set<std::string> destinations;

@@ -119,6 +119,25 @@ struct DestinationOptions {
   bool operator==(const DestinationOptions&) const = default;
 };
 
+// A helpdesk telling triaged what an agent decided about a ticket triaged created: served at
+// POST /feedback/<name> on the ingest listener. The ticket's priority becomes the message's
+// level label, its group the team label (through the destination's group_ids), and its tags
+// the complaint label.
+struct FeedbackOptions {
+  std::string name;
+  DestinationType type = DestinationType::kZendesk;  // zendesk or freshdesk
+  std::string destination;  // the destination whose tickets it reports on (same type)
+  // zendesk: the webhook's signing secret (X-Zendesk-Webhook-Signature); freshdesk: a token
+  // the automation sends in `token_header`.
+  std::string secret;
+  std::string token_header = "X-Triage-Token";
+  std::vector<std::string> complaint_tags = {"complaint"};
+  std::vector<std::string> not_complaint_tags = {"not_complaint"};
+  absl::Duration max_clock_skew = absl::Minutes(5);  // zendesk: signature timestamps older are refused
+
+  bool operator==(const FeedbackOptions&) const = default;
+};
+
 struct TeamOptions {
   std::string name;
   std::vector<std::string> destinations;
@@ -136,6 +155,7 @@ struct Config {
   absl::Duration conversation_window = absl::Hours(72);
   std::vector<TeamOptions> teams;
   std::vector<DestinationOptions> destinations;
+  std::vector<FeedbackOptions> feedback;
 };
 
 // Loads and validates a YAML config. On failure the status message holds every error found,

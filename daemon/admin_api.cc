@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,7 @@ namespace {
 
 constexpr size_t kDefaultLimit = 100;
 constexpr size_t kMaxLimit = 1000;
+constexpr size_t kMaxLabelPage = 5000;
 
 const char* BreakerName(CircuitBreaker::State state) {
   switch (state) {
@@ -68,9 +70,10 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
   const bool get = request.method() == http::verb::get;
   const bool post = request.method() == http::verb::post;
 
-  if (path == "/v1/queues" || path == "/v1/dead-letters") {
+  if (path == "/v1/queues" || path == "/v1/dead-letters" || path == "/v1/labels") {
     if (!get) return JsonError(http::status::method_not_allowed, "use GET");
     if (auto refused = Refused(request, true)) return refused;
+    if (path == "/v1/labels") return Labels(query);
     return path == "/v1/queues" ? Queues() : DeadLetters(query);
   }
   absl::string_view message = path;
@@ -288,6 +291,42 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     }
   }
   w.EndArray();
+  // What an agent decided about it, if a helpdesk told us (feedback).
+  w.Key("label");
+  const absl::StatusOr<std::optional<std::string>> label = store_.Label(key);
+  if (label.ok() && label->has_value()) {
+    w.Raw(**label);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  return JsonResponse(http::status::ok, w.Take());
+}
+
+Response AdminApi::Labels(absl::string_view query) {
+  size_t limit = kMaxLabelPage;
+  if (const std::string text = QueryParam(query, "limit"); !text.empty()) {
+    if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLabelPage) {
+      return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLabelPage));
+    }
+  }
+  std::string after;
+  if (const std::string cursor = QueryParam(query, "after"); !cursor.empty()) {
+    if (!absl::WebSafeBase64Unescape(cursor, &after)) return JsonError(http::status::bad_request, "after: not a cursor");
+  }
+  std::string last;
+  const absl::StatusOr<std::vector<std::string>> labels = store_.Labels(after, limit, &last);
+  if (!labels.ok()) return JsonError(http::status::service_unavailable, "storage unavailable");
+  router::JsonWriter w;
+  w.BeginObject().Key("labels").BeginArray();
+  for (const std::string& record : *labels) w.Raw(record);
+  w.EndArray();
+  w.Key("next");
+  if (labels->size() == limit) {
+    w.String(absl::WebSafeBase64Escape(last));
+  } else {
+    w.Null();
+  }
   w.EndObject();
   return JsonResponse(http::status::ok, w.Take());
 }

@@ -22,7 +22,10 @@ namespace triage::daemon {
 //   POST /v1/destinations/D/pause | /resume       an operator's pause, kept across restarts
 //   GET  /v1/messages/SOURCE/ID                   one message: status, ticket (team, informed,
 //                                                 scores, reasons), each delivery's state, queue
-//                                                 position, attempts and last error, remote tickets
+//                                                 position, attempts and last error, remote
+//                                                 tickets, and the agent's label if any
+//   GET  /v1/labels[?after=CURSOR&limit=N]         label records (feedback), key order, pages of
+//                                                 up to 5000; "next" is the following page's cursor
 // Reads answer without the token when admin.read_without_token is set. Without a configured
 // token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer.
 class AdminApi {
@@ -39,6 +42,7 @@ class AdminApi {
   Response Requeue(const std::string& body);
   Response Pause(const std::string& destination, bool paused);
   Response Message(absl::string_view source, absl::string_view id);
+  Response Labels(absl::string_view query);
 
   const config::AdminOptions options_;
   storage::Store& store_;

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 
 namespace triage::daemon {
 namespace {
@@ -107,12 +108,13 @@ absl::Status App::Start() {
   absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(config_);
   if (!pipeline.ok()) return pipeline.status();
   ingest_ = std::make_unique<Ingest>(*std::move(pipeline), *store_, metrics_);
+  feedback_ = std::make_unique<Feedback>(Feedback::FromConfig(config_), *store_, metrics_);
   const config::ServerOptions& server = config_.server;
   public_server_ = std::make_unique<HttpServer>(
       io_,
       HttpServerOptions{"ingest", server.max_body_bytes, server.max_header_bytes,
                         server.read_timeout, server.idle_timeout, server.max_connections},
-      [this](Request& request) { return ingest_->Handle(request); }, metrics_.http_connections);
+      [this](Request& request) { return Public(request); }, metrics_.http_connections);
   admin_server_ = std::make_unique<HttpServer>(
       io_,
       HttpServerOptions{"admin", 64 << 10, 16 << 10, absl::Seconds(10), absl::Seconds(60), 64},
@@ -198,6 +200,13 @@ absl::Status App::WritePortsFile(uint16_t ingest, uint16_t admin) const {
     return absl::UnavailableError(absl::StrCat("cannot rename ", temp));
   }
   return absl::OkStatus();
+}
+
+asio::awaitable<Response> App::Public(Request& request) {
+  const absl::string_view target = ToAbsl(request.target());
+  absl::string_view path = target.substr(0, target.find('?'));
+  if (absl::ConsumePrefix(&path, "/feedback/")) co_return feedback_->Handle(path, request);
+  co_return co_await ingest_->Handle(request);
 }
 
 asio::awaitable<Response> App::Admin(Request& request) {
@@ -301,6 +310,7 @@ absl::Status App::Reload() {
                  dispatcher->options().name);
   }
   ingest_->Swap(*std::move(pipeline));
+  feedback_->Swap(Feedback::FromConfig(*next));
   for (const std::string& name : removed) {
     if (std::shared_ptr<Dispatcher> old = dispatchers_.Remove(name)) {
       old->Stop(/*removed=*/true);

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "daemon/admin_api.h"
 #include "daemon/delivery.h"
+#include "daemon/feedback.h"
 #include "daemon/http_server.h"
 #include "daemon/ingest.h"
 #include "daemon/metrics.h"
@@ -44,6 +45,8 @@ class App {
 
  private:
   asio::awaitable<Response> Admin(Request& request);
+  // The ingest listener: /webhooks/<source> (Ingest) and /feedback/<name> (Feedback).
+  asio::awaitable<Response> Public(Request& request);
   void Shutdown();
   // sd_notify: READY=1 (when `ready`) and a STATUS line with the queue depth.
   void NotifyStatus(bool ready);
@@ -58,6 +61,7 @@ class App {
   Metrics metrics_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<Ingest> ingest_;
+  std::unique_ptr<Feedback> feedback_;
   Dispatchers dispatchers_;
   // Swapped out by reloads, kept until their workers have ended (Reload and Shutdown only).
   std::vector<std::shared_ptr<Dispatcher>> retired_;

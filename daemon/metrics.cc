@@ -53,6 +53,20 @@ Metrics::Metrics()
                  .Name("triage_router_messages_routed_total")
                  .Help("Stored messages by owner team, level and the rule that chose the team")
                  .Register(*registry)),
+      feedback_requests(prometheus::BuildCounter()
+                            .Name("triage_feedback_requests_total")
+                            .Help("Helpdesk feedback webhooks (POST /feedback/<name>) by feedback and HTTP status")
+                            .Register(*registry)),
+      feedback_labels(prometheus::BuildCounter()
+                          .Name("triage_feedback_labels_total")
+                          .Help("Ticket updates from helpdesks by feedback and outcome (stored, "
+                                "unknown_ticket: not created here or older than the origin window, "
+                                "no_label: nothing that maps to a label)")
+                          .Register(*registry)),
+      labels_stored(prometheus::BuildGauge()
+                        .Name("triage_storage_labels")
+                        .Help("Messages holding a label from an agent's decision (triagectl labels export)")
+                        .Register(*registry)),
       http_connections(prometheus::BuildCounter()
                            .Name("triage_http_connections_total")
                            .Help("Connections by listener and outcome (accepted, rejected_limit)")
@@ -205,6 +219,7 @@ std::string Metrics::Render(storage::Store& store) {
         .Set(std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMillis(oldest.oldest_enqueued_unix_ms))));
   }
   dead_letters.Add({}).Set(static_cast<double>(store.DeadLetterCount()));
+  labels_stored.Add({}).Set(static_cast<double>(store.LabelCount()));
   const storage::Store::StorageStats stats = store.Stats();
   storage_live_bytes.Add({}).Set(static_cast<double>(stats.live_bytes));
   storage_pending_compaction_bytes.Add({}).Set(static_cast<double>(stats.pending_compaction_bytes));

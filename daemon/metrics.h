@@ -44,6 +44,9 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& ingest_ignored;     // source, reason
   prometheus::Family<prometheus::Counter>& signature_failures;  // source
   prometheus::Family<prometheus::Counter>& routed;            // team, level, rule
+  prometheus::Family<prometheus::Counter>& feedback_requests;  // feedback, status
+  prometheus::Family<prometheus::Counter>& feedback_labels;    // feedback, outcome
+  prometheus::Family<prometheus::Gauge>& labels_stored;
   prometheus::Family<prometheus::Counter>& http_connections;  // listener, outcome
   prometheus::Family<prometheus::Gauge>& queue_entries;       // destination, team, level
   prometheus::Family<prometheus::Gauge>& queue_oldest_age;    // destination, level

@@ -33,6 +33,7 @@ constexpr char kUsage[] =
     "       triagectl [OPTIONS] dead-letters [--destination D] [--limit N]\n"
     "       triagectl [OPTIONS] show SOURCE/ID\n"
     "       triagectl [OPTIONS] requeue DESTINATION (SEQ | --all)\n"
+    "       triagectl [OPTIONS] labels export [--label complaint|team|level] [-o FILE]\n"
     "       triagectl [OPTIONS] pause DESTINATION\n"
     "       triagectl [OPTIONS] resume DESTINATION\n"
     "  OPTIONS: --admin HOST:PORT (default $TRIAGECTL_ADMIN or 127.0.0.1:9464),\n"
@@ -223,6 +224,65 @@ void PrintMessage(const std::string& body) {
     std::printf("ticket %s at %s (team %s)\n", Text(r, "ticket").c_str(), Text(r, "destination").c_str(),
                 Text(r, "team").c_str());
   }
+  simdjson::dom::element label;
+  if (root["label"].get(label) == simdjson::SUCCESS && label.is_object()) {
+    std::printf("label from %s (ticket %s, %s): complaint %s, team %s, level %s\n", Text(label, "feedback").c_str(),
+                Text(label, "ticket").c_str(), Text(label, "labelled_at").c_str(), Text(label, "complaint").c_str(),
+                Text(label, "team").c_str(), Text(label, "level").c_str());
+  }
+}
+
+// Writes every label record as one JSON line (the shape `train` reads), page by page.
+// `--label L` keeps the lines that carry that label; `-o FILE` writes to a file (atomically).
+int ExportLabels(const Admin& admin, const std::vector<std::string>& args) {
+  std::string label, output;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--label" && i + 1 < args.size()) {
+      label = args[++i];
+    } else if (args[i] == "-o" && i + 1 < args.size()) {
+      output = args[++i];
+    } else {
+      return -1;
+    }
+  }
+  if (!label.empty() && label != "complaint" && label != "team" && label != "level") return -1;
+  std::string lines, after;
+  int64_t exported = 0, total = 0;
+  for (;;) {
+    Answer answer;
+    const std::string target = absl::StrCat("/v1/labels?limit=5000", after.empty() ? "" : "&after=", after);
+    if (const int rc = Call(admin, boost::beast::http::verb::get, target, "", &answer); rc != 0) return rc;
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (parser.parse(answer.body).get(root) != simdjson::SUCCESS) {
+      std::fprintf(stderr, "triagectl: the daemon's answer is not JSON\n");
+      return 1;
+    }
+    for (simdjson::dom::element record : root["labels"].get_array()) {
+      ++total;
+      if (!label.empty() && record[label].error() == simdjson::NO_SUCH_FIELD) continue;
+      absl::StrAppend(&lines, simdjson::minify(record), "\n");
+      ++exported;
+    }
+    std::string_view next;
+    if (root["next"].get(next) != simdjson::SUCCESS) break;
+    after = std::string(next);
+  }
+  if (output.empty()) {
+    std::fwrite(lines.data(), 1, lines.size(), stdout);
+  } else {
+    const std::string temporary = output + ".tmp";
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << lines;
+    out.close();
+    if (!out || std::rename(temporary.c_str(), output.c_str()) != 0) {
+      std::fprintf(stderr, "triagectl: cannot write %s\n", output.c_str());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "exported %lld of %lld labelled messages%s%s\n", static_cast<long long>(exported),
+               static_cast<long long>(total), label.empty() ? "" : " with a label for ", label.c_str());
+  return 0;
 }
 
 int AdminCommand(int argc, char** argv) {
@@ -295,6 +355,8 @@ int AdminCommand(int argc, char** argv) {
       simdjson::dom::parser parser;
       std::printf("requeued %s\n", Text(parser.parse(answer.body), "requeued").c_str());
     }
+  } else if (command == "labels" && args.size() >= 2 && args[1] == "export") {
+    return ExportLabels(admin, std::vector<std::string>(args.begin() + 2, args.end()));
   } else if ((command == "pause" || command == "resume") && args.size() == 2) {
     rc = Call(admin, http::verb::post, absl::StrCat("/v1/destinations/", args[1], "/", command), "", &answer);
     if (rc == 0 && !admin.json) std::printf("%s: %s\n", args[1].c_str(), command == "pause" ? "paused" : "resumed");

@@ -32,6 +32,10 @@ constexpr char kMetaCf[] = "meta";
 constexpr char kConversationsCf[] = "conversations";
 constexpr char kTicketsCf[] = "tickets";
 constexpr char kByMessageCf[] = "by_message";
+// destination '\0' remote ticket -> (creation time, message key '\0' ticket JSON).
+constexpr char kTicketOriginsCf[] = "ticket_origins";
+// message key -> label record (JSON).
+constexpr char kLabelsCf[] = "labels";
 
 // by_message: message key '\0' queue key -> 'q' (queued) or 'd' (dead letter). Lets the admin
 // API find the deliveries of one message without a scan.
@@ -131,6 +135,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   messages_options.compaction_filter = filter.get();
   messages_options.periodic_compaction_seconds = 24 * 3600;
 
+  rocksdb::ColumnFamilyOptions origins_options;
+  auto origin_filter = std::make_shared<DedupExpiryFilter>(env, options.ticket_origin_window);
+  origins_options.compaction_filter = origin_filter.get();
+  origins_options.periodic_compaction_seconds = 24 * 3600;
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
       {kMessagesCf, messages_options},
@@ -140,6 +149,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
       {kConversationsCf, messages_options},  // same record layout, same expiry
       {kTicketsCf, messages_options},        // idem, counted from the last delivery
       {kByMessageCf, rocksdb::ColumnFamilyOptions()},
+      {kTicketOriginsCf, origins_options},
+      {kLabelsCf, rocksdb::ColumnFamilyOptions()},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -148,6 +159,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   }
   std::unique_ptr<Store> store(new Store(options, std::unique_ptr<rocksdb::DB>(raw), handles));
   store->filter_ = std::move(filter);
+  store->origin_filter_ = std::move(origin_filter);
   store->statistics_ = std::move(statistics);
   if (auto s = store->Recover(now); !s.ok()) return s;
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
@@ -165,7 +177,9 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       meta_cf_(handles_[4]),
       conversations_cf_(handles_[5]),
       tickets_cf_(handles_[6]),
-      by_message_cf_(handles_[7]) {}
+      by_message_cf_(handles_[7]),
+      ticket_origins_cf_(handles_[8]),
+      labels_cf_(handles_[9]) {}
 
 Store::~Store() {
   {
@@ -241,6 +255,9 @@ absl::Status Store::Recover(absl::Time now) {
     ++dead_letters_;
   }
   if (!dead->status().ok()) return ToAbsl(dead->status());
+  std::unique_ptr<rocksdb::Iterator> labels(db_->NewIterator(rocksdb::ReadOptions(), labels_cf_));
+  for (labels->SeekToFirst(); labels->Valid(); labels->Next()) ++labels_;
+  if (!labels->status().ok()) return ToAbsl(labels->status());
   if (!build_index) return absl::OkStatus();
   backfill.Put(meta_cf_, kByMessageBuiltKey, "1");
   rocksdb::WriteOptions synced;
@@ -557,8 +574,11 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
+    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
     batch.Put(tickets_cf_, TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread)),
-              EncodeMessageRecord(absl::ToUnixMillis(absl::Now()), remote_ticket));
+              EncodeMessageRecord(now_ms, remote_ticket));
+    batch.Put(ticket_origins_cf_, JoinKey(lease.destination, remote_ticket),
+              EncodeMessageRecord(now_ms, JoinKey(lease.entry.message_key, lease.entry.ticket_json)));
     rocksdb::WriteOptions write_options;
     write_options.sync = true;  // the only proof that this ticket exists
     written = ToAbsl(db_->Write(write_options, &batch));
@@ -590,6 +610,71 @@ std::optional<std::string> Store::RemoteTicket(absl::string_view destination, ab
   const std::optional<int64_t> when = MessageRecordTime(value);
   if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.dedup_window)) return std::nullopt;
   return value.substr(8);
+}
+
+absl::StatusOr<TicketOrigin> Store::FindTicketOrigin(absl::string_view destination, absl::string_view ticket) {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), ticket_origins_cf_, JoinKey(destination, ticket), &value);
+  if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no ticket ", ticket, " created at ", destination));
+  if (!s.ok()) return ToAbsl(s);
+  const std::optional<int64_t> when = MessageRecordTime(value);
+  if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.ticket_origin_window)) {
+    return absl::NotFoundError(absl::StrCat("ticket ", ticket, " at ", destination, " is older than the origin window"));
+  }
+  const absl::string_view rest = absl::string_view(value).substr(8);
+  // The message key holds one '\0' (source, id); the JSON follows the next one.
+  const size_t first = rest.find('\0');
+  const size_t second = first == absl::string_view::npos ? first : rest.find('\0', first + 1);
+  if (second == absl::string_view::npos) return absl::DataLossError("a ticket origin record is damaged");
+  return TicketOrigin{std::string(rest.substr(0, second)), std::string(rest.substr(second + 1))};
+}
+
+absl::Status Store::PutLabel(absl::string_view message_key, absl::string_view record) {
+  std::string existing;
+  const rocksdb::Slice key(message_key.data(), message_key.size());
+  const rocksdb::Status before = db_->Get(rocksdb::ReadOptions(), labels_cf_, key, &existing);
+  if (!before.ok() && !before.IsNotFound()) return ToAbsl(before);
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;  // an agent's decision: worth an fsync
+  const absl::Status written =
+      ToAbsl(db_->Put(write_options, labels_cf_, key, rocksdb::Slice(record.data(), record.size())));
+  if (written.ok() && before.IsNotFound()) {
+    std::lock_guard lock(mu_);
+    ++labels_;
+  }
+  return written;
+}
+
+absl::StatusOr<std::optional<std::string>> Store::Label(absl::string_view message_key) {
+  std::string value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), labels_cf_, rocksdb::Slice(message_key.data(), message_key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return ToAbsl(s);
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::StatusOr<std::vector<std::string>> Store::Labels(absl::string_view after, size_t limit, std::string* last) {
+  std::vector<std::string> out;
+  last->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), labels_cf_));
+  if (after.empty()) {
+    it->SeekToFirst();
+  } else {
+    it->Seek(rocksdb::Slice(after.data(), after.size()));
+    if (it->Valid() && Sv(it->key()) == after) it->Next();
+  }
+  for (; it->Valid() && out.size() < limit; it->Next()) {
+    out.emplace_back(Sv(it->value()));
+    last->assign(it->key().data(), it->key().size());
+  }
+  if (!it->status().ok()) return ToAbsl(it->status());
+  return out;
+}
+
+int64_t Store::LabelCount() {
+  std::lock_guard lock(mu_);
+  return labels_;
 }
 
 absl::Status Store::RetryLater(const Lease& lease, absl::Time due, absl::string_view error) {

@@ -40,6 +40,9 @@ struct StoreOptions {
   size_t max_group_requests = 1'000;      // requests sharing one WAL sync at most
   // An entry gains one level of priority for each step it has waited, so none starves.
   absl::Duration aging_step = absl::Minutes(30);
+  // How long a helpdesk ticket created here can be traced back to its message (TicketOrigin),
+  // for the labels agents give it later.
+  absl::Duration ticket_origin_window = absl::Hours(24 * 90);
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null means the default Env
 
   absl::Status Validate() const;
@@ -115,6 +118,12 @@ struct MessageDelivery {
   int64_t position = -1;
 };
 
+// The message whose delivery created a helpdesk ticket, as it was delivered.
+struct TicketOrigin {
+  std::string message_key;
+  std::string ticket_json;
+};
+
 // The thread of a follow-up: one author in one conversation. Replies of other customers under
 // the same post are threads of their own, so a viral post does not become one huge ticket.
 std::string ThreadKey(absl::string_view source, absl::string_view conversation_id,
@@ -163,13 +172,28 @@ class Store {
   // Delivered: the entry leaves the queue. (Not synced: a lost ack means one redelivery with
   // the same idempotency key, never a loss.) With `remote_ticket`, the helpdesk's ticket id for
   // the entry's (destination, team, thread) is recorded in the same synced write, so a ticket
-  // that was acknowledged is never created again and follow-ups find it.
+  // that was acknowledged is never created again and follow-ups find it; so is the ticket's
+  // origin (TicketOrigin), for `ticket_origin_window`.
   absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {});
   // The remote ticket of the lease's (destination, team, thread), if one was recorded within
   // the dedup window of its last delivery.
   std::optional<std::string> RemoteTicket(const Lease& lease);
   std::optional<std::string> RemoteTicket(absl::string_view destination, absl::string_view team,
                                           absl::string_view thread);
+  // The message that created ticket `ticket` at `destination`: NotFound when none did within
+  // the ticket origin window; other errors are read errors (try again later).
+  absl::StatusOr<TicketOrigin> FindTicketOrigin(absl::string_view destination, absl::string_view ticket);
+
+  // Labels agents gave messages (through helpdesk feedback), kept until deleted: one record
+  // per message key, replaced by a later label, written synced.
+  absl::Status PutLabel(absl::string_view message_key, absl::string_view record);
+  // The label record of a message; nullopt when it has none, an error when it cannot be read.
+  absl::StatusOr<std::optional<std::string>> Label(absl::string_view message_key);
+  // Up to `limit` label records in key order, starting after `after` (empty: from the first).
+  // `*last` is the key of the last one returned (empty when none): the next page's `after`.
+  absl::StatusOr<std::vector<std::string>> Labels(absl::string_view after, size_t limit, std::string* last);
+  int64_t LabelCount();
+
   // The deliveries of a message still queued or dead-lettered (acknowledged ones are gone).
   std::vector<MessageDelivery> Deliveries(absl::string_view message_key);
   // Failed, to try again at `due`; attempts and the error are recorded durably.
@@ -289,6 +313,9 @@ class Store {
   rocksdb::ColumnFamilyHandle* conversations_cf_;
   rocksdb::ColumnFamilyHandle* tickets_cf_;
   rocksdb::ColumnFamilyHandle* by_message_cf_;
+  rocksdb::ColumnFamilyHandle* ticket_origins_cf_;
+  rocksdb::ColumnFamilyHandle* labels_cf_;
+  std::shared_ptr<rocksdb::CompactionFilter> origin_filter_;  // like filter_
 
   std::mutex mu_;  // guards everything below
   std::condition_variable writer_cv_;
@@ -297,6 +324,7 @@ class Store {
   uint64_t next_seq_ = 1;
   int64_t queued_ = 0;
   int64_t dead_letters_ = 0;
+  int64_t labels_ = 0;
   std::map<std::string, DestQueue> queues_;
   std::vector<std::string> teams_;
   std::map<std::tuple<std::string, uint32_t, router::Level>, Depth> depths_;
