@@ -27,6 +27,17 @@ int Utf8Length(unsigned char c) {
   return 0;
 }
 
+// Length of a whole UTF-8 character at `at`: its lead byte's length when every continuation
+// byte is there and is one; 0 for bytes that are not UTF-8.
+int CharLength(absl::string_view s, size_t at) {
+  const int length = Utf8Length(static_cast<unsigned char>(s[at]));
+  if (length == 0 || at + length > s.size()) return 0;
+  for (int k = 1; k < length; ++k) {
+    if ((static_cast<unsigned char>(s[at + k]) & 0xC0) != 0x80) return 0;
+  }
+  return length;
+}
+
 // How a non-ASCII character reads: part of a word (letters of other scripts), a symbol token
 // (emoji, dingbats), a currency sign, an ellipsis, or a separator (punctuation, joiners,
 // variation selectors, skin tones).
@@ -558,8 +569,8 @@ void TokenizeForModel(absl::string_view text, ModelTokens* out) {
         ++j;
         continue;
       }
-      const int length = Utf8Length(b);
-      if (length == 0 || j + length > s.size()) break;
+      const int length = CharLength(s, j);
+      if (length == 0) break;
       if (ClassifyNonAscii(s.substr(j, length)) != CharClass::kWord) break;
       digits_only = false;
       word.append(s.data() + j, length);
@@ -574,8 +585,8 @@ void TokenizeForModel(absl::string_view text, ModelTokens* out) {
       ++i;
       continue;
     }
-    const int length = Utf8Length(c);
-    if (length == 0 || i + length > s.size()) {  // not UTF-8: skip the byte
+    const int length = CharLength(s, i);
+    if (length == 0) {  // not UTF-8: skip the byte
       ++i;
       continue;
     }

@@ -97,6 +97,9 @@ std::string ThreadKey(absl::string_view source, absl::string_view conversation_i
 
 absl::Status StoreOptions::Validate() const {
   if (path.empty()) return absl::InvalidArgumentError("storage path is empty");
+  if (ticket_origin_window < absl::Minutes(1)) {
+    return absl::InvalidArgumentError("the ticket origin window must be at least 1m");
+  }
   if (dedup_window < absl::Minutes(1)) {
     return absl::InvalidArgumentError("dedup window must be at least 1m");
   }
@@ -656,13 +659,14 @@ absl::StatusOr<std::optional<std::string>> Store::Label(absl::string_view messag
 
 absl::StatusOr<std::vector<std::string>> Store::Labels(absl::string_view after, size_t limit, std::string* last) {
   std::vector<std::string> out;
+  const std::string start(after);  // `after` may point into `*last`
   last->clear();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), labels_cf_));
-  if (after.empty()) {
+  if (start.empty()) {
     it->SeekToFirst();
   } else {
-    it->Seek(rocksdb::Slice(after.data(), after.size()));
-    if (it->Valid() && Sv(it->key()) == after) it->Next();
+    it->Seek(start);
+    if (it->Valid() && Sv(it->key()) == start) it->Next();
   }
   for (; it->Valid() && out.size() < limit; it->Next()) {
     out.emplace_back(Sv(it->value()));

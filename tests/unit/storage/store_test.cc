@@ -595,3 +595,61 @@ TEST(StoreTest, StorageFailureIsReportedAndNothingIsHalfStored) {
 
 }  // namespace
 }  // namespace triage::storage
+
+namespace triage::storage {
+namespace {
+
+TEST(StoreLabelsTest, ATicketCreatedHereLeadsBackToItsMessageAndLabelsPersist) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    ASSERT_TRUE(SubmitSync(*store, {Msg("m1", Level::kNormal, {"zendesk"}), Msg("m2", Level::kLow, {"zendesk"})}).status.ok());
+    auto first = store->LeaseNext("zendesk", kT0);
+    ASSERT_TRUE(first.has_value());
+    ASSERT_TRUE(store->Ack(*first, "1001").ok());
+    auto second = store->LeaseNext("zendesk", kT0);
+    ASSERT_TRUE(second.has_value());
+    ASSERT_TRUE(store->Ack(*second).ok());  // no ticket recorded: no origin either
+
+    const absl::StatusOr<TicketOrigin> origin = store->FindTicketOrigin("zendesk", "1001");
+    ASSERT_TRUE(origin.ok()) << origin.status();
+    EXPECT_EQ(origin->message_key, first->entry.message_key);
+    EXPECT_EQ(origin->ticket_json, first->entry.ticket_json);
+    EXPECT_TRUE(absl::IsNotFound(store->FindTicketOrigin("zendesk", "1002").status()));
+    EXPECT_TRUE(absl::IsNotFound(store->FindTicketOrigin("freshdesk", "1001").status()));
+
+    EXPECT_EQ(store->LabelCount(), 0);
+    ASSERT_TRUE(store->PutLabel(MessageKey("src", "m1"), R"({"team":"billing"})").ok());
+    ASSERT_TRUE(store->PutLabel(MessageKey("src", "m1"), R"({"team":"sales"})").ok());  // replaced
+    ASSERT_TRUE(store->PutLabel(MessageKey("src", "m2"), R"({"level":"low"})").ok());
+    EXPECT_EQ(store->LabelCount(), 2);
+    EXPECT_EQ(*store->Label(MessageKey("src", "m1")), std::optional<std::string>(R"({"team":"sales"})"));
+    EXPECT_FALSE(store->Label(MessageKey("src", "none"))->has_value());
+  }
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(store->LabelCount(), 2);
+  std::string last;
+  auto page = store->Labels("", 1, &last);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(*page, (std::vector<std::string>{R"({"team":"sales"})"}));
+  EXPECT_EQ(last, MessageKey("src", "m1"));
+  page = store->Labels(last, 10, &last);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(*page, (std::vector<std::string>{R"({"level":"low"})"}));
+  page = store->Labels(last, 10, &last);
+  EXPECT_TRUE(page->empty());
+  EXPECT_TRUE(last.empty());
+}
+
+TEST(StoreLabelsTest, TheTicketOriginWindowHasAFloor) {
+  testing::TempDir dir;
+  StoreOptions options;
+  options.path = dir.path();
+  options.ticket_origin_window = absl::Seconds(59);
+  const auto store = Store::Open(options, kT0);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find("ticket origin window"), std::string::npos) << store.status();
+}
+
+}  // namespace
+}  // namespace triage::storage
