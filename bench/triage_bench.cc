@@ -1,5 +1,9 @@
 // Microbenchmarks of the pure ingest work per message: parse, score and route, serialise.
 #include <benchmark/benchmark.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <fstream>
 
 #include <string>
 #include <vector>
@@ -9,6 +13,7 @@
 #include "config/config.h"
 #include "router/generic_source.h"
 #include "router/router.h"
+#include "router/text_model.h"
 #include "router/ticket_json.h"
 
 namespace {
@@ -60,6 +65,92 @@ void BM_ScoreAndRoute(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ScoreAndRoute);
+
+// Models trained once on the labelled fixtures (tests/fixtures/triage/brand-*.jsonl): what a
+// team's own complaint and team models cost per message.
+std::shared_ptr<const triage::router::TextModel> TrainedModel(triage::router::ModelLabel label) {
+  std::vector<triage::router::LabelledText> examples;
+  std::vector<std::string> classes = label == triage::router::ModelLabel::kComplaint
+                                         ? std::vector<std::string>{"no", "yes"}
+                                         : std::vector<std::string>{"billing", "pr", "sales", "support"};
+  for (const char* half : {"brand-tune.jsonl", "brand-test.jsonl"}) {
+    std::ifstream in(std::string(TRIAGE_FIXTURES) + "/triage/" + half);
+    simdjson::dom::parser parser;
+    for (std::string line; std::getline(in, line);) {
+      simdjson::dom::element row = parser.parse(line);
+      int cls = 0;
+      if (label == triage::router::ModelLabel::kComplaint) {
+        cls = bool(row["complaint"]) ? 1 : 0;
+      } else {
+        const std::string team{std::string_view(row["team"])};
+        cls = static_cast<int>(std::find(classes.begin(), classes.end(), team) - classes.begin());
+        if (cls == static_cast<int>(classes.size())) continue;
+      }
+      examples.push_back({std::string(std::string_view(row["text"])), cls});
+    }
+  }
+  triage::router::ModelInfo info;
+  info.label = label;
+  info.classes = classes;
+  info.name = "bench";
+  return *triage::router::TextModel::Train(examples, info, {});
+}
+
+void BM_ScoreAndRouteWithModels(benchmark::State& state) {
+  const auto& config = DefaultConfig();
+  triage::router::ScoringModel complaint{TrainedModel(triage::router::ModelLabel::kComplaint), "complaint.model"};
+  triage::router::RoutingModel team{TrainedModel(triage::router::ModelLabel::kTeam), "team.model"};
+  const auto triager =
+      *(*triage::router::Triager::Create(config.scoring, config.routing))->WithModels(complaint, team);
+  const auto messages = Messages(10'000);
+  size_t i = 0;
+  for (auto _ : state) {
+    auto routed = triager->Triage(messages[i++ % messages.size()], absl::UnixEpoch());
+    benchmark::DoNotOptimize(routed);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ScoreAndRouteWithModels);
+
+void BM_ScoreAndRouteWithComplaintModel(benchmark::State& state) {
+  const auto& config = DefaultConfig();
+  triage::router::ScoringModel complaint{TrainedModel(triage::router::ModelLabel::kComplaint), "complaint.model"};
+  const auto triager =
+      *(*triage::router::Triager::Create(config.scoring, config.routing))->WithModels(complaint, std::nullopt);
+  const auto messages = Messages(10'000);
+  size_t i = 0;
+  for (auto _ : state) {
+    auto routed = triager->Triage(messages[i++ % messages.size()], absl::UnixEpoch());
+    benchmark::DoNotOptimize(routed);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ScoreAndRouteWithComplaintModel);
+
+// The probability alone, and with the word-by-word explanation the reasons carry.
+void BM_ModelPredict(benchmark::State& state) {
+  const auto model = TrainedModel(triage::router::ModelLabel::kComplaint);
+  const auto messages = Messages(64);
+  size_t i = 0;
+  for (auto _ : state) {
+    auto p = model->Predict(messages[i++ % messages.size()].text);
+    benchmark::DoNotOptimize(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ModelPredict);
+
+void BM_ModelExplain(benchmark::State& state) {
+  const auto model = TrainedModel(triage::router::ModelLabel::kComplaint);
+  const auto messages = Messages(64);
+  size_t i = 0;
+  for (auto _ : state) {
+    auto e = model->Explain(messages[i++ % messages.size()].text, triage::router::kModelReasonTerms);
+    benchmark::DoNotOptimize(e);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ModelExplain);
 
 void BM_ParseGenericPayload(benchmark::State& state) {
   const std::string body =

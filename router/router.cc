@@ -152,7 +152,7 @@ bool Router::Matches(const RuleOptions& rule, const Message& message, absl::Time
 }
 
 void Router::Route(const Message& message, absl::Time received_at,
-                   const std::string* conversation_team, Triage* triage) const {
+                   const std::string* conversation_team, Triage* triage, const ModelTokens* tokens) const {
   thread_local std::vector<bool> regex_hits;
   regex_hits.assign(regexes_->size(), false);
   if (regexes_->size() > 0) {
@@ -164,7 +164,8 @@ void Router::Route(const Message& message, absl::Time received_at,
     for (const Matcher::Hit& hit : hits) regex_hits[hit.term] = true;
   }
   if (options_.model) {
-    const Explanation e = options_.model->model->Explain(message.text, kModelReasonTerms);
+    const Explanation e = tokens != nullptr ? options_.model->model->Explain(*tokens, kModelReasonTerms)
+                                            : options_.model->model->Explain(message.text, kModelReasonTerms);
     triage->model_team = options_.model->model->info().classes[e.prediction.best];
     triage->model_team_confidence = e.prediction.Confidence();
     triage->reasons.push_back(absl::StrFormat("model %s proposes team %s (probability %.2f)", options_.model->name,
@@ -267,9 +268,12 @@ absl::StatusOr<std::shared_ptr<const Triager>> Triager::Create(ScorerOptions sco
 RoutedMessage Triager::Triage(Message message, absl::Time received_at,
                               const std::string* conversation_team) const {
   RoutedMessage routed{std::move(message), received_at, {}};
-  scorer_->Score(routed.message, received_at, &routed.triage);
+  // One tokenization for the sentiment and both models.
+  thread_local ModelTokens tokens;
+  TokenizeForModel(routed.message.text, &tokens);
+  scorer_->Score(routed.message, received_at, &routed.triage, &tokens);
   const Level scored = routed.triage.level;
-  router_->Route(routed.message, received_at, conversation_team, &routed.triage);
+  router_->Route(routed.message, received_at, conversation_team, &routed.triage, &tokens);
   if (routed.triage.level != scored) {
     routed.triage.sla_deadline =
         received_at + scorer_->options().levels[static_cast<int>(routed.triage.level)].sla;

@@ -90,8 +90,9 @@ class Router {
   // Reads the scores in `triage`, fills team, informed, rule, tags, level changes and adds the
   // routing reasons. `conversation_team` is the owner of an earlier message of the same
   // conversation, if any: a follow-up goes to the same team.
+  // `tokens`: as for Scorer::Score.
   void Route(const Message& message, absl::Time received_at, const std::string* conversation_team,
-             Triage* triage) const;
+             Triage* triage, const ModelTokens* tokens = nullptr) const;
 
   // The same rules (their regexes compiled once, shared) with another team model, or none.
   // InvalidArgument when the rules need a model and none is given, or it names unknown teams.

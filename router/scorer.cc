@@ -167,7 +167,16 @@ int Scorer::Reach(const Author& author, Triage* triage) const {
   return std::clamp(static_cast<int>(std::lround(reach)), 0, 100);
 }
 
-void Scorer::Score(const Message& message, absl::Time received_at, Triage* triage) const {
+void Scorer::Score(const Message& message, absl::Time received_at, Triage* triage,
+                   const ModelTokens* tokens) const {
+  thread_local ModelTokens own_tokens;
+  auto text_tokens = [&]() -> const ModelTokens& {
+    if (tokens == nullptr) {
+      TokenizeForModel(message.text, &own_tokens);
+      tokens = &own_tokens;
+    }
+    return *tokens;
+  };
   // Buffers reused per thread: scoring allocates only for what it reports.
   thread_local std::string folded;
   thread_local std::vector<Matcher::Hit> hits;
@@ -233,9 +242,7 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
     signal_reasons.push_back(absl::StrCat("angry emoji (+", points.angry_emoji, ")"));
   }
   if (options_.sentiment != nullptr && (points.negative_sentiment > 0 || points.positive_sentiment > 0)) {
-    thread_local ModelTokens tokens;
-    TokenizeForModel(message.text, &tokens);
-    const SentimentLexicon::Result sentiment = options_.sentiment->Score(tokens);
+    const SentimentLexicon::Result sentiment = options_.sentiment->Score(text_tokens());
     const int shift = sentiment.compound < 0
                           ? static_cast<int>(std::lround(-sentiment.compound * points.negative_sentiment))
                           : -static_cast<int>(std::lround(sentiment.compound * points.positive_sentiment));
@@ -258,7 +265,7 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   if (options_.model) {
     // The model decides; the lexicon's verdict stays in the reasons for comparison.
     const ScoringModel& m = *options_.model;
-    const Explanation e = m.model->Explain(message.text, kModelReasonTerms);
+    const Explanation e = m.model->Explain(text_tokens(), kModelReasonTerms);
     const double p = e.prediction.probability[1];
     const double threshold = m.Threshold();
     const int model_points = static_cast<int>(std::lround(m.points * p));

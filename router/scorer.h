@@ -119,8 +119,10 @@ class Scorer {
   // InvalidArgument when the options are inconsistent or a term does not compile.
   static absl::StatusOr<std::shared_ptr<const Scorer>> Create(ScorerOptions options);
 
-  // Fills the scoring part of `triage` (everything but team, informed and rule).
-  void Score(const Message& message, absl::Time received_at, Triage* triage) const;
+  // Fills the scoring part of `triage` (everything but team, informed and rule). `tokens`, when
+  // given, are the message text's (TokenizeForModel), shared with the router's model.
+  void Score(const Message& message, absl::Time received_at, Triage* triage,
+             const ModelTokens* tokens = nullptr) const;
 
   // The same lexicon (compiled once, shared) with another complaint model, or none: what a
   // reload of only the model, or cross-validation, needs without recompiling the lexicon.

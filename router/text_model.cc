@@ -91,6 +91,9 @@ bool ReadEmoticon(absl::string_view rest, size_t* length, const char** token) {
   return false;
 }
 
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ULL;
+constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
+
 uint64_t Mix(uint64_t h) {
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
@@ -113,34 +116,38 @@ struct FeatureRef {
 // Turns a text into weighted features. Word features (unigrams, bigrams) and character
 // n-grams are two groups, each scaled to unit length (1/sqrt(count)), so that the many
 // character n-grams do not drown the few words. `tokens` receives the text's tokens.
-void ExtractFeatures(absl::string_view text, const FeatureOptions& options, ModelTokens* tokens,
-                     std::vector<FeatureRef>* features) {
-  TokenizeForModel(text, tokens);
+void ExtractFeatures(const ModelTokens& tokens, const FeatureOptions& options, std::vector<FeatureRef>* features) {
   features->clear();
-  const auto n = static_cast<uint32_t>(tokens->tokens.size());
+  const auto n = static_cast<uint32_t>(tokens.tokens.size());
+  features->reserve(n * (2 + 3 * static_cast<size_t>(std::max(0, options.char_max - options.char_min + 1)) * 4));
   const int bits = options.bucket_bits;
   for (uint32_t i = 0; i < n; ++i) {
-    features->push_back({Bucket(HashFeature('w', tokens->tokens[i]), bits), 0, i});
+    features->push_back({Bucket(HashFeature('w', tokens.tokens[i]), bits), 0, i});
   }
   if (options.word_ngrams >= 2) {
     for (uint32_t i = 0; i + 1 < n; ++i) {
-      features->push_back({Bucket(HashFeature('b', tokens->tokens[i], tokens->tokens[i + 1]), bits), 0, n + i});
+      features->push_back({Bucket(HashFeature('b', tokens.tokens[i], tokens.tokens[i + 1]), bits), 0, n + i});
     }
   }
   const size_t words = features->size();
   if (options.char_max > 0) {
-    thread_local std::string wrapped;
     for (uint32_t i = 0; i < n; ++i) {
-      if (!tokens->is_word[i]) continue;
-      wrapped.assign("<");
-      wrapped.append(tokens->tokens[i]);
-      wrapped.push_back('>');
-      for (int len = options.char_min; len <= options.char_max; ++len) {
-        if (static_cast<size_t>(len) > wrapped.size()) break;
-        for (size_t start = 0; start + len <= wrapped.size(); ++start) {
+      if (!tokens.is_word[i]) continue;
+      // The n-grams of "<word>", each hashed as HashFeature('c', ngram) would hash it: FNV is
+      // sequential, so one pass from each start yields every length in turn.
+      const std::string& word = tokens.tokens[i];
+      const size_t size = word.size() + 2;
+      auto byte = [&](size_t at) -> unsigned char {
+        return at == 0 ? '<' : at == size - 1 ? '>' : static_cast<unsigned char>(word[at - 1]);
+      };
+      for (size_t start = 0; start + options.char_min <= size; ++start) {
+        uint64_t h = kFnvOffset;
+        h = (h ^ static_cast<unsigned char>('c')) * kFnvPrime;
+        for (size_t len = 1; len <= static_cast<size_t>(options.char_max) && start + len <= size; ++len) {
+          h = (h ^ byte(start + len - 1)) * kFnvPrime;
           // The whole wrapped word is the unigram already.
-          if (start == 0 && static_cast<size_t>(len) == wrapped.size()) continue;
-          features->push_back({Bucket(HashFeature('c', absl::string_view(wrapped).substr(start, len)), bits), 0, i});
+          if (len < static_cast<size_t>(options.char_min) || (start == 0 && len == size)) continue;
+          features->push_back({Bucket(h, bits), 0, i});
         }
       }
     }
@@ -169,7 +176,8 @@ Dataset BuildDataset(const std::vector<LabelledText>& examples, const FeatureOpt
   std::vector<FeatureRef> features;
   data.offsets.push_back(0);
   for (const LabelledText& example : examples) {
-    ExtractFeatures(example.text, options, &tokens, &features);
+    TokenizeForModel(example.text, &tokens);
+    ExtractFeatures(tokens, options, &features);
     for (const FeatureRef& f : features) {
       auto [it, inserted] = column_of.try_emplace(f.bucket, static_cast<uint32_t>(data.buckets.size()));
       if (inserted) data.buckets.push_back(f.bucket);
@@ -475,10 +483,10 @@ bool ParseModelLabel(absl::string_view name, ModelLabel* label) {
 }
 
 uint64_t HashFeature(char group, absl::string_view a, absl::string_view b) {
-  uint64_t h = 0xcbf29ce484222325ULL;
+  uint64_t h = kFnvOffset;
   auto add = [&h](unsigned char c) {
     h ^= c;
-    h *= 0x100000001b3ULL;
+    h *= kFnvPrime;
   };
   add(static_cast<unsigned char>(group));
   for (char c : a) add(static_cast<unsigned char>(c));
@@ -688,52 +696,55 @@ absl::StatusOr<std::shared_ptr<const TextModel>> TextModel::Train(const std::vec
   model->outputs_ = outputs;
   const size_t bias = data.buckets.size() * outputs;
   model->bias_.assign(w.begin() + bias, w.end());
-  std::vector<uint32_t> order(data.buckets.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return data.buckets[a] < data.buckets[b]; });
-  for (uint32_t column : order) {
-    model->buckets_.push_back(data.buckets[column]);
+  std::vector<float> weights(data.buckets.size() * outputs);
+  for (size_t column = 0; column < data.buckets.size(); ++column) {
     for (int k = 0; k < outputs; ++k) {
-      model->weights_.push_back(static_cast<float>(w[static_cast<size_t>(column) * outputs + k] * scale[column]));
+      weights[column * outputs + k] = static_cast<float>(w[column * outputs + k] * scale[column]);
     }
   }
-  model->BuildIndex();
+  model->BuildTable(data.buckets, weights);
   return model;
 }
 
-void TextModel::BuildIndex() {
+void TextModel::BuildTable(const std::vector<uint32_t>& buckets, const std::vector<float>& weights) {
+  // Half full at most: a lookup reads about one slot, and a slot is one cache line or less.
   size_t slots = 16;
-  while (slots < buckets_.size() * 2) slots *= 2;
-  index_.assign(slots, 0);
-  index_mask_ = static_cast<uint32_t>(slots - 1);
-  for (uint32_t row = 0; row < buckets_.size(); ++row) {
-    uint32_t slot = static_cast<uint32_t>(Mix(buckets_[row])) & index_mask_;
-    while (index_[slot] != 0) slot = (slot + 1) & index_mask_;
-    index_[slot] = row + 1;
+  while (slots < buckets.size() * 2) slots *= 2;
+  const size_t stride = 1 + static_cast<size_t>(outputs_);
+  table_.assign(slots * stride, kEmptySlot);
+  slot_mask_ = static_cast<uint32_t>(slots - 1);
+  rows_ = buckets.size();
+  for (size_t row = 0; row < buckets.size(); ++row) {
+    uint32_t slot = static_cast<uint32_t>(Mix(buckets[row])) & slot_mask_;
+    while (table_[slot * stride] != kEmptySlot) slot = (slot + 1) & slot_mask_;
+    table_[slot * stride] = buckets[row];
+    std::memcpy(&table_[slot * stride + 1], &weights[row * outputs_], outputs_ * sizeof(float));
   }
 }
 
-const float* TextModel::Row(uint32_t bucket) const {
-  uint32_t slot = static_cast<uint32_t>(Mix(bucket)) & index_mask_;
+const uint32_t* TextModel::Row(uint32_t bucket) const {
+  const size_t stride = 1 + static_cast<size_t>(outputs_);
+  uint32_t slot = static_cast<uint32_t>(Mix(bucket)) & slot_mask_;
   while (true) {
-    const uint32_t entry = index_[slot];
-    if (entry == 0) return nullptr;
-    if (buckets_[entry - 1] == bucket) return &weights_[static_cast<size_t>(entry - 1) * outputs_];
-    slot = (slot + 1) & index_mask_;
+    const uint32_t* entry = &table_[slot * stride];
+    if (*entry == bucket) return entry + 1;
+    if (*entry == kEmptySlot) return nullptr;
+    slot = (slot + 1) & slot_mask_;
   }
 }
 
-void TextModel::Compute(absl::string_view text, std::vector<double>* z, std::vector<double>* phrases,
-                        ModelTokens* tokens) const {
+void TextModel::Compute(const ModelTokens& tokens, std::vector<double>* z, std::vector<double>* phrases) const {
   thread_local std::vector<FeatureRef> features;
-  ExtractFeatures(text, info_.features, tokens, &features);
+  ExtractFeatures(tokens, info_.features, &features);
   z->assign(bias_.begin(), bias_.end());
-  if (phrases != nullptr) phrases->assign(2 * tokens->tokens.size() * outputs_, 0.0);
+  if (phrases != nullptr) phrases->assign(2 * tokens.tokens.size() * outputs_, 0.0);
   for (const FeatureRef& f : features) {
-    const float* row = Row(f.bucket);
+    const uint32_t* row = Row(f.bucket);
     if (row == nullptr) continue;  // a feature no training text had: weight 0
     for (int k = 0; k < outputs_; ++k) {
-      const double v = static_cast<double>(row[k]) * f.value;
+      float weight;
+      std::memcpy(&weight, &row[k], sizeof(weight));
+      const double v = static_cast<double>(weight) * f.value;
       (*z)[k] += v;
       if (phrases != nullptr) (*phrases)[f.phrase * outputs_ + k] += v;
     }
@@ -758,16 +769,26 @@ Prediction TextModel::ToPrediction(const std::vector<double>& z) const {
 }
 
 Prediction TextModel::Predict(absl::string_view text) const {
-  thread_local std::vector<double> z;
   thread_local ModelTokens tokens;
-  Compute(text, &z, nullptr, &tokens);
+  TokenizeForModel(text, &tokens);
+  return Predict(tokens);
+}
+
+Prediction TextModel::Predict(const ModelTokens& tokens) const {
+  thread_local std::vector<double> z;
+  Compute(tokens, &z, nullptr);
   return ToPrediction(z);
 }
 
 Explanation TextModel::Explain(absl::string_view text, size_t limit) const {
-  thread_local std::vector<double> z, phrases;
   thread_local ModelTokens tokens;
-  Compute(text, &z, &phrases, &tokens);
+  TokenizeForModel(text, &tokens);
+  return Explain(tokens, limit);
+}
+
+Explanation TextModel::Explain(const ModelTokens& tokens, size_t limit) const {
+  thread_local std::vector<double> z, phrases;
+  Compute(tokens, &z, &phrases);
   Explanation out;
   out.prediction = ToPrediction(z);
   const int cls = outputs_ == 1 ? 1 : out.prediction.best;
@@ -788,25 +809,26 @@ Explanation TextModel::Explain(absl::string_view text, size_t limit) const {
   };
   // One term per distinct phrase: a word said twice counts once, with both shares.
   thread_local std::vector<std::pair<double, size_t>> terms;
+  thread_local absl::flat_hash_map<std::pair<absl::string_view, absl::string_view>, size_t> seen;
   terms.clear();
+  seen.clear();
   for (size_t id = 0; id < 2 * n; ++id) {
     const double weight = score(&phrases[id * outputs_]);
     if (weight == 0) continue;
-    bool merged = false;
-    for (size_t seen = 0; seen < terms.size() && !merged; ++seen) {
-      const size_t other_id = terms[seen].second;
-      const bool same = id < n ? (other_id < n && tokens.tokens[other_id] == tokens.tokens[id])
-                               : (other_id >= n && tokens.tokens[other_id - n] == tokens.tokens[id - n] &&
-                                  tokens.tokens[other_id - n + 1] == tokens.tokens[id - n + 1]);
-      if (same) {
-        terms[seen].first += weight;
-        merged = true;
-      }
+    const auto key = id < n ? std::make_pair(absl::string_view(tokens.tokens[id]), absl::string_view())
+                            : std::make_pair(absl::string_view(tokens.tokens[id - n]),
+                                             absl::string_view(tokens.tokens[id - n + 1]));
+    const auto [at, inserted] = seen.try_emplace(key, terms.size());
+    if (inserted) {
+      terms.emplace_back(weight, id);
+    } else {
+      terms[at->second].first += weight;
     }
-    if (!merged) terms.emplace_back(weight, id);
   }
-  std::stable_sort(terms.begin(), terms.end(),
-                   [](const auto& a, const auto& b) { return std::abs(a.first) > std::abs(b.first); });
+  // Biggest magnitude first; ties in text order, so the same text always reads the same.
+  std::sort(terms.begin(), terms.end(), [](const auto& a, const auto& b) {
+    return std::abs(a.first) != std::abs(b.first) ? std::abs(a.first) > std::abs(b.first) : a.second < b.second;
+  });
   double rest = 0;
   for (size_t i = 0; i < terms.size(); ++i) {
     if (i < limit) {
@@ -838,9 +860,16 @@ std::string TextModel::Serialize() const {
   w.PutString(info_.name);
   w.Put<uint32_t>(static_cast<uint32_t>(outputs_));
   for (double b : bias_) w.Put<double>(b);
-  w.Put<uint32_t>(static_cast<uint32_t>(buckets_.size()));
-  w.PutRaw(buckets_.data(), buckets_.size() * sizeof(uint32_t));
-  w.PutRaw(weights_.data(), weights_.size() * sizeof(float));
+  // Rows sorted by bucket: the same model always writes the same bytes.
+  const size_t stride = 1 + static_cast<size_t>(outputs_);
+  std::vector<std::pair<uint32_t, size_t>> rows;  // bucket, slot
+  for (size_t slot = 0; slot <= slot_mask_; ++slot) {
+    if (table_[slot * stride] != kEmptySlot) rows.emplace_back(table_[slot * stride], slot);
+  }
+  std::sort(rows.begin(), rows.end());
+  w.Put<uint32_t>(static_cast<uint32_t>(rows.size()));
+  for (const auto& [bucket, slot] : rows) w.Put<uint32_t>(bucket);
+  for (const auto& [bucket, slot] : rows) w.PutRaw(&table_[slot * stride + 1], outputs_ * sizeof(float));
   w.Put<uint64_t>(Checksum(w.out()));
   return std::move(w.out());
 }
@@ -895,19 +924,19 @@ absl::StatusOr<std::shared_ptr<const TextModel>> TextModel::Parse(absl::string_v
   if (r.remaining() != static_cast<size_t>(rows) * (sizeof(uint32_t) + outputs * sizeof(float))) {
     return bad("size does not match the row count");
   }
-  model->buckets_.resize(rows);
-  model->weights_.resize(static_cast<size_t>(rows) * outputs);
-  r.GetRaw(model->buckets_.data(), rows * sizeof(uint32_t));
-  r.GetRaw(model->weights_.data(), model->weights_.size() * sizeof(float));
+  std::vector<uint32_t> buckets(rows);
+  std::vector<float> weights(static_cast<size_t>(rows) * outputs);
+  r.GetRaw(buckets.data(), rows * sizeof(uint32_t));
+  r.GetRaw(weights.data(), weights.size() * sizeof(float));
   for (uint32_t i = 0; i < rows; ++i) {
-    if (model->buckets_[i] >= (uint32_t{1} << bits) || (i > 0 && model->buckets_[i] <= model->buckets_[i - 1])) {
+    if (buckets[i] >= (uint32_t{1} << bits) || (i > 0 && buckets[i] <= buckets[i - 1])) {
       return bad("buckets out of order");
     }
   }
-  for (float v : model->weights_) {
+  for (float v : weights) {
     if (!std::isfinite(v)) return bad("a weight is not finite");
   }
-  model->BuildIndex();
+  model->BuildTable(buckets, weights);
   return model;
 }
 

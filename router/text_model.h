@@ -103,32 +103,36 @@ class TextModel {
   std::string Serialize() const;
 
   Prediction Predict(absl::string_view text) const;
+  Prediction Predict(const ModelTokens& tokens) const;  // tokens from TokenizeForModel
   // The prediction with its exact decomposition: at most `limit` words and phrases, then one
   // "(other words)" term for the rest.
   Explanation Explain(absl::string_view text, size_t limit) const;
+  Explanation Explain(const ModelTokens& tokens, size_t limit) const;
 
   const ModelInfo& info() const { return info_; }
   bool binary() const { return outputs_ == 1; }
-  size_t stored_buckets() const { return buckets_.size(); }
+  size_t stored_buckets() const { return rows_; }
 
  private:
   TextModel() = default;
   // Scores per output into `z`; with `phrases`, each phrase's share per output too.
-  void Compute(absl::string_view text, std::vector<double>* z, std::vector<double>* phrases,
-               ModelTokens* tokens) const;
+  void Compute(const ModelTokens& tokens, std::vector<double>* z, std::vector<double>* phrases) const;
   Prediction ToPrediction(const std::vector<double>& z) const;
-  void BuildIndex();
-  const float* Row(uint32_t bucket) const;
+  void BuildTable(const std::vector<uint32_t>& buckets, const std::vector<float>& weights);
+  // The weights of a bucket (outputs_ floats, as 32-bit words), or null when no training text
+  // had it.
+  const uint32_t* Row(uint32_t bucket) const;
 
   ModelInfo info_;
   int outputs_ = 1;             // 1 for binary, else the number of classes
   std::vector<double> bias_;    // per output
-  // Sparse weights: the buckets that any training example touched, sorted, with `outputs_`
-  // weights each. `slot_` maps a bucket to its row through an open-addressing table.
-  std::vector<uint32_t> buckets_;
-  std::vector<float> weights_;
-  std::vector<uint32_t> index_;  // open addressing: row + 1, 0 = empty
-  uint32_t index_mask_ = 0;
+  // Sparse weights of the buckets some training text touched, in an open-addressing table
+  // (linear probing, at most half full): each slot is the bucket (kEmptySlot when free) then
+  // its `outputs_` weights, so a lookup touches one place in memory.
+  static constexpr uint32_t kEmptySlot = 0xFFFFFFFF;  // buckets are below 2^26
+  std::vector<uint32_t> table_;
+  uint32_t slot_mask_ = 0;
+  size_t rows_ = 0;
 };
 
 // Feature hashing, exposed for tests: FNV-1a over a group tag and the feature's bytes.
