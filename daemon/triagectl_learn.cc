@@ -65,8 +65,9 @@ absl::Status ReadLabelled(const std::string& path, ModelLabel label, std::vector
                           const router::PayloadLimits& limits, Dataset* out) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  const bool fixed_classes = !classes.empty();  // a model's, or the training set's
   if (label == ModelLabel::kComplaint) classes = {"no", "yes"};
-  if (label == ModelLabel::kLevel) classes = {"urgent", "high", "normal", "low"};
+  if (label == ModelLabel::kLevel && !fixed_classes) classes = {"urgent", "high", "normal", "low"};
   const std::string key(router::ModelLabelName(label));
   simdjson::dom::parser parser;
   std::vector<std::pair<router::Message, std::string>> rows;
@@ -105,7 +106,8 @@ absl::Status ReadLabelled(const std::string& path, ModelLabel label, std::vector
         return absl::InvalidArgumentError(absl::StrCat(path, ":", number, ": ", key, " must be a non-empty string"));
       }
       name = std::string(s);
-      if (label == ModelLabel::kLevel && std::find(classes.begin(), classes.end(), name) == classes.end()) {
+      router::Level level;
+      if (label == ModelLabel::kLevel && !router::ParseLevel(name, &level)) {
         return absl::InvalidArgumentError(
             absl::StrCat(path, ":", number, ": level must be urgent, high, normal or low"));
       }
@@ -118,11 +120,17 @@ absl::Status ReadLabelled(const std::string& path, ModelLabel label, std::vector
     for (const auto& row : rows) teams.insert(row.second);
     classes.assign(teams.begin(), teams.end());
   }
+  if (label == ModelLabel::kLevel && !fixed_classes) {
+    // The levels that occur, most urgent first: a team that never labels "urgent" trains on three.
+    std::erase_if(classes, [&](const std::string& level) {
+      return std::none_of(rows.begin(), rows.end(), [&](const auto& row) { return row.second == level; });
+    });
+  }
   out->classes = classes;
   for (auto& [message, name] : rows) {
     const auto at = std::find(classes.begin(), classes.end(), name);
     if (at == classes.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": team '", name, "' is not among the trained teams"));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " '", name, "' is not among the model's classes"));
     }
     out->examples.push_back({std::move(message), static_cast<int>(at - classes.begin())});
   }
@@ -368,12 +376,14 @@ int EvaluateCommand(int argc, char** argv) {
       }
     }
   }
-  // Routed teams may be any team of the config: evaluate over the union.
+  // The config may route to any of its teams, or to any level: evaluate over the union.
   std::vector<std::string> routed_classes = data.classes;
-  if (label == ModelLabel::kTeam) {
-    for (const std::string& team : config->routing.teams) {
-      if (std::find(routed_classes.begin(), routed_classes.end(), team) == routed_classes.end()) {
-        routed_classes.push_back(team);
+  std::vector<std::string> possible = config->routing.teams;
+  if (label == ModelLabel::kLevel) possible = {"urgent", "high", "normal", "low"};
+  if (label != ModelLabel::kComplaint) {
+    for (const std::string& name : possible) {
+      if (std::find(routed_classes.begin(), routed_classes.end(), name) == routed_classes.end()) {
+        routed_classes.push_back(name);
       }
     }
   }
