@@ -96,10 +96,12 @@ std::shared_ptr<const triage::router::TextModel> TrainedModel(triage::router::Mo
   return *triage::router::TextModel::Train(examples, info, {});
 }
 
-void BM_ScoreAndRouteWithModels(benchmark::State& state) {
+// Score and route with the default config and trained models in it.
+void ScoreAndRouteWith(benchmark::State& state, bool team_model) {
   const auto& config = DefaultConfig();
   triage::router::ScoringModel complaint{TrainedModel(triage::router::ModelLabel::kComplaint), "complaint.model"};
-  triage::router::RoutingModel team{TrainedModel(triage::router::ModelLabel::kTeam), "team.model"};
+  std::optional<triage::router::RoutingModel> team;
+  if (team_model) team = triage::router::RoutingModel{TrainedModel(triage::router::ModelLabel::kTeam), "team.model"};
   const auto triager =
       *(*triage::router::Triager::Create(config.scoring, config.routing))->WithModels(complaint, team);
   const auto messages = Messages(10'000);
@@ -110,22 +112,10 @@ void BM_ScoreAndRouteWithModels(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(BM_ScoreAndRouteWithModels);
-
-void BM_ScoreAndRouteWithComplaintModel(benchmark::State& state) {
-  const auto& config = DefaultConfig();
-  triage::router::ScoringModel complaint{TrainedModel(triage::router::ModelLabel::kComplaint), "complaint.model"};
-  const auto triager =
-      *(*triage::router::Triager::Create(config.scoring, config.routing))->WithModels(complaint, std::nullopt);
-  const auto messages = Messages(10'000);
-  size_t i = 0;
-  for (auto _ : state) {
-    auto routed = triager->Triage(messages[i++ % messages.size()], absl::UnixEpoch());
-    benchmark::DoNotOptimize(routed);
-  }
-  state.SetItemsProcessed(state.iterations());
-}
+void BM_ScoreAndRouteWithComplaintModel(benchmark::State& state) { ScoreAndRouteWith(state, false); }
 BENCHMARK(BM_ScoreAndRouteWithComplaintModel);
+void BM_ScoreAndRouteWithModels(benchmark::State& state) { ScoreAndRouteWith(state, true); }
+BENCHMARK(BM_ScoreAndRouteWithModels);
 
 // The probability alone, and with the word-by-word explanation the reasons carry.
 void BM_ModelPredict(benchmark::State& state) {

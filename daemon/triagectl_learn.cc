@@ -203,6 +203,31 @@ bool ParseTrainingOption(int argc, char** argv, int* i, router::TrainOptions* op
   return true;
 }
 
+// The command line of train and evaluate: the training options, the flags with a value in
+// `values`, the switches in `switches`, and one positional INPUT. False (usage printed) on
+// anything else.
+bool ParseCommandLine(int argc, char** argv, const std::map<std::string, std::string*>& values,
+                      const std::map<std::string, bool*>& switches, router::TrainOptions* options,
+                      std::string* input, const char* usage) {
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    bool known = false;
+    if (!ParseTrainingOption(argc, argv, &i, options, &known)) return false;
+    if (known) continue;
+    if (const auto value = values.find(arg); value != values.end() && i + 1 < argc) {
+      *value->second = argv[++i];
+    } else if (const auto flag = switches.find(arg); flag != switches.end()) {
+      *flag->second = true;
+    } else if (input->empty() && !arg.empty() && arg[0] != '-') {
+      *input = arg;
+    } else {
+      std::fputs(usage, stderr);
+      return false;
+    }
+  }
+  return true;
+}
+
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -212,23 +237,9 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 int TrainCommand(int argc, char** argv) {
   std::string label_name, input, output, name;
   router::TrainOptions options;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    bool known = false;
-    if (!ParseTrainingOption(argc, argv, &i, &options, &known)) return 2;
-    if (known) continue;
-    if (arg == "--label" && i + 1 < argc) {
-      label_name = argv[++i];
-    } else if (arg == "-o" && i + 1 < argc) {
-      output = argv[++i];
-    } else if (arg == "--name" && i + 1 < argc) {
-      name = argv[++i];
-    } else if (input.empty() && !arg.empty() && arg[0] != '-') {
-      input = arg;
-    } else {
-      std::fputs(kTrainUsage, stderr);
-      return 2;
-    }
+  if (!ParseCommandLine(argc, argv, {{"--label", &label_name}, {"-o", &output}, {"--name", &name}}, {}, &options,
+                        &input, kTrainUsage)) {
+    return 2;
   }
   ModelLabel label;
   if (input.empty() || output.empty() || !router::ParseModelLabel(label_name, &label)) {
@@ -312,38 +323,23 @@ void Print(const std::string& title, const router::Evaluation::Result& result, b
 }  // namespace
 
 int EvaluateCommand(int argc, char** argv) {
-  std::string label_name, input, test_path, model_path, config_path, predictions_path;
+  std::string label_name, input, test_path, model_path, config_path, predictions_path, folds_text;
   int folds = 0;
   bool json = false;
   router::TrainOptions options;
-  for (int i = 0; i < argc; ++i) {
-    const std::string arg = argv[i];
-    bool known = false;
-    if (!ParseTrainingOption(argc, argv, &i, &options, &known)) return 2;
-    if (known) continue;
-    if (arg == "--label" && i + 1 < argc) {
-      label_name = argv[++i];
-    } else if (arg == "--folds" && i + 1 < argc) {
-      if (!absl::SimpleAtoi(argv[++i], &folds) || folds < 2 || folds > 100) {
-        std::fprintf(stderr, "triagectl: --folds must be between 2 and 100\n");
-        return 2;
-      }
-    } else if (arg == "--test" && i + 1 < argc) {
-      test_path = argv[++i];
-    } else if (arg == "--model" && i + 1 < argc) {
-      model_path = argv[++i];
-    } else if (arg == "--config" && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (arg == "--json") {
-      json = true;
-    } else if (arg == "--predictions" && i + 1 < argc) {
-      predictions_path = argv[++i];
-    } else if (input.empty() && !arg.empty() && arg[0] != '-') {
-      input = arg;
-    } else {
-      std::fputs(kEvaluateUsage, stderr);
-      return 2;
-    }
+  if (!ParseCommandLine(argc, argv,
+                        {{"--label", &label_name},
+                         {"--folds", &folds_text},
+                         {"--test", &test_path},
+                         {"--model", &model_path},
+                         {"--config", &config_path},
+                         {"--predictions", &predictions_path}},
+                        {{"--json", &json}}, &options, &input, kEvaluateUsage)) {
+    return 2;
+  }
+  if (!folds_text.empty() && (!absl::SimpleAtoi(folds_text, &folds) || folds < 2 || folds > 100)) {
+    std::fprintf(stderr, "triagectl: --folds must be between 2 and 100\n");
+    return 2;
   }
   ModelLabel label;
   const int modes = (folds > 0) + !test_path.empty() + !model_path.empty();

@@ -37,23 +37,6 @@ sources:
          SupportToWebhook(helpdesk_port, "concurrency: 1, backoff_initial: 10ms, backoff_max: 20ms");
 }
 
-struct CtlRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-// triagectl with `args`, stdout and stderr together.
-CtlRun Triagectl(const std::string& args) {
-  CtlRun run;
-  FILE* pipe = ::popen(absl::StrCat(TRIAGECTL_BINARY, " ", args, " 2>&1").c_str(), "r");
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
-
 TEST(AdminTest, TokenIsCheckedAndWithoutOneNothingChanges) {
   TempDir dir;
   FakeHelpdesk helpdesk;
@@ -98,7 +81,7 @@ TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
   daemon.Start();
   const std::string admin = absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " --token-file ", dir.path(), "/token");
 
-  CtlRun run = Triagectl(admin + " pause helpdesk");
+  CommandRun run = Triagectl(admin + " pause helpdesk");
   EXPECT_EQ(run.exit_code, 0) << run.out;
   EXPECT_EQ(run.out, "helpdesk: paused\n");
   ASSERT_EQ(daemon.PostSigned(MessageJson("p1", "hello"), kSecret).status, 200);
@@ -217,7 +200,7 @@ TEST(AdminTest, QueuesCountEntriesAtSlaRiskAndOverdueAndKeepUnconfiguredOnes) {
       << daemon.Log();
 
   std::ofstream(dir.path() + "/token") << kToken << "\n";
-  const CtlRun run = Triagectl(absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " --token-file ", dir.path(), "/token queues"));
+  const CommandRun run = Triagectl(absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " --token-file ", dir.path(), "/token queues"));
   EXPECT_EQ(run.exit_code, 0) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "helpdesk         support      high            3         420")) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "        1        1  paused by an operator")) << run.out;

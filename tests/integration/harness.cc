@@ -535,4 +535,18 @@ std::string MessageJson(const std::string& id, const std::string& text, const st
                       R"(","handle":"h","followers":10}})");
 }
 
+CommandRun RunCommand(const std::string& command) {
+  CommandRun run;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+CommandRun Triagectl(const std::string& args) { return RunCommand(std::string(TRIAGECTL_BINARY) + " " + args); }
+
 }  // namespace triage::testing

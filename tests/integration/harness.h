@@ -187,6 +187,16 @@ class Daemon {
 // signed by it (server.pem, server.key) into `dir`, with the openssl command. False on failure.
 bool MakeTestCertificates(const std::string& dir, const std::string& names);
 
+// A command run through the shell, stdout and stderr together, and its exit code (-1 when it
+// did not exit normally).
+struct CommandRun {
+  int exit_code = -1;
+  std::string out;
+};
+CommandRun RunCommand(const std::string& command);
+// triagectl (the one built with the tests) with `args`.
+CommandRun Triagectl(const std::string& args);
+
 // Polls `done` every 10 ms until it holds or the timeout passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(30));
 

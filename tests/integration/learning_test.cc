@@ -68,22 +68,6 @@ feedback:
                               {"ROUTING_MODEL", routing_model}});
 }
 
-struct CommandRun {
-  int exit_code = -1;
-  std::string out;
-};
-
-CommandRun Command(const std::string& command) {
-  CommandRun run;
-  FILE* pipe = ::popen(absl::StrCat(command, " 2>&1").c_str(), "r");
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
-
 // A Zendesk webhook as Zendesk signs it: base64 HMAC-SHA256 of the timestamp then the body.
 HttpResult ZendeskHook(uint16_t port, const std::string& body, const std::string& secret = kZendeskHookSecret,
                        absl::Time signed_at = absl::Now()) {
@@ -150,14 +134,14 @@ TEST(LearningTest, AgentDecisionsBecomeLabelsThenModelsThatDecideTheNextMessage)
 
   // triagectl show names the label next to what triaged decided.
   const std::string admin = absl::StrCat("--admin 127.0.0.1:", daemon.admin_port());
-  CommandRun shown = Command(absl::StrCat(TRIAGECTL_BINARY, " ", admin, " show generic/m0"));
+  CommandRun shown = Triagectl(absl::StrCat(admin, " show generic/m0"));
   EXPECT_EQ(shown.exit_code, 0) << shown.out;
   EXPECT_TRUE(absl::StrContains(shown.out, "label from zendesk-agents")) << shown.out;
   EXPECT_TRUE(absl::StrContains(shown.out, "team billing, level high")) << shown.out;
 
   // Export, train, reload.
   const std::string labels = dir.path() + "/labels.jsonl";
-  CommandRun exported = Command(absl::StrCat(TRIAGECTL_BINARY, " ", admin, " labels export --label team -o ", labels));
+  CommandRun exported = Triagectl(absl::StrCat(admin, " labels export --label team -o ", labels));
   ASSERT_EQ(exported.exit_code, 0) << exported.out;
   EXPECT_TRUE(absl::StrContains(exported.out, "exported 24 of 24")) << exported.out;
   const std::string lines = ReadFile(labels);
@@ -165,7 +149,7 @@ TEST(LearningTest, AgentDecisionsBecomeLabelsThenModelsThatDecideTheNextMessage)
   EXPECT_TRUE(absl::StrContains(lines, R"("team":"billing")")) << lines.substr(0, 400);
   EXPECT_TRUE(absl::StrContains(lines, R"("triaged":{"complaint")")) << lines.substr(0, 400);
   for (const char* label : {"team", "complaint"}) {
-    CommandRun trained = Command(absl::StrCat(TRIAGECTL_BINARY, " train --label ", label, " ", labels, " -o ", dir.path(), "/",
+    CommandRun trained = Triagectl(absl::StrCat("train --label ", label, " ", labels, " -o ", dir.path(), "/",
                                        label, ".model"));
     ASSERT_EQ(trained.exit_code, 0) << trained.out;
   }
