@@ -79,6 +79,13 @@ absl::Status App::Start() {
   store_options.max_queued_entries = static_cast<size_t>(config_.storage.max_queued_entries);
   store_options.max_pending_requests = static_cast<size_t>(config_.storage.max_pending_requests);
   store_options.aging_step = config_.storage.aging_step;
+  store_options.log = [](int severity, absl::string_view line) {
+    // RocksDB's own lines: its chatter (flush and compaction summaries) at debug.
+    const spdlog::level::level_enum level = severity >= 3   ? spdlog::level::err
+                                            : severity == 2 ? spdlog::level::warn
+                                                            : spdlog::level::debug;
+    spdlog::log(level, "event=rocksdb message=\"{}\"", std::string(line));
+  };
   absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(store_options, absl::Now());
   if (!store.ok()) {
     return absl::Status(store.status().code(),
@@ -163,8 +170,9 @@ absl::StatusOr<std::shared_ptr<Dispatcher>> App::MakeDispatcher(
 void App::NotifyStatus(bool ready) {
   // One line a person reads in `systemctl status triaged`.
   const std::string status =
-      absl::StrCat(ready ? "READY=1\n" : "", "STATUS=", ready_ ? "serving" : "draining", "; queued ",
-                   store_->QueuedEntries(), ", dead letters ", store_->DeadLetterCount());
+      absl::StrCat(ready ? "READY=1\n" : "", "STATUS=",
+                   !ready_ ? "draining" : store_->Health().available ? "serving" : "storage unavailable",
+                   "; queued ", store_->QueuedEntries(), ", dead letters ", store_->DeadLetterCount());
   sd_notify(0, status.c_str());
 }
 
@@ -224,8 +232,11 @@ asio::awaitable<Response> App::Admin(Request& request) {
   }
   if (path == "/healthz") co_return JsonResponse(http::status::ok, "{\"status\":\"ok\"}");
   if (path == "/readyz") {
-    if (ready_) co_return JsonResponse(http::status::ok, "{\"status\":\"ready\"}");
-    co_return JsonError(http::status::service_unavailable, "not ready (starting or draining)");
+    if (!ready_) co_return JsonError(http::status::service_unavailable, "not ready (starting or draining)");
+    if (!store_->Health().available) {
+      co_return JsonError(http::status::service_unavailable, "not ready (storage unavailable, resuming)");
+    }
+    co_return JsonResponse(http::status::ok, "{\"status\":\"ready\"}");
   }
   co_return JsonError(http::status::not_found, "no such admin endpoint");
 }

@@ -20,6 +20,9 @@
 namespace triage::daemon {
 namespace {
 
+// How long a worker waits before looking again at storage that cannot take writes.
+constexpr absl::Duration kStorageWait = absl::Seconds(1);
+
 using asio::as_tuple;
 using asio::use_awaitable;
 
@@ -467,6 +470,10 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
     absl::Time wake_at;
     if (gate > now) {
       wake_at = gate;
+    } else if (!store_.Available()) {
+      // Nothing could be recorded: deliver nothing until storage is back (its writer resumes
+      // it every second).
+      wake_at = now + kStorageWait;
     } else if (const absl::Time due = store_.NextDue(options_.name); due > now) {
       wake_at = due;  // nothing to send
     } else if (const absl::Time token = bucket_.Available(now); token > now) {
@@ -510,9 +517,13 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
 
   const char* outcome = "delivered";
   absl::Status stored;
+  // How the outcome is recorded, when it must be recorded before anything else leaves (an ack,
+  // a dead letter); empty for a retry, whose failed write only costs an earlier attempt.
+  std::function<absl::Status()> record;
   switch (attempt.kind) {
     case Attempt::Kind::kDelivered:
-      stored = store_.Ack(lease, attempt.remote_ticket);
+      record = [&] { return store_.Ack(lease, attempt.remote_ticket); };
+      stored = record();
       consecutive_failures_ = 0;
       if (attempt.quota_reset) {
         paused_until_ = std::max(paused_until_, end + std::min(*attempt.quota_reset, options_.retry_after_max));
@@ -542,8 +553,9 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
       }
       if (lease.entry.attempts + 1 >= static_cast<uint32_t>(options_.max_attempts)) {
         outcome = "dead_letter";
-        stored = store_.DeadLetter(lease, absl::StrCat("gave up after ", options_.max_attempts,
-                                                       " attempts; last: ", attempt.detail));
+        record = [&, error = absl::StrCat("gave up after ", options_.max_attempts, " attempts; last: ",
+                                          attempt.detail)] { return store_.DeadLetter(lease, error); };
+        stored = record();
       } else {
         outcome = attempt.throttled ? "throttled" : "retry";
         // Due when the destination resumes (a throttled or Retry-After entry loses no place
@@ -560,13 +572,27 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
     }
     case Attempt::Kind::kPermanent:
       outcome = "dead_letter";
-      stored = store_.DeadLetter(lease, attempt.detail);
+      record = [&] { return store_.DeadLetter(lease, attempt.detail); };
+      stored = record();
       spdlog::error("event=delivery_rejected destination={} detail=\"{}\"", options_.name, attempt.detail);
       break;
   }
   if (!stored.ok()) {
-    spdlog::error("event=delivery_store_failed destination={} error=\"{}\"", options_.name,
+    spdlog::error("event=delivery_store_failed destination={} outcome={} error=\"{}\"", options_.name, outcome,
                   std::string(stored.message()));
+  }
+  // A delivery that happened, or a dead letter, must be recorded before anything else leaves:
+  // the entry stays leased (nobody sends it again) and this worker records it once storage
+  // is back. Stopping first leaves it to the next start, which delivers it once more with the
+  // same id.
+  if (!stored.ok() && record) {
+    asio::steady_timer wait(co_await asio::this_coro::executor);
+    while (!stored.ok() && !stopping_) {
+      wait.expires_after(ToChrono(kStorageWait));
+      co_await wait.async_wait(as_tuple(use_awaitable));
+      if (store_.Available()) stored = record();
+    }
+    if (stored.ok()) spdlog::info("event=delivery_recorded destination={} outcome={}", options_.name, outcome);
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
 }

@@ -56,7 +56,10 @@ Response Ingest::Answer(absl::string_view source, const absl::Status& status) {
   metrics_.ingest_requests
       .Add({{"source", std::string(source)}, {"status", std::to_string(static_cast<int>(code))}})
       .Increment();
-  Response response = JsonError(code, status.message());
+  // Storage errors name files and paths: the log has them (ingest_store_failed), the network
+  // gets a generic answer.
+  const bool storage = status.code() == absl::StatusCode::kUnavailable;
+  Response response = JsonError(code, storage ? "storage unavailable; retry later" : status.message());
   if (code == http::status::service_unavailable) response.set(http::field::retry_after, "5");
   return response;
 }

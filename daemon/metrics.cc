@@ -137,6 +137,9 @@ Metrics::Metrics()
       storage_live_bytes(prometheus::BuildGauge().Name("triage_storage_live_bytes").Help("Bytes of RocksDB SST files, every column family").Register(*registry)),
       storage_pending_compaction_bytes(prometheus::BuildGauge().Name("triage_storage_pending_compaction_bytes").Help("RocksDB's estimate of bytes compaction still has to rewrite").Register(*registry)),
       storage_writes_stopped(prometheus::BuildGauge().Name("triage_storage_writes_stopped").Help("1 while RocksDB stops writes (a write stall)").Register(*registry)),
+      storage_available(prometheus::BuildGauge().Name("triage_storage_available").Help("1 while storage takes writes; 0 after a failed write or background error (a full disk) until it resumes").Register(*registry)),
+      storage_errors(prometheus::BuildCounter().Name("triage_storage_errors_total").Help("Failed storage writes and RocksDB background errors").Register(*registry)),
+      storage_recoveries(prometheus::BuildCounter().Name("triage_storage_recoveries_total").Help("Times storage became available again after an error").Register(*registry)),
       storage_delayed_write_rate(prometheus::BuildGauge().Name("triage_storage_delayed_write_rate_bytes").Help("Write rate RocksDB allows while it slows writes down (0 when it does not)").Register(*registry)),
       storage_wal_syncs(prometheus::BuildCounter().Name("triage_storage_wal_syncs_total").Help("WAL syncs (one per group commit)").Register(*registry)),
       storage_wal_sync_seconds(prometheus::BuildCounter().Name("triage_storage_wal_sync_seconds_total").Help("Time spent in WAL syncs").Register(*registry)),
@@ -224,6 +227,10 @@ std::string Metrics::Render(storage::Store& store) {
   storage_live_bytes.Add({}).Set(static_cast<double>(stats.live_bytes));
   storage_pending_compaction_bytes.Add({}).Set(static_cast<double>(stats.pending_compaction_bytes));
   storage_writes_stopped.Add({}).Set(stats.writes_stopped ? 1 : 0);
+  const storage::StorageHealth health = store.Health();
+  storage_available.Add({}).Set(health.available ? 1 : 0);
+  Mirror(storage_errors, static_cast<double>(health.errors));
+  Mirror(storage_recoveries, static_cast<double>(health.recoveries));
   storage_delayed_write_rate.Add({}).Set(static_cast<double>(stats.delayed_write_rate));
   Mirror(storage_wal_syncs, static_cast<double>(stats.wal_syncs));
   Mirror(storage_wal_sync_seconds, stats.wal_sync_seconds);

@@ -66,6 +66,9 @@ struct Metrics {
   prometheus::Family<prometheus::Gauge>& storage_live_bytes;
   prometheus::Family<prometheus::Gauge>& storage_pending_compaction_bytes;
   prometheus::Family<prometheus::Gauge>& storage_writes_stopped;
+  prometheus::Family<prometheus::Gauge>& storage_available;
+  prometheus::Family<prometheus::Counter>& storage_errors;
+  prometheus::Family<prometheus::Counter>& storage_recoveries;
   prometheus::Family<prometheus::Gauge>& storage_delayed_write_rate;
   prometheus::Family<prometheus::Counter>& storage_wal_syncs;
   prometheus::Family<prometheus::Counter>& storage_wal_sync_seconds;

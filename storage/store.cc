@@ -43,6 +43,24 @@ std::string ByMessageKey(absl::string_view message_key, absl::string_view queue_
   return JoinKey(message_key, queue_key);
 }
 
+// RocksDB's info log, handed to the caller's function instead of a LOG file on the data disk.
+class CallbackLogger : public rocksdb::Logger {
+ public:
+  explicit CallbackLogger(std::function<void(int, absl::string_view)> log)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), log_(std::move(log)) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (!log_ || level < GetInfoLogLevel()) return;
+    char line[1024];
+    const int n = std::vsnprintf(line, sizeof(line), format, ap);
+    if (n < 0) return;
+    log_(static_cast<int>(level), absl::string_view(line, std::min<size_t>(n, sizeof(line) - 1)));
+  }
+
+ private:
+  std::function<void(int, absl::string_view)> log_;
+};
+
 // Drops message records older than the dedup window during compaction, so expiry never needs
 // a scan. Periodic compaction (daily) makes sure old files are visited even without writes.
 class DedupExpiryFilter : public rocksdb::CompactionFilter {
@@ -112,6 +130,24 @@ absl::Status StoreOptions::Validate() const {
   return absl::OkStatus();
 }
 
+// Background errors (a flush or compaction that hit a full disk): the store becomes
+// unavailable until it resumes. Attached once the Store exists, detached before it closes.
+class Store::ErrorListener : public rocksdb::EventListener {
+ public:
+  void Attach(Store* store) {
+    std::lock_guard lock(mu_);
+    store_ = store;
+  }
+  void OnBackgroundError(rocksdb::BackgroundErrorReason, rocksdb::Status* error) override {
+    std::lock_guard lock(mu_);
+    if (store_ != nullptr && error != nullptr && !error->ok()) store_->WriteFailed(ToAbsl(*error));
+  }
+
+ private:
+  std::mutex mu_;
+  Store* store_ = nullptr;
+};
+
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, absl::Time now) {
   if (auto s = options.Validate(); !s.ok()) return s;
   rocksdb::Env* env = options.env != nullptr ? options.env : rocksdb::Env::Default();
@@ -127,33 +163,43 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   db_options.create_missing_column_families = true;
   db_options.env = env;
   db_options.max_background_jobs = 2;
-  db_options.keep_log_file_num = 5;
+  db_options.info_log = std::make_shared<CallbackLogger>(options.log);
+  // After ENOSPC, RocksDB's own SstFileManager (the default one) resumes the database once a
+  // memtable's worth of space (write_buffer_size, below) is free, checking every 5 seconds,
+  // and refuses a manual Resume() meanwhile. Other errors (EIO on a write) are resumed by the
+  // writer thread (TryResume).
+  auto listener = std::make_shared<ErrorListener>();
+  db_options.listeners.push_back(listener);
   // Tickers and histograms for the metrics (WAL syncs and their time, stalls).
   std::shared_ptr<rocksdb::Statistics> statistics = rocksdb::CreateDBStatistics();
   db_options.statistics = statistics;
 
-  rocksdb::ColumnFamilyOptions messages_options;
+  // Memtables of 8 MiB (not 64): after ENOSPC, RocksDB resumes once one memtable's worth of
+  // space is free again, so a few megabytes freed are enough; its log preallocates as much.
+  rocksdb::ColumnFamilyOptions base;
+  base.write_buffer_size = 8 << 20;
+  rocksdb::ColumnFamilyOptions messages_options = base;
   // RocksDB borrows the filter: the Store owns it and outlives the DB handle.
   auto filter = std::make_shared<DedupExpiryFilter>(env, options.dedup_window);
   messages_options.compaction_filter = filter.get();
   messages_options.periodic_compaction_seconds = 24 * 3600;
 
-  rocksdb::ColumnFamilyOptions origins_options;
+  rocksdb::ColumnFamilyOptions origins_options = base;
   auto origin_filter = std::make_shared<DedupExpiryFilter>(env, options.ticket_origin_window);
   origins_options.compaction_filter = origin_filter.get();
   origins_options.periodic_compaction_seconds = 24 * 3600;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {rocksdb::kDefaultColumnFamilyName, base},
       {kMessagesCf, messages_options},
-      {kQueueCf, rocksdb::ColumnFamilyOptions()},
-      {kDeadCf, rocksdb::ColumnFamilyOptions()},
-      {kMetaCf, rocksdb::ColumnFamilyOptions()},
+      {kQueueCf, base},
+      {kDeadCf, base},
+      {kMetaCf, base},
       {kConversationsCf, messages_options},  // same record layout, same expiry
       {kTicketsCf, messages_options},        // idem, counted from the last delivery
-      {kByMessageCf, rocksdb::ColumnFamilyOptions()},
+      {kByMessageCf, base},
       {kTicketOriginsCf, origins_options},
-      {kLabelsCf, rocksdb::ColumnFamilyOptions()},
+      {kLabelsCf, base},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -161,6 +207,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
     return ToAbsl(s);
   }
   std::unique_ptr<Store> store(new Store(options, std::unique_ptr<rocksdb::DB>(raw), handles));
+  listener->Attach(store.get());
+  store->listener_ = listener;
   store->filter_ = std::move(filter);
   store->origin_filter_ = std::move(origin_filter);
   store->statistics_ = std::move(statistics);
@@ -191,6 +239,7 @@ Store::~Store() {
   }
   writer_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (listener_) listener_->Attach(nullptr);
   for (rocksdb::ColumnFamilyHandle* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
   db_->Close();
 }
@@ -268,6 +317,50 @@ absl::Status Store::Recover(absl::Time now) {
   return ToAbsl(db_->Write(synced, &backfill));
 }
 
+void Store::WriteFailed(const absl::Status& status) {
+  // Only storage errors make it unavailable; a refused request (closing, full queues) does not.
+  if (status.code() != absl::StatusCode::kUnavailable) return;
+  std::lock_guard lock(health_mu_);
+  ++health_.errors;
+  if (!health_.available) return;
+  health_.available = false;
+  health_.error = std::string(status.message());
+  health_.since = absl::Now();
+  available_.store(false);
+  if (options_.log) options_.log(3, absl::StrCat("storage unavailable: ", status.message()));
+  writer_cv_.notify_all();
+}
+
+bool Store::TryResume() {
+  auto failed = [&](absl::string_view step, const rocksdb::Status& s) {
+    if (options_.log) options_.log(0, absl::StrCat("resume: ", step, " failed: ", s.ToString()));
+    return false;
+  };
+  if (const rocksdb::Status resumed = db_->Resume(); !resumed.ok()) return failed("Resume", resumed);
+  // Resume succeeds on a database that never stopped (a failed foreground write): a synced
+  // write proves the disk takes data again.
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  if (const rocksdb::Status probe = db_->Put(synced, meta_cf_, "probe", "1"); !probe.ok()) return failed("probe", probe);
+  {
+    std::lock_guard lock(health_mu_);
+    health_.available = true;
+    ++health_.recoveries;
+    if (options_.log) {
+      options_.log(2, absl::StrCat("storage available again after ",
+                                   absl::FormatDuration(absl::Trunc(absl::Now() - health_.since, absl::Seconds(1)))));
+    }
+    available_.store(true);
+  }
+  writer_cv_.notify_all();
+  return true;
+}
+
+StorageHealth Store::Health() {
+  std::lock_guard lock(health_mu_);
+  return health_;
+}
+
 void Store::SetReadyCallback(ReadyCallback callback) {
   std::lock_guard lock(mu_);
   ready_callback_ = std::move(callback);
@@ -280,6 +373,8 @@ void Store::Submit(std::vector<NewMessage> messages, absl::Time received_at,
     std::lock_guard lock(mu_);
     if (stopping_) {
       refused = absl::UnavailableError("the store is closing");
+    } else if (!available_.load()) {
+      refused = absl::UnavailableError("storage unavailable (resuming)");
     } else if (pending_.size() >= options_.max_pending_requests) {
       refused = absl::ResourceExhaustedError(absl::StrCat(
           options_.max_pending_requests, " requests already wait for storage"));
@@ -300,9 +395,19 @@ void Store::Submit(std::vector<NewMessage> messages, absl::Time received_at,
 void Store::WriterLoop() {
   std::vector<Pending> group;
   for (;;) {
+    if (!available_.load()) {
+      // Unavailable: try to resume now and then; requests are refused at once meanwhile.
+      std::unique_lock lock(mu_);
+      writer_cv_.wait_for(lock, std::chrono::microseconds(absl::ToInt64Microseconds(options_.recovery_interval)),
+                          [&] { return stopping_; });
+      if (stopping_ && pending_.empty()) return;
+      lock.unlock();
+      if (!stopping_) TryResume();
+    }
     {
       std::unique_lock lock(mu_);
-      writer_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
+      writer_cv_.wait(lock, [&] { return stopping_ || !pending_.empty() || !available_.load(); });
+      if (pending_.empty() && !stopping_) continue;  // went unavailable: resume first
       if (pending_.empty()) return;  // stopping, and everything accepted is committed
       while (!pending_.empty() && group.size() < options_.max_group_requests) {
         group.push_back(std::move(pending_.front()));
@@ -398,6 +503,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   rocksdb::WriteOptions write_options;
   write_options.sync = true;  // the one fsync this whole group shares
   const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
+  if (!written.ok()) WriteFailed(written);
 
   std::vector<std::string> ready_destinations;
   ReadyCallback callback;
@@ -586,13 +692,16 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
     write_options.sync = true;  // the only proof that this ticket exists
     written = ToAbsl(db_->Write(write_options, &batch));
   }
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   absl::StatusOr<Meta> meta = TakeLeased(lease);
   if (!meta.ok()) return meta.status();
   DestQueue& q = queues_[lease.destination];
   if (!written.ok()) {
-    // Still queued: it will be delivered again (with the same idempotency key).
-    q.ready[static_cast<int>(meta->level)][lease.seq] = *std::move(meta);
+    // Delivered but not recorded: it stays leased, so nothing delivers it again; the caller
+    // acks again once storage is back (a crash first redelivers it once, same id).
+    q.leased[lease.seq] = *std::move(meta);
+    lock.unlock();
+    WriteFailed(written);
     return written;
   }
   CountDepth(lease.destination, *meta, -1);
@@ -641,6 +750,7 @@ absl::Status Store::PutLabel(absl::string_view message_key, absl::string_view re
   write_options.sync = true;  // an agent's decision: worth an fsync
   const absl::Status written =
       ToAbsl(db_->Put(write_options, labels_cf_, key, rocksdb::Slice(record.data(), record.size())));
+  if (!written.ok()) WriteFailed(written);
   if (written.ok() && before.IsNotFound()) {
     std::lock_guard lock(mu_);
     ++labels_;
@@ -689,6 +799,7 @@ absl::Status Store::RetryLater(const Lease& lease, absl::Time due, absl::string_
   const absl::Status written =
       ToAbsl(db_->Put(rocksdb::WriteOptions(), queue_cf_,
                       QueueKey(lease.destination, entry.level, lease.seq), EncodeEntry(entry)));
+  if (!written.ok()) WriteFailed(written);
   ReadyCallback callback;
   {
     std::lock_guard lock(mu_);
@@ -716,6 +827,7 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   rocksdb::WriteOptions write_options;
   write_options.sync = true;  // a dead letter is the only trace left of the message
   const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
+  if (!written.ok()) WriteFailed(written);
   std::lock_guard lock(mu_);
   absl::StatusOr<Meta> meta = TakeLeased(lease);
   if (!meta.ok()) return meta.status();
@@ -725,8 +837,8 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
     ++dead_letters_;
     ReleaseChain(queues_[lease.destination], lease.seq, *meta);
   } else {
-    // Not moved: keep it in the queue, it will be tried again.
-    queues_[lease.destination].ready[static_cast<int>(meta->level)][lease.seq] = *meta;
+    // Not moved: it stays leased until the caller records it again (or a restart).
+    queues_[lease.destination].leased[lease.seq] = *meta;
   }
   return written;
 }

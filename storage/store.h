@@ -3,6 +3,7 @@
 #include "absl/strings/string_view.h"
 
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -25,6 +26,7 @@
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/statistics.h"
 #include "storage/codec.h"
 
@@ -44,6 +46,13 @@ struct StoreOptions {
   // for the labels agents give it later.
   absl::Duration ticket_origin_window = absl::Hours(24 * 90);
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null means the default Env
+  // RocksDB's own log lines (severity 0 debug .. 4 fatal, 5 header). They never go to a file on
+  // the data disk: a full disk must not make RocksDB fail while it reports the failure. None:
+  // dropped.
+  std::function<void(int severity, absl::string_view line)> log;
+  // While storage is unavailable (a failed write, a background error such as a full disk),
+  // how often the store tries to resume: RocksDB's Resume, then a synced probe write.
+  absl::Duration recovery_interval = absl::Seconds(1);
 
   absl::Status Validate() const;
 };
@@ -129,6 +138,16 @@ struct TicketOrigin {
 std::string ThreadKey(absl::string_view source, absl::string_view conversation_id,
                       absl::string_view author_id);
 
+// Whether the store can take writes. Unavailable from the first failed write or background
+// error (ENOSPC, EIO) until a resume succeeds; writes are refused at once meanwhile.
+struct StorageHealth {
+  bool available = true;
+  std::string error;              // the first error of the episode (for logs, never for clients)
+  absl::Time since;               // when it became unavailable
+  int64_t errors = 0;             // failed writes and background errors since open
+  int64_t recoveries = 0;         // episodes ended by a successful resume
+};
+
 // The durable store: message records (dedup index), one priority queue per destination, dead
 // letters. RocksDB is the truth; an in-memory index of queue keys (about 230 bytes of heap an
 // entry, measured by bench/store_bench; bounded by max_queued_entries) serves leasing without
@@ -148,6 +167,9 @@ class Store {
 
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
+
+  StorageHealth Health();
+  bool Available() const { return available_.load(); }  // Health().available, without a lock
 
   // Called (on the writer thread, or the caller of RetryLater) whenever entries of a
   // destination become leasable. Set before traffic starts.
@@ -170,7 +192,9 @@ class Store {
   absl::Time NextDue(const std::string& destination);
 
   // Delivered: the entry leaves the queue. (Not synced: a lost ack means one redelivery with
-  // the same idempotency key, never a loss.) With `remote_ticket`, the helpdesk's ticket id for
+  // the same idempotency key, never a loss.) When the write fails the entry stays leased, so it
+  // is not delivered again: call Ack again once storage is back; a crash before then
+  // redelivers it once, with the same id. DeadLetter keeps it leased on failure too. With `remote_ticket`, the helpdesk's ticket id for
   // the entry's (destination, team, thread) is recorded in the same synced write, so a ticket
   // that was acknowledged is never created again and follow-ups find it; so is the ticket's
   // origin (TicketOrigin), for `ticket_origin_window`.
@@ -291,6 +315,10 @@ class Store {
         std::vector<rocksdb::ColumnFamilyHandle*> handles);
   absl::Status Recover(absl::Time now);
   void WriterLoop();
+  // Records a failed write or background error: the store becomes unavailable.
+  void WriteFailed(const absl::Status& status);
+  // While unavailable: RocksDB's Resume and a synced probe write; true when both succeed.
+  bool TryResume();
   void CommitGroup(std::vector<Pending>& group);
 
   // Index maintenance; the caller holds mu_.
@@ -316,6 +344,9 @@ class Store {
   rocksdb::ColumnFamilyHandle* ticket_origins_cf_;
   rocksdb::ColumnFamilyHandle* labels_cf_;
   std::shared_ptr<rocksdb::CompactionFilter> origin_filter_;  // like filter_
+  class ErrorListener;
+  std::shared_ptr<ErrorListener> listener_;  // background errors
+  std::atomic<bool> available_{true};  // mirrors health_.available, read without the lock
 
   std::mutex mu_;  // guards everything below
   std::condition_variable writer_cv_;
@@ -325,6 +356,8 @@ class Store {
   int64_t queued_ = 0;
   int64_t dead_letters_ = 0;
   int64_t labels_ = 0;
+  std::mutex health_mu_;  // guards health_ (not mu_: RocksDB reports errors from its threads)
+  StorageHealth health_;
   std::map<std::string, DestQueue> queues_;
   std::vector<std::string> teams_;
   std::map<std::tuple<std::string, uint32_t, router::Level>, Depth> depths_;

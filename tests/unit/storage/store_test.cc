@@ -547,11 +547,11 @@ class FailingFileSystem : public rocksdb::FileSystemWrapper {
         : FSWritableFileOwnerWrapper(std::move(file)), fail_(fail) {}
     rocksdb::IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& options,
                              rocksdb::IODebugContext* dbg) override {
-      if (*fail_) return rocksdb::IOStatus::IOError("injected write failure");
+      if (*fail_) return rocksdb::IOStatus::NoSpace("injected: no space left on device");
       return FSWritableFileOwnerWrapper::Append(data, options, dbg);
     }
     rocksdb::IOStatus Sync(const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
-      if (*fail_) return rocksdb::IOStatus::IOError("injected sync failure");
+      if (*fail_) return rocksdb::IOStatus::NoSpace("injected: no space left on device");
       return FSWritableFileOwnerWrapper::Sync(options, dbg);
     }
 
@@ -649,6 +649,111 @@ TEST(StoreLabelsTest, TheTicketOriginWindowHasAFloor) {
   const auto store = Store::Open(options, kT0);
   ASSERT_FALSE(store.ok());
   EXPECT_NE(store.status().message().find("ticket origin window"), std::string::npos) << store.status();
+}
+
+}  // namespace
+}  // namespace triage::storage
+
+namespace triage::storage {
+namespace {
+
+// Polls `done` until it holds or 10 s pass (storage resumes on its own writer thread).
+bool Eventually(const std::function<bool()>& done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+TEST(StoreHealthTest, AFullDiskIsAStateRefusedAtOnceAndResumedWhenSpaceReturns) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  StoreOptions options;
+  options.env = env.get();
+  options.recovery_interval = absl::Milliseconds(20);
+  std::mutex log_mu;
+  std::vector<std::string> log;
+  options.log = [&](int, absl::string_view line) {
+    std::lock_guard lock(log_mu);
+    log.emplace_back(line);
+  };
+  auto store = OpenStore(dir.path(), kT0, options);
+  ASSERT_TRUE(SubmitSync(*store, {Msg("before", Level::kLow)}).status.ok());
+  // RocksDB's info log comes to the callback, never to a LOG file on the data disk.
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/LOG"));
+  {
+    std::lock_guard lock(log_mu);
+    EXPECT_FALSE(log.empty());
+  }
+  EXPECT_TRUE(store->Health().available);
+
+  fs->fail = true;
+  IngestResult failed = SubmitSync(*store, {Msg("x", Level::kUrgent)});
+  EXPECT_EQ(failed.status.code(), absl::StatusCode::kUnavailable);
+  const StorageHealth down = store->Health();
+  EXPECT_FALSE(down.available);
+  EXPECT_FALSE(store->Available());
+  EXPECT_NE(down.error.find("no space"), std::string::npos) << down.error;
+  EXPECT_GE(down.errors, 1);
+  // While down, requests are refused at once, without touching the disk.
+  failed = SubmitSync(*store, {Msg("y", Level::kUrgent)});
+  EXPECT_EQ(failed.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(std::string(failed.status.message()).find("storage unavailable"), std::string::npos);
+
+  fs->fail = false;
+  ASSERT_TRUE(Eventually([&] { return store->Available(); }));
+  EXPECT_EQ(store->Health().recoveries, 1);
+  ASSERT_TRUE(SubmitSync(*store, {Msg("after", Level::kLow)}).status.ok());
+  EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"before", "after"}));
+}
+
+TEST(StoreHealthTest, AnAckThatCannotBeWrittenKeepsTheEntryLeasedUntilItIs) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  StoreOptions options;
+  options.env = env.get();
+  options.recovery_interval = absl::Milliseconds(20);
+  {
+    auto store = OpenStore(dir.path(), kT0, options);
+    ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kLow), Msg("b", Level::kLow)}).status.ok());
+    const auto a = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(a.has_value());
+    fs->fail = true;
+    EXPECT_FALSE(store->Ack(*a, "ticket-1").ok());
+    // Delivered but not recorded: not leased again (no duplicate), still counted as queued.
+    const auto next = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(next.has_value());
+    EXPECT_EQ(next->entry.message_key, MessageKey("src", "b"));
+    EXPECT_FALSE(store->DeadLetter(*next, "rejected").ok());
+    EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
+    EXPECT_EQ(store->QueuedEntries(), 2);
+    fs->fail = false;
+    ASSERT_TRUE(Eventually([&] { return store->Available(); }));
+    ASSERT_TRUE(store->Ack(*a, "ticket-1").ok());  // recorded now, ticket included
+    EXPECT_EQ(store->RemoteTicket(*a), std::optional<std::string>("ticket-1"));
+    EXPECT_EQ(store->QueuedEntries(), 1);
+    // `b` stays leased until its dead letter is written; here the store closes first.
+  }
+  // A restart redelivers what was never recorded, once.
+  auto store = OpenStore(dir.path());
+  EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"b"}));
+}
+
+TEST(StoreHealthTest, OpeningOnAFullDiskFailsWithAnErrorNotAnAbort) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  fs->fail = true;
+  StoreOptions options;
+  options.path = dir.path();
+  options.env = env.get();
+  const auto store = Store::Open(options, kT0);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
 }
 
 }  // namespace
