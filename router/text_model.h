@@ -39,8 +39,8 @@ struct FeatureOptions {
 
 struct TrainOptions {
   FeatureOptions features;
-  // L2 penalty: the loss summed over the examples plus l2/2 * |w|^2. Empty: chosen by an
-  // inner cross-validation among kL2Grid (log loss of the held-out predictions).
+  // L2 penalty: the loss summed over the examples plus l2/2 * |w|^2, chosen among these by
+  // an inner cross-validation (the log loss of the held-out predictions).
   std::vector<double> l2_grid = {0.1, 0.3, 1.0, 3.0};
   int inner_folds = 4;       // for the choice of l2 and the decision threshold
   uint64_t seed = 1;         // the only source of randomness: fold assignment
@@ -135,7 +135,8 @@ class TextModel {
   size_t rows_ = 0;
 };
 
-// Feature hashing, exposed for tests: FNV-1a over a group tag and the feature's bytes.
+// Feature hashing: FNV-1a over a group tag and the feature's bytes. Model files depend on it:
+// it never changes within a format version.
 uint64_t HashFeature(char group, absl::string_view a, absl::string_view b = {});
 
 }  // namespace triage::router
