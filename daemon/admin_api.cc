@@ -30,13 +30,6 @@ const char* BreakerName(CircuitBreaker::State state) {
 }
 
 // A query parameter's value ("" when absent); values here are names and numbers, unescaped.
-std::string QueryParam(absl::string_view query, absl::string_view name) {
-  for (absl::string_view pair : absl::StrSplit(query, '&')) {
-    if (absl::ConsumePrefix(&pair, name) && absl::ConsumePrefix(&pair, "=")) return std::string(pair);
-  }
-  return "";
-}
-
 }  // namespace
 
 AdminApi::AdminApi(const config::AdminOptions& options, storage::Store& store,
@@ -65,7 +58,7 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
   const absl::string_view target = ToAbsl(request.target());
   const size_t question = target.find('?');
   const absl::string_view path = target.substr(0, question);
-  const absl::string_view query = question == absl::string_view::npos ? "" : target.substr(question + 1);
+  const absl::string_view query = target;  // QueryParam finds the query after the '?'
   if (!absl::StartsWith(path, "/v1/")) return std::nullopt;
   const bool get = request.method() == http::verb::get;
   const bool post = request.method() == http::verb::post;
@@ -84,7 +77,11 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
     if (slash == absl::string_view::npos || slash == 0 || slash + 1 == message.size()) {
       return JsonError(http::status::bad_request, "use /v1/messages/SOURCE/ID");
     }
-    return Message(message.substr(0, slash), message.substr(slash + 1));
+    // Ids may hold anything: they come percent-encoded.
+    const std::optional<std::string> source = PercentDecode(message.substr(0, slash), false);
+    const std::optional<std::string> id = PercentDecode(message.substr(slash + 1), false);
+    if (!source || !id) return JsonError(http::status::bad_request, "malformed %-escape in the path");
+    return Message(*source, *id);
   }
   if (path == "/v1/dead-letters/requeue") {
     if (!post) return JsonError(http::status::method_not_allowed, "use POST");
@@ -166,9 +163,9 @@ Response AdminApi::Queues() {
 }
 
 Response AdminApi::DeadLetters(absl::string_view query) {
-  const std::string destination = QueryParam(query, "destination");
+  const std::string destination = QueryParam(query, "destination").value_or("");
   size_t limit = kDefaultLimit;
-  if (const std::string text = QueryParam(query, "limit"); !text.empty()) {
+  if (const std::string text = QueryParam(query, "limit").value_or(""); !text.empty()) {
     if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLimit) {
       return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLimit));
     }
@@ -204,18 +201,31 @@ Response AdminApi::Requeue(const std::string& body) {
   if (auto s = router::json::ParseDocument(parser, body, 8, &root); !s.ok() || !root.is_object()) {
     return JsonError(http::status::bad_request, R"(body must be {"destination":D,"seq":N} or {"destination":D,"all":true})");
   }
-  const std::string destination = router::json::Str(root, "destination");
-  const std::optional<int64_t> seq = router::json::Int(root, "seq");
-  const bool all = router::json::Bool(root, "all");
-  if (destination.empty() || seq.has_value() == all) {
+  // Typed strictly: a string destination, a non-negative integer seq, a boolean all.
+  std::string_view destination_text;
+  if (root["destination"].get(destination_text) != simdjson::SUCCESS || destination_text.empty()) {
+    return JsonError(http::status::bad_request, "destination: must be a non-empty string");
+  }
+  const std::string destination(destination_text);
+  std::optional<uint64_t> seq;
+  if (root["seq"].error() != simdjson::NO_SUCH_FIELD) {
+    uint64_t value = 0;
+    if (root["seq"].get(value) != simdjson::SUCCESS) {
+      return JsonError(http::status::bad_request, "seq: must be a non-negative integer");
+    }
+    seq = value;
+  }
+  bool all = false;
+  if (root["all"].error() != simdjson::NO_SUCH_FIELD && root["all"].get(all) != simdjson::SUCCESS) {
+    return JsonError(http::status::bad_request, "all: must be true or false");
+  }
+  if (seq.has_value() == all) {
     return JsonError(http::status::bad_request, "give a destination and either seq or all: true");
   }
   if (dispatchers_.Find(destination) == nullptr) {
     return JsonError(http::status::not_found, absl::StrCat("no destination ", destination));
   }
-  std::optional<uint64_t> which;
-  if (seq) which = static_cast<uint64_t>(*seq);
-  const absl::StatusOr<int64_t> moved = store_.Requeue(destination, which);
+  const absl::StatusOr<int64_t> moved = store_.Requeue(destination, seq);
   if (!moved.ok()) {
     return JsonError(moved.status().code() == absl::StatusCode::kNotFound ? http::status::not_found
                                                                            : http::status::service_unavailable,
@@ -305,13 +315,13 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
 
 Response AdminApi::Labels(absl::string_view query) {
   size_t limit = kMaxLabelPage;
-  if (const std::string text = QueryParam(query, "limit"); !text.empty()) {
+  if (const std::string text = QueryParam(query, "limit").value_or(""); !text.empty()) {
     if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLabelPage) {
       return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLabelPage));
     }
   }
   std::string after;
-  if (const std::string cursor = QueryParam(query, "after"); !cursor.empty()) {
+  if (const std::string cursor = QueryParam(query, "after").value_or(""); !cursor.empty()) {
     if (!absl::WebSafeBase64Unescape(cursor, &after)) return JsonError(http::status::bad_request, "after: not a cursor");
   }
   std::string last;

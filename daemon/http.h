@@ -4,6 +4,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <optional>
+#include <string>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -22,6 +24,13 @@ using Response = http::response<http::string_body>;
 Response JsonError(http::status status, absl::string_view message);
 // A JSON answer with an already-serialised body.
 Response JsonResponse(http::status status, std::string body);
+
+// Decodes %XX escapes, and '+' as a space when `plus_is_space` (query strings, not paths);
+// nullopt when an escape is malformed.
+std::optional<std::string> PercentDecode(absl::string_view in, bool plus_is_space);
+// The decoded value of query parameter `name` in a request target; nullopt when it is absent
+// or malformed.
+std::optional<std::string> QueryParam(absl::string_view target, absl::string_view name);
 
 inline std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);

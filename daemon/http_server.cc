@@ -1,5 +1,11 @@
 #include "daemon/http_server.h"
 
+#include "absl/strings/str_split.h"
+
+#include "absl/strings/numbers.h"
+
+#include "absl/strings/ascii.h"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -22,6 +28,41 @@ Response JsonResponse(http::status status, std::string body) {
   response.set(http::field::content_type, "application/json");
   response.body() = std::move(body);
   return response;
+}
+
+std::optional<std::string> PercentDecode(absl::string_view in, bool plus_is_space) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else if (in[i] == '%') {
+      int value = 0;
+      if (i + 2 >= in.size() || !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
+          !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2])) ||
+          !absl::SimpleHexAtoi(in.substr(i + 1, 2), &value)) {
+        return std::nullopt;
+      }
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> QueryParam(absl::string_view target, absl::string_view name) {
+  const size_t question = target.find('?');
+  if (question == absl::string_view::npos) return std::nullopt;
+  for (absl::string_view pair : absl::StrSplit(target.substr(question + 1), '&')) {
+    const size_t equals = pair.find('=');
+    const std::optional<std::string> key = PercentDecode(pair.substr(0, equals), true);
+    if (key && *key == name) {
+      return PercentDecode(equals == absl::string_view::npos ? "" : pair.substr(equals + 1), true);
+    }
+  }
+  return std::nullopt;
 }
 
 Response JsonError(http::status status, absl::string_view message) {

@@ -80,41 +80,6 @@ asio::awaitable<Response> Ingest::Handle(Request& request) {
 
 namespace {
 
-// Decodes %XX and '+' in a query component; nullopt when an escape is malformed.
-std::optional<std::string> UrlDecode(absl::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out.push_back(' ');
-    } else if (in[i] == '%') {
-      if (i + 2 >= in.size() || !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 1])) ||
-          !absl::ascii_isxdigit(static_cast<unsigned char>(in[i + 2]))) {
-        return std::nullopt;
-      }
-      out.push_back(static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16)));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
-// The value of query parameter `name` in a request target; nullopt when absent.
-std::optional<std::string> QueryParam(absl::string_view target, absl::string_view name) {
-  const size_t question = target.find('?');
-  if (question == absl::string_view::npos) return std::nullopt;
-  for (absl::string_view pair : absl::StrSplit(target.substr(question + 1), '&')) {
-    const size_t equals = pair.find('=');
-    const std::optional<std::string> key = UrlDecode(pair.substr(0, equals));
-    if (key && *key == name) {
-      return UrlDecode(equals == absl::string_view::npos ? "" : pair.substr(equals + 1));
-    }
-  }
-  return std::nullopt;
-}
-
 absl::string_view Header(const Request& request, absl::string_view name) {
   const auto it = request.find(beast::string_view(name.data(), name.size()));
   return it == request.end() ? absl::string_view() : ToAbsl(it->value());

@@ -13,7 +13,9 @@
 #include <iostream>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "config/config.h"
 #include "daemon/triagectl_learn.h"
@@ -148,6 +150,20 @@ int Call(const Admin& admin, boost::beast::http::verb method, const std::string&
     return 1;
   }
   return 0;
+}
+
+// Every byte but the unreserved ones (RFC 3986) as %XX.
+std::string PercentEncode(absl::string_view in) {
+  std::string out;
+  for (const char c : in) {
+    const auto b = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(b) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", b);
+    }
+  }
+  return out;
 }
 
 std::string Text(simdjson::dom::element e, const char* key) {
@@ -338,7 +354,12 @@ int AdminCommand(int argc, char** argv) {
     rc = Call(admin, http::verb::get, "/v1/dead-letters" + query, "", &answer);
     if (rc == 0 && !admin.json) PrintDeadLetters(answer.body);
   } else if (command == "show" && args.size() == 2 && args[1].find('/') != std::string::npos) {
-    rc = Call(admin, http::verb::get, "/v1/messages/" + args[1], "", &answer);
+    // Ids may hold spaces, '/', '%' or '?': each part goes percent-encoded.
+    const size_t slash = args[1].find('/');
+    rc = Call(admin, http::verb::get,
+              absl::StrCat("/v1/messages/", PercentEncode(args[1].substr(0, slash)), "/",
+                           PercentEncode(args[1].substr(slash + 1))),
+              "", &answer);
     if (rc == 0 && !admin.json) PrintMessage(answer.body);
   } else if (command == "requeue" && args.size() == 3) {
     uint64_t seq = 0;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "router/json_util.h"
+#include "router/json_writer.h"
 
 namespace triage::router {
 namespace {
@@ -36,17 +37,16 @@ absl::Status ReadCreatedAt(element object, absl::string_view path, absl::Time* o
   auto value = object["created_at"];
   if (value.error() == simdjson::NO_SUCH_FIELD) return FieldError(path, "created_at", "is required");
   int64_t millis = 0;
-  if (value.get(millis) == simdjson::SUCCESS) {
-    *out = absl::FromUnixMillis(millis);
-    return absl::OkStatus();
-  }
   std::string_view text;
   std::string error;
-  if (value.get(text) != simdjson::SUCCESS ||
-      !absl::ParseTime(absl::RFC3339_full, std::string(text), out, &error)) {
+  if (value.get(millis) == simdjson::SUCCESS) {
+    *out = absl::FromUnixMillis(millis);
+  } else if (value.get(text) != simdjson::SUCCESS ||
+             !absl::ParseTime(absl::RFC3339_full, std::string(text), out, &error)) {
     return FieldError(path, "created_at",
                       "must be an RFC 3339 time or integer epoch milliseconds");
   }
+  if (!FormatTimestamp(*out)) return FieldError(path, "created_at", "must be within the years 1 to 9999");
   return absl::OkStatus();
 }
 

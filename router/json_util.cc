@@ -1,5 +1,7 @@
 #include "router/json_util.h"
 
+#include "router/json_writer.h"
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -57,7 +59,8 @@ bool Bool(element parent, std::string_view key) {
 
 absl::Time EpochSecondsOrMillis(int64_t value) {
   // 10^11 seconds is the year 5138; 10^11 milliseconds is 1973.
-  return value >= 100'000'000'000 ? absl::FromUnixMillis(value) : absl::FromUnixSeconds(value);
+  const absl::Time t = value >= 100'000'000'000 ? absl::FromUnixMillis(value) : absl::FromUnixSeconds(value);
+  return FormatTimestamp(t) ? t : absl::InfinitePast();  // outside the years 1-9999: unknown
 }
 
 absl::Status ParseDocument(simdjson::dom::parser& parser, absl::string_view body, size_t max_depth,

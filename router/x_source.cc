@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "router/json_util.h"
+#include "router/json_writer.h"
 #include "router/source.h"
 
 namespace triage::router {
@@ -26,13 +27,13 @@ std::string PostUrl(const std::string& handle, const std::string& id) {
 absl::Time V1Time(const std::string& text) {
   absl::Time t;
   std::string error;
-  return absl::ParseTime("%a %b %d %H:%M:%S %z %Y", text, &t, &error) ? t : absl::InfinitePast();
+  return absl::ParseTime("%a %b %d %H:%M:%S %z %Y", text, &t, &error) && FormatTimestamp(t) ? t : absl::InfinitePast();
 }
 
 absl::Time IsoTime(const std::string& text) {
   absl::Time t;
   std::string error;
-  return absl::ParseTime(absl::RFC3339_full, text, &t, &error) ? t : absl::InfinitePast();
+  return absl::ParseTime(absl::RFC3339_full, text, &t, &error) && FormatTimestamp(t) ? t : absl::InfinitePast();
 }
 
 // A v1.1 user object (full, or the reduced one of DM users maps).
@@ -122,7 +123,7 @@ void AddV1Tweet(element tweet, const std::string& account, const ParseContext& c
   }
   m.language = json::Str(tweet, "lang");
   if (const auto ms = json::Int(tweet, "timestamp_ms")) {
-    m.created_at = absl::FromUnixMillis(*ms);
+    m.created_at = json::EpochSecondsOrMillis(*ms);
   } else {
     m.created_at = V1Time(json::Str(tweet, "created_at"));
   }
@@ -167,7 +168,7 @@ void AddDirectMessage(element event, std::optional<element> users, const std::st
       if (m.author.id.empty()) m.author.id = json::Str(*create, "sender_id");
     }
   }
-  if (const auto ms = json::Int(event, "created_timestamp")) m.created_at = absl::FromUnixMillis(*ms);
+  if (const auto ms = json::Int(event, "created_timestamp")) m.created_at = json::EpochSecondsOrMillis(*ms);
   m.conversation_id = absl::StrCat("dm:", m.author.id);  // one DM thread per customer
   ApplyAuthorKnowledge(context, &m.author);
   out->Add(std::move(m));

@@ -60,6 +60,13 @@ TEST(AdminTest, TokenIsCheckedAndWithoutOneNothingChanges) {
   EXPECT_EQ(HttpCall(daemon.admin_port(), "POST", "/v1/destinations/nowhere/pause", "", {{"Authorization", bearer}}).status, 404);
   EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/destinations/helpdesk/pause", "", {{"Authorization", bearer}}).status, 405);
   EXPECT_EQ(HttpCall(daemon.admin_port(), "POST", "/v1/dead-letters/requeue", "{}", {{"Authorization", bearer}}).status, 400);
+  // Typed inputs: a seq is a non-negative integer, not a string or -1 (which would wrap).
+  for (const char* body : {R"({"destination":"helpdesk","seq":"1"})", R"({"destination":"helpdesk","seq":-1})",
+                           R"({"destination":"helpdesk","all":"yes"})", R"({"destination":7,"all":true})"}) {
+    r = HttpCall(daemon.admin_port(), "POST", "/v1/dead-letters/requeue", body, {{"Authorization", bearer}});
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+  }
+  EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/bad%zz", "", {{"Authorization", bearer}}).status, 400);
   EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?limit=5000", "", {{"Authorization", bearer}}).status, 400);
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);
 
@@ -207,6 +214,19 @@ TEST(AdminTest, QueuesCountEntriesAtSlaRiskAndOverdueAndKeepUnconfiguredOnes) {
   EXPECT_TRUE(absl::StrContains(run.out, "gone             support      high            1")) << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "not configured: its entries wait")) << run.out;
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+}
+
+TEST(AdminTest, IdsWithSpacesSlashesAndPercentSignsAreShown) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  Daemon daemon(dir.path(), Config(dir.path(), helpdesk.port(), "  read_without_token: true"));
+  daemon.Start();
+  // Encoded by triagectl, decoded by the API.
+  ASSERT_EQ(daemon.PostSigned(MessageJson("a b/c%d", "hello"), kSecret).status, 200);
+  const CommandRun run = Triagectl(absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " show 'generic/a b/c%d'"));
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  EXPECT_TRUE(absl::StartsWith(run.out, "generic/a b/c%d: ")) << run.out;
+  EXPECT_EQ(HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/a%20b%2Fc%25d").status, 200);
 }
 
 }  // namespace
