@@ -188,3 +188,52 @@ TEST(LearningTest, AgentDecisionsBecomeLabelsThenModelsThatDecideTheNextMessage)
 
 }  // namespace
 }  // namespace triage::testing
+
+namespace triage::testing {
+namespace {
+
+TEST(LearningTest, FreshdeskAutomationsLabelWithTheirTokenAndPriorities) {
+  TempDir dir;
+  ::setenv("TRIAGE_TEST_FRESHDESK_KEY", "fd-key", 1);
+  FakeTicketing freshdesk(FakeTicketing::Flavor::kFreshdesk, "Basic " + absl::Base64Escape("fd-key:X"));
+  const std::string config = absl::StrCat(R"(server: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
+storage: {path: )", dir.path(), R"(/db}
+sources:
+  generic: {type: generic, secret: )", kSecret, R"(}
+teams:
+  support: {destinations: [freshdesk]}
+  billing: {destinations: [freshdesk]}
+routing:
+  default_team: support
+destinations:
+  freshdesk:
+    type: freshdesk
+    url: http://127.0.0.1:)", freshdesk.port(), R"(
+    api_key: {env: TRIAGE_TEST_FRESHDESK_KEY}
+    group_ids: {support: 7, billing: 8}
+feedback:
+  freshdesk-agents: {type: freshdesk, destination: freshdesk, secret: fd-token, token_header: X-Triage-Token}
+)");
+  Daemon daemon(dir.path(), config);
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(MessageJson("fd1", "charged twice this month", "author-1"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return freshdesk.tickets().size() == 1; })) << daemon.Log();
+  const int64_t ticket = freshdesk.tickets()[0].id;
+  // What a Freshdesk automation sends: a number id, a numeric priority, the group's name.
+  const std::string body = absl::StrCat(R"({"ticket_id":)", ticket, R"(,"priority":4,"group":"Billing","tags":"complaint"})");
+  EXPECT_EQ(HttpCall(daemon.ingest_port(), "POST", "/feedback/freshdesk-agents", body, {{"X-Triage-Token", "nope"}}).status,
+            401);
+  EXPECT_EQ(HttpCall(daemon.ingest_port(), "POST", "/feedback/freshdesk-agents", body).status, 401);
+  const HttpResult r =
+      HttpCall(daemon.ingest_port(), "POST", "/feedback/freshdesk-agents", body, {{"X-Triage-Token", "fd-token"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, R"({"labelled":1})");
+  const HttpResult shown = HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/fd1");
+  EXPECT_TRUE(absl::StrContains(shown.body, R"("complaint":true,"team":"billing","level":"urgent","feedback":"freshdesk-agents")"))
+      << shown.body;
+  EXPECT_EQ(daemon.Metric(R"(triage_ingest_signature_failures_total{source="freshdesk-agents"})"), 2);
+}
+
+}  // namespace
+}  // namespace triage::testing
