@@ -667,13 +667,23 @@ bool Eventually(const std::function<bool()>& done) {
   return true;
 }
 
+// A FailingFileSystem behind an Env, and store options that use it and resume quickly.
+struct FailingDisk {
+  std::shared_ptr<FailingFileSystem> fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  StoreOptions Options() const {
+    StoreOptions options;
+    options.env = env.get();
+    options.recovery_interval = absl::Milliseconds(20);
+    return options;
+  }
+};
+
 TEST(StoreHealthTest, AFullDiskIsAStateRefusedAtOnceAndResumedWhenSpaceReturns) {
   testing::TempDir dir;
-  auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  StoreOptions options;
-  options.env = env.get();
-  options.recovery_interval = absl::Milliseconds(20);
+  FailingDisk disk;
+  StoreOptions options = disk.Options();
+  auto& fs = disk.fs;
   std::mutex log_mu;
   std::vector<std::string> log;
   options.log = [&](int, absl::string_view line) {
@@ -712,11 +722,9 @@ TEST(StoreHealthTest, AFullDiskIsAStateRefusedAtOnceAndResumedWhenSpaceReturns) 
 
 TEST(StoreHealthTest, AnAckThatCannotBeWrittenKeepsTheEntryLeasedUntilItIs) {
   testing::TempDir dir;
-  auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  StoreOptions options;
-  options.env = env.get();
-  options.recovery_interval = absl::Milliseconds(20);
+  FailingDisk disk;
+  StoreOptions options = disk.Options();
+  auto& fs = disk.fs;
   {
     auto store = OpenStore(dir.path(), kT0, options);
     ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kLow), Msg("b", Level::kLow)}).status.ok());
