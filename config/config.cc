@@ -360,6 +360,16 @@ void LoadKnownAuthors(Loader& l, const YAML::Node& node, const std::string& path
   }
 }
 
+// Source and feedback names are URL path segments: letters, digits, - and _.
+void CheckPathName(Loader& l, const YAML::Node& key, const std::string& path, absl::string_view what) {
+  const std::string name = key.Scalar();
+  if (!std::all_of(name.begin(), name.end(), [](char c) {
+        return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+      })) {
+    l.Error(key, path, absl::StrCat(what, " names use letters, digits, - and _ (they are URL paths)"));
+  }
+}
+
 void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits& limits,
                  std::vector<SourceOptions>* sources) {
   if (!l.Map(node, "sources")) return;
@@ -370,12 +380,7 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
     if (!l.Map(body, path)) continue;
     SourceOptions source;
     source.name = name;
-    for (const char c : name) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
-        l.Error(item.first, path, "source names use letters, digits, - and _ (they are URL paths)");
-        break;
-      }
-    }
+    CheckPathName(l, item.first, path, "source");
     std::string type;
     l.String(body, "type", path, &type, true);
     int default_reach = -1;
@@ -632,12 +637,7 @@ void LoadFeedback(Loader& l, const YAML::Node& node, const std::vector<Destinati
     const std::string path = Child("feedback", f.name);
     const YAML::Node& body = item.second;
     if (!l.Map(body, path)) continue;
-    for (const char c : f.name) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
-        l.Error(item.first, path, "feedback names use letters, digits, - and _ (they are URL paths)");
-        break;
-      }
-    }
+    CheckPathName(l, item.first, path, "feedback");
     std::string type;
     l.String(body, "type", path, &type, true);
     if (type == "zendesk") {

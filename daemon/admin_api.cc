@@ -29,7 +29,6 @@ const char* BreakerName(CircuitBreaker::State state) {
   return "closed";
 }
 
-// A query parameter's value ("" when absent); values here are names and numbers, unescaped.
 }  // namespace
 
 AdminApi::AdminApi(const config::AdminOptions& options, storage::Store& store,
@@ -58,7 +57,6 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
   const absl::string_view target = ToAbsl(request.target());
   const size_t question = target.find('?');
   const absl::string_view path = target.substr(0, question);
-  const absl::string_view query = target;  // QueryParam finds the query after the '?'
   if (!absl::StartsWith(path, "/v1/")) return std::nullopt;
   const bool get = request.method() == http::verb::get;
   const bool post = request.method() == http::verb::post;
@@ -66,8 +64,8 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
   if (path == "/v1/queues" || path == "/v1/dead-letters" || path == "/v1/labels") {
     if (!get) return JsonError(http::status::method_not_allowed, "use GET");
     if (auto refused = Refused(request, true)) return refused;
-    if (path == "/v1/labels") return Labels(query);
-    return path == "/v1/queues" ? Queues() : DeadLetters(query);
+    if (path == "/v1/labels") return Labels(target);
+    return path == "/v1/queues" ? Queues() : DeadLetters(target);
   }
   absl::string_view message = path;
   if (absl::ConsumePrefix(&message, "/v1/messages/")) {
@@ -162,10 +160,10 @@ Response AdminApi::Queues() {
   return JsonResponse(http::status::ok, w.Take());
 }
 
-Response AdminApi::DeadLetters(absl::string_view query) {
-  const std::string destination = QueryParam(query, "destination").value_or("");
+Response AdminApi::DeadLetters(absl::string_view target) {
+  const std::string destination = QueryParam(target, "destination").value_or("");
   size_t limit = kDefaultLimit;
-  if (const std::string text = QueryParam(query, "limit").value_or(""); !text.empty()) {
+  if (const std::string text = QueryParam(target, "limit").value_or(""); !text.empty()) {
     if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLimit) {
       return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLimit));
     }
@@ -313,15 +311,15 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
   return JsonResponse(http::status::ok, w.Take());
 }
 
-Response AdminApi::Labels(absl::string_view query) {
+Response AdminApi::Labels(absl::string_view target) {
   size_t limit = kMaxLabelPage;
-  if (const std::string text = QueryParam(query, "limit").value_or(""); !text.empty()) {
+  if (const std::string text = QueryParam(target, "limit").value_or(""); !text.empty()) {
     if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLabelPage) {
       return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLabelPage));
     }
   }
   std::string after;
-  if (const std::string cursor = QueryParam(query, "after").value_or(""); !cursor.empty()) {
+  if (const std::string cursor = QueryParam(target, "after").value_or(""); !cursor.empty()) {
     if (!absl::WebSafeBase64Unescape(cursor, &after)) return JsonError(http::status::bad_request, "after: not a cursor");
   }
   std::string last;

@@ -38,11 +38,11 @@ class AdminApi {
  private:
   std::optional<Response> Refused(const Request& request, bool read_only) const;
   Response Queues();
-  Response DeadLetters(absl::string_view query);
+  Response DeadLetters(absl::string_view target);  // the request target, query included
   Response Requeue(const std::string& body);
   Response Pause(const std::string& destination, bool paused);
   Response Message(absl::string_view source, absl::string_view id);
-  Response Labels(absl::string_view query);
+  Response Labels(absl::string_view target);
 
   const config::AdminOptions options_;
   storage::Store& store_;

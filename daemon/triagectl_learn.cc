@@ -312,13 +312,6 @@ Routed RoutedDecision(ModelLabel label, const std::vector<std::string>& classes,
   return out;
 }
 
-void Print(const std::string& title, const router::Evaluation::Result& result, bool json, bool last) {
-  if (json) {
-    std::printf("\"%s\":%s%s", title.c_str(), router::EvaluationJson(result).c_str(), last ? "" : ",");
-  } else {
-    std::printf("== %s\n%s", title.c_str(), router::FormatEvaluation(result).c_str());
-  }
-}
 
 }  // namespace
 
@@ -475,16 +468,18 @@ int EvaluateCommand(int argc, char** argv) {
   }
   const std::string config_name = config_path.empty() ? "the embedded default config" : config_path;
   if (json) {
-    std::printf("{\"label\":\"%s\",\"method\":\"%s\",\"seconds\":%.2f,", label_name.c_str(), how.c_str(), Seconds(start));
-    if (modes > 0) Print("model", model_eval.Compute(), true, false);
-    Print("routed", routed_eval.Compute(), true, true);
-    std::printf("}\n");
+    router::JsonWriter w;
+    w.BeginObject().Key("label").String(label_name).Key("method").String(how).Key("seconds").Double(Seconds(start));
+    if (modes > 0) w.Key("model").Raw(router::EvaluationJson(model_eval.Compute()));
+    w.Key("routed").Raw(router::EvaluationJson(routed_eval.Compute())).EndObject();
+    std::printf("%s\n", w.str().c_str());
   } else {
     std::printf("%s: %s (%zu examples, %d without the label skipped, %.1f s)\n", label_name.c_str(), how.c_str(),
                 data.examples.size(), data.skipped, Seconds(start));
-    if (modes > 0) Print("model alone", model_eval.Compute(), false, false);
-    Print(absl::StrCat("routed by ", config_name, label == ModelLabel::kComplaint ? " (AUC of urgency)" : ""),
-          routed_eval.Compute(), false, true);
+    if (modes > 0) std::printf("== model alone\n%s", router::FormatEvaluation(model_eval.Compute()).c_str());
+    std::printf("== routed by %s%s\n%s", config_name.c_str(),
+                label == ModelLabel::kComplaint ? " (AUC of urgency)" : "",
+                router::FormatEvaluation(routed_eval.Compute()).c_str());
   }
   return 0;
 }

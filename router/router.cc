@@ -268,12 +268,16 @@ absl::StatusOr<std::shared_ptr<const Triager>> Triager::Create(ScorerOptions sco
 RoutedMessage Triager::Triage(Message message, absl::Time received_at,
                               const std::string* conversation_team) const {
   RoutedMessage routed{std::move(message), received_at, {}};
-  // One tokenization for the sentiment and both models.
+  // One tokenization for the sentiment and both models, when any of them reads tokens.
   thread_local ModelTokens tokens;
-  TokenizeForModel(routed.message.text, &tokens);
-  scorer_->Score(routed.message, received_at, &routed.triage, &tokens);
+  const ModelTokens* shared = nullptr;
+  if (router_->has_model()) {
+    TokenizeForModel(routed.message.text, &tokens);
+    shared = &tokens;
+  }
+  scorer_->Score(routed.message, received_at, &routed.triage, shared);
   const Level scored = routed.triage.level;
-  router_->Route(routed.message, received_at, conversation_team, &routed.triage, &tokens);
+  router_->Route(routed.message, received_at, conversation_team, &routed.triage, shared);
   if (routed.triage.level != scored) {
     routed.triage.sla_deadline =
         received_at + scorer_->options().levels[static_cast<int>(routed.triage.level)].sla;

@@ -97,6 +97,7 @@ class Router {
   // The same rules (their regexes compiled once, shared) with another team model, or none.
   // InvalidArgument when the rules need a model and none is given, or it names unknown teams.
   absl::StatusOr<std::shared_ptr<const Router>> WithModel(std::optional<RoutingModel> model) const;
+  bool has_model() const { return options_.model.has_value(); }
 
  private:
   explicit Router(RouterOptions options) : options_(std::move(options)) {}

@@ -214,8 +214,10 @@ void Scorer::Score(const Message& message, absl::Time received_at, Triage* triag
   }
   // What each category adds: its weight once, or per term up to its cap (weak cues).
   int evidence = 0;  // of a complaint: the complaint categories' points
-  for (CategoryMatch& match : triage->categories) {
-    const CategoryOptions& category = options_.categories[CategoryIndex(match.name)];
+  for (size_t c = 0; c < match_index.size(); ++c) {
+    if (match_index[c] < 0) continue;
+    const CategoryOptions& category = options_.categories[c];
+    CategoryMatch& match = triage->categories[match_index[c]];
     if (category.per_term) {
       match.weight = std::clamp(category.weight * static_cast<int>(match.terms.size()), -category.max, category.max);
     }

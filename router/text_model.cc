@@ -115,11 +115,10 @@ struct FeatureRef {
 
 // Turns a text into weighted features. Word features (unigrams, bigrams) and character
 // n-grams are two groups, each scaled to unit length (1/sqrt(count)), so that the many
-// character n-grams do not drown the few words. `tokens` receives the text's tokens.
+// character n-grams do not drown the few words.
 void ExtractFeatures(const ModelTokens& tokens, const FeatureOptions& options, std::vector<FeatureRef>* features) {
   features->clear();
   const auto n = static_cast<uint32_t>(tokens.tokens.size());
-  features->reserve(n * (2 + 3 * static_cast<size_t>(std::max(0, options.char_max - options.char_min + 1)) * 4));
   const int bits = options.bucket_bits;
   for (uint32_t i = 0; i < n; ++i) {
     features->push_back({Bucket(HashFeature('w', tokens.tokens[i]), bits), 0, i});
