@@ -304,13 +304,14 @@ void LoadServer(Loader& l, const YAML::Node& node, ServerOptions* s) {
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
          {"listen", "io_threads", "max_body_bytes", "max_header_bytes", "read_timeout",
-          "idle_timeout", "max_connections", "max_messages_per_request", "max_json_depth"});
+          "idle_timeout", "shutdown_timeout", "max_connections", "max_messages_per_request", "max_json_depth"});
   l.Listen(node, "listen", path, &s->listen);
   l.Integer(node, "io_threads", path, &s->io_threads, 1, 64);
   l.Size(node, "max_body_bytes", path, &s->max_body_bytes, 1024, 64 << 20);
   l.Size(node, "max_header_bytes", path, &s->max_header_bytes, 1024, 1 << 20);
   l.Duration(node, "read_timeout", path, &s->read_timeout, absl::Milliseconds(100), absl::Minutes(10));
   l.Duration(node, "idle_timeout", path, &s->idle_timeout, absl::Milliseconds(100), absl::Hours(1));
+  l.Duration(node, "shutdown_timeout", path, &s->shutdown_timeout, absl::Milliseconds(100), absl::Minutes(10));
   l.Integer(node, "max_connections", path, &s->max_connections, 1, 1'000'000);
   l.Integer(node, "max_messages_per_request", path, &s->payload.max_messages, 1, 100'000);
   l.Integer(node, "max_json_depth", path, &s->payload.max_depth, 4, 1024);
@@ -495,6 +496,7 @@ void LoadHttpOptions(Loader& l, const YAML::Node& body, const std::string& path,
   l.Duration(body, "backoff_initial", path, &d->backoff_initial, absl::Milliseconds(1), absl::Hours(1));
   l.Duration(body, "backoff_max", path, &d->backoff_max, absl::Milliseconds(1), absl::Hours(48));
   l.Duration(body, "retry_after_max", path, &d->retry_after_max, absl::Seconds(1), absl::Hours(48));
+  l.Duration(body, "probe_max", path, &d->probe_max, absl::Milliseconds(10), absl::Hours(1));
   if (d->backoff_max < d->backoff_initial) {
     l.Error(body, Child(path, "backoff_max"), "must not be shorter than backoff_initial");
   }
@@ -558,7 +560,7 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
   if (!l.Map(node, "destinations")) return;
   static const std::vector<absl::string_view> kHttpKeys = {
       "type", "url", "ca_file", "concurrency", "rate", "burst", "connect_timeout", "timeout",
-      "max_attempts", "backoff_initial", "backoff_max", "retry_after_max", "breaker",
+      "max_attempts", "backoff_initial", "backoff_max", "retry_after_max", "probe_max", "breaker",
       "min_level", "min_reach"};
   auto keys = [](std::initializer_list<absl::string_view> extra) {
     std::vector<absl::string_view> all = kHttpKeys;

@@ -31,6 +31,9 @@ struct ServerOptions {
   size_t max_header_bytes = 16 << 10;
   absl::Duration read_timeout = absl::Seconds(10);   // to receive one whole request
   absl::Duration idle_timeout = absl::Seconds(60);   // keep-alive connection with no request
+  // On SIGTERM: how long requests in flight and deliveries in flight may take to finish. Below
+  // systemd's TimeoutStopSec (30 s), so the stop is clean, whatever the backlog.
+  absl::Duration shutdown_timeout = absl::Seconds(20);
   int max_connections = 1024;
   router::PayloadLimits payload;
 };
@@ -99,6 +102,10 @@ struct DestinationOptions {
   absl::Duration backoff_initial = absl::Seconds(1);
   absl::Duration backoff_max = absl::Minutes(30);
   absl::Duration retry_after_max = absl::Hours(1);  // a longer Retry-After is cut to this
+  // The longest a failing destination waits before it is tried again (a failure pause or an
+  // open breaker): its recovery is noticed within this, however long the outage. Each entry's
+  // own back-off (backoff_initial .. backoff_max) is separate.
+  absl::Duration probe_max = absl::Seconds(30);
 
   // Helpdesk tickets (zendesk, freshdesk) and Slack messages.
   std::string subject_template;  // defaults per type (see DefaultTemplates in config.cc)

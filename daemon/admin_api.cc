@@ -291,9 +291,11 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
       const std::string& destination = dispatcher->options().name;
       for (const std::string& team : teams) {
-        if (const auto remote = store_.RemoteTicket(destination, team, thread)) {
+        const absl::StatusOr<std::optional<std::string>> remote = store_.RemoteTicket(destination, team, thread);
+        if (!remote.ok()) return JsonError(http::status::service_unavailable, remote.status().message());
+        if (remote->has_value()) {
           w.BeginObject().Key("destination").String(destination).Key("team").String(team);
-          w.Key("ticket").String(*remote).EndObject();
+          w.Key("ticket").String(**remote).EndObject();
         }
       }
     }
@@ -302,7 +304,8 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
   // What an agent decided about it, if a helpdesk told us (feedback).
   w.Key("label");
   const absl::StatusOr<std::optional<std::string>> label = store_.Label(key);
-  if (label.ok() && label->has_value()) {
+  if (!label.ok()) return JsonError(http::status::service_unavailable, label.status().message());
+  if (label->has_value()) {
     w.Raw(**label);
   } else {
     w.Null();

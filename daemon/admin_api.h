@@ -27,7 +27,8 @@ namespace triage::daemon {
 //   GET  /v1/labels[?after=CURSOR&limit=N]         label records (feedback), key order, pages of
 //                                                 up to 5000; "next" is the following page's cursor
 // Reads answer without the token when admin.read_without_token is set. Without a configured
-// token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer.
+// token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer. Storage read
+// errors answer 503. Handle reads and writes storage (synced): call it on the blocking pool.
 class AdminApi {
  public:
   AdminApi(const config::AdminOptions& options, storage::Store& store, const Dispatchers& dispatchers);

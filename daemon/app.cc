@@ -65,8 +65,12 @@ std::map<std::string, int64_t> QueuedByDestination(storage::Store& store) {
 
 }  // namespace
 
+// Threads of the blocking pool: enough for each file destination's appends to wait on the
+// disk while acks, admin calls and a reload go on.
+constexpr int kBlockingThreads = 4;
+
 App::App(config::Config config, RunOptions options)
-    : config_(std::move(config)), options_(std::move(options)) {}
+    : config_(std::move(config)), options_(std::move(options)), pool_(kBlockingThreads) {}
 
 App::~App() {
   if (!threads_.empty()) Shutdown();
@@ -114,7 +118,7 @@ absl::Status App::Start() {
 
   absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(config_);
   if (!pipeline.ok()) return pipeline.status();
-  ingest_ = std::make_unique<Ingest>(*std::move(pipeline), *store_, metrics_);
+  ingest_ = std::make_unique<Ingest>(*std::move(pipeline), *store_, pool_, metrics_);
   feedback_ = std::make_unique<Feedback>(Feedback::FromConfig(config_), *store_, metrics_);
   const config::ServerOptions& server = config_.server;
   public_server_ = std::make_unique<HttpServer>(
@@ -159,12 +163,12 @@ absl::Status App::Start() {
 
 absl::StatusOr<std::shared_ptr<Dispatcher>> App::MakeDispatcher(
     const config::DestinationOptions& destination) {
-  absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor());
+  absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor(), pool_);
   if (!sender.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("destination ", destination.name, ": ", sender.status().message()));
   }
-  return std::make_shared<Dispatcher>(io_, *store_, destination, *std::move(sender), metrics_);
+  return std::make_shared<Dispatcher>(io_, *store_, pool_, destination, *std::move(sender), metrics_);
 }
 
 void App::NotifyStatus(bool ready) {
@@ -213,32 +217,43 @@ absl::Status App::WritePortsFile(uint16_t ingest, uint16_t admin) const {
 asio::awaitable<Response> App::Public(Request& request) {
   const absl::string_view target = ToAbsl(request.target());
   absl::string_view path = target.substr(0, target.find('?'));
-  if (absl::ConsumePrefix(&path, "/feedback/")) co_return feedback_->Handle(path, request);
+  if (absl::ConsumePrefix(&path, "/feedback/")) {
+    co_return co_await pool_.Run([this, path, &request] { return feedback_->Handle(path, request); });
+  }
   co_return co_await ingest_->Handle(request);
 }
 
 asio::awaitable<Response> App::Admin(Request& request) {
   const absl::string_view target = ToAbsl(request.target());
   const absl::string_view path = target.substr(0, target.find('?'));
-  if (std::optional<Response> answer = admin_api_->Handle(request)) co_return *std::move(answer);
+  // Liveness and readiness answer from the I/O thread, whatever the disk is doing.
+  if (request.method() == http::verb::get && path == "/healthz") {
+    co_return JsonResponse(http::status::ok, "{\"status\":\"ok\"}");
+  }
+  if (request.method() == http::verb::get && path == "/readyz") {
+    if (!ready_) co_return JsonError(http::status::service_unavailable, "not ready (starting or draining)");
+    if (!store_->Available()) {
+      co_return JsonError(http::status::service_unavailable, "not ready (storage unavailable, resuming)");
+    }
+    co_return JsonResponse(http::status::ok, "{\"status\":\"ready\"}");
+  }
+  co_return co_await pool_.Run([this, &request] { return AdminBlocking(request); });
+}
+
+Response App::AdminBlocking(const Request& request) {
+  const absl::string_view target = ToAbsl(request.target());
+  const absl::string_view path = target.substr(0, target.find('?'));
+  if (std::optional<Response> answer = admin_api_->Handle(request)) return *std::move(answer);
   if (request.method() != http::verb::get) {
-    co_return JsonError(http::status::method_not_allowed, "admin endpoints answer GET");
+    return JsonError(http::status::method_not_allowed, "admin endpoints answer GET");
   }
   if (path == "/metrics") {
     Response response{http::status::ok, 11};
     response.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     response.body() = metrics_.Render(*store_);
-    co_return response;
+    return response;
   }
-  if (path == "/healthz") co_return JsonResponse(http::status::ok, "{\"status\":\"ok\"}");
-  if (path == "/readyz") {
-    if (!ready_) co_return JsonError(http::status::service_unavailable, "not ready (starting or draining)");
-    if (!store_->Health().available) {
-      co_return JsonError(http::status::service_unavailable, "not ready (storage unavailable, resuming)");
-    }
-    co_return JsonResponse(http::status::ok, "{\"status\":\"ready\"}");
-  }
-  co_return JsonError(http::status::not_found, "no such admin endpoint");
+  return JsonError(http::status::not_found, "no such admin endpoint");
 }
 
 namespace {
@@ -340,17 +355,22 @@ int App::Run() {
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int signal) {
         if (!ec && signal == SIGHUP) {
-          sd_notify(0, "RELOADING=1");
-          const absl::Status reloaded = Reload();
-          NotifyStatus(true);
-          metrics_.config_reloads.Add({{"outcome", reloaded.ok() ? "applied" : "refused"}}).Increment();
-          if (reloaded.ok()) {
-            spdlog::info("event=config_reloaded path={}", options_.config_path);
-          } else {
-            spdlog::error("event=config_reload_refused path={} error=\"{}\"", options_.config_path,
-                          std::string(reloaded.message()));
-          }
-          signals.async_wait(on_signal);
+          // Parsing YAML, compiling the lexicon and loading models take a while: on the pool.
+          // The next signal is awaited once this reload is done, so reloads never overlap
+          // each other or the shutdown.
+          pool_.Post([&] {
+            sd_notify(0, "RELOADING=1");
+            const absl::Status reloaded = Reload();
+            NotifyStatus(true);
+            metrics_.config_reloads.Add({{"outcome", reloaded.ok() ? "applied" : "refused"}}).Increment();
+            if (reloaded.ok()) {
+              spdlog::info("event=config_reloaded path={}", options_.config_path);
+            } else {
+              spdlog::error("event=config_reload_refused path={} error=\"{}\"", options_.config_path,
+                            std::string(reloaded.message()));
+            }
+            signals.async_wait(on_signal);
+          });
           return;
         }
         stop_signal.set_value(ec ? 0 : signal);
@@ -366,7 +386,7 @@ void App::Shutdown() {
   ready_ = false;
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
   public_server_->StopAccepting();
-  const absl::Time deadline = absl::Now() + options_.drain_timeout;
+  const absl::Time deadline = absl::Now() + config_.server.shutdown_timeout;
   while (public_server_->active_connections() > 0 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -384,6 +404,7 @@ void App::Shutdown() {
   io_.stop();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
+  pool_.Join();  // what was handed to it finishes before the store closes
   // The writer thread commits what it accepted, then RocksDB closes; leases still open are
   // simply not acknowledged and come back on the next start.
   store_->SetReadyCallback(nullptr);

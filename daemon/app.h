@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "config/config.h"
 #include "daemon/admin_api.h"
+#include "daemon/blocking.h"
 #include "daemon/delivery.h"
 #include "daemon/feedback.h"
 #include "daemon/http_server.h"
@@ -21,7 +22,6 @@ namespace triage::daemon {
 struct RunOptions {
   std::string config_path;  // re-read on SIGHUP; empty: the embedded config, nothing to reload
   std::string ports_file;   // when set, {"ingest":P,"admin":Q} is written there once bound
-  absl::Duration drain_timeout = absl::Seconds(20);
 };
 
 // The running daemon. Start wires the services in order (storage, metrics, delivery,
@@ -45,6 +45,7 @@ class App {
 
  private:
   asio::awaitable<Response> Admin(Request& request);
+  Response AdminBlocking(const Request& request);  // on the pool: storage reads and writes
   // The ingest listener: /webhooks/<source> (Ingest) and /feedback/<name> (Feedback).
   asio::awaitable<Response> Public(Request& request);
   void Shutdown();
@@ -60,6 +61,9 @@ class App {
   asio::io_context io_;
   Metrics metrics_;
   std::unique_ptr<storage::Store> store_;
+  // Storage writes and reads, file appends, admin calls and reloads: never on io_'s threads.
+  // Joined after them and before the store closes.
+  BlockingPool pool_;
   std::unique_ptr<Ingest> ingest_;
   std::unique_ptr<Feedback> feedback_;
   Dispatchers dispatchers_;

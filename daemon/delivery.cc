@@ -38,40 +38,51 @@ std::string Snippet(absl::string_view body) {
 
 // Appends one JSON line per delivery to a file and syncs it before acknowledging, so a line
 // that was acknowledged survives a crash. The file is the newcomer's and the tests' helpdesk.
+// The write and fdatasync run on the blocking pool: the worker's strand is free meanwhile.
 class FileSender : public Sender {
  public:
-  explicit FileSender(config::DestinationOptions options) : options_(std::move(options)) {}
+  FileSender(config::DestinationOptions options, BlockingPool& pool)
+      : options_(std::move(options)), pool_(pool) {}
   ~FileSender() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
   asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
                                 int /*worker*/) override {
+    std::string line = DeliveryBody(
+        options_.name, lease, DeliveryId(options_.name, lease.entry.message_key, lease.entry.team));
+    line.push_back('\n');
+    // `line` lives in this frame until the append is done. (Captured by reference: GCC 12
+    // destroys a non-trivial temporary of a co_await expression twice.)
+    co_return co_await pool_.Run([this, &line] { return Append(line); });
+  }
+
+ private:
+  // On a pool thread; workers of the destination may append at once.
+  Attempt Append(const std::string& line) {
+    std::lock_guard lock(mu_);
     if (fd_ < 0) {
       std::error_code ignored;  // open() below reports a missing folder clearly enough
       std::filesystem::create_directories(std::filesystem::path(options_.path).parent_path(), ignored);
       fd_ = ::open(options_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
       if (fd_ < 0) {
-        co_return Attempt{Attempt::Kind::kRetry,
-                          absl::StrCat("open ", options_.path, ": ", std::strerror(errno))};
+        return Attempt{Attempt::Kind::kRetry, absl::StrCat("open ", options_.path, ": ", std::strerror(errno))};
       }
     }
-    std::string line = DeliveryBody(
-        options_.name, lease, DeliveryId(options_.name, lease.entry.message_key, lease.entry.team));
-    line.push_back('\n');
     // One write of the whole line: O_APPEND keeps concurrent lines from interleaving.
     const ssize_t written = ::write(fd_, line.data(), line.size());
     if (written != static_cast<ssize_t>(line.size()) || ::fdatasync(fd_) != 0) {
       const std::string error = std::strerror(errno);
       ::close(fd_);
       fd_ = -1;
-      co_return Attempt{Attempt::Kind::kRetry, absl::StrCat("write ", options_.path, ": ", error)};
+      return Attempt{Attempt::Kind::kRetry, absl::StrCat("write ", options_.path, ": ", error)};
     }
-    co_return Attempt{Attempt::Kind::kDelivered, "appended"};
+    return Attempt{Attempt::Kind::kDelivered, "appended"};
   }
 
- private:
   const config::DestinationOptions options_;
+  BlockingPool& pool_;
+  std::mutex mu_;  // guards fd_
   int fd_ = -1;
 };
 
@@ -352,8 +363,8 @@ std::string DeliveryBody(const std::string& destination, const storage::Lease& l
 }
 
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
-                                                   asio::any_io_executor executor) {
-  if (options.type == config::DestinationType::kFile) return std::make_unique<FileSender>(options);
+                                                   asio::any_io_executor executor, BlockingPool& pool) {
+  if (options.type == config::DestinationType::kFile) return std::make_unique<FileSender>(options, pool);
   absl::StatusOr<std::unique_ptr<HttpTransport>> transport = HttpTransport::Create(options, executor);
   if (!transport.ok()) return transport.status();
   if (options.type == config::DestinationType::kWebhook) {
@@ -366,10 +377,23 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
   return std::make_unique<HelpdeskSender>(options, *std::move(transport), *std::move(templates));
 }
 
-Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store,
+namespace {
+
+// The breaker's pause is a failing destination's wait too: capped at probe_max.
+config::BreakerOptions CappedBreaker(const config::DestinationOptions& options) {
+  config::BreakerOptions breaker = options.breaker;
+  breaker.open_for = std::min(breaker.open_for, options.probe_max);
+  breaker.open_max = std::min(breaker.open_max, options.probe_max);
+  return breaker;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool& pool,
                        config::DestinationOptions options, std::unique_ptr<Sender> sender,
                        Metrics& metrics)
     : store_(store),
+      pool_(pool),
       options_(std::move(options)),
       sender_(std::move(sender)),
       metrics_(metrics),
@@ -379,32 +403,69 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store,
       breaker_gauge_(metrics.breaker_state.Add(labels_)),
       rate_limit_waits_(metrics.rate_limit_waits.Add(labels_)),
       strand_(asio::make_strand(io)),
+      streak_(options_.backoff_initial, options_.probe_max, options_.retry_after_max),
       bucket_(options_.rate, options_.burst, absl::Now()),
-      breaker_(options_.breaker) {
+      breaker_(CappedBreaker(options_)) {
   for (int i = 0; i < options_.concurrency; ++i) {
     timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
   }
 }
 
 void Dispatcher::Start() {
-  // A Retry-After still running from before a restart holds the destination as it did.
-  paused_until_ = store_.DestinationPause(options_.name);
-  manual_pause_ = store_.ManualPause(options_.name);
+  ++running_;
+  asio::co_spawn(strand_, Run(), [this, self = shared_from_this()](std::exception_ptr e) { Ended(e); });
+}
+
+void Dispatcher::Ended(std::exception_ptr e) {
+  if (--running_ == 0 && removed_) {
+    paused_gauge_.Set(0);
+    breaker_gauge_.Set(0);
+  }
+  if (e) {
+    spdlog::error("event=delivery_worker_failed destination={} error=\"{}\"", options_.name,
+                  ExceptionMessage(e));
+  }
+}
+
+template <typename Op>
+asio::awaitable<std::invoke_result_t<Op&>> Dispatcher::UntilStored(Op op, const char* what) {
+  auto result = co_await pool_.Run(op);
+  if (result.ok()) co_return result;
+  asio::steady_timer wait(strand_);
+  const std::string first_error(result.status().message());
+  spdlog::error("event=delivery_store_failed destination={} operation={} error=\"{}\"", options_.name,
+                what, first_error);
+  while (!result.ok() && !stopping_) {
+    wait.expires_after(ToChrono(kStorageWait));
+    co_await wait.async_wait(as_tuple(use_awaitable));
+    if (store_.Available()) result = co_await pool_.Run(op);
+  }
+  if (result.ok()) spdlog::info("event=delivery_store_resumed destination={} operation={}", options_.name, what);
+  co_return result;
+}
+
+asio::awaitable<void> Dispatcher::Run() {
+  // A Retry-After still running from before a restart, or an operator's pause, holds the
+  // destination as it did: nothing is sent until both have been read.
+  const uint64_t changes = manual_pause_changes_;
+  const auto pauses = co_await UntilStored(
+      [this]() -> absl::StatusOr<std::pair<absl::Time, bool>> {
+        absl::StatusOr<absl::Time> until = store_.DestinationPause(options_.name);
+        if (!until.ok()) return until.status();
+        absl::StatusOr<bool> manual = store_.ManualPause(options_.name);
+        if (!manual.ok()) return manual.status();
+        return std::pair(*until, *manual);
+      },
+      "read_pauses");
+  if (!pauses.ok()) co_return;  // stopped first
+  paused_until_ = std::max(paused_until_, pauses->first);
+  if (changes == manual_pause_changes_) manual_pause_ = pauses->second;
   manual_pause_seen_ = manual_pause_;
   PublishPause(absl::Now());
   PublishBreaker();
-  for (int i = 0; i < options_.concurrency; ++i) {
+  for (int i = 0; i < options_.concurrency && !stopping_; ++i) {
     ++running_;
-    asio::co_spawn(strand_, Worker(i), [this, self = shared_from_this()](std::exception_ptr e) {
-      if (--running_ == 0 && removed_) {
-        paused_gauge_.Set(0);
-        breaker_gauge_.Set(0);
-      }
-      if (e) {
-        spdlog::error("event=delivery_worker_failed destination={} error=\"{}\"", options_.name,
-                      ExceptionMessage(e));
-      }
-    });
+    asio::co_spawn(strand_, Worker(i), [this, self = shared_from_this()](std::exception_ptr e) { Ended(e); });
   }
 }
 
@@ -442,6 +503,7 @@ absl::Status Dispatcher::SetManualPause(bool paused) {
   manual_pause_seen_ = paused;
   asio::post(strand_, [self = shared_from_this(), paused] {
     self->manual_pause_ = paused;
+    ++self->manual_pause_changes_;
     self->PublishPause(absl::Now());
     self->WakeAll();
   });
@@ -463,10 +525,13 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
   while (!stopping_) {
     const absl::Time now = absl::Now();
     const uint64_t generation = wake_generation_;
-    const absl::Time gate =
-        manual_pause_ ? absl::InfiniteFuture() : std::max(paused_until_, breaker_.Admits(now));
+    // A failing destination sends one attempt at a time (woken when it ends).
+    const absl::Time gate = manual_pause_ || probing_
+                                ? absl::InfiniteFuture()
+                                : std::max(paused_until_, breaker_.Admits(now));
     PublishBreaker();  // Admits may have turned open into half-open
     PublishPause(now);
+    const bool failing = streak_.streak() > 0 || breaker_.state() != CircuitBreaker::State::kClosed;
     absl::Time wake_at;
     if (gate > now) {
       wake_at = gate;
@@ -474,18 +539,31 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
       // Nothing could be recorded: deliver nothing until storage is back (its writer resumes
       // it every second).
       wake_at = now + kStorageWait;
-    } else if (const absl::Time due = store_.NextDue(options_.name); due > now) {
-      wake_at = due;  // nothing to send
+    } else if (const absl::Time due = store_.NextDue(options_.name);
+               due > now && !(failing && due != absl::InfiniteFuture())) {
+      wake_at = due;  // nothing to send (a failing destination probes with what is in back-off)
     } else if (const absl::Time token = bucket_.Available(now); token > now) {
       rate_limit_waits_.Increment();
       wake_at = token;
-    } else if (std::optional<storage::Lease> lease = store_.LeaseNext(options_.name, now)) {
-      bucket_.Take(now);
-      const uint64_t ticket = breaker_.Start();
-      co_await Deliver(*std::move(lease), index, ticket);
-      continue;
     } else {
-      wake_at = store_.NextDue(options_.name);  // a blocked thread, or raced with another worker
+      // The token and the breaker's ticket are taken before the lease (a RocksDB read on the
+      // pool), so no other worker passes the same gates meanwhile; given back if nothing came.
+      bucket_.Take(now);
+      const Tickets tickets{breaker_.Start(), streak_.Start()};
+      probing_ = failing;
+      std::optional<storage::Lease> lease =
+          co_await pool_.Run([this, now, failing] { return store_.LeaseNext(options_.name, now, failing); });
+      if (lease) {
+        co_await Deliver(*std::move(lease), index, tickets);
+      } else {
+        breaker_.Cancel(tickets.breaker);
+        bucket_.Return();
+      }
+      if (probing_) {
+        probing_ = false;
+        WakeAll();
+      }
+      continue;
     }
     if (generation != wake_generation_) continue;  // woken while looking: look again
     if (wake_at == absl::InfiniteFuture()) {
@@ -497,9 +575,19 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
   }
 }
 
-asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint64_t breaker_ticket) {
+asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Tickets tickets) {
   std::optional<std::string> remote_ticket;
-  if (sender_->wants_remote_tickets()) remote_ticket = store_.RemoteTicket(lease);
+  if (sender_->wants_remote_tickets()) {
+    // Unreadable is not "none": that would open a second ticket. Wait for storage.
+    absl::StatusOr<std::optional<std::string>> read =
+        co_await UntilStored([this, &lease] { return store_.RemoteTicket(lease); }, "read_remote_ticket");
+    if (!read.ok()) {  // stopped first: the entry goes back, untouched
+      breaker_.Cancel(tickets.breaker);
+      (void)store_.Return(lease);
+      co_return;
+    }
+    remote_ticket = *std::move(read);
+  }
   const absl::Time start = absl::Now();
   in_flight_gauge_.Increment();
   const Attempt attempt = co_await sender_->Send(lease, remote_ticket, index);
@@ -508,7 +596,7 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
   metrics_.attempt_latency.Add(labels_, Buckets()).Observe(absl::ToDoubleSeconds(end - start));
 
   const bool helpdesk_failed = attempt.kind == Attempt::Kind::kRetry && !attempt.throttled;
-  if (breaker_.Record(breaker_ticket, helpdesk_failed, end)) {
+  if (breaker_.Record(tickets.breaker, helpdesk_failed, end)) {
     PublishBreaker();
     spdlog::warn("event=breaker destination={} state={}", options_.name,
                  breaker_.state() == CircuitBreaker::State::kClosed ? "closed" : "open");
@@ -516,15 +604,16 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
   }
 
   const char* outcome = "delivered";
-  absl::Status stored;
-  // How the outcome is recorded, when it must be recorded before anything else leaves (an ack,
-  // a dead letter); empty for a retry, whose failed write only costs an earlier attempt.
+  // How the outcome is recorded (on the pool). `must_record`: before anything else leaves (an
+  // ack, a dead letter), so it is retried until storage takes it; a retry's failed write only
+  // costs an earlier attempt.
   std::function<absl::Status()> record;
+  bool must_record = false;
   switch (attempt.kind) {
     case Attempt::Kind::kDelivered:
-      record = [&] { return store_.Ack(lease, attempt.remote_ticket); };
-      stored = record();
-      consecutive_failures_ = 0;
+      streak_.Succeeded();
+      record = [this, &lease, &attempt] { return store_.Ack(lease, attempt.remote_ticket); };
+      must_record = true;
       if (attempt.quota_reset) {
         paused_until_ = std::max(paused_until_, end + std::min(*attempt.quota_reset, options_.retry_after_max));
       }
@@ -539,23 +628,24 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
       }
       break;
     case Attempt::Kind::kRetry: {
-      ++consecutive_failures_;
-      // The destination as a whole waits: exponential in consecutive failures, at least the
-      // Retry-After it asked for.
-      const absl::Duration pause = RetryDelay(options_, consecutive_failures_, attempt.retry_after, random_);
-      paused_until_ = std::max(paused_until_, end + pause);
-      if (attempt.retry_after || attempt.throttled) {
-        // The helpdesk asked for quiet: a restart within the pause must not break it.
-        if (auto s = store_.SetDestinationPause(options_.name, paused_until_); !s.ok()) {
-          spdlog::error("event=pause_store_failed destination={} error=\"{}\"", options_.name,
-                        std::string(s.message()));
-        }
-      }
-      if (lease.entry.attempts + 1 >= static_cast<uint32_t>(options_.max_attempts)) {
+      // The destination as a whole waits: exponential in its failure streak up to probe_max,
+      // at least the Retry-After it asked for.
+      const bool already_failing = streak_.streak() > 0;
+      paused_until_ = std::max(paused_until_, end + streak_.Failed(tickets.streak, attempt.retry_after, random_));
+      if (lease.early || already_failing) {
+        outcome = attempt.throttled ? "throttled" : "retry";
+        // The destination was failing already, or this was a probe ahead of the entry's
+        // back-off: the failure is the destination's. The entry keeps its place, its own
+        // schedule and its attempt count, so an outage of any length neither dead-letters
+        // the backlog nor pushes it back by hours.
+        record = [this, &lease] { return store_.Return(lease); };
+      } else if (lease.entry.attempts + 1 >= static_cast<uint32_t>(options_.max_attempts)) {
         outcome = "dead_letter";
-        record = [&, error = absl::StrCat("gave up after ", options_.max_attempts, " attempts; last: ",
-                                          attempt.detail)] { return store_.DeadLetter(lease, error); };
-        stored = record();
+        record = [this, &lease, error = absl::StrCat("gave up after ", options_.max_attempts,
+                                                     " attempts; last: ", attempt.detail)] {
+          return store_.DeadLetter(lease, error);
+        };
+        must_record = true;
       } else {
         outcome = attempt.throttled ? "throttled" : "retry";
         // Due when the destination resumes (a throttled or Retry-After entry loses no place
@@ -564,7 +654,17 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
         if (!attempt.throttled && !attempt.retry_after) {
           due = std::max(due, end + RetryDelay(options_, lease.entry.attempts + 1, std::nullopt, random_));
         }
-        stored = store_.RetryLater(lease, due, attempt.detail);
+        record = [this, &lease, &attempt, due] { return store_.RetryLater(lease, due, attempt.detail); };
+      }
+      if (attempt.retry_after || attempt.throttled) {
+        // The helpdesk asked for quiet: a restart within the pause must not break it.
+        record = [this, until = paused_until_, then = std::move(record)] {
+          if (auto s = store_.SetDestinationPause(options_.name, until); !s.ok()) {
+            spdlog::error("event=pause_store_failed destination={} error=\"{}\"", options_.name,
+                          std::string(s.message()));
+          }
+          return then();
+        };
       }
       spdlog::warn("event=delivery_failed destination={} attempt={} outcome={} detail=\"{}\"",
                    options_.name, lease.entry.attempts + 1, outcome, attempt.detail);
@@ -572,27 +672,25 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, uint6
     }
     case Attempt::Kind::kPermanent:
       outcome = "dead_letter";
-      record = [&] { return store_.DeadLetter(lease, attempt.detail); };
-      stored = record();
+      record = [this, &lease, &attempt] { return store_.DeadLetter(lease, attempt.detail); };
+      must_record = true;
       spdlog::error("event=delivery_rejected destination={} detail=\"{}\"", options_.name, attempt.detail);
       break;
-  }
-  if (!stored.ok()) {
-    spdlog::error("event=delivery_store_failed destination={} outcome={} error=\"{}\"", options_.name, outcome,
-                  std::string(stored.message()));
   }
   // A delivery that happened, or a dead letter, must be recorded before anything else leaves:
   // the entry stays leased (nobody sends it again) and this worker records it once storage
   // is back. Stopping first leaves it to the next start, which delivers it once more with the
   // same id.
-  if (!stored.ok() && record) {
-    asio::steady_timer wait(co_await asio::this_coro::executor);
-    while (!stored.ok() && !stopping_) {
-      wait.expires_after(ToChrono(kStorageWait));
-      co_await wait.async_wait(as_tuple(use_awaitable));
-      if (store_.Available()) stored = record();
-    }
-    if (stored.ok()) spdlog::info("event=delivery_recorded destination={} outcome={}", options_.name, outcome);
+  auto as_status_or = [&record]() -> absl::StatusOr<bool> {
+    absl::Status s = record();
+    if (!s.ok()) return s;
+    return true;
+  };
+  if (must_record) {
+    (void)co_await UntilStored(as_status_or, outcome);
+  } else if (const absl::StatusOr<bool> stored = co_await pool_.Run(as_status_or); !stored.ok()) {
+    spdlog::error("event=delivery_store_failed destination={} operation={} error=\"{}\"", options_.name,
+                  outcome, std::string(stored.status().message()));
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
 }

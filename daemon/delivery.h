@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "daemon/blocking.h"
 #include "daemon/http.h"
 #include "daemon/http_client.h"
 #include "daemon/metrics.h"
@@ -71,21 +72,30 @@ class Sender {
   virtual bool wants_remote_tickets() const { return false; }
 };
 
-// Builds the sender of a destination: file (JSON lines, fsynced), webhook (Standard Webhooks),
-// zendesk, freshdesk or slack.
+// Builds the sender of a destination: file (JSON lines, fsynced on `pool`), webhook (Standard
+// Webhooks), zendesk, freshdesk or slack.
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
-                                                   asio::any_io_executor executor);
+                                                   asio::any_io_executor executor, BlockingPool& pool);
 
 // The delivery workers of one destination. `concurrency` coroutines on one strand each lease
 // the best due entry, send it, and ack, retry later or dead-letter it. Before each request a
 // worker passes three gates, all shared by every team that delivers here:
-//   - the pause: a retryable failure pauses the whole destination (exponential in consecutive
-//     failures, at least the Retry-After it sent), a spent quota until it resets;
-//   - the circuit breaker (config::BreakerOptions): open after too many failures, then one
-//     probe;
+//   - the pause: a retryable failure pauses the whole destination (FailureStreak: exponential
+//     in the destination's failure streak, capped at probe_max, at least the Retry-After it
+//     sent), a spent quota until it resets;
+//   - the circuit breaker (config::BreakerOptions, its pause capped at probe_max too): open
+//     after too many failures, then one probe;
 //   - the token bucket (rate, burst).
-// An entry that failed while the destination pauses is due when the pause ends, so the backlog
-// leaves in priority order when the helpdesk recovers.
+// The failure that starts a streak counts against its entry (attempts, the entry's own
+// back-off, a dead letter after max_attempts). While the destination is failing, one attempt
+// is out at a time and its failure is the destination's: the entry keeps its place and its
+// attempt count. When no entry is due, the one due soonest goes early as the probe, so a
+// recovery is noticed within probe_max. An entry that failed while the
+// destination pauses is due when the pause ends, so the backlog leaves in priority order when
+// the helpdesk recovers.
+//
+// Storage calls (leases, acks, retries, dead letters, pause records, ticket lookups) run on
+// the blocking pool; the strand only waits for them.
 //
 // Owned through shared_ptr (make_shared): the workers and posted wake-ups hold it, so a
 // dispatcher swapped out by a reload lives until its last attempt in flight has finished.
@@ -93,10 +103,11 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
 // Thread-safety: Wake, Stop and status from any thread; the rest runs on the strand.
 class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
  public:
-  Dispatcher(asio::io_context& io, storage::Store& store, config::DestinationOptions options,
-             std::unique_ptr<Sender> sender, Metrics& metrics);
+  Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool& pool,
+             config::DestinationOptions options, std::unique_ptr<Sender> sender, Metrics& metrics);
 
   const config::DestinationOptions& options() const { return options_; }
+  // Reads the stored pauses (on the pool, until they can be read), then starts the workers.
   void Start();
   void Wake();  // entries may have become due
   // Stop leasing; attempts in flight finish, then the workers end. `removed`: the destination
@@ -104,7 +115,8 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // (they no longer page anyone).
   void Stop(bool removed = false);
   bool stopped() const { return running_.load() == 0; }
-  // An operator's pause (admin API), stored durably; attempts in flight finish.
+  // An operator's pause (admin API), stored durably (a synced write: call it off the I/O
+  // threads); attempts in flight finish.
   absl::Status SetManualPause(bool paused);
 
   struct Status {
@@ -115,13 +127,25 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   Status status() const;  // any thread
 
  private:
+  // The gates an attempt passed, for its outcome.
+  struct Tickets {
+    uint64_t breaker = 0;
+    uint64_t streak = 0;
+  };
+  asio::awaitable<void> Run();
   asio::awaitable<void> Worker(int index);
-  asio::awaitable<void> Deliver(storage::Lease lease, int index, uint64_t breaker_ticket);
+  asio::awaitable<void> Deliver(storage::Lease lease, int index, Tickets tickets);
+  // Runs the storage call `op` on the pool until it succeeds or the dispatcher stops, once per
+  // second; returns its last outcome.
+  template <typename Op>
+  asio::awaitable<std::invoke_result_t<Op&>> UntilStored(Op op, const char* what);
+  void Ended(std::exception_ptr e);
   void WakeAll();  // on the strand
   void PublishBreaker();
   void PublishPause(absl::Time now);
 
   storage::Store& store_;
+  BlockingPool& pool_;
   const config::DestinationOptions options_;
   std::unique_ptr<Sender> sender_;
   Metrics& metrics_;
@@ -137,12 +161,14 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // Strand-only state.
   bool stopping_ = false;
   uint64_t wake_generation_ = 0;
-  int consecutive_failures_ = 0;
+  FailureStreak streak_;
+  bool probing_ = false;  // a failing destination's one attempt is out
   absl::Time paused_until_ = absl::InfinitePast();
   TokenBucket bucket_;
   CircuitBreaker breaker_;
   absl::BitGen random_;
   bool manual_pause_ = false;
+  uint64_t manual_pause_changes_ = 0;  // operator's changes, so a slow first read loses none
   // Published from the strand for status().
   std::atomic<bool> manual_pause_seen_{false};
   std::atomic<int64_t> paused_until_ms_{0};

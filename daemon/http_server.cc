@@ -23,6 +23,42 @@ namespace triage::daemon {
 using asio::as_tuple;
 using asio::use_awaitable;
 
+namespace {
+
+// A deadline on a connection's reads that cancels them but leaves the socket open, so a 408
+// can still be written (beast::tcp_stream's own timeout closes the socket). Lives on the
+// connection's strand; a late expiry of an earlier arming does nothing.
+class ReadDeadline {
+ public:
+  explicit ReadDeadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
+  ~ReadDeadline() { Disarm(); }
+
+  void Arm(absl::Duration after) {
+    fired_ = false;
+    const uint64_t armed = ++generation_;
+    timer_.expires_after(ToChrono(after));
+    timer_.async_wait([this, armed](const boost::system::error_code& ec) {
+      if (ec || armed != generation_) return;
+      fired_ = true;
+      boost::system::error_code ignored;
+      socket_.cancel(ignored);
+    });
+  }
+  void Disarm() {
+    ++generation_;
+    timer_.cancel();
+  }
+  bool fired() const { return fired_; }
+
+ private:
+  tcp::socket& socket_;
+  asio::steady_timer timer_;
+  uint64_t generation_ = 0;
+  bool fired_ = false;
+};
+
+}  // namespace
+
 Response JsonResponse(http::status status, std::string body) {
   Response response{status, 11};
   response.set(http::field::content_type, "application/json");
@@ -205,23 +241,40 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
   } unregister{registry_, registered};
 
   beast::flat_buffer buffer;
+  ReadDeadline deadline(stream.socket());
   while (!stopping_) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+    stream.expires_never();  // reads have their own deadline; tcp_stream's would close the socket
 
-    session->idle = true;
-    stream.expires_after(ToChrono(buffer.size() > 0 ? options_.read_timeout : options_.idle_timeout));
-    auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
-    session->idle = false;
+    // Idle until the first byte of the next request (idle_timeout); from that byte, the whole
+    // request, headers and body, must arrive within read_timeout, or it is answered 408.
+    boost::system::error_code ec;
+    if (buffer.size() == 0) {
+      session->idle = true;
+      deadline.Arm(options_.idle_timeout);
+      std::tie(ec) = co_await stream.socket().async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
+      deadline.Disarm();
+      session->idle = false;
+      if (ec || stopping_) {
+        if (deadline.fired()) Count("idle_closed");
+        break;
+      }
+    }
+    deadline.Arm(options_.read_timeout);
+    size_t n = 0;
+    std::tie(ec, n) = co_await http::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
     if (!ec && !parser.is_done()) {
-      stream.expires_after(ToChrono(options_.read_timeout));
       if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
+        stream.expires_after(ToChrono(options_.read_timeout));
         http::response<http::empty_body> proceed{http::status::continue_, 11};
         std::tie(ec, n) = co_await http::async_write(stream, proceed, as_tuple(use_awaitable));
+        stream.expires_never();
       }
       if (!ec) std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
     }
+    deadline.Disarm();
     if (ec) {
       if (ec == http::error::body_limit) {
         co_await Reject(stream, buffer, http::status::payload_too_large,
@@ -231,13 +284,11 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
         co_await Reject(stream, buffer, http::status::request_header_fields_too_large,
                         absl::StrCat("headers larger than ", options_.max_header_bytes, " bytes"),
                         "header_too_large");
-      } else if (ec == beast::error::timeout) {
-        if (parser.got_some()) {
-          co_await Reject(stream, buffer, http::status::request_timeout,
-                          "request not received in time", "timeout");
-        } else {
-          Count("idle_closed");
-        }
+      } else if (deadline.fired()) {
+        co_await Reject(stream, buffer, http::status::request_timeout,
+                        absl::StrCat("request not received within ",
+                                     absl::FormatDuration(options_.read_timeout)),
+                        "timeout");
       } else if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                  ec != http::error::end_of_stream && ec != http::error::partial_message) {
         co_await Reject(stream, buffer, http::status::bad_request, "malformed HTTP request",

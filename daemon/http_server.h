@@ -19,7 +19,7 @@ struct HttpServerOptions {
   std::string name;  // "ingest" or "admin": the listener label of the metrics
   size_t max_body_bytes = 1 << 20;    // beyond: 413
   size_t max_header_bytes = 16 << 10;  // beyond: 431
-  absl::Duration read_timeout = absl::Seconds(10);  // one whole request; partial then 408
+  absl::Duration read_timeout = absl::Seconds(10);  // from a request's first byte to its end; then 408
   absl::Duration idle_timeout = absl::Seconds(60);  // keep-alive wait for the next request
   int max_connections = 1024;  // further connections are closed at once and counted
 };

@@ -48,8 +48,9 @@ http::status IngressStatus(const absl::Status& status) {
   }
 }
 
-Ingest::Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, Metrics& metrics)
-    : pipeline_(std::move(pipeline)), store_(store), metrics_(metrics) {}
+Ingest::Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, BlockingPool& pool,
+               Metrics& metrics)
+    : pipeline_(std::move(pipeline)), store_(store), pool_(pool), metrics_(metrics) {}
 
 Response Ingest::Answer(absl::string_view source, const absl::Status& status) {
   const http::status code = IngressStatus(status);
@@ -191,13 +192,23 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
   routed.reserve(messages->size());
   for (router::Message& message : *messages) {
     std::string key = storage::MessageKey(message.source, message.dedup_id());
-    // A follow-up goes to the team that owns the conversation (a RocksDB point read).
+    // A follow-up goes to the team that owns the conversation: a RocksDB point read, from
+    // memory here when it can be, from the disk on the pool otherwise.
     std::string conversation_key;
     std::optional<std::string> conversation_team;
     if (!message.conversation_id.empty() && pipeline.conversation_window > absl::ZeroDuration()) {
       conversation_key = storage::MessageKey(message.source, message.conversation_id);
-      conversation_team =
-          store_.ConversationTeam(conversation_key, received_at - pipeline.conversation_window);
+      const absl::Time since = received_at - pipeline.conversation_window;
+      auto team = store_.ConversationTeamInMemory(conversation_key, since);
+      if (!team) {
+        team = co_await pool_.Run([&] { return store_.ConversationTeam(conversation_key, since); });
+      }
+      if (!team->ok()) {
+        spdlog::error("event=ingest_read_failed source={} error=\"{}\"", source.name,
+                      std::string(team->status().message()));
+        co_return Answer(source.name, team->status());
+      }
+      conversation_team = **std::move(team);
     }
     std::string thread_key;
     if (!message.conversation_id.empty()) {

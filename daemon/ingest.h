@@ -8,6 +8,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "config/config.h"
+#include "daemon/blocking.h"
 #include "daemon/http.h"
 #include "daemon/metrics.h"
 #include "router/router.h"
@@ -39,7 +40,9 @@ http::status IngressStatus(const absl::Status& status);
 // instance serves all connections.
 class Ingest {
  public:
-  Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, Metrics& metrics);
+  // Conversation owners are read from memory on the I/O thread, from the disk on `pool`.
+  Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, BlockingPool& pool,
+         Metrics& metrics);
 
   asio::awaitable<Response> Handle(Request& request);
   // Swaps in a new pipeline (sources, lexicon, rules) atomically: requests already running
@@ -57,6 +60,7 @@ class Ingest {
 
   std::atomic<std::shared_ptr<const Pipeline>> pipeline_;
   storage::Store& store_;
+  BlockingPool& pool_;
   Metrics& metrics_;
 };
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/random/distributions.h"
+
 namespace triage::daemon {
 
 TokenBucket::TokenBucket(double rate, double burst, absl::Time now)
@@ -27,6 +29,11 @@ void TokenBucket::Take(absl::Time now) {
   tokens_ -= 1.0;
 }
 
+void TokenBucket::Return() {
+  if (rate_ <= 0) return;
+  tokens_ = std::min(burst_, tokens_ + 1.0);
+}
+
 absl::Time CircuitBreaker::Admits(absl::Time now) {
   if (state_ == State::kOpen) {
     if (now < open_until_) return open_until_;
@@ -41,6 +48,10 @@ absl::Time CircuitBreaker::Admits(absl::Time now) {
 uint64_t CircuitBreaker::Start() {
   if (state_ == State::kHalfOpen) probe_out_ = true;
   return generation_;
+}
+
+void CircuitBreaker::Cancel(uint64_t ticket) {
+  if (ticket == generation_ && state_ == State::kHalfOpen) probe_out_ = false;
 }
 
 bool CircuitBreaker::Record(uint64_t ticket, bool failure, absl::Time now) {
@@ -95,6 +106,26 @@ void CircuitBreaker::Close() {
   window_.clear();
   next_ = 0;
   failures_ = 0;
+}
+
+absl::Duration FailureStreak::Failed(uint64_t ticket, std::optional<absl::Duration> retry_after,
+                                     absl::BitGenRef random) {
+  if (ticket == round_) {
+    ++streak_;
+    ++round_;
+  }
+  absl::Duration ceiling = initial_;
+  for (int i = 1; i < streak_ && ceiling < probe_max_; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, probe_max_);
+  absl::Duration pause = ceiling * absl::Uniform(random, 0.0, 1.0);
+  if (retry_after) pause = std::max(pause, std::min(*retry_after, retry_after_max_));
+  return pause;
+}
+
+void FailureStreak::Succeeded() {
+  if (streak_ == 0) return;
+  streak_ = 0;
+  ++round_;
 }
 
 }  // namespace triage::daemon

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
+#include "absl/random/bit_gen_ref.h"
 #include "absl/time/time.h"
 #include "config/config.h"
 
@@ -18,6 +20,8 @@ class TokenBucket {
   absl::Time Available(absl::Time now);
   // Takes one token; call only once Available(now) <= now.
   void Take(absl::Time now);
+  // Gives back a token taken for a call that did not happen (up to the burst).
+  void Return();
 
  private:
   void Refill(absl::Time now);
@@ -44,8 +48,11 @@ class CircuitBreaker {
   // When a call may start: now while closed, or half-open with no probe out; the end of the
   // pause while open; InfiniteFuture while the probe is out.
   absl::Time Admits(absl::Time now);
-  // A call starts (after Admits(now) <= now); the ticket goes back to Record.
+  // A call starts (after Admits(now) <= now); the ticket goes back to Record, or to Cancel.
   uint64_t Start();
+  // The call of `ticket` did not happen after all (nothing was due): a half-open breaker may
+  // send its probe again.
+  void Cancel(uint64_t ticket);
   // The call of `ticket` ended; `failure` for transport errors and 5xx, not for answers that
   // show the helpdesk is up (2xx, 4xx, 429). Returns true when the state changed.
   bool Record(uint64_t ticket, bool failure, absl::Time now);
@@ -66,6 +73,36 @@ class CircuitBreaker {
   std::vector<bool> window_;  // ring of outcomes, true = failure
   size_t next_ = 0;
   int failures_ = 0;
+};
+
+// The failure streak of one destination and the pause it imposes after a retryable failure.
+// Attempts started in the same round (before an outcome moved the streak) that fail count
+// once, so workers failing together raise the streak by one, not one each. The pause is a
+// full jitter over an exponential ceiling, initial * 2^(streak-1), capped at `probe_max`: a
+// destination that recovers is tried again within probe_max however long it was down. A
+// Retry-After the destination sent is honoured beyond that cap, up to `retry_after_max`.
+// Not thread-safe (strand).
+class FailureStreak {
+ public:
+  FailureStreak(absl::Duration initial, absl::Duration probe_max, absl::Duration retry_after_max)
+      : initial_(initial), probe_max_(probe_max), retry_after_max_(retry_after_max) {}
+
+  // An attempt starts; the ticket goes back to Failed.
+  uint64_t Start() const { return round_; }
+  // The attempt of `ticket` failed and may be retried: the pause from now.
+  absl::Duration Failed(uint64_t ticket, std::optional<absl::Duration> retry_after,
+                        absl::BitGenRef random);
+  // An attempt succeeded: the streak ends.
+  void Succeeded();
+
+  int streak() const { return streak_; }
+
+ private:
+  const absl::Duration initial_;
+  const absl::Duration probe_max_;
+  const absl::Duration retry_after_max_;
+  int streak_ = 0;
+  uint64_t round_ = 0;  // bumped whenever the streak moves
 };
 
 }  // namespace triage::daemon

@@ -595,11 +595,12 @@ void Store::ReleaseChain(DestQueue& q, uint64_t seq, const Meta& meta) {
   Place(q, chain.front(), std::move(unblocked));
 }
 
-std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now) {
+std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now, bool probe) {
   const int64_t now_ms = absl::ToUnixMillis(now);
   const int64_t step_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.aging_step));
   uint64_t seq = 0;
   Meta meta{};
+  bool early = false;
   {
     std::lock_guard lock(mu_);
     const auto found = queues_.find(destination);
@@ -629,18 +630,41 @@ std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time
         best_rank = rank;
       }
     }
-    if (best < 0) return std::nullopt;
-    auto head = q.ready[best].begin();
-    seq = head->first;
-    meta = head->second;
-    q.ready[best].erase(head);
+    if (best >= 0) {
+      auto head = q.ready[best].begin();
+      seq = head->first;
+      meta = head->second;
+      q.ready[best].erase(head);
+    } else if (probe && !q.delayed.empty()) {
+      seq = q.delayed.begin()->second;
+      q.delayed.erase(q.delayed.begin());
+      const auto waiting = q.waiting.find(seq);
+      meta = waiting->second;  // keeps its due time, for Return
+      q.waiting.erase(waiting);
+      early = true;
+    } else {
+      return std::nullopt;
+    }
     q.leased[seq] = meta;
   }
 
-  Lease lease{destination, seq, {}};
+  Lease lease{destination, seq, {}, early};
   std::string value;
   const rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), queue_cf_, QueueKey(destination, meta.level, seq), &value);
+  if (!s.ok() && !s.IsNotFound()) {
+    // Unreadable for now (an I/O error): due again after a while, nothing lost.
+    {
+      std::lock_guard lock(mu_);
+      DestQueue& q = queues_[destination];
+      q.leased.erase(seq);
+      meta.due_unix_ms = now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval));
+      q.delayed.insert({meta.due_unix_ms, seq});
+      q.waiting[seq] = meta;
+    }
+    if (options_.log) options_.log(3, absl::StrCat("queue entry of ", destination, " unreadable: ", s.ToString()));
+    return std::nullopt;
+  }
   std::optional<QueueEntry> entry;
   if (s.ok()) entry = DecodeEntry(value);
   if (!entry) {
@@ -662,6 +686,20 @@ absl::Time Store::NextDue(const std::string& destination) {
   }
   if (q.delayed.empty()) return absl::InfiniteFuture();
   return absl::FromUnixMillis(q.delayed.begin()->first);
+}
+
+absl::Status Store::Return(const Lease& lease) {
+  std::lock_guard lock(mu_);
+  absl::StatusOr<Meta> meta = TakeLeased(lease);
+  if (!meta.ok()) return meta.status();
+  DestQueue& q = queues_[lease.destination];
+  if (meta->due_unix_ms == 0) {
+    q.ready[static_cast<int>(meta->level)][lease.seq] = *meta;
+  } else {
+    q.delayed.insert({meta->due_unix_ms, lease.seq});
+    q.waiting[lease.seq] = *meta;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Store::Meta> Store::TakeLeased(const Lease& lease) {
@@ -710,18 +748,23 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   return written;
 }
 
-std::optional<std::string> Store::RemoteTicket(const Lease& lease) {
+absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(const Lease& lease) {
   return RemoteTicket(lease.destination, lease.entry.team, lease.entry.thread);
 }
 
-std::optional<std::string> Store::RemoteTicket(absl::string_view destination, absl::string_view team,
-                                               absl::string_view thread) {
+absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(absl::string_view destination,
+                                                               absl::string_view team,
+                                                               absl::string_view thread) {
   std::string value;
   const std::string key = TicketKey(destination, ChainKey(team, thread));
-  if (!db_->Get(rocksdb::ReadOptions(), tickets_cf_, key, &value).ok()) return std::nullopt;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), tickets_cf_, key, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return ToAbsl(s);
   const std::optional<int64_t> when = MessageRecordTime(value);
-  if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.dedup_window)) return std::nullopt;
-  return value.substr(8);
+  if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.dedup_window)) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(value.substr(8));
 }
 
 absl::StatusOr<TicketOrigin> Store::FindTicketOrigin(absl::string_view destination, absl::string_view ticket) {
@@ -843,14 +886,37 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   return written;
 }
 
-std::optional<std::string> Store::ConversationTeam(absl::string_view key, absl::Time since) {
-  std::string value;
-  if (!db_->Get(rocksdb::ReadOptions(), conversations_cf_, rocksdb::Slice(key.data(), key.size()), &value).ok()) {
-    return std::nullopt;
-  }
+namespace {
+
+// A conversation record read with `s`: the team when it is recent enough.
+absl::StatusOr<std::optional<std::string>> ConversationRecord(const rocksdb::Status& s,
+                                                              const std::string& value,
+                                                              absl::Time since) {
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return ToAbsl(s);
   const std::optional<int64_t> when = MessageRecordTime(value);
-  if (!when || *when < absl::ToUnixMillis(since)) return std::nullopt;
-  return value.substr(8);
+  if (!when || *when < absl::ToUnixMillis(since)) return std::optional<std::string>();
+  return std::optional<std::string>(value.substr(8));
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<std::string>> Store::ConversationTeam(absl::string_view key, absl::Time since) {
+  std::string value;
+  const rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), conversations_cf_, rocksdb::Slice(key.data(), key.size()), &value);
+  return ConversationRecord(s, value, since);
+}
+
+std::optional<absl::StatusOr<std::optional<std::string>>> Store::ConversationTeamInMemory(
+    absl::string_view key, absl::Time since) {
+  rocksdb::ReadOptions memory_only;
+  memory_only.read_tier = rocksdb::kBlockCacheTier;
+  std::string value;
+  const rocksdb::Status s =
+      db_->Get(memory_only, conversations_cf_, rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsIncomplete()) return std::nullopt;  // needs a file read
+  return ConversationRecord(s, value, since);
 }
 
 namespace {
@@ -869,9 +935,12 @@ absl::Status Store::SetManualPause(absl::string_view destination, bool paused) {
   return ToAbsl(db_->Delete(options, meta_cf_, ManualPauseKey(destination)));
 }
 
-bool Store::ManualPause(absl::string_view destination) {
+absl::StatusOr<bool> Store::ManualPause(absl::string_view destination) {
   std::string value;
-  return db_->Get(rocksdb::ReadOptions(), meta_cf_, ManualPauseKey(destination), &value).ok();
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, ManualPauseKey(destination), &value);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return ToAbsl(s);
+  return true;
 }
 
 std::vector<QueueDepth> Store::OldestEntries() {
@@ -1005,11 +1074,12 @@ absl::Status Store::SetDestinationPause(absl::string_view destination, absl::Tim
                          EncodeSeq(static_cast<uint64_t>(absl::ToUnixMillis(until)))));
 }
 
-absl::Time Store::DestinationPause(absl::string_view destination) {
+absl::StatusOr<absl::Time> Store::DestinationPause(absl::string_view destination) {
   std::string value;
-  if (!db_->Get(rocksdb::ReadOptions(), meta_cf_, PauseKey(destination), &value).ok() || value.size() != 8) {
-    return absl::InfinitePast();
-  }
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, PauseKey(destination), &value);
+  if (s.IsNotFound()) return absl::InfinitePast();
+  if (!s.ok()) return ToAbsl(s);
+  if (value.size() != 8) return absl::DataLossError("a destination pause record is damaged");
   return absl::FromUnixMillis(static_cast<int64_t>(DecodeSeq(value)));
 }
 

@@ -91,6 +91,7 @@ struct Lease {
   std::string destination;
   uint64_t seq = 0;
   QueueEntry entry;
+  bool early = false;  // leased ahead of its back-off as a probe (LeaseNext's `probe`)
 };
 
 // An owner team's entry is at SLA risk once less than this share of its SLA is left (the
@@ -186,8 +187,15 @@ class Store {
   // Leases the best entry of `destination` that is due at `now`: highest level first (after
   // aging), then oldest. Entries of one (team, thread) leave in arrival order: a follow-up is
   // leasable only once the entries before it are acknowledged or dead-lettered, so it never
-  // reaches a helpdesk before its ticket exists. nullopt when nothing is due.
-  std::optional<Lease> LeaseNext(const std::string& destination, absl::Time now);
+  // reaches a helpdesk before its ticket exists. nullopt when nothing is due. An entry that
+  // cannot be read (an I/O error) is not leased: it is due again after recovery_interval.
+  // With `probe`, when nothing is due, the entry due soonest is leased ahead of its back-off
+  // (Lease::early): a failing destination tries one call to see whether it is back.
+  // Reads RocksDB: call it where waiting on the disk is fine.
+  std::optional<Lease> LeaseNext(const std::string& destination, absl::Time now, bool probe = false);
+  // An early lease (a probe) failed: the entry goes back to its own back-off unchanged, its
+  // attempts not counted. Memory only: nothing was written for it.
+  absl::Status Return(const Lease& lease);
   // The earliest time an entry in back-off becomes due; InfiniteFuture when none waits.
   absl::Time NextDue(const std::string& destination);
 
@@ -200,10 +208,12 @@ class Store {
   // origin (TicketOrigin), for `ticket_origin_window`.
   absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {});
   // The remote ticket of the lease's (destination, team, thread), if one was recorded within
-  // the dedup window of its last delivery.
-  std::optional<std::string> RemoteTicket(const Lease& lease);
-  std::optional<std::string> RemoteTicket(absl::string_view destination, absl::string_view team,
-                                          absl::string_view thread);
+  // the dedup window of its last delivery; an error when it cannot be read (try again later:
+  // never "none", which would open a second ticket).
+  absl::StatusOr<std::optional<std::string>> RemoteTicket(const Lease& lease);
+  absl::StatusOr<std::optional<std::string>> RemoteTicket(absl::string_view destination,
+                                                          absl::string_view team,
+                                                          absl::string_view thread);
   // The message that created ticket `ticket` at `destination`: NotFound when none did within
   // the ticket origin window; other errors are read errors (try again later).
   absl::StatusOr<TicketOrigin> FindTicketOrigin(absl::string_view destination, absl::string_view ticket);
@@ -225,18 +235,23 @@ class Store {
   // Gave up: the entry moves to the dead-letter set with its error, atomically.
   absl::Status DeadLetter(const Lease& lease, absl::string_view error);
 
-  // The owner team of a conversation routed at or after `since`; nullopt when none (or on a
-  // read error: affinity is a preference, never a reason to refuse a message).
-  std::optional<std::string> ConversationTeam(absl::string_view key, absl::Time since);
+  // The owner team of a conversation routed at or after `since`; nullopt when none, an error
+  // when it cannot be read (the request is answered 503 and retried).
+  absl::StatusOr<std::optional<std::string>> ConversationTeam(absl::string_view key, absl::Time since);
+  // The same from memory alone (memtables and block cache), never waiting on a file: nullopt
+  // when the answer needs the disk (then ask ConversationTeam where blocking is fine).
+  std::optional<absl::StatusOr<std::optional<std::string>>> ConversationTeamInMemory(
+      absl::string_view key, absl::Time since);
 
   // A destination-wide pause that outlives a restart (a helpdesk's Retry-After): recorded
-  // durably; InfinitePast when none was recorded.
+  // durably; InfinitePast when none was recorded, an error when it cannot be read.
   absl::Status SetDestinationPause(absl::string_view destination, absl::Time until);
-  absl::Time DestinationPause(absl::string_view destination);
+  absl::StatusOr<absl::Time> DestinationPause(absl::string_view destination);
 
-  // A pause an operator asked for (admin API): it holds until resumed, restarts included.
+  // A pause an operator asked for (admin API): it holds until resumed, restarts included. An
+  // error when it cannot be read (the caller holds the destination paused meanwhile).
   absl::Status SetManualPause(absl::string_view destination, bool paused);
-  bool ManualPause(absl::string_view destination);
+  absl::StatusOr<bool> ManualPause(absl::string_view destination);
 
   // RocksDB's own figures, for the metrics.
   struct StorageStats {

@@ -37,9 +37,12 @@ HttpResult HttpCall(uint16_t port, const std::string& method, const std::string&
   asio::io_context io;
   beast::tcp_stream stream(io);
   beast::error_code ec;
-  stream.expires_after(std::chrono::seconds(30));
   stream.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
   if (ec) return result;
+  // Synchronous reads ignore tcp_stream's expiry: a daemon that died with the listener still
+  // open (socket activation) must fail the call, not hang the test.
+  const timeval timeout{30, 0};
+  ::setsockopt(stream.socket().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   http::request<http::string_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "127.0.0.1");
   for (const auto& [name, value] : headers) request.set(name, value);

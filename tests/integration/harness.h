@@ -1,6 +1,12 @@
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 
 #include <condition_variable>
 #include <deque>
@@ -11,11 +17,15 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 
 #include <memory>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 
 namespace triage::testing {
@@ -196,6 +206,71 @@ struct CommandRun {
 CommandRun RunCommand(const std::string& command);
 // triagectl (the one built with the tests) with `args`.
 CommandRun Triagectl(const std::string& args);
+
+// A datagram socket where a child started with NOTIFY_SOCKET=<path> sends its messages.
+class NotifySocket {
+ public:
+  explicit NotifySocket(std::string path) : path_(std::move(path)) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    path_.copy(address.sun_path, sizeof(address.sun_path) - 1);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0) << path_;
+    timeval timeout{0, 100'000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    reader_ = std::thread([this] {
+      char buffer[4096];
+      while (!stopping_) {
+        const ssize_t n = ::recv(fd_, buffer, sizeof(buffer), 0);
+        if (n <= 0) continue;
+        std::lock_guard lock(mu_);
+        messages_.emplace_back(buffer, static_cast<size_t>(n));
+        changed_.notify_all();
+      }
+    });
+  }
+  ~NotifySocket() {
+    stopping_ = true;
+    reader_.join();
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+
+  // Waits until some message contains `text`; returns its index in arrival order, or -1.
+  int WaitFor(const std::string& text, size_t from = 0, absl::Duration timeout = absl::Seconds(10)) {
+    std::unique_lock lock(mu_);
+    int found = -1;
+    changed_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] {
+      for (size_t i = from; i < messages_.size(); ++i) {
+        if (absl::StrContains(messages_[i], text)) {
+          found = static_cast<int>(i);
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  int Count(const std::string& text) {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(std::count_if(messages_.begin(), messages_.end(),
+                                          [&](const std::string& m) { return absl::StrContains(m, text); }));
+  }
+  std::string All() {
+    std::lock_guard lock(mu_);
+    return absl::StrJoin(messages_, " | ");
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::string> messages_;
+  std::thread reader_;
+};
 
 // Polls `done` every 10 ms until it holds or the timeout passes; returns whether it held.
 bool WaitFor(const std::function<bool()>& done, absl::Duration timeout = absl::Seconds(30));

@@ -104,5 +104,66 @@ TEST(CircuitBreakerTest, HalfOpenSendsOneProbeAndItsOutcomeDecides) {
   EXPECT_EQ(breaker.Admits(t), t + absl::Seconds(10));
 }
 
+TEST(CircuitBreakerTest, ACancelledProbeLetsTheNextOneGo) {
+  CircuitBreaker breaker(Options());
+  for (int i = 0; i < 4; ++i) Call(breaker, true, kT0);
+  const absl::Time t = kT0 + absl::Seconds(10);
+  ASSERT_EQ(breaker.Admits(t), t);
+  const uint64_t probe = breaker.Start();
+  ASSERT_EQ(breaker.Admits(t), absl::InfiniteFuture());
+  breaker.Cancel(probe);  // nothing was due after all
+  EXPECT_EQ(breaker.Admits(t), t);
+  EXPECT_EQ(breaker.state(), CircuitBreaker::State::kHalfOpen);
+}
+
+TEST(TokenBucketTest, AReturnedTokenCanBeTakenAgainButNotBeyondTheBurst) {
+  TokenBucket bucket(/*rate=*/1, /*burst=*/1, kT0);
+  bucket.Take(kT0);
+  EXPECT_EQ(bucket.Available(kT0), kT0 + absl::Seconds(1));
+  bucket.Return();
+  EXPECT_EQ(bucket.Available(kT0), kT0);
+  bucket.Return();  // already full
+  bucket.Take(kT0);
+  EXPECT_GT(bucket.Available(kT0), kT0);
+}
+
+// Full jitter draws the whole ceiling when the generator returns its largest value.
+class Highest {
+ public:
+  using result_type = uint64_t;
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~uint64_t{0}; }
+  result_type operator()() { return max(); }
+};
+
+TEST(FailureStreakTest, ConcurrentFailuresCountOnceAndThePauseIsCappedAtProbeMax) {
+  FailureStreak streak(absl::Seconds(1), absl::Seconds(30), absl::Hours(1));
+  Highest highest;
+  // Two workers start in the same round and both fail: one step, not two.
+  const uint64_t a = streak.Start();
+  const uint64_t b = streak.Start();
+  const absl::Duration first = streak.Failed(a, std::nullopt, highest);
+  streak.Failed(b, std::nullopt, highest);
+  EXPECT_EQ(streak.streak(), 1);
+  EXPECT_LE(first, absl::Seconds(1));
+  // A long outage: one failure per round, the pause stops growing at probe_max.
+  absl::Duration pause;
+  for (int round = 0; round < 40; ++round) pause = streak.Failed(streak.Start(), std::nullopt, highest);
+  EXPECT_EQ(streak.streak(), 41);
+  EXPECT_LE(pause, absl::Seconds(30));
+  EXPECT_GE(pause, absl::Seconds(29));
+  // A Retry-After beyond the cap is honoured (up to retry_after_max).
+  EXPECT_EQ(streak.Failed(streak.Start(), absl::Minutes(5), highest), absl::Minutes(5));
+  EXPECT_EQ(streak.Failed(streak.Start(), absl::Hours(3), highest), absl::Hours(1));
+  // A success ends the streak; a failure of an attempt started before it counts for the new
+  // round only if nothing moved since.
+  const uint64_t stale = streak.Start();
+  streak.Succeeded();
+  EXPECT_EQ(streak.streak(), 0);
+  streak.Failed(stale, std::nullopt, highest);
+  EXPECT_EQ(streak.streak(), 0) << "a failure from before the success does not start a streak";
+  EXPECT_LE(streak.Failed(streak.Start(), std::nullopt, highest), absl::Seconds(1));
+}
+
 }  // namespace
 }  // namespace triage::daemon

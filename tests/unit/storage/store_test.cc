@@ -287,33 +287,62 @@ TEST(StoreTest, RemoteTicketIsRecordedWithTheAckAndSharedByTheThread) {
                     .status.ok());
     auto a = store->LeaseNext("d", kT0);
     ASSERT_TRUE(a.has_value());
-    EXPECT_FALSE(store->RemoteTicket(*a).has_value());
+    EXPECT_EQ(*store->RemoteTicket(*a), std::nullopt);
     ASSERT_TRUE(store->Ack(*a, "ticket-41").ok());
   }
   auto store = OpenStore(dir.path());
   auto b = store->LeaseNext("d", kT0);
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->entry.message_key.substr(4), "b");
-  EXPECT_EQ(store->RemoteTicket(*b), "ticket-41");
+  EXPECT_EQ(*store->RemoteTicket(*b), "ticket-41");
   auto other = store->LeaseNext("d", kT0);
   ASSERT_TRUE(other.has_value());
-  EXPECT_FALSE(store->RemoteTicket(*other).has_value());
+  EXPECT_EQ(*store->RemoteTicket(*other), std::nullopt);
   // Another team's entry in the same thread has a ticket of its own.
   Lease for_pr = *b;
   for_pr.entry.team = "pr";
-  EXPECT_FALSE(store->RemoteTicket(for_pr).has_value());
+  EXPECT_EQ(*store->RemoteTicket(for_pr), std::nullopt);
+}
+
+TEST(StoreTest, AProbeLeasesTheEntryDueSoonestAndReturnsItUnchanged) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("a", Level::kLow), Msg("b", Level::kUrgent)}).status.ok());
+  for (const char* id : {"b", "a"}) {
+    const auto lease = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(lease.has_value());
+    EXPECT_EQ(lease->entry.message_key, MessageKey("src", id));
+    EXPECT_FALSE(lease->early);
+    // Back-offs of their own: b in 10 minutes, a in 5.
+    const absl::Duration wait = std::string(id) == "b" ? absl::Minutes(10) : absl::Minutes(5);
+    ASSERT_TRUE(store->RetryLater(*lease, kT0 + wait, "HTTP 503").ok());
+  }
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value()) << "nothing is due";
+  auto probe = store->LeaseNext("d", kT0, /*probe=*/true);
+  ASSERT_TRUE(probe.has_value());
+  EXPECT_TRUE(probe->early);
+  EXPECT_EQ(probe->entry.message_key, MessageKey("src", "a")) << "the one due soonest";
+  EXPECT_EQ(store->NextDue("d"), kT0 + absl::Minutes(10)) << "b stays on its schedule";
+  // The probe failed too: back on its own schedule, its attempts unchanged.
+  ASSERT_TRUE(store->Return(*probe).ok());
+  EXPECT_EQ(store->NextDue("d"), kT0 + absl::Minutes(5));
+  probe = store->LeaseNext("d", kT0 + absl::Minutes(5));
+  ASSERT_TRUE(probe.has_value());
+  EXPECT_FALSE(probe->early);
+  EXPECT_EQ(probe->entry.attempts, 1u);
+  EXPECT_TRUE(store->Ack(*probe).ok());
 }
 
 TEST(StoreTest, DestinationPauseSurvivesRestart) {
   testing::TempDir dir;
   {
     auto store = OpenStore(dir.path());
-    EXPECT_EQ(store->DestinationPause("zendesk"), absl::InfinitePast());
+    EXPECT_EQ(*store->DestinationPause("zendesk"), absl::InfinitePast());
     ASSERT_TRUE(store->SetDestinationPause("zendesk", kT0 + absl::Seconds(30)).ok());
   }
   auto store = OpenStore(dir.path());
-  EXPECT_EQ(store->DestinationPause("zendesk"), kT0 + absl::Seconds(30));
-  EXPECT_EQ(store->DestinationPause("slack"), absl::InfinitePast());
+  EXPECT_EQ(*store->DestinationPause("zendesk"), kT0 + absl::Seconds(30));
+  EXPECT_EQ(*store->DestinationPause("slack"), absl::InfinitePast());
 }
 
 TEST(StoreTest, DeadLettersAreListedAndRequeuedDurably) {
@@ -514,13 +543,13 @@ TEST(StoreTest, ManualPauseHoldsUntilResumedAcrossRestarts) {
   testing::TempDir dir;
   {
     auto store = OpenStore(dir.path());
-    EXPECT_FALSE(store->ManualPause("zendesk"));
+    EXPECT_FALSE(*store->ManualPause("zendesk"));
     ASSERT_TRUE(store->SetManualPause("zendesk", true).ok());
   }
   auto store = OpenStore(dir.path());
-  EXPECT_TRUE(store->ManualPause("zendesk"));
+  EXPECT_TRUE(*store->ManualPause("zendesk"));
   ASSERT_TRUE(store->SetManualPause("zendesk", false).ok());
-  EXPECT_FALSE(store->ManualPause("zendesk"));
+  EXPECT_FALSE(*store->ManualPause("zendesk"));
 }
 
 TEST(StoreTest, FullQueueRefusesNewRequests) {
@@ -568,7 +597,38 @@ class FailingFileSystem : public rocksdb::FileSystemWrapper {
     return s;
   }
 
+  // Reads of table files fail while `fail_reads` is set (an I/O error on a bad sector).
+  class Readable : public rocksdb::FSRandomAccessFileOwnerWrapper {
+   public:
+    Readable(std::unique_ptr<rocksdb::FSRandomAccessFile> file, std::atomic<bool>* fail)
+        : FSRandomAccessFileOwnerWrapper(std::move(file)), fail_(fail) {}
+    rocksdb::IOStatus Read(uint64_t offset, size_t n, const rocksdb::IOOptions& options,
+                           rocksdb::Slice* result, char* scratch,
+                           rocksdb::IODebugContext* dbg) const override {
+      if (*fail_) return rocksdb::IOStatus::IOError("injected: read error");
+      return FSRandomAccessFileOwnerWrapper::Read(offset, n, options, result, scratch, dbg);
+    }
+    rocksdb::IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t num_reqs,
+                                const rocksdb::IOOptions& options, rocksdb::IODebugContext* dbg) override {
+      if (*fail_) return rocksdb::IOStatus::IOError("injected: read error");
+      return FSRandomAccessFileOwnerWrapper::MultiRead(reqs, num_reqs, options, dbg);
+    }
+
+   private:
+    std::atomic<bool>* fail_;
+  };
+
+  rocksdb::IOStatus NewRandomAccessFile(const std::string& name, const rocksdb::FileOptions& options,
+                                        std::unique_ptr<rocksdb::FSRandomAccessFile>* result,
+                                        rocksdb::IODebugContext* dbg) override {
+    std::unique_ptr<rocksdb::FSRandomAccessFile> file;
+    rocksdb::IOStatus s = target()->NewRandomAccessFile(name, options, &file, dbg);
+    if (s.ok()) *result = std::make_unique<Readable>(std::move(file), &fail_reads);
+    return s;
+  }
+
   std::atomic<bool> fail{false};
+  std::atomic<bool> fail_reads{false};
 };
 
 TEST(StoreTest, StorageFailureIsReportedAndNothingIsHalfStored) {
@@ -742,13 +802,55 @@ TEST(StoreHealthTest, AnAckThatCannotBeWrittenKeepsTheEntryLeasedUntilItIs) {
     fs->fail = false;
     ASSERT_TRUE(Eventually([&] { return store->Available(); }));
     ASSERT_TRUE(store->Ack(*a, "ticket-1").ok());  // recorded now, ticket included
-    EXPECT_EQ(store->RemoteTicket(*a), std::optional<std::string>("ticket-1"));
+    EXPECT_EQ(*store->RemoteTicket(*a), std::optional<std::string>("ticket-1"));
     EXPECT_EQ(store->QueuedEntries(), 1);
     // `b` stays leased until its dead letter is written; here the store closes first.
   }
   // A restart redelivers what was never recorded, once.
   auto store = OpenStore(dir.path());
   EXPECT_EQ(DrainIds(*store, "d", kT0), (std::vector<std::string>{"b"}));
+}
+
+TEST(StoreHealthTest, ReadErrorsAreErrorsNeverAbsence) {
+  testing::TempDir dir;
+  FailingDisk disk;
+  auto store = OpenStore(dir.path(), kT0, disk.Options());
+  NewMessage first = Msg("first", Level::kLow);
+  first.thread_key = "thread";
+  first.conversation_key = "conversation";
+  first.conversation_team = "billing";
+  ASSERT_TRUE(SubmitSync(*store, {first}).status.ok());
+  const auto lease = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(store->Ack(*lease, "ticket-7").ok());
+  ASSERT_TRUE(store->SetManualPause("d", true).ok());
+  ASSERT_TRUE(store->SetDestinationPause("d", kT0 + absl::Minutes(1)).ok());
+  ASSERT_TRUE(SubmitSync(*store, {Msg("second", Level::kLow)}).status.ok());
+  ASSERT_TRUE(store->Compact().ok());  // everything in table files, nothing in memory
+
+  disk.fs->fail_reads = true;
+  EXPECT_EQ(store->RemoteTicket(*lease).status().code(), absl::StatusCode::kUnavailable)
+      << "an unreadable ticket is not 'no ticket' (that would open a second one)";
+  EXPECT_EQ(store->ManualPause("d").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store->DestinationPause("d").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store->ConversationTeam("conversation", kT0).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(store->ConversationTeamInMemory("conversation", kT0).has_value())
+      << "the answer needs the disk";
+  // An entry that cannot be read is not leased, and not lost: due again after a while.
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value());
+  EXPECT_EQ(store->NextDue("d"), kT0 + absl::Milliseconds(20));
+  EXPECT_EQ(store->QueuedEntries(), 1);
+
+  disk.fs->fail_reads = false;
+  EXPECT_EQ(*store->RemoteTicket(*lease), std::optional<std::string>("ticket-7"));
+  EXPECT_TRUE(*store->ManualPause("d"));
+  EXPECT_EQ(*store->DestinationPause("d"), kT0 + absl::Minutes(1));
+  EXPECT_EQ(*store->ConversationTeam("conversation", kT0), std::optional<std::string>("billing"));
+  // Read once, the block is cached: the memory-only read answers now.
+  const auto cached = store->ConversationTeamInMemory("conversation", kT0);
+  ASSERT_TRUE(cached.has_value());
+  EXPECT_EQ(**cached, std::optional<std::string>("billing"));
+  EXPECT_EQ(DrainIds(*store, "d", kT0 + absl::Seconds(1)), (std::vector<std::string>{"second"}));
 }
 
 TEST(StoreHealthTest, OpeningOnAFullDiskFailsWithAnErrorNotAnAbort) {
