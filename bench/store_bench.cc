@@ -7,17 +7,25 @@
 // (a helpdesk outage) and times one OldestEntries call (every scrape makes one for the
 // oldest-entry age).
 //
-//   store_bench [ENTRIES]     default 200000
+// A restart is measured in a fresh process (this program again, with --reopen): the time
+// Store::Open takes to rebuild the index from the filled database, and the resident size and
+// heap once it has.
+//
+//   store_bench [ENTRIES]               default 200000
+//   store_bench --fill ENTRIES DIR      only fill DIR (for bench/startup.sh), then reopen it
+//   store_bench --reopen DIR            open DIR, print open_s, rss_mib and heap_mib
 #include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "storage/store.h"
@@ -28,15 +36,57 @@ namespace {
 // allocator does not count.
 int64_t HeapInUse() { return static_cast<int64_t>(mallinfo2().uordblks); }
 
+// VmRSS of this process in MiB, from /proc/self/status.
+double ResidentMiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t kib = 0;
+    if (line.rfind("VmRSS:", 0) == 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kib)) {
+      return static_cast<double>(kib) / 1024;
+    }
+  }
+  return -1;
+}
+
+int Reopen(const std::string& dir) {
+  triage::storage::StoreOptions options;
+  options.path = dir;
+  const absl::Time start = absl::Now();
+  auto store = triage::storage::Store::Open(options, absl::Now());
+  const double open_s = absl::ToDoubleSeconds(absl::Now() - start);
+  if (!store.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(store.status().message()).c_str());
+    return 1;
+  }
+  const double rss = ResidentMiB();
+  malloc_trim(0);
+  std::printf("restart: queued=%lld open_s=%.2f rss_mib=%.1f trimmed_rss_mib=%.1f heap_mib=%.1f free_mib=%.1f mmap_mib=%.1f\n",
+              static_cast<long long>((*store)->QueuedEntries()), open_s, rss, ResidentMiB(),
+              HeapInUse() / 1048576.0, mallinfo2().fordblks / 1048576.0, mallinfo2().hblkhd / 1048576.0);
+  return 0;
+}
+
+// Runs this program with --reopen `dir` in a fresh process.
+int ReopenInChild(const std::string& dir) {
+  std::fflush(stdout);
+  return std::system(absl::StrCat("/proc/", getpid(), "/exe --reopen '", dir, "'").c_str()) == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--reopen") return Reopen(argv[2]);
   int entries = 200'000;
-  if (argc > 1 && !absl::SimpleAtoi(argv[1], &entries)) {
-    std::fprintf(stderr, "usage: store_bench [ENTRIES]\n");
+  const bool fill_only = argc == 4 && std::string(argv[1]) == "--fill";
+  if ((fill_only && !absl::SimpleAtoi(argv[2], &entries)) ||
+      (!fill_only && argc > 1 && !absl::SimpleAtoi(argv[1], &entries))) {
+    std::fprintf(stderr, "usage: store_bench [ENTRIES] | --fill ENTRIES DIR | --reopen DIR\n");
     return 2;
   }
-  const std::string dir = absl::StrCat(std::filesystem::temp_directory_path().string(), "/store_bench.", getpid());
+  const std::string dir = fill_only ? std::string(argv[3])
+                                    : absl::StrCat(std::filesystem::temp_directory_path().string(),
+                                                   "/store_bench.", getpid());
   using triage::storage::Store;
   int64_t heap_index = 0;
   double lease_ack_us = 0;
@@ -81,6 +131,10 @@ int main(int argc, char** argv) {
     // (and RocksDB's block cache and table readers).
     (void)(*store)->Compact();
     heap_index = HeapInUse() - before;
+    store->reset();
+    if (ReopenInChild(dir) != 0 || fill_only) return fill_only ? 0 : 1;
+    store = Store::Open(options, absl::Now());
+    if (!store.ok()) return 1;
     const absl::Time walk = absl::Now();
     const size_t series = (*store)->QueueStats(absl::Now()).size();
     stats_ms = absl::ToDoubleMilliseconds(absl::Now() - walk);

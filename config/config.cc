@@ -33,7 +33,9 @@ std::string Child(absl::string_view path, absl::string_view key) {
 // position of the node it concerns. Nothing throws past this class.
 class Loader {
  public:
-  explicit Loader(std::string file) : file_(std::move(file)) {}
+  Loader(std::string file, LoadOptions options) : options(options), file_(std::move(file)) {}
+
+  const LoadOptions options;
 
   void Error(const YAML::Node& node, absl::string_view path, absl::string_view message) {
     const YAML::Mark mark = node.Mark();
@@ -768,7 +770,9 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   }
   if (auto status = s->Validate(); !status.ok()) {
     l.Error(node, path, status.message());
-  } else if (auto scorer = router::Scorer::Create(*s); !scorer.ok()) {
+  } else if (auto scorer = l.options.compile_patterns ? router::Scorer::Create(*s)
+                                                      : absl::StatusOr<std::shared_ptr<const router::Scorer>>(nullptr);
+             !scorer.ok()) {
     l.Error(node, Child(path, "categories"), scorer.status().message());  // a term Hyperscan refuses
   }
 }
@@ -924,7 +928,7 @@ void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
   l.StringList(*when, "languages", w, &rule->languages);
   l.StringList(*when, "authors", w, &rule->authors);
   l.String(*when, "text_regex", w, &rule->text_regex);
-  if (!rule->text_regex.empty()) {
+  if (!rule->text_regex.empty() && l.options.compile_patterns) {
     if (auto compiled = router::Matcher::BuildRegexes({rule->text_regex}); !compiled.ok()) {
       l.Error((*when)["text_regex"], Child(w, "text_regex"), compiled.status().message());
     }
@@ -1052,7 +1056,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
 const router::ScorerOptions& DefaultLexicon() {
   static const router::ScorerOptions* lexicon = [] {
     auto* options = new router::ScorerOptions();
-    Loader l("<embedded>");
+    Loader l("<embedded>", LoadOptions{.compile_patterns = false});  // compiled where it is used
     const YAML::Node root = YAML::Load(std::string(DefaultConfigYaml()));
     LoadScoring(l, root["scoring"], options);
     return options;
@@ -1083,8 +1087,9 @@ bool ParseDurationText(absl::string_view text, absl::Duration* out) {
   return *out >= absl::ZeroDuration();
 }
 
-absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name) {
-  Loader l{std::string(file_name)};
+absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name,
+                                        LoadOptions options) {
+  Loader l{std::string(file_name), options};
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));
@@ -1111,12 +1116,12 @@ absl::StatusOr<std::shared_ptr<const router::TextModel>> LoadModelFile(const std
   return model;
 }
 
-absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, LoadOptions options) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config file"));
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return LoadConfigString(buffer.str(), path);
+  return LoadConfigString(buffer.str(), path, options);
 }
 
 }  // namespace triage::config

@@ -168,8 +168,17 @@ struct Config {
 // Loads and validates a YAML config. On failure the status message holds every error found,
 // one per line, as `file:line:col: key.path: message`. Unknown keys are errors. Secrets given
 // as {env: NAME} or {file: PATH} are resolved here; a missing one is an error.
-absl::StatusOr<Config> LoadConfigFile(const std::string& path);
-absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name);
+// How much a load checks. Compiling the lexicon and the rules' regexes (Hyperscan) takes about
+// a second: the daemon's start skips it here and compiles them once for its pipeline while
+// RocksDB recovers (a pattern Hyperscan refuses fails the start then, without a file
+// position). --check-config (systemd's ExecStartPre) and reloads compile them here, with
+// positions.
+struct LoadOptions {
+  bool compile_patterns = true;
+};
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, LoadOptions options = {});
+absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name,
+                                        LoadOptions options = {});
 
 // The config compiled into the binary (config/default.yaml): used when no --config is given.
 absl::string_view DefaultConfigYaml();

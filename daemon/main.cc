@@ -18,11 +18,14 @@ constexpr char kUsage[] =
     "       triaged --print-default-config                print the embedded config\n"
     "       triaged --version\n";
 
+// The start compiles the patterns once, for its pipeline (App::Start), not here too.
+constexpr triage::config::LoadOptions kStart{.compile_patterns = false};
+
 absl::StatusOr<triage::config::Config> Load(const std::string& path) {
   if (path.empty()) {
-    return triage::config::LoadConfigString(triage::config::DefaultConfigYaml(), "<embedded default>");
+    return triage::config::LoadConfigString(triage::config::DefaultConfigYaml(), "<embedded default>", kStart);
   }
-  return triage::config::LoadConfigFile(path);
+  return triage::config::LoadConfigFile(path, kStart);
 }
 
 }  // namespace

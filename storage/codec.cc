@@ -46,10 +46,10 @@ class Reader {
     in_.remove_prefix(1);
     return true;
   }
-  bool String(std::string* s) {
+  bool String(absl::string_view* s) {
     uint32_t n = 0;
     if (!Fixed32(&n) || in_.size() < n) return false;
-    s->assign(in_.data(), n);
+    *s = in_.substr(0, n);
     in_.remove_prefix(n);
     return true;
   }
@@ -110,9 +110,9 @@ std::string EncodeEntry(const QueueEntry& e) {
   return out;
 }
 
-std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
+std::optional<QueueEntryView> DecodeEntryView(absl::string_view value) {
   Reader r(value);
-  QueueEntry e;
+  QueueEntryView e;
   uint8_t version = 0, owner = 0, level = 0;
   uint64_t enqueued = 0, next = 0, deadline = 0;
   if (!r.Byte(&version) || version < 1 || version > kEntryVersion || !r.Byte(&owner) ||
@@ -133,6 +133,24 @@ std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
   e.level = static_cast<router::Level>(level);
   e.enqueued_unix_ms = static_cast<int64_t>(enqueued);
   e.next_attempt_unix_ms = static_cast<int64_t>(next);
+  return e;
+}
+
+std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
+  const std::optional<QueueEntryView> v = DecodeEntryView(value);
+  if (!v) return std::nullopt;
+  QueueEntry e;
+  e.message_key = std::string(v->message_key);
+  e.team = std::string(v->team);
+  e.thread = std::string(v->thread);
+  e.owner = v->owner;
+  e.level = v->level;
+  e.attempts = v->attempts;
+  e.enqueued_unix_ms = v->enqueued_unix_ms;
+  e.next_attempt_unix_ms = v->next_attempt_unix_ms;
+  e.sla_deadline_unix_ms = v->sla_deadline_unix_ms;
+  e.last_error = std::string(v->last_error);
+  e.ticket_json = std::string(v->ticket_json);
   return e;
 }
 

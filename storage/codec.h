@@ -50,6 +50,23 @@ std::string MessageKey(absl::string_view source, absl::string_view id);
 std::string EncodeEntry(const QueueEntry& entry);
 std::optional<QueueEntry> DecodeEntry(absl::string_view value);
 
+// A queue record's fields without copies: the strings point into the decoded value. What a
+// scan of every entry (recovery) reads.
+struct QueueEntryView {
+  absl::string_view message_key;
+  absl::string_view team;
+  absl::string_view thread;  // the message key when the record has none
+  bool owner = true;
+  router::Level level = router::Level::kLow;
+  uint32_t attempts = 0;
+  int64_t enqueued_unix_ms = 0;
+  int64_t next_attempt_unix_ms = 0;
+  int64_t sla_deadline_unix_ms = 0;
+  absl::string_view last_error;
+  absl::string_view ticket_json;
+};
+std::optional<QueueEntryView> DecodeEntryView(absl::string_view value);
+
 // Message record value: received time (fixed64 little-endian ms) followed by the ticket JSON.
 // The time leads so the dedup expiry can read it without parsing JSON.
 std::string EncodeMessageRecord(int64_t received_unix_ms, absl::string_view ticket_json);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/compaction_filter.h"
@@ -19,7 +20,10 @@ namespace {
 constexpr int64_t kSlaStepMs = 10'000;
 
 // The deadline an entry's SLA counts carry: the owner team's only.
-int64_t OwnerDeadline(const QueueEntry& entry) { return entry.owner ? entry.sla_deadline_unix_ms : 0; }
+template <typename Entry>  // QueueEntry or QueueEntryView
+int64_t OwnerDeadline(const Entry& entry) {
+  return entry.owner ? entry.sla_deadline_unix_ms : 0;
+}
 
 constexpr char kNextSeqKey[] = "next_seq";
 // Set once the by_message index covers every queued and dead entry (databases written before
@@ -85,6 +89,14 @@ absl::string_view Sv(const rocksdb::Slice& slice) { return {slice.data(), slice.
 
 std::string ChainKey(absl::string_view team, absl::string_view thread) {
   return JoinKey(team, thread);
+}
+
+// The chain of the in-memory index (per process, never stored); 0 for an entry whose thread is
+// its own message: no other entry can share it.
+uint64_t ChainHash(absl::string_view team, absl::string_view thread, absl::string_view message_key) {
+  if (thread == message_key) return 0;
+  const uint64_t hash = absl::HashOf(team, thread);
+  return hash == 0 ? 1 : hash;
 }
 
 // tickets: destination '\0' team '\0' thread -> (last delivery time, remote ticket id).
@@ -266,33 +278,63 @@ absl::Status Store::Recover(absl::Time now) {
 
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::lock_guard lock(mu_);
-  // Keys sort by level first; chains must be rebuilt in arrival order, so sort by seq.
-  struct Recovered {
-    uint64_t seq;
-    std::string destination;
-    Meta meta;
-  };
-  std::vector<Recovered> recovered;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), queue_cf_));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()));
-    const std::optional<QueueEntry> entry = DecodeEntry(Sv(it->value()));
-    if (!key || !entry) {
-      return absl::DataLossError(absl::StrCat("undecodable queue record of ", it->key().size(),
-                                              " key bytes; the database is damaged"));
+  // One sequential pass, nothing held but the index: keys sort by destination, then level, then
+  // seq, and chains must be rebuilt in arrival order, so each destination's levels are merged
+  // by seq (one iterator per level).
+  rocksdb::ReadOptions scan;
+  scan.fill_cache = false;  // read once: keep the block cache for what is read again
+  scan.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> destinations(db_->NewIterator(scan, queue_cf_));
+  destinations->SeekToFirst();
+  while (destinations->Valid()) {
+    const std::optional<DecodedQueueKey> first = DecodeQueueKey(Sv(destinations->key()));
+    if (!first) return absl::DataLossError("an undecodable queue key; the database is damaged");
+    const std::string destination = first->destination;
+    std::array<std::unique_ptr<rocksdb::Iterator>, router::kLevelCount> levels;
+    std::array<std::string, router::kLevelCount> prefixes;
+    for (int level = 0; level < router::kLevelCount; ++level) {
+      prefixes[level] = JoinKey(destination, std::string(1, static_cast<char>(level)));
+      levels[level].reset(db_->NewIterator(scan, queue_cf_));
+      levels[level]->Seek(prefixes[level]);
     }
-    next_seq_ = std::max(next_seq_, key->seq + 1);
-    if (auto indexed = index(entry->message_key, it->key(), "q"); !indexed.ok()) return ToAbsl(indexed);
-    const int64_t due = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0;
-    recovered.push_back({key->seq, key->destination,
-                         Meta{key->level, TeamIndex(entry->team), entry->enqueued_unix_ms, due,
-                              ChainKey(entry->team, entry->thread), OwnerDeadline(*entry)}});
-    ++queued_;
+    for (;;) {
+      int next = -1;
+      uint64_t next_seq = 0;
+      std::optional<DecodedQueueKey> key;
+      for (int level = 0; level < router::kLevelCount; ++level) {
+        rocksdb::Iterator& it = *levels[level];
+        if (!it.status().ok()) return ToAbsl(it.status());
+        if (!it.Valid() || !absl::StartsWith(Sv(it.key()), prefixes[level])) continue;
+        std::optional<DecodedQueueKey> candidate = DecodeQueueKey(Sv(it.key()));
+        if (!candidate) return absl::DataLossError("an undecodable queue key; the database is damaged");
+        if (next < 0 || candidate->seq < next_seq) {
+          next = level;
+          next_seq = candidate->seq;
+          key = std::move(candidate);
+        }
+      }
+      if (next < 0) break;
+      rocksdb::Iterator& it = *levels[next];
+      const std::optional<QueueEntryView> entry = DecodeEntryView(Sv(it.value()));
+      if (!entry) {
+        return absl::DataLossError(absl::StrCat("undecodable queue record of ", it.key().size(),
+                                                " key bytes; the database is damaged"));
+      }
+      next_seq_ = std::max(next_seq_, key->seq + 1);
+      if (auto indexed = index(entry->message_key, it.key(), "q"); !indexed.ok()) return ToAbsl(indexed);
+      IndexAdd(destination, key->seq,
+               Meta{.enqueued_unix_ms = entry->enqueued_unix_ms,
+                    .due_unix_ms = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0,
+                    .sla_deadline_unix_ms = OwnerDeadline(*entry),
+                    .chain = ChainHash(entry->team, entry->thread, entry->message_key),
+                    .team = TeamIndex(entry->team),
+                    .level = key->level});
+      ++queued_;
+      it.Next();
+    }
+    destinations->Seek(destination + '\x01');  // past every key of this destination
   }
-  if (!it->status().ok()) return ToAbsl(it->status());
-  std::sort(recovered.begin(), recovered.end(),
-            [](const Recovered& a, const Recovered& b) { return a.seq < b.seq; });
-  for (Recovered& r : recovered) IndexAdd(r.destination, r.seq, std::move(r.meta));
+  if (!destinations->status().ok()) return ToAbsl(destinations->status());
 
   std::unique_ptr<rocksdb::Iterator> dead(db_->NewIterator(rocksdb::ReadOptions(), dead_cf_));
   for (dead->SeekToFirst(); dead->Valid(); dead->Next()) {
@@ -491,8 +533,10 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         batch.Put(queue_cf_, queue_key, EncodeEntry(entry));
         batch.Put(by_message_cf_, ByMessageKey(message.key, queue_key), "q");
         added.push_back({&delivery.destination, seq,
-                         Meta{message.level, 0, received_ms, 0, ChainKey(entry.team, entry.thread),
-                              OwnerDeadline(entry)},
+                         Meta{.enqueued_unix_ms = received_ms,
+                              .sla_deadline_unix_ms = OwnerDeadline(entry),
+                              .chain = ChainHash(entry.team, entry.thread, entry.message_key),
+                              .level = message.level},
                          &delivery.team});
         ++seq;
       }
@@ -530,10 +574,10 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   }
 }
 
-uint32_t Store::TeamIndex(const std::string& team) {
+uint32_t Store::TeamIndex(absl::string_view team) {
   const auto it = std::find(teams_.begin(), teams_.end(), team);
   if (it != teams_.end()) return static_cast<uint32_t>(it - teams_.begin());
-  teams_.push_back(team);
+  teams_.emplace_back(team.data(), team.size());
   return static_cast<uint32_t>(teams_.size() - 1);
 }
 
@@ -568,31 +612,32 @@ void Store::Place(DestQueue& q, uint64_t seq, Meta meta) {
 void Store::IndexAdd(const std::string& destination, uint64_t seq, Meta meta) {
   DestQueue& q = queues_[destination];
   CountDepth(destination, meta, 1);
-  absl::InlinedVector<uint64_t, 1>& chain = q.chains[meta.chain];
-  chain.push_back(seq);
-  if (chain.size() > 1) {
+  if (meta.chain != 0 && ++q.chains[meta.chain] > 1) {
+    q.waiting_in_chain.insert({meta.chain, seq});
     q.blocked[seq] = std::move(meta);
   } else {
     Place(q, seq, std::move(meta));
   }
 }
 
-void Store::ReleaseChain(DestQueue& q, uint64_t seq, const Meta& meta) {
+void Store::ReleaseChain(DestQueue& q, const Meta& meta) {
+  if (meta.chain == 0) return;
   const auto found = q.chains.find(meta.chain);
   if (found == q.chains.end()) return;
-  absl::InlinedVector<uint64_t, 1>& chain = found->second;
-  const bool was_head = !chain.empty() && chain.front() == seq;
-  chain.erase(std::remove(chain.begin(), chain.end(), seq), chain.end());
-  if (chain.empty()) {
+  if (--found->second == 0) {
     q.chains.erase(found);
     return;
   }
-  if (!was_head) return;
-  const auto next = q.blocked.find(chain.front());
-  if (next == q.blocked.end()) return;
-  Meta unblocked = std::move(next->second);
-  q.blocked.erase(next);
-  Place(q, chain.front(), std::move(unblocked));
+  // Only a chain's head leaves the queue (it was leased): the next in arrival order is next.
+  const auto next = q.waiting_in_chain.lower_bound({meta.chain, 0});
+  if (next == q.waiting_in_chain.end() || next->first != meta.chain) return;
+  const uint64_t seq = next->second;
+  q.waiting_in_chain.erase(next);
+  const auto blocked = q.blocked.find(seq);
+  if (blocked == q.blocked.end()) return;
+  Meta unblocked = std::move(blocked->second);
+  q.blocked.erase(blocked);
+  Place(q, seq, std::move(unblocked));
 }
 
 std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now, bool probe) {
@@ -744,7 +789,7 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   }
   CountDepth(lease.destination, *meta, -1);
   --queued_;
-  ReleaseChain(q, lease.seq, *meta);
+  ReleaseChain(q, *meta);
   return written;
 }
 
@@ -878,7 +923,7 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
     CountDepth(lease.destination, *meta, -1);
     --queued_;
     ++dead_letters_;
-    ReleaseChain(queues_[lease.destination], lease.seq, *meta);
+    ReleaseChain(queues_[lease.destination], *meta);
   } else {
     // Not moved: it stays leased until the caller records it again (or a restart).
     queues_[lease.destination].leased[lease.seq] = *meta;
@@ -1042,8 +1087,10 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     batch.Put(queue_cf_, it->key(), EncodeEntry(*entry));
     batch.Put(by_message_cf_, ByMessageKey(entry->message_key, Sv(it->key())), "q");
     moved.push_back({key->seq, entry->team,
-                     Meta{key->level, 0, entry->enqueued_unix_ms, 0, ChainKey(entry->team, entry->thread),
-                          OwnerDeadline(*entry)}});
+                     Meta{.enqueued_unix_ms = entry->enqueued_unix_ms,
+                          .sla_deadline_unix_ms = OwnerDeadline(*entry),
+                          .chain = ChainHash(entry->team, entry->thread, entry->message_key),
+                          .level = key->level}});
   }
   if (!it->status().ok()) return ToAbsl(it->status());
   if (moved.empty()) {

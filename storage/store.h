@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
@@ -150,7 +152,7 @@ struct StorageHealth {
 };
 
 // The durable store: message records (dedup index), one priority queue per destination, dead
-// letters. RocksDB is the truth; an in-memory index of queue keys (about 230 bytes of heap an
+// letters. RocksDB is the truth; an in-memory index of queue keys (about 100 bytes of heap an
 // entry, measured by bench/store_bench; bounded by max_queued_entries) serves leasing without
 // scanning over deleted keys.
 //
@@ -293,13 +295,16 @@ class Store {
   absl::StatusOr<std::string> GetMessage(absl::string_view key);
 
  private:
+  // One queued entry in the index: 40 bytes, no heap. Keys are derived (the RocksDB key is
+  // QueueKey(destination, level, seq)); the chain is a hash of (team, thread), so a collision
+  // could only make one entry wait behind another's thread, never lose or reorder a thread.
   struct Meta {
-    router::Level level;
-    uint32_t team;  // index into teams_
-    int64_t enqueued_unix_ms;
-    int64_t due_unix_ms;
-    std::string chain;  // team '\0' thread
+    int64_t enqueued_unix_ms = 0;
+    int64_t due_unix_ms = 0;           // 0: ready (a due time only while in back-off)
     int64_t sla_deadline_unix_ms = 0;  // owner entries only; 0 for none
+    uint64_t chain = 0;                // 0: the entry's thread is its own message
+    uint32_t team = 0;                 // index into teams_
+    router::Level level = router::Level::kLow;
 
     int64_t sla_risk_unix_ms() const;  // when it becomes at risk
   };
@@ -311,14 +316,16 @@ class Store {
     std::map<int64_t, int64_t> overdue_from;
   };
   struct DestQueue {
-    std::array<std::map<uint64_t, Meta>, router::kLevelCount> ready;  // seq -> meta
-    std::set<std::pair<int64_t, uint64_t>> delayed;                     // (due ms, seq)
-    absl::flat_hash_map<uint64_t, Meta> waiting;                         // seq -> meta, delayed ones
+    std::array<absl::btree_map<uint64_t, Meta>, router::kLevelCount> ready;  // seq -> meta
+    absl::btree_set<std::pair<int64_t, uint64_t>> delayed;                    // (due ms, seq)
+    absl::flat_hash_map<uint64_t, Meta> waiting;                              // seq -> meta, delayed ones
     absl::flat_hash_map<uint64_t, Meta> leased;
-    // The queued entries of each chain in arrival order; only the head is ready, delayed or
-    // leased, the others wait in `blocked`. Most chains hold one entry: inline, no allocation.
-    absl::flat_hash_map<std::string, absl::InlinedVector<uint64_t, 1>> chains;
+    // How many entries each chain has queued; only its head is ready, delayed or leased, the
+    // others wait in `blocked`, in arrival order in `waiting_in_chain`. An entry without a
+    // thread of its own (chain 0) is alone in its chain by construction: not counted.
+    absl::flat_hash_map<uint64_t, uint32_t> chains;
     absl::flat_hash_map<uint64_t, Meta> blocked;
+    absl::btree_set<std::pair<uint64_t, uint64_t>> waiting_in_chain;  // (chain, seq)
   };
   struct Pending {
     std::vector<NewMessage> messages;
@@ -337,10 +344,10 @@ class Store {
   void CommitGroup(std::vector<Pending>& group);
 
   // Index maintenance; the caller holds mu_.
-  uint32_t TeamIndex(const std::string& team);
+  uint32_t TeamIndex(absl::string_view team);
   void IndexAdd(const std::string& destination, uint64_t seq, Meta meta);
   static void Place(DestQueue& q, uint64_t seq, Meta meta);  // ready, or delayed until due
-  void ReleaseChain(DestQueue& q, uint64_t seq, const Meta& meta);  // the entry left the queue
+  void ReleaseChain(DestQueue& q, const Meta& meta);  // the chain's head left the queue
   void CountDepth(const std::string& destination, const Meta& meta, int64_t delta);
   absl::StatusOr<Meta> TakeLeased(const Lease& lease);
 
