@@ -167,12 +167,13 @@ absl::Status App::Start() {
 
 absl::StatusOr<std::shared_ptr<Dispatcher>> App::MakeDispatcher(
     const config::DestinationOptions& destination) {
-  absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor(), pool_);
+  absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor(), pool_, storage::Clock::Real());
   if (!sender.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("destination ", destination.name, ": ", sender.status().message()));
   }
-  return std::make_shared<Dispatcher>(io_, *store_, pool_, destination, *std::move(sender), metrics_);
+  return std::make_shared<Dispatcher>(io_, *store_, pool_, storage::Clock::Real(), destination,
+                                      *std::move(sender), metrics_);
 }
 
 void App::NotifyStatus(bool ready) {

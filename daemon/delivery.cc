@@ -91,7 +91,8 @@ class FileSender : public Sender {
 class HttpTransport {
  public:
   static absl::StatusOr<std::unique_ptr<HttpTransport>> Create(
-      const config::DestinationOptions& options, asio::any_io_executor executor) {
+      const config::DestinationOptions& options, asio::any_io_executor executor,
+      const storage::Clock& clock) {
     absl::StatusOr<Url> url = ParseUrl(options.url);
     if (!url.ok()) return url.status();
     std::shared_ptr<asio::ssl::context> tls;
@@ -100,7 +101,7 @@ class HttpTransport {
       if (!context.ok()) return context.status();
       tls = *std::move(context);
     }
-    auto transport = std::unique_ptr<HttpTransport>(new HttpTransport(*std::move(url)));
+    auto transport = std::unique_ptr<HttpTransport>(new HttpTransport(*std::move(url), clock));
     for (int i = 0; i < options.concurrency; ++i) {
       transport->clients_.push_back(std::make_unique<HttpClient>(
           executor, transport->url_, tls, options.connect_timeout, options.timeout));
@@ -125,17 +126,20 @@ class HttpTransport {
   asio::awaitable<Attempt> Send(Request request, int worker, std::string* answer = nullptr) {
     ClientResult result = co_await clients_[worker]->Send(std::move(request));
     if (result.error) co_return ClassifyTransportError(result.error, result.error_stage);
-    Attempt attempt = ClassifyResponse(result.response, absl::Now());
+    Attempt attempt = ClassifyResponse(result.response, clock_.Now());
     if (answer != nullptr && attempt.kind == Attempt::Kind::kDelivered) {
       *answer = std::move(result.response.body());
     }
     co_return attempt;
   }
 
+  const storage::Clock& clock() const { return clock_; }
+
  private:
-  explicit HttpTransport(Url url) : url_(std::move(url)) {}
+  HttpTransport(Url url, const storage::Clock& clock) : url_(std::move(url)), clock_(clock) {}
 
   const Url url_;
+  const storage::Clock& clock_;
   std::vector<std::unique_ptr<HttpClient>> clients_;
 };
 
@@ -150,7 +154,7 @@ class WebhookSender : public Sender {
   asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
                                 int worker) override {
     const std::string id = DeliveryId(options_.name, lease.entry.message_key, lease.entry.team);
-    const int64_t timestamp = absl::ToUnixSeconds(absl::Now());
+    const int64_t timestamp = absl::ToUnixSeconds(transport_->clock().Now());
     Request request = transport_->NewRequest(http::verb::post, "");
     request.body() = DeliveryBody(options_.name, lease, id);
     request.set("webhook-id", id);
@@ -188,7 +192,7 @@ class HelpdeskSender : public Sender {
     const std::string delivery_id = DeliveryId(options_.name, lease.entry.message_key, lease.entry.team);
     if (options_.type == config::DestinationType::kZendesk && !remote_ticket &&
         ZendeskKeyMayHaveExpired(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
-                                 lease.entry.attempts, absl::Now())) {
+                                 lease.entry.attempts, transport_->clock().Now())) {
       std::string found;
       Attempt lookup = co_await transport_->Send(Finish(ZendeskLookupRequest(delivery_id)), worker, &found);
       if (lookup.kind != Attempt::Kind::kDelivered || TakeFoundTicket(found, &lookup)) co_return lookup;
@@ -363,9 +367,10 @@ std::string DeliveryBody(const std::string& destination, const storage::Lease& l
 }
 
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
-                                                   asio::any_io_executor executor, BlockingPool& pool) {
+                                                   asio::any_io_executor executor, BlockingPool& pool,
+                                                   const storage::Clock& clock) {
   if (options.type == config::DestinationType::kFile) return std::make_unique<FileSender>(options, pool);
-  absl::StatusOr<std::unique_ptr<HttpTransport>> transport = HttpTransport::Create(options, executor);
+  absl::StatusOr<std::unique_ptr<HttpTransport>> transport = HttpTransport::Create(options, executor, clock);
   if (!transport.ok()) return transport.status();
   if (options.type == config::DestinationType::kWebhook) {
     absl::StatusOr<std::string> key = StandardWebhooksKey(options.secret);
@@ -390,10 +395,11 @@ config::BreakerOptions CappedBreaker(const config::DestinationOptions& options) 
 }  // namespace
 
 Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool& pool,
-                       config::DestinationOptions options, std::unique_ptr<Sender> sender,
-                       Metrics& metrics)
+                       const storage::Clock& clock, config::DestinationOptions options,
+                       std::unique_ptr<Sender> sender, Metrics& metrics)
     : store_(store),
       pool_(pool),
+      clock_(clock),
       options_(std::move(options)),
       sender_(std::move(sender)),
       metrics_(metrics),
@@ -404,7 +410,7 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool
       rate_limit_waits_(metrics.rate_limit_waits.Add(labels_)),
       strand_(asio::make_strand(io)),
       streak_(options_.backoff_initial, options_.probe_max, options_.retry_after_max),
-      bucket_(options_.rate, options_.burst, absl::Now()),
+      bucket_(options_.rate, options_.burst, clock_.Now()),
       breaker_(CappedBreaker(options_)) {
   for (int i = 0; i < options_.concurrency; ++i) {
     timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
@@ -461,7 +467,7 @@ asio::awaitable<void> Dispatcher::Run() {
   paused_until_ = std::max(paused_until_, pauses->first);
   if (changes == manual_pause_changes_) manual_pause_ = pauses->second;
   manual_pause_seen_ = manual_pause_;
-  PublishPause(absl::Now());
+  PublishPause(clock_.Now());
   PublishBreaker();
   for (int i = 0; i < options_.concurrency && !stopping_; ++i) {
     ++running_;
@@ -504,7 +510,7 @@ absl::Status Dispatcher::SetManualPause(bool paused) {
   asio::post(strand_, [self = shared_from_this(), paused] {
     self->manual_pause_ = paused;
     ++self->manual_pause_changes_;
-    self->PublishPause(absl::Now());
+    self->PublishPause(self->clock_.Now());
     self->WakeAll();
   });
   spdlog::warn("event=destination_{} destination={} by=admin", paused ? "paused" : "resumed", options_.name);
@@ -523,7 +529,7 @@ Dispatcher::Status Dispatcher::status() const {
 asio::awaitable<void> Dispatcher::Worker(int index) {
   asio::steady_timer& timer = *timers_[index];
   while (!stopping_) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_.Now();
     const uint64_t generation = wake_generation_;
     // A failing destination sends one attempt at a time (woken when it ends).
     const absl::Time gate = manual_pause_ || probing_
@@ -588,11 +594,11 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
     }
     remote_ticket = *std::move(read);
   }
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_.Now();
   in_flight_gauge_.Increment();
   const Attempt attempt = co_await sender_->Send(lease, remote_ticket, index);
   in_flight_gauge_.Decrement();
-  const absl::Time end = absl::Now();
+  const absl::Time end = clock_.Now();
   metrics_.attempt_latency.Add(labels_, Buckets()).Observe(absl::ToDoubleSeconds(end - start));
 
   const bool helpdesk_failed = attempt.kind == Attempt::Kind::kRetry && !attempt.throttled;

@@ -74,8 +74,10 @@ class Sender {
 
 // Builds the sender of a destination: file (JSON lines, fsynced on `pool`), webhook (Standard
 // Webhooks), zendesk, freshdesk or slack.
+// `clock` dates Retry-After answers and signatures.
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
-                                                   asio::any_io_executor executor, BlockingPool& pool);
+                                                   asio::any_io_executor executor, BlockingPool& pool,
+                                                   const storage::Clock& clock);
 
 // The delivery workers of one destination. `concurrency` coroutines on one strand each lease
 // the best due entry, send it, and ack, retry later or dead-letter it. Before each request a
@@ -103,8 +105,10 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
 // Thread-safety: Wake, Stop and status from any thread; the rest runs on the strand.
 class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
  public:
+  // `clock` decides pauses, back-off and the breaker (its timers wait in steady time).
   Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool& pool,
-             config::DestinationOptions options, std::unique_ptr<Sender> sender, Metrics& metrics);
+             const storage::Clock& clock, config::DestinationOptions options,
+             std::unique_ptr<Sender> sender, Metrics& metrics);
 
   const config::DestinationOptions& options() const { return options_; }
   // Reads the stored pauses (on the pool, until they can be read), then starts the workers.
@@ -146,6 +150,7 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
 
   storage::Store& store_;
   BlockingPool& pool_;
+  const storage::Clock& clock_;
   const config::DestinationOptions options_;
   std::unique_ptr<Sender> sender_;
   Metrics& metrics_;

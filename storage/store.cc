@@ -232,6 +232,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
 Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
              std::vector<rocksdb::ColumnFamilyHandle*> handles)
     : options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : Clock::Real()),
       db_(std::move(db)),
       handles_(std::move(handles)),
       messages_cf_(handles_[1]),
@@ -367,7 +368,7 @@ void Store::WriteFailed(const absl::Status& status) {
   if (!health_.available) return;
   health_.available = false;
   health_.error = std::string(status.message());
-  health_.since = absl::Now();
+  health_.since = clock_.Now();
   available_.store(false);
   if (options_.log) options_.log(3, absl::StrCat("storage unavailable: ", status.message()));
   writer_cv_.notify_all();
@@ -390,7 +391,7 @@ bool Store::TryResume() {
     ++health_.recoveries;
     if (options_.log) {
       options_.log(2, absl::StrCat("storage available again after ",
-                                   absl::FormatDuration(absl::Trunc(absl::Now() - health_.since, absl::Seconds(1)))));
+                                   absl::FormatDuration(absl::Trunc(clock_.Now() - health_.since, absl::Seconds(1)))));
     }
     available_.store(true);
   }
@@ -766,7 +767,7 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
-    const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+    const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
     batch.Put(tickets_cf_, TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread)),
               EncodeMessageRecord(now_ms, remote_ticket));
     batch.Put(ticket_origins_cf_, JoinKey(lease.destination, remote_ticket),
@@ -806,7 +807,7 @@ absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(absl::string_view
   if (s.IsNotFound()) return std::optional<std::string>();
   if (!s.ok()) return ToAbsl(s);
   const std::optional<int64_t> when = MessageRecordTime(value);
-  if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.dedup_window)) {
+  if (!when || *when < absl::ToUnixMillis(clock_.Now() - options_.dedup_window)) {
     return std::optional<std::string>();
   }
   return std::optional<std::string>(value.substr(8));
@@ -818,7 +819,7 @@ absl::StatusOr<TicketOrigin> Store::FindTicketOrigin(absl::string_view destinati
   if (s.IsNotFound()) return absl::NotFoundError(absl::StrCat("no ticket ", ticket, " created at ", destination));
   if (!s.ok()) return ToAbsl(s);
   const std::optional<int64_t> when = MessageRecordTime(value);
-  if (!when || *when < absl::ToUnixMillis(absl::Now() - options_.ticket_origin_window)) {
+  if (!when || *when < absl::ToUnixMillis(clock_.Now() - options_.ticket_origin_window)) {
     return absl::NotFoundError(absl::StrCat("ticket ", ticket, " at ", destination, " is older than the origin window"));
   }
   const absl::string_view rest = absl::string_view(value).substr(8);

@@ -30,6 +30,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/statistics.h"
+#include "storage/clock.h"
 #include "storage/codec.h"
 
 namespace triage::storage {
@@ -48,6 +49,9 @@ struct StoreOptions {
   // for the labels agents give it later.
   absl::Duration ticket_origin_window = absl::Hours(24 * 90);
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null means the default Env
+  // What "now" is for the windows of remote tickets and ticket origins, the recorded times of
+  // acknowledgements and the health episode; null means the wall clock (tests move their own).
+  const Clock* clock = nullptr;
   // RocksDB's own log lines (severity 0 debug .. 4 fatal, 5 header). They never go to a file on
   // the data disk: a full disk must not make RocksDB fail while it reports the failure. None:
   // dropped.
@@ -152,7 +156,7 @@ struct StorageHealth {
 };
 
 // The durable store: message records (dedup index), one priority queue per destination, dead
-// letters. RocksDB is the truth; an in-memory index of queue keys (about 100 bytes of heap an
+// letters. RocksDB is the truth; an in-memory index of queue keys (about 80 bytes of heap an
 // entry, measured by bench/store_bench; bounded by max_queued_entries) serves leasing without
 // scanning over deleted keys.
 //
@@ -352,6 +356,7 @@ class Store {
   absl::StatusOr<Meta> TakeLeased(const Lease& lease);
 
   const StoreOptions options_;
+  const Clock& clock_;
   std::shared_ptr<rocksdb::CompactionFilter> filter_;  // declared before db_: outlives it
   std::shared_ptr<rocksdb::Statistics> statistics_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -233,7 +233,10 @@ TEST(DaemonTest, SigtermUnderLoadDrainsAndLosesNothingAcknowledged) {
       }
     });
   }
-  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(WaitFor([&] {
+    std::lock_guard lock(mu);
+    return acknowledged.size() > 100;
+  })) << "the load did not get going";
   EXPECT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
   for (std::thread& t : clients) t.join();
   EXPECT_TRUE(absl::StrContains(daemon.Log(), "event=stopped")) << daemon.Log();

@@ -359,15 +359,16 @@ TEST(HelpdeskTest, CircuitBreakerStopsCallsThenProbesAndResumes) {
   }
   const std::string state = R"(triage_delivery_breaker_state{destination="helpdesk"})";
   EXPECT_EQ(daemon.WaitForMetric(state, 1), 1) << daemon.Log();
-  const size_t calls_when_opened = hook.received().size();
-  EXPECT_EQ(calls_when_opened, 4u);
-  absl::SleepFor(absl::Milliseconds(1000));
-  EXPECT_EQ(hook.received().size(), calls_when_opened) << "no calls while open";
   hook.Answer(200);
   // After the pause one probe goes; its success closes the breaker and the rest follow.
   ASSERT_TRUE(hook.WaitUntil([](const auto& all) {
     return std::count_if(all.begin(), all.end(), [](const auto& r) { return r.answered == 200; }) >= 5;
   })) << daemon.Log();
+  const auto calls = hook.received();
+  ASSERT_GE(calls.size(), 5u);
+  EXPECT_EQ(calls[3].answered, 503);
+  EXPECT_EQ(calls[4].answered, 200) << "the probe after the pause";
+  EXPECT_GE(calls[4].at - calls[3].at, absl::Milliseconds(1400)) << "no calls while open (open_for 1500ms)";
   EXPECT_EQ(daemon.Metric(state), 0);
 }
 
@@ -386,7 +387,8 @@ TEST(HelpdeskTest, SlackReceivesOnlyTheAlertsItAsksFor) {
   ASSERT_EQ(daemon.PostSigned(Message("s1", "fire <everywhere>", "c1"), kSecret).status, 200);
   ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return !all.empty(); })) << daemon.Log();
   ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 2; }));
-  absl::SleepFor(absl::Milliseconds(200));
+  // Nothing is left queued for Slack: every post it will ever get has been made.
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(R"(triage_storage_queue_entries{destination="alerts",level="urgent",team="support"})") <= 0; }));
   const auto posts = slack.received();
   ASSERT_EQ(posts.size(), 1u) << "the low message is not an alert";
   EXPECT_EQ(posts[0].target, "/services/T0/B0/secret");
@@ -442,13 +444,13 @@ TEST(HelpdeskBacklogTest, TenThousandDrainInPriorityOrderAtTheRateThroughThrottl
   {
     Daemon daemon(dir.path(), config);
     daemon.Start();
-    // Request 5,000 is answered 429 with Retry-After: 1. The kill comes 100 ms later, inside
-    // that pause, which the restarted daemon must keep (the throttled entry is due when it
+    // Request 5,000 is answered 429 with Retry-After: 1. The kill comes inside that pause
+    // (or the next one), which the restarted daemon must keep (the throttled entry is due when it
     // ends, and nothing of a lower level may go first).
     ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto& all) { return all.size() >= kEntries / 2; },
                                          absl::Seconds(120)))
         << daemon.Log();
-    absl::SleepFor(absl::Milliseconds(100));
+    ASSERT_TRUE(WaitFor([&] { return daemon.Metric(R"(triage_delivery_destination_paused{destination="helpdesk"})") == 1; }));
     EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
   }
   Daemon restarted(dir.path(), config);
@@ -456,7 +458,15 @@ TEST(HelpdeskBacklogTest, TenThousandDrainInPriorityOrderAtTheRateThroughThrottl
   ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= kEntries; },
                                        absl::Seconds(120)))
       << restarted.Log();
-  absl::SleepFor(absl::Milliseconds(300));  // anything still to come would be a duplicate
+  // Nothing queued and nothing in flight: anything still to come would be a duplicate.
+  ASSERT_TRUE(WaitFor([&] {
+    double queued = 0;
+    for (const char* level : {"urgent", "high", "normal", "low"}) {
+      queued += std::max(0.0, restarted.Metric(absl::StrCat(
+                                  R"(triage_storage_queue_entries{destination="helpdesk",level=")", level, R"(",team="support"})")));
+    }
+    return queued == 0 && restarted.Metric(R"(triage_delivery_in_flight{destination="helpdesk"})") == 0;
+  }));
 
   const std::vector<FakeTicketing::Ticket> tickets = zendesk.tickets();
   const auto received = zendesk.http().received();

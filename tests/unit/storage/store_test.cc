@@ -701,6 +701,32 @@ TEST(StoreLabelsTest, ATicketCreatedHereLeadsBackToItsMessageAndLabelsPersist) {
   EXPECT_TRUE(last.empty());
 }
 
+TEST(StoreLabelsTest, TicketIdsAndOriginsExpireWithTheirWindowsOnTheStoresClock) {
+  testing::TempDir dir;
+  ManualClock clock(kT0);
+  StoreOptions options;
+  options.clock = &clock;
+  options.dedup_window = absl::Hours(24 * 8);
+  options.ticket_origin_window = absl::Hours(24 * 90);
+  auto store = OpenStore(dir.path(), kT0, options);
+  NewMessage m = Msg("m", Level::kHigh);
+  m.thread_key = "thread";
+  ASSERT_TRUE(SubmitSync(*store, {m}).status.ok());
+  const auto lease = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(store->Ack(*lease, "ticket-9").ok());
+
+  clock.Advance(absl::Hours(24 * 8) - absl::Minutes(1));
+  EXPECT_EQ(*store->RemoteTicket(*lease), std::optional<std::string>("ticket-9"));
+  clock.Advance(absl::Minutes(2));
+  EXPECT_EQ(*store->RemoteTicket(*lease), std::nullopt) << "past the dedup window: a new ticket";
+  EXPECT_TRUE(store->FindTicketOrigin("d", "ticket-9").ok()) << "the origin window is longer";
+
+  clock.Advance(absl::Hours(24 * 82));
+  const absl::StatusOr<TicketOrigin> expired = store->FindTicketOrigin("d", "ticket-9");
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kNotFound) << expired.status();
+}
+
 TEST(StoreLabelsTest, TheTicketOriginWindowHasAFloor) {
   testing::TempDir dir;
   StoreOptions options;
