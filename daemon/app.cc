@@ -167,7 +167,8 @@ absl::Status App::Start() {
 
 absl::StatusOr<std::shared_ptr<Dispatcher>> App::MakeDispatcher(
     const config::DestinationOptions& destination) {
-  absl::StatusOr<std::unique_ptr<Sender>> sender = MakeSender(destination, io_.get_executor(), pool_, storage::Clock::Real());
+  absl::StatusOr<std::unique_ptr<Sender>> sender =
+      MakeSender(destination, io_.get_executor(), pool_, storage::Clock::Real());
   if (!sender.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("destination ", destination.name, ": ", sender.status().message()));

@@ -334,7 +334,10 @@ TEST(HelpdeskTest, FreshdeskTicketThenPrivateNoteAndNeverARecreation) {
   EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
   Daemon again(dir.path(), Config(dir.path(), Freshdesk(freshdesk.port())));
   again.Start();
-  absl::SleepFor(absl::Milliseconds(300));
+  // Nothing queued after the restart, nothing in flight: nothing can be sent again.
+  const HttpResult queues = HttpCall(again.admin_port(), "GET", "/v1/queues");
+  EXPECT_TRUE(absl::StrContains(queues.body, R"("queued":0,)")) << queues.body;
+  EXPECT_EQ(again.Metric(R"(triage_delivery_in_flight{destination="helpdesk"})"), 0);
   EXPECT_EQ(freshdesk.tickets().size(), 1u);
   EXPECT_EQ(freshdesk.tickets()[0].follow_ups.size(), 1u);
 }
