@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <filesystem>
+#include <tuple>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
@@ -17,7 +18,6 @@ namespace triage::storage {
 namespace {
 
 // SLA histograms count in steps of 10 s.
-constexpr int64_t kSlaStepMs = 10'000;
 
 // The deadline an entry's SLA counts carry: the owner team's only.
 template <typename Entry>  // QueueEntry or QueueEntryView
@@ -243,7 +243,8 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       tickets_cf_(handles_[6]),
       by_message_cf_(handles_[7]),
       ticket_origins_cf_(handles_[8]),
-      labels_cf_(handles_[9]) {}
+      labels_cf_(handles_[9]),
+      index_(options_.aging_step) {}
 
 Store::~Store() {
   {
@@ -323,14 +324,13 @@ absl::Status Store::Recover(absl::Time now) {
       }
       next_seq_ = std::max(next_seq_, key->seq + 1);
       if (auto indexed = index(entry->message_key, it.key(), "q"); !indexed.ok()) return ToAbsl(indexed);
-      IndexAdd(destination, key->seq,
-               Meta{.enqueued_unix_ms = entry->enqueued_unix_ms,
+      index_.Add(destination, key->seq,
+                 IndexEntry{.enqueued_unix_ms = entry->enqueued_unix_ms,
                     .due_unix_ms = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0,
                     .sla_deadline_unix_ms = OwnerDeadline(*entry),
                     .chain = ChainHash(entry->team, entry->thread, entry->message_key),
-                    .team = TeamIndex(entry->team),
+                    .team = index_.TeamId(entry->team),
                     .level = key->level});
-      ++queued_;
       it.Next();
     }
     destinations->Seek(destination + '\x01');  // past every key of this destination
@@ -421,9 +421,9 @@ void Store::Submit(std::vector<NewMessage> messages, absl::Time received_at,
     } else if (pending_.size() >= options_.max_pending_requests) {
       refused = absl::ResourceExhaustedError(absl::StrCat(
           options_.max_pending_requests, " requests already wait for storage"));
-    } else if (queued_ >= static_cast<int64_t>(options_.max_queued_entries)) {
+    } else if (index_.size() >= static_cast<int64_t>(options_.max_queued_entries)) {
       refused = absl::ResourceExhaustedError(
-          absl::StrCat("the queues hold ", queued_, " entries, the configured maximum"));
+          absl::StrCat("the queues hold ", index_.size(), " entries, the configured maximum"));
     } else {
       pending_.push_back({std::move(messages), received_at, std::move(done)});
     }
@@ -466,7 +466,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   struct Added {
     const std::string* destination;
     uint64_t seq;
-    Meta meta;
+    IndexEntry entry;
     const std::string* team;
   };
   rocksdb::WriteBatch batch;
@@ -534,7 +534,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         batch.Put(queue_cf_, queue_key, EncodeEntry(entry));
         batch.Put(by_message_cf_, ByMessageKey(message.key, queue_key), "q");
         added.push_back({&delivery.destination, seq,
-                         Meta{.enqueued_unix_ms = received_ms,
+                         IndexEntry{.enqueued_unix_ms = received_ms,
                               .sla_deadline_unix_ms = OwnerDeadline(entry),
                               .chain = ChainHash(entry.team, entry.thread, entry.message_key),
                               .level = message.level},
@@ -556,14 +556,13 @@ void Store::CommitGroup(std::vector<Pending>& group) {
     next_seq_ = seq;
     std::lock_guard lock(mu_);
     for (Added& a : added) {
-      a.meta.team = TeamIndex(*a.team);
-      IndexAdd(*a.destination, a.seq, std::move(a.meta));
+      a.entry.team = index_.TeamId(*a.team);
+      index_.Add(*a.destination, a.seq, a.entry);
       if (std::find(ready_destinations.begin(), ready_destinations.end(), *a.destination) ==
           ready_destinations.end()) {
         ready_destinations.push_back(*a.destination);
       }
     }
-    queued_ += static_cast<int64_t>(added.size());
     callback = ready_callback_;
   }
   for (size_t i = 0; i < group.size(); ++i) {
@@ -575,138 +574,25 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   }
 }
 
-uint32_t Store::TeamIndex(absl::string_view team) {
-  const auto it = std::find(teams_.begin(), teams_.end(), team);
-  if (it != teams_.end()) return static_cast<uint32_t>(it - teams_.begin());
-  teams_.emplace_back(team.data(), team.size());
-  return static_cast<uint32_t>(teams_.size() - 1);
-}
-
-int64_t Store::Meta::sla_risk_unix_ms() const {
-  const auto budget = static_cast<double>(sla_deadline_unix_ms - enqueued_unix_ms);
-  return sla_deadline_unix_ms - static_cast<int64_t>(budget * kSlaRiskShare);
-}
-
-void Store::CountDepth(const std::string& destination, const Meta& meta, int64_t delta) {
-  Depth& depth = depths_[{destination, meta.team, meta.level}];
-  depth.entries += delta;
-  if (meta.sla_deadline_unix_ms == 0) return;
-  auto count = [delta](std::map<int64_t, int64_t>& steps, int64_t at) {
-    const int64_t step_end = (at / kSlaStepMs + 1) * kSlaStepMs;
-    int64_t& n = steps[step_end];
-    n += delta;
-    if (n == 0) steps.erase(step_end);
-  };
-  count(depth.at_risk_from, meta.sla_risk_unix_ms());
-  count(depth.overdue_from, meta.sla_deadline_unix_ms);
-}
-
-void Store::Place(DestQueue& q, uint64_t seq, Meta meta) {
-  if (meta.due_unix_ms != 0) {
-    q.delayed.insert({meta.due_unix_ms, seq});
-    q.waiting[seq] = std::move(meta);
-  } else {
-    q.ready[static_cast<int>(meta.level)][seq] = std::move(meta);
-  }
-}
-
-void Store::IndexAdd(const std::string& destination, uint64_t seq, Meta meta) {
-  DestQueue& q = queues_[destination];
-  CountDepth(destination, meta, 1);
-  if (meta.chain != 0 && ++q.chains[meta.chain] > 1) {
-    q.waiting_in_chain.insert({meta.chain, seq});
-    q.blocked[seq] = std::move(meta);
-  } else {
-    Place(q, seq, std::move(meta));
-  }
-}
-
-void Store::ReleaseChain(DestQueue& q, const Meta& meta) {
-  if (meta.chain == 0) return;
-  const auto found = q.chains.find(meta.chain);
-  if (found == q.chains.end()) return;
-  if (--found->second == 0) {
-    q.chains.erase(found);
-    return;
-  }
-  // Only a chain's head leaves the queue (it was leased): the next in arrival order is next.
-  const auto next = q.waiting_in_chain.lower_bound({meta.chain, 0});
-  if (next == q.waiting_in_chain.end() || next->first != meta.chain) return;
-  const uint64_t seq = next->second;
-  q.waiting_in_chain.erase(next);
-  const auto blocked = q.blocked.find(seq);
-  if (blocked == q.blocked.end()) return;
-  Meta unblocked = std::move(blocked->second);
-  q.blocked.erase(blocked);
-  Place(q, seq, std::move(unblocked));
-}
-
 std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now, bool probe) {
   const int64_t now_ms = absl::ToUnixMillis(now);
-  const int64_t step_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.aging_step));
-  uint64_t seq = 0;
-  Meta meta{};
-  bool early = false;
+  std::optional<QueueIndex::Leased> leased;
   {
     std::lock_guard lock(mu_);
-    const auto found = queues_.find(destination);
-    if (found == queues_.end()) return std::nullopt;
-    DestQueue& q = found->second;
-    while (!q.delayed.empty() && q.delayed.begin()->first <= now_ms) {
-      const uint64_t due_seq = q.delayed.begin()->second;
-      q.delayed.erase(q.delayed.begin());
-      const auto waiting = q.waiting.find(due_seq);
-      Meta m = waiting->second;
-      q.waiting.erase(waiting);
-      m.due_unix_ms = 0;
-      q.ready[static_cast<int>(m.level)][due_seq] = m;
-    }
-    // The head of each level is its oldest entry. Its effective level rises one step per
-    // aging_step waited; the best effective level wins, then the oldest.
-    int best = -1;
-    int64_t best_rank = 0;
-    for (int level = 0; level < router::kLevelCount; ++level) {
-      if (q.ready[level].empty()) continue;
-      const auto& [head_seq, head] = *q.ready[level].begin();
-      const int64_t waited_steps = std::max<int64_t>(0, now_ms - head.enqueued_unix_ms) / step_ms;
-      const int64_t rank = std::max<int64_t>(0, level - waited_steps);
-      if (best < 0 || rank < best_rank ||
-          (rank == best_rank && head_seq < q.ready[best].begin()->first)) {
-        best = level;
-        best_rank = rank;
-      }
-    }
-    if (best >= 0) {
-      auto head = q.ready[best].begin();
-      seq = head->first;
-      meta = head->second;
-      q.ready[best].erase(head);
-    } else if (probe && !q.delayed.empty()) {
-      seq = q.delayed.begin()->second;
-      q.delayed.erase(q.delayed.begin());
-      const auto waiting = q.waiting.find(seq);
-      meta = waiting->second;  // keeps its due time, for Return
-      q.waiting.erase(waiting);
-      early = true;
-    } else {
-      return std::nullopt;
-    }
-    q.leased[seq] = meta;
+    leased = index_.Lease(destination, now_ms, probe);
   }
-
-  Lease lease{destination, seq, {}, early};
+  if (!leased) return std::nullopt;
+  const uint64_t seq = leased->seq;
+  Lease lease{destination, seq, {}, leased->early};
   std::string value;
   const rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), queue_cf_, QueueKey(destination, meta.level, seq), &value);
+      db_->Get(rocksdb::ReadOptions(), queue_cf_, QueueKey(destination, leased->entry.level, seq), &value);
   if (!s.ok() && !s.IsNotFound()) {
     // Unreadable for now (an I/O error): due again after a while, nothing lost.
     {
       std::lock_guard lock(mu_);
-      DestQueue& q = queues_[destination];
-      q.leased.erase(seq);
-      meta.due_unix_ms = now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval));
-      q.delayed.insert({meta.due_unix_ms, seq});
-      q.waiting[seq] = meta;
+      (void)index_.Delay(destination, seq,
+                         now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval)));
     }
     if (options_.log) options_.log(3, absl::StrCat("queue entry of ", destination, " unreadable: ", s.ToString()));
     return std::nullopt;
@@ -724,38 +610,12 @@ std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time
 
 absl::Time Store::NextDue(const std::string& destination) {
   std::lock_guard lock(mu_);
-  const auto found = queues_.find(destination);
-  if (found == queues_.end()) return absl::InfiniteFuture();
-  const DestQueue& q = found->second;
-  for (const auto& level : q.ready) {
-    if (!level.empty()) return absl::InfinitePast();
-  }
-  if (q.delayed.empty()) return absl::InfiniteFuture();
-  return absl::FromUnixMillis(q.delayed.begin()->first);
+  return index_.NextDue(destination);
 }
 
 absl::Status Store::Return(const Lease& lease) {
   std::lock_guard lock(mu_);
-  absl::StatusOr<Meta> meta = TakeLeased(lease);
-  if (!meta.ok()) return meta.status();
-  DestQueue& q = queues_[lease.destination];
-  if (meta->due_unix_ms == 0) {
-    q.ready[static_cast<int>(meta->level)][lease.seq] = *meta;
-  } else {
-    q.delayed.insert({meta->due_unix_ms, lease.seq});
-    q.waiting[lease.seq] = *meta;
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<Store::Meta> Store::TakeLeased(const Lease& lease) {
-  const auto found = queues_.find(lease.destination);
-  if (found == queues_.end()) return absl::NotFoundError("no such destination");
-  auto leased = found->second.leased.find(lease.seq);
-  if (leased == found->second.leased.end()) return absl::NotFoundError("no such lease");
-  const Meta meta = leased->second;
-  found->second.leased.erase(leased);
-  return meta;
+  return index_.Return(lease.destination, lease.seq);
 }
 
 absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
@@ -776,22 +636,14 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
     write_options.sync = true;  // the only proof that this ticket exists
     written = ToAbsl(db_->Write(write_options, &batch));
   }
-  std::unique_lock lock(mu_);
-  absl::StatusOr<Meta> meta = TakeLeased(lease);
-  if (!meta.ok()) return meta.status();
-  DestQueue& q = queues_[lease.destination];
   if (!written.ok()) {
     // Delivered but not recorded: it stays leased, so nothing delivers it again; the caller
     // acks again once storage is back (a crash first redelivers it once, same id).
-    q.leased[lease.seq] = *std::move(meta);
-    lock.unlock();
     WriteFailed(written);
     return written;
   }
-  CountDepth(lease.destination, *meta, -1);
-  --queued_;
-  ReleaseChain(q, *meta);
-  return written;
+  std::lock_guard lock(mu_);
+  return index_.Remove(lease.destination, lease.seq);
 }
 
 absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(const Lease& lease) {
@@ -892,12 +744,7 @@ absl::Status Store::RetryLater(const Lease& lease, absl::Time due, absl::string_
   ReadyCallback callback;
   {
     std::lock_guard lock(mu_);
-    absl::StatusOr<Meta> meta = TakeLeased(lease);
-    if (!meta.ok()) return meta.status();
-    DestQueue& q = queues_[lease.destination];
-    meta->due_unix_ms = std::max<int64_t>(1, entry.next_attempt_unix_ms);
-    q.delayed.insert({meta->due_unix_ms, lease.seq});
-    q.waiting[lease.seq] = *meta;
+    if (auto s = index_.Delay(lease.destination, lease.seq, entry.next_attempt_unix_ms); !s.ok()) return s;
     callback = ready_callback_;
   }
   if (callback) callback(lease.destination);
@@ -917,19 +764,12 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   write_options.sync = true;  // a dead letter is the only trace left of the message
   const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
   if (!written.ok()) WriteFailed(written);
+  // Not moved when the write failed: it stays leased until the caller records it again (or a
+  // restart).
+  if (!written.ok()) return written;
   std::lock_guard lock(mu_);
-  absl::StatusOr<Meta> meta = TakeLeased(lease);
-  if (!meta.ok()) return meta.status();
-  if (written.ok()) {
-    CountDepth(lease.destination, *meta, -1);
-    --queued_;
-    ++dead_letters_;
-    ReleaseChain(queues_[lease.destination], *meta);
-  } else {
-    // Not moved: it stays leased until the caller records it again (or a restart).
-    queues_[lease.destination].leased[lease.seq] = *meta;
-  }
-  return written;
+  ++dead_letters_;
+  return index_.Remove(lease.destination, lease.seq);
 }
 
 namespace {
@@ -991,64 +831,12 @@ absl::StatusOr<bool> Store::ManualPause(absl::string_view destination) {
 
 std::vector<QueueDepth> Store::OldestEntries() {
   std::lock_guard lock(mu_);
-  std::vector<QueueDepth> out;
-  for (const auto& [destination, q] : queues_) {
-    std::array<int64_t, router::kLevelCount> oldest;
-    oldest.fill(std::numeric_limits<int64_t>::max());
-    auto see = [&](const Meta& meta) {
-      int64_t& o = oldest[static_cast<int>(meta.level)];
-      o = std::min(o, meta.enqueued_unix_ms);
-    };
-    for (const auto& level : q.ready) {
-      if (!level.empty()) see(level.begin()->second);  // seq order is arrival order
-    }
-    for (const auto* set : {&q.waiting, &q.leased, &q.blocked}) {
-      for (const auto& [seq, meta] : *set) see(meta);
-    }
-    for (int level = 0; level < router::kLevelCount; ++level) {
-      if (oldest[level] == std::numeric_limits<int64_t>::max()) continue;
-      QueueDepth d{destination, "", static_cast<router::Level>(level), 0};
-      d.oldest_enqueued_unix_ms = oldest[level];
-      out.push_back(std::move(d));
-    }
-  }
-  return out;
+  return index_.OldestEntries();
 }
 
 std::vector<QueueDepth> Store::QueueStats(absl::Time now) {
-  const int64_t now_ms = absl::ToUnixMillis(now);
   std::lock_guard lock(mu_);
-  std::map<std::tuple<std::string, uint32_t, router::Level>, QueueDepth> stats;
-  auto count = [&](const std::string& destination, const Meta& meta) {
-    QueueDepth& d = stats[{destination, meta.team, meta.level}];
-    if (d.entries == 0 || meta.enqueued_unix_ms < d.oldest_enqueued_unix_ms) {
-      d.oldest_enqueued_unix_ms = meta.enqueued_unix_ms;
-    }
-    ++d.entries;
-    if (meta.sla_deadline_unix_ms == 0) return;
-    if (meta.sla_deadline_unix_ms <= now_ms) {
-      ++d.sla_overdue;
-    } else if (meta.sla_risk_unix_ms() <= now_ms) {
-      ++d.sla_at_risk;
-    }
-  };
-  for (const auto& [destination, q] : queues_) {
-    for (const auto& level : q.ready) {
-      for (const auto& [seq, meta] : level) count(destination, meta);
-    }
-    for (const auto* set : {&q.waiting, &q.leased, &q.blocked}) {
-      for (const auto& [seq, meta] : *set) count(destination, meta);
-    }
-  }
-  std::vector<QueueDepth> out;
-  for (auto& [key, d] : stats) {
-    const auto& [destination, team, level] = key;
-    d.destination = destination;
-    d.team = teams_[team];
-    d.level = level;
-    out.push_back(std::move(d));
-  }
-  return out;
+  return index_.QueueStats(absl::ToUnixMillis(now));
 }
 
 std::vector<DeadEntry> Store::DeadLetters(absl::string_view destination, size_t limit) {
@@ -1071,8 +859,8 @@ std::vector<DeadEntry> Store::DeadLetters(absl::string_view destination, size_t 
 absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::optional<uint64_t> seq) {
   struct Moved {
     uint64_t seq;
-    std::string team;  // its index is taken under the lock below
-    Meta meta;
+    std::string team;  // its id is taken under the lock below
+    IndexEntry entry;
   };
   rocksdb::WriteBatch batch;
   std::vector<Moved> moved;
@@ -1088,7 +876,7 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     batch.Put(queue_cf_, it->key(), EncodeEntry(*entry));
     batch.Put(by_message_cf_, ByMessageKey(entry->message_key, Sv(it->key())), "q");
     moved.push_back({key->seq, entry->team,
-                     Meta{.enqueued_unix_ms = entry->enqueued_unix_ms,
+                     IndexEntry{.enqueued_unix_ms = entry->enqueued_unix_ms,
                           .sla_deadline_unix_ms = OwnerDeadline(*entry),
                           .chain = ChainHash(entry->team, entry->thread, entry->message_key),
                           .level = key->level}});
@@ -1106,10 +894,9 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     std::lock_guard lock(mu_);
     std::sort(moved.begin(), moved.end(), [](const Moved& a, const Moved& b) { return a.seq < b.seq; });
     for (Moved& m : moved) {
-      m.meta.team = TeamIndex(m.team);
-      IndexAdd(destination, m.seq, std::move(m.meta));
+      m.entry.team = index_.TeamId(m.team);
+      index_.Add(destination, m.seq, m.entry);
     }
-    queued_ += static_cast<int64_t>(moved.size());
     dead_letters_ -= static_cast<int64_t>(moved.size());
     callback = ready_callback_;
   }
@@ -1154,27 +941,7 @@ std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
   std::lock_guard lock(mu_);
   for (MessageDelivery& d : out) {
     if (!d.state.empty()) continue;
-    const auto found = queues_.find(d.destination);
-    if (found == queues_.end()) {
-      d.state = "unknown";
-      continue;
-    }
-    const DestQueue& q = found->second;
-    if (q.leased.contains(d.seq)) {
-      d.state = "in_flight";
-    } else if (q.waiting.contains(d.seq)) {
-      d.state = "retrying";
-    } else if (q.blocked.contains(d.seq)) {
-      d.state = "waiting_for_thread";
-    } else {
-      d.state = "queued";
-      const int level = static_cast<int>(d.entry.level);
-      int64_t ahead = 0;
-      for (int better = 0; better < level; ++better) ahead += static_cast<int64_t>(q.ready[better].size());
-      const auto& same = q.ready[level];
-      ahead += std::distance(same.begin(), same.lower_bound(d.seq));
-      d.position = ahead + 1;
-    }
+    std::tie(d.state, d.position) = index_.Standing(d.destination, d.seq, d.entry.level);
   }
   return out;
 }
@@ -1200,22 +967,8 @@ Store::StorageStats Store::Stats() {
 }
 
 std::vector<QueueDepth> Store::Depths(absl::Time now) {
-  const int64_t now_ms = absl::ToUnixMillis(now);
-  auto reached = [now_ms](const std::map<int64_t, int64_t>& steps) {
-    int64_t n = 0;
-    for (auto it = steps.begin(); it != steps.end() && it->first <= now_ms; ++it) n += it->second;
-    return n;
-  };
   std::lock_guard lock(mu_);
-  std::vector<QueueDepth> out;
-  out.reserve(depths_.size());
-  for (const auto& [key, depth] : depths_) {
-    const auto& [destination, team, level] = key;
-    QueueDepth& d = out.emplace_back(QueueDepth{destination, teams_[team], level, depth.entries});
-    d.sla_overdue = reached(depth.overdue_from);
-    d.sla_at_risk = reached(depth.at_risk_from) - d.sla_overdue;
-  }
-  return out;
+  return index_.Depths(absl::ToUnixMillis(now));
 }
 
 int64_t Store::DeadLetterCount() {
@@ -1225,7 +978,7 @@ int64_t Store::DeadLetterCount() {
 
 int64_t Store::QueuedEntries() {
   std::lock_guard lock(mu_);
-  return queued_;
+  return index_.size();
 }
 
 absl::Status Store::Compact() {

@@ -8,19 +8,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/container/btree_map.h"
-#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -32,6 +27,7 @@
 #include "rocksdb/statistics.h"
 #include "storage/clock.h"
 #include "storage/codec.h"
+#include "storage/queue_index.h"
 
 namespace triage::storage {
 
@@ -98,20 +94,6 @@ struct Lease {
   uint64_t seq = 0;
   QueueEntry entry;
   bool early = false;  // leased ahead of its back-off as a probe (LeaseNext's `probe`)
-};
-
-// An owner team's entry is at SLA risk once less than this share of its SLA is left (the
-// last quarter), and overdue once its deadline has passed while it is still queued.
-inline constexpr double kSlaRiskShare = 0.25;
-
-struct QueueDepth {
-  std::string destination;
-  std::string team;
-  router::Level level;
-  int64_t entries;
-  int64_t oldest_enqueued_unix_ms = 0;  // QueueStats only
-  int64_t sla_at_risk = 0;  // at risk, not yet overdue
-  int64_t sla_overdue = 0;
 };
 
 // One entry of the dead-letter set, as the admin API lists it.
@@ -299,38 +281,6 @@ class Store {
   absl::StatusOr<std::string> GetMessage(absl::string_view key);
 
  private:
-  // One queued entry in the index: 40 bytes, no heap. Keys are derived (the RocksDB key is
-  // QueueKey(destination, level, seq)); the chain is a hash of (team, thread), so a collision
-  // could only make one entry wait behind another's thread, never lose or reorder a thread.
-  struct Meta {
-    int64_t enqueued_unix_ms = 0;
-    int64_t due_unix_ms = 0;           // 0: ready (a due time only while in back-off)
-    int64_t sla_deadline_unix_ms = 0;  // owner entries only; 0 for none
-    uint64_t chain = 0;                // 0: the entry's thread is its own message
-    uint32_t team = 0;                 // index into teams_
-    router::Level level = router::Level::kLow;
-
-    int64_t sla_risk_unix_ms() const;  // when it becomes at risk
-  };
-  // Per (destination, team, level): the entry count, and how many owner entries reach SLA
-  // risk and their deadline in each 10-second step (keyed by the step's end).
-  struct Depth {
-    int64_t entries = 0;
-    std::map<int64_t, int64_t> at_risk_from;
-    std::map<int64_t, int64_t> overdue_from;
-  };
-  struct DestQueue {
-    std::array<absl::btree_map<uint64_t, Meta>, router::kLevelCount> ready;  // seq -> meta
-    absl::btree_set<std::pair<int64_t, uint64_t>> delayed;                    // (due ms, seq)
-    absl::flat_hash_map<uint64_t, Meta> waiting;                              // seq -> meta, delayed ones
-    absl::flat_hash_map<uint64_t, Meta> leased;
-    // How many entries each chain has queued; only its head is ready, delayed or leased, the
-    // others wait in `blocked`, in arrival order in `waiting_in_chain`. An entry without a
-    // thread of its own (chain 0) is alone in its chain by construction: not counted.
-    absl::flat_hash_map<uint64_t, uint32_t> chains;
-    absl::flat_hash_map<uint64_t, Meta> blocked;
-    absl::btree_set<std::pair<uint64_t, uint64_t>> waiting_in_chain;  // (chain, seq)
-  };
   struct Pending {
     std::vector<NewMessage> messages;
     absl::Time received_at;
@@ -346,14 +296,6 @@ class Store {
   // While unavailable: RocksDB's Resume and a synced probe write; true when both succeed.
   bool TryResume();
   void CommitGroup(std::vector<Pending>& group);
-
-  // Index maintenance; the caller holds mu_.
-  uint32_t TeamIndex(absl::string_view team);
-  void IndexAdd(const std::string& destination, uint64_t seq, Meta meta);
-  static void Place(DestQueue& q, uint64_t seq, Meta meta);  // ready, or delayed until due
-  void ReleaseChain(DestQueue& q, const Meta& meta);  // the chain's head left the queue
-  void CountDepth(const std::string& destination, const Meta& meta, int64_t delta);
-  absl::StatusOr<Meta> TakeLeased(const Lease& lease);
 
   const StoreOptions options_;
   const Clock& clock_;
@@ -380,14 +322,11 @@ class Store {
   std::deque<Pending> pending_;
   bool stopping_ = false;
   uint64_t next_seq_ = 1;
-  int64_t queued_ = 0;
+  QueueIndex index_;  // the queues' order and counts
   int64_t dead_letters_ = 0;
   int64_t labels_ = 0;
   std::mutex health_mu_;  // guards health_ (not mu_: RocksDB reports errors from its threads)
   StorageHealth health_;
-  std::map<std::string, DestQueue> queues_;
-  std::vector<std::string> teams_;
-  std::map<std::tuple<std::string, uint32_t, router::Level>, Depth> depths_;
   ReadyCallback ready_callback_;
 
   std::thread writer_;
