@@ -32,9 +32,13 @@
 
 namespace {
 
-// Heap bytes in use (glibc mallinfo2): unlike the resident size, memory freed but kept by the
-// allocator does not count.
-int64_t HeapInUse() { return static_cast<int64_t>(mallinfo2().uordblks); }
+// Heap bytes in use (glibc mallinfo2: small blocks plus mmap'd large ones, such as a hash
+// table's array): unlike the resident size, memory freed but kept by the allocator does not
+// count.
+int64_t HeapInUse() {
+  const struct mallinfo2 info = mallinfo2();
+  return static_cast<int64_t>(info.uordblks + info.hblkhd);
+}
 
 // VmRSS of this process in MiB, from /proc/self/status.
 double ResidentMiB() {
@@ -59,11 +63,9 @@ int Reopen(const std::string& dir) {
     std::fprintf(stderr, "%s\n", std::string(store.status().message()).c_str());
     return 1;
   }
-  const double rss = ResidentMiB();
-  malloc_trim(0);
-  std::printf("restart: queued=%lld open_s=%.2f rss_mib=%.1f trimmed_rss_mib=%.1f heap_mib=%.1f free_mib=%.1f mmap_mib=%.1f\n",
-              static_cast<long long>((*store)->QueuedEntries()), open_s, rss, ResidentMiB(),
-              HeapInUse() / 1048576.0, mallinfo2().fordblks / 1048576.0, mallinfo2().hblkhd / 1048576.0);
+  std::printf("restart: queued=%lld open_s=%.2f rss_mib=%.1f heap_mib=%.1f\n",
+              static_cast<long long>((*store)->QueuedEntries()), open_s, ResidentMiB(),
+              HeapInUse() / 1048576.0);
   return 0;
 }
 
