@@ -38,7 +38,9 @@ std::string Snippet(absl::string_view body) {
 
 // Appends one JSON line per delivery to a file and syncs it before acknowledging, so a line
 // that was acknowledged survives a crash. The file is the newcomer's and the tests' helpdesk.
-// The write and fdatasync run on the blocking pool: the worker's strand is free meanwhile.
+// Group commit, like ingest: the lines of the workers that send while a write is under way
+// wait together, then go in one write and one fdatasync on the blocking pool, and all of them
+// are answered by its outcome. The worker's strand is free meanwhile.
 class FileSender : public Sender {
  public:
   FileSender(config::DestinationOptions options, BlockingPool& pool)
@@ -47,20 +49,42 @@ class FileSender : public Sender {
     if (fd_ >= 0) ::close(fd_);
   }
 
+  // On the destination's strand, like every Send.
   asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
                                 int /*worker*/) override {
-    std::string line = DeliveryBody(
-        options_.name, lease, DeliveryId(options_.name, lease.entry.message_key, lease.entry.team));
-    line.push_back('\n');
-    // `line` lives in this frame until the append is done. (Captured by reference: GCC 12
-    // destroys a non-trivial temporary of a co_await expression twice.)
-    co_return co_await pool_.Run([this, &line] { return Append(line); });
+    if (next_ == nullptr) next_ = std::make_shared<Batch>(co_await asio::this_coro::executor);
+    const std::shared_ptr<Batch> mine = next_;
+    mine->lines += DeliveryBody(options_.name, lease,
+                                DeliveryId(options_.name, lease.entry.message_key, lease.entry.team));
+    mine->lines.push_back('\n');
+    if (writing_) {
+      // The writer takes this batch when its write is done.
+      co_await mine->done.async_wait(as_tuple(use_awaitable));
+      co_return mine->outcome;
+    }
+    writing_ = true;
+    while (next_ != nullptr) {
+      const std::shared_ptr<Batch> batch = std::move(next_);
+      next_ = nullptr;
+      // `batch` lives in this frame until the append is done. (Captured by reference: GCC 12
+      // destroys a non-trivial temporary of a co_await expression twice.)
+      batch->outcome = co_await pool_.Run([this, &batch] { return Append(batch->lines); });
+      batch->done.cancel();  // wakes its waiting workers
+    }
+    writing_ = false;
+    co_return mine->outcome;
   }
 
  private:
-  // On a pool thread; workers of the destination may append at once.
-  Attempt Append(const std::string& line) {
-    std::lock_guard lock(mu_);
+  struct Batch {
+    explicit Batch(asio::any_io_executor executor) : done(executor, asio::steady_timer::time_point::max()) {}
+    std::string lines;
+    asio::steady_timer done;  // cancelled once `outcome` is known
+    Attempt outcome;
+  };
+
+  // On a pool thread, one batch at a time.
+  Attempt Append(const std::string& lines) {
     if (fd_ < 0) {
       std::error_code ignored;  // open() below reports a missing folder clearly enough
       std::filesystem::create_directories(std::filesystem::path(options_.path).parent_path(), ignored);
@@ -69,9 +93,9 @@ class FileSender : public Sender {
         return Attempt{Attempt::Kind::kRetry, absl::StrCat("open ", options_.path, ": ", std::strerror(errno))};
       }
     }
-    // One write of the whole line: O_APPEND keeps concurrent lines from interleaving.
-    const ssize_t written = ::write(fd_, line.data(), line.size());
-    if (written != static_cast<ssize_t>(line.size()) || ::fdatasync(fd_) != 0) {
+    // One write of whole lines: O_APPEND keeps them from interleaving with other writers.
+    const ssize_t written = ::write(fd_, lines.data(), lines.size());
+    if (written != static_cast<ssize_t>(lines.size()) || ::fdatasync(fd_) != 0) {
       const std::string error = std::strerror(errno);
       ::close(fd_);
       fd_ = -1;
@@ -82,8 +106,10 @@ class FileSender : public Sender {
 
   const config::DestinationOptions options_;
   BlockingPool& pool_;
-  std::mutex mu_;  // guards fd_
-  int fd_ = -1;
+  // Strand-only.
+  std::shared_ptr<Batch> next_;  // the lines waiting for the next write
+  bool writing_ = false;
+  int fd_ = -1;  // used by one Append at a time
 };
 
 // The connections of one HTTP destination: a keep-alive client per delivery worker, so the

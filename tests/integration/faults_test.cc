@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -64,8 +65,9 @@ int64_t QueuedIn(const std::string& dir) {
   return store.ok() ? (*store)->QueuedEntries() : -1;
 }
 
-// The delivery ids of the lines of a file destination; ADD_FAILUREs on a repeated one.
-std::set<std::string> DeliveryIds(const std::string& path) {
+// The delivery ids of the lines of a file destination; ADD_FAILUREs on a repeated one unless
+// `repeats` (after a kill -9, what was written but not acknowledged is written again).
+std::set<std::string> DeliveryIds(const std::string& path, bool repeats = false) {
   std::set<std::string> ids;
   std::istringstream lines(ReadFile(path));
   std::string line;
@@ -73,23 +75,15 @@ std::set<std::string> DeliveryIds(const std::string& path) {
     const size_t at = line.find("\"delivery_id\":\"");
     if (at == std::string::npos) continue;
     const std::string id = line.substr(at + 15, line.find('"', at + 15) - at - 15);
-    if (!ids.insert(id).second) ADD_FAILURE() << "delivered twice: " << id;
+    if (!ids.insert(id).second && !repeats) ADD_FAILURE() << "delivered twice: " << id;
   }
   return ids;
 }
 
-TEST(FaultsTest, AFileBacklogDrainsWhileWebhooksAreAnsweredAndSigtermStopsInTime) {
-  TempDir dir;
-  FillBacklog(dir.path(), kBacklog);
-  NotifySocket notify(dir.path() + "/notify.sock");
-  ::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
-  ::setenv("WATCHDOG_USEC", "1000000", 1);  // pings every 500 ms
-  // One I/O thread: before, the file appends ran on it and a webhook waited 43 s.
-  Daemon daemon(dir.path(), absl::StrReplaceAll(R"(server:
-  listen: 127.0.0.1:0
-  io_threads: 1
-  shutdown_timeout: 3s
-admin: {listen: 127.0.0.1:0}
+// A file destination `out` fed by the generic source, with more `server` options.
+std::string FileConfig(const std::string& dir, const std::string& server = "") {
+  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0SERVER}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
 storage: {path: DIR/db}
 sources:
   generic: {type: generic, secret: SECRET}
@@ -99,7 +93,17 @@ routing: {default_team: support}
 destinations:
   out: {type: file, path: DIR/out.jsonl}
 )",
-                                                {{"DIR", dir.path()}, {"SECRET", kSecret}}));
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"SERVER", server}});
+}
+
+TEST(FaultsTest, AFileBacklogDrainsWhileWebhooksAreAnsweredAndSigtermStopsInTime) {
+  TempDir dir;
+  FillBacklog(dir.path(), kBacklog);
+  NotifySocket notify(dir.path() + "/notify.sock");
+  ::setenv("NOTIFY_SOCKET", notify.path().c_str(), 1);
+  ::setenv("WATCHDOG_USEC", "1000000", 1);  // pings every 500 ms
+  // One I/O thread: before, the file appends ran on it and a webhook waited 43 s.
+  Daemon daemon(dir.path(), FileConfig(dir.path(), ", io_threads: 1, shutdown_timeout: 3s"));
   daemon.Start();
   ::unsetenv("NOTIFY_SOCKET");
   ::unsetenv("WATCHDOG_USEC");
@@ -128,6 +132,26 @@ destinations:
   EXPECT_GT(delivered.size(), 100u);
   EXPECT_LT(delivered.size(), static_cast<size_t>(kBacklog)) << "the test needs a backlog left at the stop";
   EXPECT_EQ(static_cast<int64_t>(delivered.size()) + QueuedIn(dir.path()), kBacklog + 20);
+}
+
+// Lines of concurrent workers share one write and one fdatasync; kill -9 in the middle
+// loses nothing (a line written but not acknowledged is written again, with its id).
+TEST(FaultsTest, AFileSinkLosesNothingUnderKillNine) {
+  TempDir dir;
+  constexpr int kEntries = 20'000;
+  FillBacklog(dir.path(), kEntries);
+  {
+    Daemon daemon(dir.path(), FileConfig(dir.path()));
+    daemon.Start();
+    ASSERT_TRUE(WaitFor([&] { return DeliveryIds(dir.path() + "/out.jsonl", true).size() >= kEntries / 4; }));
+    EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
+  }
+  Daemon again(dir.path(), FileConfig(dir.path()));
+  again.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(HttpCall(again.admin_port(), "GET", "/v1/queues").body, R"("queued":0,)");
+  })) << HttpCall(again.admin_port(), "GET", "/v1/queues").body << again.Log();
+  EXPECT_EQ(DeliveryIds(dir.path() + "/out.jsonl", true).size(), static_cast<size_t>(kEntries));
 }
 
 // What a client that sends one byte every `gap` (after `idle` without sending anything) got

@@ -453,7 +453,13 @@ TEST(HelpdeskBacklogTest, TenThousandDrainInPriorityOrderAtTheRateThroughThrottl
     ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto& all) { return all.size() >= kEntries / 2; },
                                          absl::Seconds(120)))
         << daemon.Log();
-    ASSERT_TRUE(WaitFor([&] { return daemon.Metric(R"(triage_delivery_destination_paused{destination="helpdesk"})") == 1; }));
+    // The attempt is counted once its outcome, the pause included, is stored.
+    const auto answers = zendesk.http().received();
+    const double throttled =
+        static_cast<double>(std::count_if(answers.begin(), answers.end(), [](const auto& r) { return r.answered == 429; }));
+    ASSERT_TRUE(WaitFor([&] {
+      return daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="throttled"})") >= throttled;
+    }));
     EXPECT_EQ(daemon.Stop(SIGKILL), 128 + SIGKILL);
   }
   Daemon restarted(dir.path(), config);
