@@ -20,6 +20,7 @@ packages=(
   clang libclang-rt-14-dev
   tzdata
   curl python3
+  file
   prometheus
 )
 
