@@ -52,11 +52,37 @@ Ingest::Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, 
                Metrics& metrics)
     : pipeline_(std::move(pipeline)), store_(store), pool_(pool), metrics_(metrics) {}
 
+namespace {
+
+// A reason for the log: bounded, on one line, without quotes that would end the field.
+std::string Printable(absl::string_view text) {
+  std::string out(text.substr(0, 200));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '"') c = ' ';
+  }
+  return out;
+}
+
+}  // namespace
+
 Response Ingest::Answer(absl::string_view source, const absl::Status& status) {
   const http::status code = IngressStatus(status);
-  metrics_.ingest_requests
-      .Add({{"source", std::string(source)}, {"status", std::to_string(static_cast<int>(code))}})
-      .Increment();
+  const std::string status_text = std::to_string(static_cast<int>(code));
+  metrics_.ingest_requests.Add({{"source", std::string(source)}, {"status", status_text}}).Increment();
+  // One warn line per source and status a second at most (a flood of bad requests must not
+  // flood the journal): the reason, never the body or a secret. Storage failures have their own
+  // error line (ingest_store_failed).
+  if (status.code() != absl::StatusCode::kUnavailable) {
+    std::optional<int64_t> suppressed;
+    {
+      absl::MutexLock lock(&log_mu_);
+      suppressed = log_limiter_.Admit(absl::StrCat(source, " ", status_text), absl::Now());
+    }
+    if (suppressed) {
+      spdlog::warn("event=ingest_refused source={} status={} reason=\"{}\" suppressed={}", std::string(source), status_text,
+                   Printable(status.message()), *suppressed);
+    }
+  }
   // Storage errors name files and paths: the log has them (ingest_store_failed), the network
   // gets a generic answer.
   const bool storage = status.code() == absl::StatusCode::kUnavailable;

@@ -10,7 +10,9 @@
 #include "config/config.h"
 #include "daemon/blocking.h"
 #include "daemon/http.h"
+#include "absl/synchronization/mutex.h"
 #include "daemon/metrics.h"
+#include "daemon/pacing.h"
 #include "router/router.h"
 #include "router/source.h"
 #include "storage/store.h"
@@ -62,6 +64,8 @@ class Ingest {
   storage::Store& store_;
   BlockingPool& pool_;
   Metrics& metrics_;
+  absl::Mutex log_mu_;
+  LogLimiter log_limiter_ ABSL_GUARDED_BY(log_mu_){absl::Seconds(1)};
 };
 
 }  // namespace triage::daemon

@@ -108,6 +108,18 @@ void CircuitBreaker::Close() {
   failures_ = 0;
 }
 
+std::optional<int64_t> LogLimiter::Admit(const std::string& key, absl::Time now) {
+  Seen& seen = seen_[key];
+  if (now - seen.last < period_) {
+    ++seen.suppressed;
+    return std::nullopt;
+  }
+  seen.last = now;
+  const int64_t suppressed = seen.suppressed;
+  seen.suppressed = 0;
+  return suppressed;
+}
+
 absl::Duration FailureStreak::Failed(uint64_t ticket, std::optional<absl::Duration> retry_after,
                                      absl::BitGenRef random) {
   if (ticket == round_) {

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/random/bit_gen_ref.h"
@@ -73,6 +75,24 @@ class CircuitBreaker {
   std::vector<bool> window_;  // ring of outcomes, true = failure
   size_t next_ = 0;
   int failures_ = 0;
+};
+
+// At most one log line per key and `period`: Admit says whether this event's line is written,
+// and how many events of the key were kept quiet since the last one. Keys must come from a
+// bounded set (source and status). Not thread-safe: the caller locks.
+class LogLimiter {
+ public:
+  explicit LogLimiter(absl::Duration period) : period_(period) {}
+  // nullopt: stay quiet; otherwise the line is written, with the count suppressed before it.
+  std::optional<int64_t> Admit(const std::string& key, absl::Time now);
+
+ private:
+  struct Seen {
+    absl::Time last = absl::InfinitePast();
+    int64_t suppressed = 0;
+  };
+  const absl::Duration period_;
+  std::map<std::string, Seen> seen_;
 };
 
 // The failure streak of one destination and the pause it imposes after a retryable failure.

@@ -152,6 +152,20 @@ TEST_F(SourcesTest, WrongOrMissingSignaturesAreRefusedAndCounted) {
   EXPECT_EQ(daemon_->Metric(R"(triage_ingest_signature_failures_total{source="x"})"), 2);
   EXPECT_EQ(daemon_->Metric(R"(triage_ingest_signature_failures_total{source="meta"})"), 2);
   EXPECT_EQ(daemon_->Metric(R"(triage_ingest_messages_total{outcome="stored",source="x"})"), -1);
+  // A warn line says why, once a second per source and status, without the body or the
+  // signature.
+  const std::string log = daemon_->Log();
+  EXPECT_TRUE(absl::StrContains(
+      log, R"(warning event=ingest_refused source=x status=401 reason="missing or wrong signature" suppressed=0)"))
+      << log;
+  size_t lines = 0;
+  for (size_t at = log.find("event=ingest_refused source=meta status=401"); at != std::string::npos;
+       at = log.find("event=ingest_refused source=meta status=401", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << "the second refusal within the second is counted, not logged";
+  EXPECT_FALSE(absl::StrContains(log, daemon::XSignature("wrong", mention)));
+  EXPECT_FALSE(absl::StrContains(log, "b0419df7c72153cb3ff30c103d6fb9cdeac7314d036ae08e1bd31187f589b62e"));
 }
 
 TEST_F(SourcesTest, EventsThatAreNotMessagesAreAcknowledgedAndCounted) {

@@ -127,6 +127,16 @@ TEST(TokenBucketTest, AReturnedTokenCanBeTakenAgainButNotBeyondTheBurst) {
   EXPECT_GT(bucket.Available(kT0), kT0);
 }
 
+TEST(LogLimiterTest, OneLinePerKeyAndPeriodWithTheCountKeptQuiet) {
+  LogLimiter limiter(absl::Seconds(1));
+  EXPECT_EQ(limiter.Admit("generic 401", kT0), 0);
+  EXPECT_EQ(limiter.Admit("generic 401", kT0 + absl::Milliseconds(10)), std::nullopt);
+  EXPECT_EQ(limiter.Admit("generic 401", kT0 + absl::Milliseconds(20)), std::nullopt);
+  EXPECT_EQ(limiter.Admit("generic 400", kT0 + absl::Milliseconds(20)), 0) << "keys are apart";
+  EXPECT_EQ(limiter.Admit("generic 401", kT0 + absl::Seconds(1)), 2);
+  EXPECT_EQ(limiter.Admit("generic 401", kT0 + absl::Seconds(3)), 0);
+}
+
 // Full jitter draws the whole ceiling when the generator returns its largest value.
 class Highest {
  public:
