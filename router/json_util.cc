@@ -33,6 +33,16 @@ std::string Str(element parent, std::string_view key) {
   return "";
 }
 
+std::string Id(element parent, std::string_view key) {
+  const auto child = Get(parent, key);
+  if (!child) return "";
+  std::string_view text;
+  if (child->get(text) == simdjson::SUCCESS) return std::string(text);
+  uint64_t number = 0;
+  if (child->get(number) == simdjson::SUCCESS) return std::to_string(number);
+  return "";
+}
+
 std::optional<int64_t> Int(element parent, std::string_view key) {
   const auto child = Get(parent, key);
   if (!child) return std::nullopt;

@@ -46,15 +46,19 @@ void AddFeedChange(element value, const std::string& page, absl::Time entry_time
   m.channel = "public";
   m.kind = kind;
   if (const auto from = json::Get(value, "from")) {
-    m.author.id = json::Str(*from, "id");
+    m.author.id = json::Id(*from, "id");
     m.author.name = json::Str(*from, "name");
+  } else {
+    // Older Graph feed items name the author with sender_id (often a number) and sender_name.
+    m.author.id = json::Id(value, "sender_id");
+    m.author.name = json::Str(value, "sender_name");
   }
   if (IsBrand(context, page, m.author.id)) {
     out->Ignore(kind, "own_account");
     return;
   }
-  const std::string post_id = json::Str(value, "post_id");
-  m.id = json::Str(value, "comment_id");
+  const std::string post_id = json::Id(value, "post_id");
+  m.id = json::Id(value, "comment_id");
   if (m.id.empty()) m.id = post_id;
   if (m.id.empty()) {
     out->Ignore(kind, "unsupported");
@@ -78,22 +82,22 @@ void AddInstagramComment(element value, const std::string& account, absl::Time e
   m.channel = "public";
   m.kind = "comment";
   if (const auto from = json::Get(value, "from")) {
-    m.author.id = json::Str(*from, "id");
+    m.author.id = json::Id(*from, "id");
     m.author.handle = json::Str(*from, "username");
   }
   if (IsBrand(context, account, m.author.id)) {
     out->Ignore("comment", "own_account");
     return;
   }
-  m.id = json::Str(value, "id");
+  m.id = json::Id(value, "id");
   if (m.id.empty()) {
     out->Ignore("comment", "unsupported");
     return;
   }
   m.text = json::Str(value, "text");
   m.created_at = entry_time;
-  if (const auto media = json::Get(value, "media")) m.conversation_id = json::Str(*media, "id");
-  const std::string parent = json::Str(value, "parent_id");
+  if (const auto media = json::Get(value, "media")) m.conversation_id = json::Id(*media, "id");
+  const std::string parent = json::Id(value, "parent_id");
   if (!parent.empty()) m.kind = "reply";
   if (m.conversation_id.empty()) m.conversation_id = parent.empty() ? m.id : parent;
   ApplyAuthorKnowledge(context, &m.author);
@@ -118,7 +122,7 @@ void AddMessaging(element item, const std::string& platform, const std::string& 
     return;
   }
   std::string sender;
-  if (const auto s = json::Get(item, "sender")) sender = json::Str(*s, "id");
+  if (const auto s = json::Get(item, "sender")) sender = json::Id(*s, "id");
   if (json::Bool(*message, "is_echo") || IsBrand(context, account, sender)) {
     out->Ignore("echo", "own_account");
     return;
@@ -187,7 +191,7 @@ void AddWhatsApp(element value, const ParseContext& context, ParseResult* out) {
     Message m = NewMessage(context, "whatsapp", phone_id);
     m.channel = "private";
     m.kind = "direct_message";
-    m.id = json::Str(item, "id");
+    m.id = json::Id(item, "id");
     // Since the 2026 username rollout the phone number may be absent: fall back to the BSUID.
     m.author.id = json::Str(item, "from");
     const std::string user_id = json::Str(item, "from_user_id");
@@ -230,7 +234,7 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
   ParseResult out;
   size_t items = 0;
   for (element entry : json::AsArray(*entries)) {
-    const std::string account = json::Str(entry, "id");
+    const std::string account = json::Id(entry, "id");
     const auto time = json::Int(entry, "time");
     const absl::Time entry_time = time ? json::EpochSecondsOrMillis(*time) : absl::InfinitePast();
     if (const auto changes = json::Get(entry, "changes"); changes && changes->is_array()) {
@@ -261,7 +265,9 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
       const std::string platform = object == "instagram" ? "instagram" : "messenger";
       for (element item : json::AsArray(*messaging)) {
         ++items;
-        if (std::string_view(list) == "standby") {
+        if (object != "page" && object != "instagram") {
+          out.Ignore("other", "unsupported");  // messaging under an object Meta does not send it for
+        } else if (std::string_view(list) == "standby") {
           out.Ignore("standby", "not_a_message");  // another app owns the thread
         } else {
           AddMessaging(item, platform, account, context, &out);

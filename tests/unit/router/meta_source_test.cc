@@ -46,6 +46,43 @@ TEST(MetaSourceTest, MessengerTextDecodesEscapedUnicode) {
   EXPECT_EQ(m.conversation_id, "dm:9000000000000009");
 }
 
+ParseResult ParseBody(const std::string& body) {
+  ParseContext context;
+  context.source = "meta-acme";
+  auto result = ParseMetaPayload(body, context);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *std::move(result) : ParseResult();
+}
+
+TEST(MetaSourceTest, NumericIdsAreIdsNotAbsences) {
+  // Some Messenger payloads carry the ids as JSON numbers: the message is kept, not dropped.
+  const ParseResult dm = ParseBody(R"({"object":"page","entry":[{"id":500000000000001,"time":1772531234001,
+    "messaging":[{"sender":{"id":987654321432},"recipient":{"id":500000000000001},"timestamp":1772531234001,
+    "message":{"mid":"m_NUMERIC","text":"where is my order"}}]}]})");
+  ASSERT_EQ(dm.messages.size(), 1u);
+  EXPECT_EQ(dm.messages[0].author.id, "987654321432");
+  EXPECT_EQ(dm.messages[0].account_id, "500000000000001");
+  EXPECT_EQ(dm.messages[0].conversation_id, "dm:987654321432");
+  // Older Graph feed items name the author with sender_id (a number) and sender_name; the
+  // Page's own item is recognised by it.
+  const ParseResult feed = ParseBody(R"({"object":"page","entry":[{"id":"500000000000001","time":1772530995,
+    "changes":[{"field":"feed","value":{"item":"comment","verb":"add","comment_id":"7_8","post_id":"7",
+      "sender_id":6000000000000006,"sender_name":"Alex Test","message":"no refund yet","created_time":1772530995}},
+     {"field":"feed","value":{"item":"comment","verb":"add","comment_id":"7_9","post_id":"7",
+      "sender_id":500000000000001,"sender_name":"Acme","message":"we are on it","created_time":1772530996}}]}]})");
+  ASSERT_EQ(feed.messages.size(), 1u);
+  EXPECT_EQ(feed.messages[0].author.id, "6000000000000006");
+  EXPECT_EQ(feed.messages[0].author.name, "Alex Test");
+  EXPECT_EQ(feed.ignored.at("own_account"), 1);
+}
+
+TEST(MetaSourceTest, MessagingUnderAnUnknownObjectIsNotReadAsMessenger) {
+  const ParseResult r = ParseBody(R"({"object":"user","entry":[{"id":"1","time":1772531234,
+    "messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},"message":{"mid":"m_X","text":"hi"}}]}]})");
+  EXPECT_TRUE(r.messages.empty());
+  EXPECT_EQ(r.ignored.at("unsupported"), 1);
+}
+
 TEST(MetaSourceTest, MixedBatchRoutesCustomersAndCountsTheRest) {
   const ParseResult r = Parse("meta_batch_mixed.json");
   ASSERT_EQ(r.messages.size(), 2u);
