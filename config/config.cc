@@ -24,6 +24,8 @@
 namespace triage::config {
 namespace {
 
+constexpr absl::string_view kCredentialsRoot = "/run/credentials/";
+
 std::string Child(absl::string_view path, absl::string_view key) {
   return path.empty() ? std::string(key) : absl::StrCat(path, ".", key);
 }
@@ -33,9 +35,21 @@ std::string Child(absl::string_view path, absl::string_view key) {
 // position of the node it concerns. Nothing throws past this class.
 class Loader {
  public:
-  Loader(std::string file, LoadOptions options) : options(options), file_(std::move(file)) {}
+  Loader(std::string file, LoadOptions options) : options(std::move(options)), file_(std::move(file)) {}
 
   const LoadOptions options;
+
+  // Where a {file: PATH} secret is read: PATH, or for a credential of a unit
+  // (/run/credentials/UNIT/[secrets_]NAME) options.credentials_dir/NAME when that is given.
+  std::string CredentialPath(const std::string& path) const {
+    absl::string_view rest = path;
+    if (options.credentials_dir.empty() || !absl::ConsumePrefix(&rest, kCredentialsRoot)) return path;
+    const size_t slash = rest.find('/');
+    if (slash == absl::string_view::npos) return path;
+    rest.remove_prefix(slash + 1);
+    absl::ConsumePrefix(&rest, "secrets_");  // LoadCredential=secrets:DIR names them so
+    return absl::StrCat(options.credentials_dir, "/", rest);
+  }
 
   void Error(const YAML::Node& node, absl::string_view path, absl::string_view message) {
     const YAML::Mark mark = node.Mark();
@@ -232,9 +246,17 @@ class Loader {
         }
         *out = value;
       } else if (const auto file = (*node)["file"]; file.IsDefined()) {
-        std::ifstream in(file.Scalar(), std::ios::binary);
+        const std::string read_from = CredentialPath(file.Scalar());
+        std::ifstream in(read_from, std::ios::binary);
         if (!in) {
-          Error(file, Child(here, "file"), absl::StrCat("cannot read ", file.Scalar()));
+          std::string why = absl::StrCat("cannot read ", read_from);
+          if (read_from != file.Scalar()) {
+            absl::StrAppend(&why, " (", file.Scalar(), " inside the service)");
+          } else if (absl::StartsWith(read_from, kCredentialsRoot)) {
+            absl::StrAppend(&why, "; this path exists only inside the service: outside it, give "
+                                  "--credentials-dir /etc/triaged/credentials");
+          }
+          Error(file, Child(here, "file"), why);
           return;
         }
         std::stringstream buffer;

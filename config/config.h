@@ -173,8 +173,14 @@ struct Config {
 // RocksDB recovers (a pattern Hyperscan refuses fails the start then, without a file
 // position). --check-config (systemd's ExecStartPre) and reloads compile them here, with
 // positions.
+//
+// Secrets that the unit hands over as credentials ({file: /run/credentials/triaged.service/
+// secrets_NAME}, from LoadCredential=secrets:/etc/triaged/credentials) exist only inside the
+// service. Outside it, `credentials_dir` names the folder they come from: such a file is then
+// read as credentials_dir/NAME.
 struct LoadOptions {
   bool compile_patterns = true;
+  std::string credentials_dir;
 };
 absl::StatusOr<Config> LoadConfigFile(const std::string& path, LoadOptions options = {});
 absl::StatusOr<Config> LoadConfigString(absl::string_view yaml, absl::string_view file_name,

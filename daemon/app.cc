@@ -1,6 +1,7 @@
 #include "daemon/app.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "daemon/reload.h"
 
 namespace triage::daemon {
 namespace {
@@ -157,8 +159,8 @@ absl::Status App::Start() {
   const int threads = std::max(1, server.io_threads);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
   ready_ = true;
-  spdlog::info("event=ready ingest={}:{} admin={}:{} sources={} destinations={} io_threads={}",
-               server.listen.address, *ingest_port, config_.admin.listen.address, *admin_port,
+  spdlog::info("event=ready ingest={} admin={} sources={} destinations={} io_threads={}",
+               public_server_->LocalAddress(), admin_server_->LocalAddress(),
                config_.sources.size(), config_.destinations.size(), threads);
   NotifyStatus(true);
   asio::co_spawn(heartbeat_strand_, Heartbeat(), asio::detached);
@@ -374,6 +376,14 @@ int App::Run() {
             } else {
               spdlog::error("event=config_reload_refused path={} error=\"{}\"", options_.config_path,
                             std::string(reloaded.message()));
+            }
+            if (!options_.runtime_dir.empty()) {
+              const ReloadOutcome outcome{absl::StrCat(getpid(), ":", ++reloads_), reloaded.ok(),
+                                          std::string(reloaded.message())};
+              if (const absl::Status written = WriteReloadOutcome(options_.runtime_dir, outcome);
+                  !written.ok()) {
+                spdlog::error("event=reload_outcome_not_written error=\"{}\"", std::string(written.message()));
+              }
             }
             signals.async_wait(on_signal);
           });

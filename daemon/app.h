@@ -22,6 +22,7 @@ namespace triage::daemon {
 struct RunOptions {
   std::string config_path;  // re-read on SIGHUP; empty: the embedded config, nothing to reload
   std::string ports_file;   // when set, {"ingest":P,"admin":Q} is written there once bound
+  std::string runtime_dir;  // when set, each reload's outcome is written there (daemon/reload.h)
 };
 
 // The running daemon. Start wires the services in order (storage, metrics, delivery,
@@ -75,6 +76,7 @@ class App {
   asio::strand<asio::io_context::executor_type> heartbeat_strand_{asio::make_strand(io_)};
   std::vector<std::thread> threads_;
   std::atomic<bool> ready_{false};
+  uint64_t reloads_ = 0;  // reloads run one at a time (App::Run)
 };
 
 }  // namespace triage::daemon

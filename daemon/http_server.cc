@@ -150,6 +150,15 @@ absl::StatusOr<uint16_t> HttpServer::Adopt(int fd) {
   return port;
 }
 
+std::string HttpServer::LocalAddress() const {
+  boost::system::error_code ec;
+  const tcp::endpoint endpoint = acceptor_.local_endpoint(ec);
+  if (ec) return "?";
+  const asio::ip::address ip = endpoint.address();
+  return ip.is_v6() ? absl::StrCat("[", ip.to_string(), "]:", endpoint.port())
+                    : absl::StrCat(ip.to_string(), ":", endpoint.port());
+}
+
 void HttpServer::Start() {
   asio::co_spawn(acceptor_.get_executor(), AcceptLoop(), asio::detached);
 }

@@ -42,6 +42,8 @@ class HttpServer {
   absl::StatusOr<uint16_t> Listen(const std::string& address, uint16_t port);
   // Serves a socket already listening (socket activation); returns its port.
   absl::StatusOr<uint16_t> Adopt(int fd);
+  // The address the listener is bound to, "127.0.0.1:8080" or "[::]:8080".
+  std::string LocalAddress() const;
   void Start();
   // Closes the listener and every idle connection; connections busy with a request finish it,
   // answer with "Connection: close" and end.

@@ -387,6 +387,9 @@ void Daemon::Spawn() {
   std::string listen_fds = "LISTEN_FDS=1";
   std::string listen_names = "LISTEN_FDNAMES=" + handed_name_;
   char listen_pid[32] = "LISTEN_PID=";
+  // Reload outcomes go to the test's folder, as systemd's RuntimeDirectory= would have them.
+  std::string runtime_dir = "RUNTIME_DIRECTORY=" + dir_;
+  env.push_back(runtime_dir.data());
   if (handed_fd_ >= 0) {
     env.push_back(listen_fds.data());
     env.push_back(listen_names.data());

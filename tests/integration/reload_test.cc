@@ -154,5 +154,41 @@ TEST(ReloadTest, RemovingADestinationThatHoldsEntriesOrABadOneIsRefused) {
   EXPECT_EQ(daemon.Stop(SIGTERM), 0);
 }
 
+// What systemd's ExecReload= runs: `triaged --reload PID` exits 0 once the daemon applied the
+// config and 1 with the reasons when it refused it, so `systemctl reload` tells the truth.
+TEST(ReloadTest, TheReloadCommandWaitsForTheOutcomeAndFailsOnARefusedConfig) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  const std::string good = Config(dir.path(), "  support: {destinations: [helpdesk]}\n  legal: {destinations: [helpdesk]}\n",
+                                  Webhook("helpdesk", helpdesk.port()));
+  Daemon daemon(dir.path(), good);
+  daemon.Start();
+  const std::string reload =
+      absl::StrCat("RUNTIME_DIRECTORY=", dir.path(), " ", TRIAGED_BINARY, " --reload ", daemon.pid());
+
+  CommandRun applied = RunCommand(reload);
+  EXPECT_EQ(applied.exit_code, 0) << applied.out;
+  EXPECT_TRUE(absl::StrContains(applied.out, "config reloaded")) << applied.out;
+
+  WriteConfig(dir.path(), absl::StrReplaceAll(good, {{"default_team: support", "default_team: nobody"}}));
+  CommandRun refused = RunCommand(reload);
+  EXPECT_EQ(refused.exit_code, 1) << refused.out;
+  EXPECT_TRUE(absl::StrContains(refused.out, "reload refused")) << refused.out;
+  EXPECT_TRUE(absl::StrContains(refused.out, "unknown team 'nobody'")) << refused.out;
+  EXPECT_EQ(daemon.Metric(R"(triage_config_reloads_total{outcome="refused"})"), 1);
+  // The running config stays: messages are still routed and delivered.
+  ASSERT_EQ(daemon.PostSigned(MessageJson("r1", "hello", "a1"), kSecret).status, 200);
+  ASSERT_TRUE(helpdesk.WaitUntil([](const auto& all) { return Ids(all).contains("r1"); }));
+
+  // Without a runtime directory, or with no such process, it says so and fails.
+  CommandRun nowhere = RunCommand(absl::StrCat("env -u RUNTIME_DIRECTORY ", TRIAGED_BINARY, " --reload ", daemon.pid()));
+  EXPECT_EQ(nowhere.exit_code, 2) << nowhere.out;
+  EXPECT_TRUE(absl::StrContains(nowhere.out, "RUNTIME_DIRECTORY is not set")) << nowhere.out;
+  EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  CommandRun gone = RunCommand(reload);
+  EXPECT_EQ(gone.exit_code, 2) << gone.out;
+  EXPECT_TRUE(absl::StrContains(gone.out, "cannot signal")) << gone.out;
+}
+
 }  // namespace
 }  // namespace triage::testing

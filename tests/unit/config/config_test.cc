@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "tests/test_util.h"
 
@@ -121,6 +122,34 @@ TEST(ConfigTest, SecretsComeFromEnvironmentOrFile) {
   yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {env: TRIAGED_TEST_NOT_SET}");
   EXPECT_NE(Errors(yaml).find("environment variable TRIAGED_TEST_NOT_SET is not set"),
             std::string::npos);
+}
+
+// Outside the service, a credential of the unit is read from the folder systemd takes it from.
+TEST(ConfigTest, CredentialsOfTheUnitAreReadFromTheCredentialsDirOutsideTheService) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/ingest-secret") << "from-credentials\n";
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("secret: s3cret"), 14,
+               "secret: {file: /run/credentials/triaged.service/secrets_ingest-secret}");
+  auto config = LoadConfigString(yaml, "t.yaml", {.credentials_dir = dir.path()});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->sources[0].secret, "from-credentials");
+
+  // Missing there: the error names both paths.
+  std::string missing = yaml;
+  missing.replace(missing.find("secrets_ingest-secret"), 21, "secrets_other");
+  config = LoadConfigString(missing, "t.yaml", {.credentials_dir = dir.path()});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find(absl::StrCat("cannot read ", dir.path(),
+                                                        "/other (/run/credentials/triaged.service/secrets_other inside the service)")),
+            std::string::npos)
+      << config.status();
+  // Without the folder, the error says where to point.
+  config = LoadConfigString(missing, "t.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("exists only inside the service: outside it, give --credentials-dir"),
+            std::string::npos)
+      << config.status();
 }
 
 TEST(ConfigTest, WebhookDestinationsNeedAUrlAndAStandardWebhooksSecret) {
