@@ -21,6 +21,7 @@ packages=(
   tzdata
   curl python3
   file
+  debootstrap systemd-container
   prometheus
 )
 
