@@ -135,7 +135,7 @@ int RunLoad(const Options& options) {
 int ServeNull(const Options& options) {
   asio::io_context io;
   Metrics metrics;
-  HttpServer server(io, HttpServerOptions{"null"}, [](Request&) -> asio::awaitable<Response> {
+  HttpServer server(io, HttpServerOptions{"null"}, [](Request&, const asio::ip::address&) -> asio::awaitable<Response> {
     co_return JsonResponse(http::status::ok, R"({"accepted":1,"duplicates":0})");
   }, metrics.http_connections);
   const auto port = server.Listen("127.0.0.1", options.port);

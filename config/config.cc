@@ -203,6 +203,40 @@ class Loader {
     *out = value;
   }
 
+  // A list of networks in CIDR notation.
+  void Networks(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+                std::vector<IpNetwork>* out) {
+    std::vector<std::string> texts;
+    StringList(parent, key, path, &texts);
+    out->clear();
+    int index = 0;
+    for (const std::string& text : texts) {
+      if (std::optional<IpNetwork> network = IpNetwork::Parse(text)) {
+        out->push_back(*network);
+      } else {
+        Error(parent[std::string(key)][index], absl::StrCat(Child(path, key), "[", index, "]"),
+              absl::StrCat("'", text, "' is not an address or a network (10.0.0.0/8, 2001:db8::/32)"));
+      }
+      ++index;
+    }
+  }
+
+  // The contents of a file the config names (a TLS certificate or key), read now.
+  void FileContents(const YAML::Node& parent, absl::string_view key, absl::string_view path,
+                    std::string* file, std::string* contents) {
+    String(parent, key, path, file, true);
+    if (file->empty()) return;
+    const std::string read_from = CredentialPath(*file);
+    std::ifstream in(read_from, std::ios::binary);
+    std::stringstream buffer;
+    if (in) buffer << in.rdbuf();
+    if (!in || buffer.str().empty()) {
+      Error(parent[std::string(key)], Child(path, key), absl::StrCat("cannot read ", read_from));
+      return;
+    }
+    *contents = buffer.str();
+  }
+
   void StringList(const YAML::Node& parent, absl::string_view key, absl::string_view path,
                   std::vector<std::string>* out) {
     const auto node = Get(parent, key, path, false);
@@ -327,9 +361,21 @@ void LoadServer(Loader& l, const YAML::Node& node, ServerOptions* s) {
   const std::string path = "server";
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
-         {"listen", "io_threads", "max_body_bytes", "max_header_bytes", "read_timeout",
-          "idle_timeout", "shutdown_timeout", "max_connections", "max_messages_per_request", "max_json_depth"});
+         {"listen", "tls", "trusted_proxies", "io_threads", "max_body_bytes", "max_header_bytes",
+          "read_timeout", "idle_timeout", "shutdown_timeout", "max_connections",
+          "max_messages_per_request", "max_json_depth"});
   l.Listen(node, "listen", path, &s->listen);
+  if (auto tls = l.Get(node, "tls", path, false); tls && l.Map(*tls, Child(path, "tls"))) {
+    const std::string here = Child(path, "tls");
+    l.Keys(*tls, here, {"certificate", "key", "min_version"});
+    l.FileContents(*tls, "certificate", here, &s->tls.certificate_file, &s->tls.certificate_pem);
+    l.FileContents(*tls, "key", here, &s->tls.key_file, &s->tls.key_pem);
+    l.String(*tls, "min_version", here, &s->tls.min_version);
+    if (s->tls.min_version != "1.2" && s->tls.min_version != "1.3") {
+      l.Error((*tls)["min_version"], Child(here, "min_version"), "must be \"1.2\" or \"1.3\"");
+    }
+  }
+  l.Networks(node, "trusted_proxies", path, &s->trusted_proxies);
   l.Integer(node, "io_threads", path, &s->io_threads, 1, 64);
   l.Size(node, "max_body_bytes", path, &s->max_body_bytes, 1024, 64 << 20);
   l.Size(node, "max_header_bytes", path, &s->max_header_bytes, 1024, 1 << 20);
@@ -412,16 +458,17 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
     l.Integer(body, "default_reach", path, &default_reach, 0, 100);
     if (default_reach >= 0) source.parse.default_reach = default_reach;
     LoadKnownAuthors(l, body, path, &source.parse.known_authors);
+    l.Networks(body, "allow_from", path, &source.allow_from);
     if (type == "generic") {
       source.type = router::SourceKind::kGeneric;
-      l.Keys(body, path, {"type", "secret", "signature_header", "known_authors", "default_reach"});
+      l.Keys(body, path, {"type", "secret", "signature_header", "known_authors", "default_reach", "allow_from"});
       l.Secret(body, "secret", path, &source.secret, true);
       l.String(body, "signature_header", path, &source.signature_header);
     } else if (type == "x") {
       source.type = router::SourceKind::kX;
       l.Keys(body, path,
              {"type", "consumer_secret", "oauth2_client_secret", "crc_secret", "brand_user_ids",
-              "known_authors", "default_reach"});
+              "known_authors", "default_reach", "allow_from"});
       l.Secret(body, "consumer_secret", path, &source.secret, true);
       l.Secret(body, "oauth2_client_secret", path, &source.oauth2_client_secret, false);
       std::string crc = "consumer_secret";
@@ -438,7 +485,8 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
     } else if (type == "meta") {
       source.type = router::SourceKind::kMeta;
       l.Keys(body, path,
-             {"type", "app_secret", "verify_token", "brand_ids", "known_authors", "default_reach"});
+             {"type", "app_secret", "verify_token", "brand_ids", "known_authors", "default_reach",
+              "allow_from"});
       l.Secret(body, "app_secret", path, &source.secret, true);
       l.Secret(body, "verify_token", path, &source.verify_token, true);
       l.StringList(body, "brand_ids", path, &source.parse.brand_ids);

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "config/network.h"
 #include "router/generic_source.h"
 #include "router/router.h"
 #include "router/scorer.h"
@@ -24,8 +25,24 @@ struct ListenOptions {
   uint16_t port = 0;  // 0: the kernel picks one (tests); the bound port is reported
 };
 
+// HTTPS on the ingest listener. The files are read at load (start, --check-config and every
+// reload), so a renewed certificate is served after `systemctl reload`, to new connections.
+struct TlsOptions {
+  std::string certificate_file;  // PEM: the certificate, then its chain
+  std::string key_file;          // PEM: its private key (readable by the service only)
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  std::string certificate_pem;   // read from the files
+  std::string key_pem;
+  bool enabled() const { return !certificate_file.empty(); }
+  bool operator==(const TlsOptions&) const = default;
+};
+
 struct ServerOptions {
   ListenOptions listen{"127.0.0.1", 8080};
+  TlsOptions tls;
+  // Peers whose X-Forwarded-For is believed (a reverse proxy in front): the client is the
+  // rightmost address of that header not itself in this list. Others are their own client.
+  std::vector<IpNetwork> trusted_proxies;
   int io_threads = 2;
   size_t max_body_bytes = 1 << 20;
   size_t max_header_bytes = 16 << 10;
@@ -65,6 +82,9 @@ struct SourceOptions {
   std::string oauth2_client_secret;  // X: verifies X-Twitter-Webhooks-Signature-OAuth2
   bool crc_with_oauth2 = false;      // X: answer the CRC with the OAuth 2.0 client secret
   std::string verify_token;          // Meta: the GET handshake's hub.verify_token
+  // When not empty, only clients in these networks may post to this source; others get 403.
+  // X and Telegram publish the ranges they send from.
+  std::vector<IpNetwork> allow_from;
   router::ParseContext parse;        // brand ids, known authors, default reach, limits
 };
 

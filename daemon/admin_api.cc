@@ -245,7 +245,10 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
   const absl::StatusOr<router::TicketView> ticket = router::ParseTicketView(*ticket_json);
   const std::vector<storage::MessageDelivery> deliveries = store_.Deliveries(key);
   bool queued = false, dead = false;
-  for (const auto& d : deliveries) (d.state == "dead_letter" ? dead : queued) = true;
+  for (const auto& d : deliveries) {
+    if (d.state == "delivered") continue;
+    (d.state == "dead_letter" ? dead : queued) = true;
+  }
   const bool dropped = ticket.ok() && ticket->dropped;
   const char* status = dropped ? "dropped" : queued ? "queued" : dead ? "dead_letter" : "delivered";
 
@@ -277,6 +280,18 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
       w.Null();
     }
     w.Key("last_error").String(d.entry.last_error);
+    w.Key("delivered_at");
+    if (d.state == "delivered") {
+      w.Time(d.delivered_at);
+    } else {
+      w.Null();
+    }
+    w.Key("remote_ticket");
+    if (!d.remote_ticket.empty()) {
+      w.String(d.remote_ticket);
+    } else {
+      w.Null();
+    }
     w.EndObject();
   }
   w.EndArray();

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "daemon/reload.h"
+#include "daemon/tls.h"
 
 namespace triage::daemon {
 namespace {
@@ -131,11 +132,18 @@ absl::Status App::Start() {
       io_,
       HttpServerOptions{"ingest", server.max_body_bytes, server.max_header_bytes,
                         server.read_timeout, server.idle_timeout, server.max_connections},
-      [this](Request& request) { return Public(request); }, metrics_.http_connections);
+      [this](Request& request, const asio::ip::address& peer) { return Public(request, peer); },
+      metrics_.http_connections);
   admin_server_ = std::make_unique<HttpServer>(
       io_,
       HttpServerOptions{"admin", 64 << 10, 16 << 10, absl::Seconds(10), absl::Seconds(60), 64},
-      [this](Request& request) { return Admin(request); }, metrics_.http_connections);
+      [this](Request& request, const asio::ip::address&) { return Admin(request); },
+      metrics_.http_connections);
+  if (server.tls.enabled()) {
+    absl::StatusOr<ServerTls> tls = MakeServerTls(server.tls);
+    if (!tls.ok()) return tls.status();
+    UseTls(*std::move(tls));
+  }
 
   absl::StatusOr<ActivatedSockets> activated = TakeActivatedSockets();
   if (!activated.ok()) return activated.status();
@@ -222,13 +230,20 @@ absl::Status App::WritePortsFile(uint16_t ingest, uint16_t admin) const {
   return absl::OkStatus();
 }
 
-asio::awaitable<Response> App::Public(Request& request) {
+void App::UseTls(ServerTls tls) {
+  public_server_->SetTls(std::move(tls.context));
+  metrics_.tls_certificate_expiry.Add({}).Set(absl::ToDoubleSeconds(tls.not_after - absl::UnixEpoch()));
+  spdlog::info("event=tls_certificate certificate={} not_after={}", config_.server.tls.certificate_file,
+               absl::FormatTime(tls.not_after));
+}
+
+asio::awaitable<Response> App::Public(Request& request, const asio::ip::address& peer) {
   const absl::string_view target = ToAbsl(request.target());
   absl::string_view path = target.substr(0, target.find('?'));
   if (absl::ConsumePrefix(&path, "/feedback/")) {
     co_return co_await pool_.Run([this, path, &request] { return feedback_->Handle(path, request); });
   }
-  co_return co_await ingest_->Handle(request);
+  co_return co_await ingest_->Handle(request, peer);
 }
 
 asio::awaitable<Response> App::Admin(Request& request) {
@@ -276,6 +291,7 @@ std::vector<std::string> NeedsRestart(const config::Config& running, const confi
       running.server.io_threads != next.server.io_threads) {
     out.push_back("server.listen/io_threads");
   }
+  if (running.server.tls.enabled() != next.server.tls.enabled()) out.push_back("server.tls (on or off)");
   if (!same_listen(running.admin.listen, next.admin.listen)) out.push_back("admin.listen");
   if (running.admin.token != next.admin.token ||
       running.admin.read_without_token != next.admin.read_without_token) {
@@ -322,6 +338,14 @@ absl::Status App::Reload() {
   }
   absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = Pipeline::Create(*next);
   if (!pipeline.ok()) return pipeline.status();
+  // The certificate files are read again on every reload: a renewed certificate (same paths)
+  // serves the connections accepted from now on; those open keep theirs.
+  std::optional<ServerTls> tls;
+  if (next->server.tls.enabled()) {
+    absl::StatusOr<ServerTls> made = MakeServerTls(next->server.tls);
+    if (!made.ok()) return made.status();
+    tls = *std::move(made);
+  }
   std::vector<std::shared_ptr<Dispatcher>> replacements;  // new or changed destinations
   for (const config::DestinationOptions& d : next->destinations) {
     const config::DestinationOptions* running = FindDestination(config_, d.name);
@@ -354,6 +378,7 @@ absl::Status App::Reload() {
   }
   std::erase_if(retired_, [](const std::shared_ptr<Dispatcher>& d) { return d->stopped(); });
   config_ = *std::move(next);
+  if (tls) UseTls(*std::move(tls));
   return absl::OkStatus();
 }
 

@@ -15,6 +15,7 @@
 #include "daemon/http_server.h"
 #include "daemon/ingest.h"
 #include "daemon/metrics.h"
+#include "daemon/tls.h"
 #include "storage/store.h"
 
 namespace triage::daemon {
@@ -48,7 +49,9 @@ class App {
   asio::awaitable<Response> Admin(Request& request);
   Response AdminBlocking(const Request& request);  // on the pool: storage reads and writes
   // The ingest listener: /webhooks/<source> (Ingest) and /feedback/<name> (Feedback).
-  asio::awaitable<Response> Public(Request& request);
+  asio::awaitable<Response> Public(Request& request, const asio::ip::address& peer);
+  // Serves `tls` on the ingest listener from the next connection on.
+  void UseTls(ServerTls tls);
   void Shutdown();
   // sd_notify: READY=1 (when `ready`) and a STATUS line with the queue depth.
   void NotifyStatus(bool ready);

@@ -1,21 +1,19 @@
 #include "daemon/http_server.h"
 
-#include "absl/strings/str_split.h"
-
-#include "absl/strings/numbers.h"
-
-#include "absl/strings/ascii.h"
-
 #include <sys/socket.h>
 
+#include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <cstring>
-
-#include "daemon/async.h"
+#include <type_traits>
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "daemon/async.h"
 #include "router/json_writer.h"
 
 namespace triage::daemon {
@@ -163,6 +161,16 @@ void HttpServer::Start() {
   asio::co_spawn(acceptor_.get_executor(), AcceptLoop(), asio::detached);
 }
 
+void HttpServer::SetTls(std::shared_ptr<asio::ssl::context> tls) {
+  std::lock_guard lock(tls_mu_);
+  tls_ = std::move(tls);
+}
+
+bool HttpServer::tls() const {
+  std::lock_guard lock(tls_mu_);
+  return tls_ != nullptr;
+}
+
 void HttpServer::StopAccepting() {
   stopping_ = true;
   asio::post(acceptor_.get_executor(), [this] {
@@ -198,8 +206,13 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
     }
     Count("accepted");
     ++active_;
+    std::shared_ptr<asio::ssl::context> tls;
+    {
+      std::lock_guard lock(tls_mu_);
+      tls = tls_;
+    }
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, Serve(std::move(socket)), [this](std::exception_ptr e) {
+    asio::co_spawn(executor, Serve(std::move(socket), std::move(tls)), [this](std::exception_ptr e) {
       --active_;
       if (e) {
         spdlog::error("event=connection_failed listener={} error=\"{}\"", options_.name, ExceptionMessage(e));
@@ -208,20 +221,30 @@ asio::awaitable<void> HttpServer::AcceptLoop() {
   }
 }
 
-asio::awaitable<void> HttpServer::Reject(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+namespace {
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+template <typename Stream>
+constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+}  // namespace
+
+template <typename Stream>
+asio::awaitable<void> HttpServer::Reject(Stream& stream, beast::flat_buffer& buffer,
                                          http::status status, absl::string_view message,
                                          const char* outcome) {
+  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
   Count(outcome);
   Response response = JsonError(status, message);
   response.keep_alive(false);
   response.prepare_payload();
-  stream.expires_after(ToChrono(options_.read_timeout));
+  tcp.expires_after(ToChrono(options_.read_timeout));
   co_await http::async_write(stream, response, as_tuple(use_awaitable));
-  // Half-close, then drain briefly so the client reads the answer instead of a reset caused by
-  // the body it is still sending.
+  // Half-close (plain HTTP), then drain briefly so the client reads the answer instead of a
+  // reset caused by the body it is still sending.
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.expires_after(std::chrono::seconds(1));
+  if constexpr (!kTls<Stream>) tcp.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  tcp.expires_after(std::chrono::seconds(1));
   for (size_t drained = 0; drained < (4u << 20);) {
     buffer.clear();
     auto [ec, n] = co_await stream.async_read_some(buffer.prepare(64 * 1024), as_tuple(use_awaitable));
@@ -230,10 +253,23 @@ asio::awaitable<void> HttpServer::Reject(beast::tcp_stream& stream, beast::flat_
   }
 }
 
-asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+asio::awaitable<void> HttpServer::Serve(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls) {
+  boost::system::error_code ec;
+  const asio::ip::address peer = socket.remote_endpoint(ec).address();
+  if (tls == nullptr) {
+    beast::tcp_stream stream(std::move(socket));
+    co_await ServeOn(stream, peer);
+  } else {
+    TlsStream stream(beast::tcp_stream(std::move(socket)), *tls);
+    co_await ServeOn(stream, peer);
+  }
+}
+
+template <typename Stream>
+asio::awaitable<void> HttpServer::ServeOn(Stream& stream, const asio::ip::address& peer) {
+  beast::tcp_stream& tcp = beast::get_lowest_layer(stream);
   auto session = std::make_shared<Session>();
-  session->stream = &stream;
+  session->stream = &tcp;
   std::list<std::shared_ptr<Session>>::iterator registered;
   {
     std::lock_guard lock(registry_->mu);
@@ -250,12 +286,21 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
   } unregister{registry_, registered};
 
   beast::flat_buffer buffer;
-  ReadDeadline deadline(stream.socket());
+  ReadDeadline deadline(tcp.socket());
+  if constexpr (kTls<Stream>) {
+    deadline.Arm(options_.read_timeout);
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
+    deadline.Disarm();
+    if (ec) {
+      Count("tls_failed");
+      co_return;
+    }
+  }
   while (!stopping_) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    stream.expires_never();  // reads have their own deadline; tcp_stream's would close the socket
+    tcp.expires_never();  // reads have their own deadline; tcp_stream's would close the socket
 
     // Idle until the first byte of the next request (idle_timeout); from that byte, the whole
     // request, headers and body, must arrive within read_timeout, or it is answered 408.
@@ -263,7 +308,14 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
     if (buffer.size() == 0) {
       session->idle = true;
       deadline.Arm(options_.idle_timeout);
-      std::tie(ec) = co_await stream.socket().async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
+      if constexpr (kTls<Stream>) {
+        // Records already read may hold the next request: read it, not the socket's readiness.
+        size_t n = 0;
+        std::tie(ec, n) = co_await stream.async_read_some(buffer.prepare(4096), as_tuple(use_awaitable));
+        buffer.commit(n);
+      } else {
+        std::tie(ec) = co_await tcp.socket().async_wait(tcp::socket::wait_read, as_tuple(use_awaitable));
+      }
       deadline.Disarm();
       session->idle = false;
       if (ec || stopping_) {
@@ -276,10 +328,10 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
     std::tie(ec, n) = co_await http::async_read_header(stream, buffer, parser, as_tuple(use_awaitable));
     if (!ec && !parser.is_done()) {
       if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
-        stream.expires_after(ToChrono(options_.read_timeout));
+        tcp.expires_after(ToChrono(options_.read_timeout));
         http::response<http::empty_body> proceed{http::status::continue_, 11};
         std::tie(ec, n) = co_await http::async_write(stream, proceed, as_tuple(use_awaitable));
-        stream.expires_never();
+        tcp.expires_never();
       }
       if (!ec) std::tie(ec, n) = co_await http::async_read(stream, buffer, parser, as_tuple(use_awaitable));
     }
@@ -307,17 +359,22 @@ asio::awaitable<void> HttpServer::Serve(tcp::socket socket) {
     }
 
     Request request = parser.release();
-    stream.expires_never();
-    Response response = co_await handler_(request);
+    tcp.expires_never();
+    Response response = co_await handler_(request, peer);
     response.version(request.version());
     response.keep_alive(request.keep_alive() && !stopping_);
     response.prepare_payload();
-    stream.expires_after(ToChrono(options_.read_timeout));
+    tcp.expires_after(ToChrono(options_.read_timeout));
     auto [write_ec, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
     if (write_ec || !response.keep_alive()) break;
   }
+  if constexpr (kTls<Stream>) {
+    // close_notify, waiting a second at most for the client's.
+    tcp.expires_after(std::chrono::seconds(1));
+    co_await stream.async_shutdown(as_tuple(use_awaitable));
+  }
   boost::system::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  tcp.socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 }  // namespace triage::daemon

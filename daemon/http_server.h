@@ -10,6 +10,8 @@
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 
+#include <boost/asio/ssl.hpp>
+
 #include "absl/status/statusor.h"
 #include "daemon/http.h"
 
@@ -30,10 +32,16 @@ struct HttpServerOptions {
 // without holding a thread. Protocol errors are answered here (400, 408, 413, 431) and counted
 // in `connections` under the listener's name.
 //
-// Thread-safety: Listen or Adopt, and Start, before io_context::run; StopAccepting from any thread.
+// With a TLS context (SetTls), every connection is HTTPS: the handshake must end within
+// read_timeout (else the connection is closed and counted "tls_failed"), and a context swapped
+// in later (a renewed certificate) serves the connections accepted after it.
+//
+// Thread-safety: Listen or Adopt, and Start, before io_context::run; StopAccepting and SetTls
+// from any thread.
 class HttpServer {
  public:
-  using Handler = std::function<asio::awaitable<Response>(Request&)>;
+  // The handler gets the request and the address of the TCP peer.
+  using Handler = std::function<asio::awaitable<Response>(Request&, const asio::ip::address&)>;
 
   HttpServer(asio::io_context& io, HttpServerOptions options, Handler handler,
              prometheus::Family<prometheus::Counter>& connections);
@@ -45,6 +53,8 @@ class HttpServer {
   // The address the listener is bound to, "127.0.0.1:8080" or "[::]:8080".
   std::string LocalAddress() const;
   void Start();
+  void SetTls(std::shared_ptr<asio::ssl::context> tls);
+  bool tls() const;
   // Closes the listener and every idle connection; connections busy with a request finish it,
   // answer with "Connection: close" and end.
   void StopAccepting();
@@ -63,10 +73,12 @@ class HttpServer {
   };
 
   asio::awaitable<void> AcceptLoop();
-  asio::awaitable<void> Serve(tcp::socket socket);
-  asio::awaitable<void> Reject(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                               http::status status, absl::string_view message,
-                               const char* outcome);
+  asio::awaitable<void> Serve(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls);
+  template <typename Stream>
+  asio::awaitable<void> ServeOn(Stream& stream, const asio::ip::address& peer);
+  template <typename Stream>
+  asio::awaitable<void> Reject(Stream& stream, beast::flat_buffer& buffer, http::status status,
+                               absl::string_view message, const char* outcome);
   void Count(const char* outcome);
 
   asio::io_context& io_;
@@ -77,6 +89,8 @@ class HttpServer {
   std::atomic<int> active_{0};
   std::atomic<bool> stopping_{false};
   std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
+  mutable std::mutex tls_mu_;
+  std::shared_ptr<asio::ssl::context> tls_;  // null: plain HTTP
 };
 
 }  // namespace triage::daemon

@@ -22,6 +22,7 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Pipeline::Create(const config::C
   pipeline->triager = *std::move(triager);
   pipeline->sources = config.sources;
   pipeline->conversation_window = config.conversation_window;
+  pipeline->trusted_proxies = config.server.trusted_proxies;
   pipeline->destinations = config.destinations;
   for (const config::TeamOptions& team : config.teams) {
     auto& out = pipeline->team_destinations[team.name];
@@ -65,7 +66,8 @@ std::string Printable(absl::string_view text) {
 
 }  // namespace
 
-Response Ingest::Answer(absl::string_view source, const absl::Status& status) {
+Response Ingest::Answer(absl::string_view source, const absl::Status& status,
+                        const config::IpAddress& client) {
   const http::status code = IngressStatus(status);
   const std::string status_text = std::to_string(static_cast<int>(code));
   metrics_.ingest_requests.Add({{"source", std::string(source)}, {"status", status_text}}).Increment();
@@ -79,8 +81,8 @@ Response Ingest::Answer(absl::string_view source, const absl::Status& status) {
       suppressed = log_limiter_.Admit(absl::StrCat(source, " ", status_text), absl::Now());
     }
     if (suppressed) {
-      spdlog::warn("event=ingest_refused source={} status={} reason=\"{}\" suppressed={}", std::string(source), status_text,
-                   Printable(status.message()), *suppressed);
+      spdlog::warn("event=ingest_refused source={} status={} client={} reason=\"{}\" suppressed={}",
+                   std::string(source), status_text, client.ToString(), Printable(status.message()), *suppressed);
     }
   }
   // Storage errors name files and paths: the log has them (ingest_store_failed), the network
@@ -91,18 +93,56 @@ Response Ingest::Answer(absl::string_view source, const absl::Status& status) {
   return response;
 }
 
-asio::awaitable<Response> Ingest::Handle(Request& request) {
+config::IpAddress FromAsio(const asio::ip::address& address) {
+  config::IpAddress out;
+  if (address.is_v4()) {
+    const auto bytes = address.to_v4().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), out.bytes.begin());
+    out.v4 = true;
+  } else if (address.to_v6().is_v4_mapped()) {
+    return FromAsio(asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()));
+  } else {
+    const auto bytes = address.to_v6().to_bytes();
+    std::copy(bytes.begin(), bytes.end(), out.bytes.begin());
+  }
+  return out;
+}
+
+config::IpAddress ClientAddress(const asio::ip::address& peer, const Request& request,
+                                const std::vector<config::IpNetwork>& trusted_proxies) {
+  config::IpAddress client = FromAsio(peer);
+  if (!config::AnyContains(trusted_proxies, client)) return client;
+  // Right to left: each hop appended the address it received from; the first one that is not
+  // a trusted proxy is the client. Several headers count as one list, in order.
+  std::vector<absl::string_view> hops;
+  const auto [first, last] = request.equal_range("X-Forwarded-For");
+  for (auto it = first; it != last; ++it) {
+    for (absl::string_view hop : absl::StrSplit(ToAbsl(it->value()), ',')) {
+      hops.push_back(absl::StripAsciiWhitespace(hop));
+    }
+  }
+  for (auto hop = hops.rbegin(); hop != hops.rend(); ++hop) {
+    const std::optional<config::IpAddress> address = config::IpAddress::Parse(*hop);
+    if (!address) break;  // garbage: believe nothing further left
+    client = *address;
+    if (!config::AnyContains(trusted_proxies, client)) break;
+  }
+  return client;
+}
+
+asio::awaitable<Response> Ingest::Handle(Request& request, const asio::ip::address& peer) {
   const std::shared_ptr<const Pipeline> pipeline = pipeline_.load();
+  const config::IpAddress client = ClientAddress(peer, request, pipeline->trusted_proxies);
   absl::string_view path = ToAbsl(request.target());
   path = path.substr(0, path.find('?'));
   if (!absl::ConsumePrefix(&path, "/webhooks/")) {
     co_return JsonError(http::status::not_found, "no such path; webhooks are under /webhooks/<source>");
   }
   for (const config::SourceOptions& source : pipeline->sources) {
-    if (source.name == path) co_return co_await HandleSource(*pipeline, source, request);
+    if (source.name == path) co_return co_await HandleSource(*pipeline, source, request, client);
   }
   // Unknown source names are not used as metric labels: they come from outside.
-  co_return Answer("unknown", absl::NotFoundError(absl::StrCat("unknown source '", path, "'")));
+  co_return Answer("unknown", absl::NotFoundError(absl::StrCat("unknown source '", path, "'")), client);
 }
 
 namespace {
@@ -114,13 +154,14 @@ absl::string_view Header(const Request& request, absl::string_view name) {
 
 }  // namespace
 
-Response Ingest::Handshake(const config::SourceOptions& source, const Request& request) {
+Response Ingest::Handshake(const config::SourceOptions& source, const Request& request,
+                           const config::IpAddress& client) {
   const absl::string_view target = ToAbsl(request.target());
   switch (source.type) {
     case router::SourceKind::kX: {
       const std::optional<std::string> token = QueryParam(target, "crc_token");
       if (!token || token->empty()) {
-        return Answer(source.name, absl::InvalidArgumentError("missing crc_token"));
+        return Answer(source.name, absl::InvalidArgumentError("missing crc_token"), client);
       }
       const std::string& key = source.crc_with_oauth2 ? source.oauth2_client_secret : source.secret;
       metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
@@ -134,7 +175,7 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
       if (!mode || *mode != "subscribe" || !token || !challenge ||
           !ConstantTimeEquals(*token, source.verify_token)) {
         metrics_.signature_failures.Add({{"source", source.name}}).Increment();
-        return Answer(source.name, absl::PermissionDeniedError("verification refused"));
+        return Answer(source.name, absl::PermissionDeniedError("verification refused"), client);
       }
       metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
       Response response{http::status::ok, 11};
@@ -145,7 +186,7 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
     case router::SourceKind::kGeneric:
       break;
   }
-  Response response = Answer(source.name, absl::FailedPreconditionError("use POST"));
+  Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), client);
   response.set(http::field::allow, "POST");
   return response;
 }
@@ -182,11 +223,16 @@ void Ingest::CountEvents(const config::SourceOptions& source, const router::Pars
 
 asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
                                                const config::SourceOptions& source,
-                                               Request& request) {
+                                               Request& request, const config::IpAddress& client) {
   const absl::Time received_at = absl::Now();
-  if (request.method() == http::verb::get) co_return Handshake(source, request);
+  if (!source.allow_from.empty() && !config::AnyContains(source.allow_from, client)) {
+    co_return Answer(source.name,
+                     absl::PermissionDeniedError(absl::StrCat(client.ToString(), " is not in this source's allow_from")),
+                     client);
+  }
+  if (request.method() == http::verb::get) co_return Handshake(source, request, client);
   if (request.method() != http::verb::post) {
-    Response response = Answer(source.name, absl::FailedPreconditionError("use POST"));
+    Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), client);
     response.set(http::field::allow, "GET, POST");
     co_return response;
   }
@@ -194,12 +240,12 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
 
   if (!SignatureValid(source, request)) {
     metrics_.signature_failures.Add({{"source", source.name}}).Increment();
-    co_return Answer(source.name, absl::UnauthenticatedError("missing or wrong signature"));
+    co_return Answer(source.name, absl::UnauthenticatedError("missing or wrong signature"), client);
   }
 
   absl::StatusOr<router::ParseResult> parsed =
       router::ParsePayload(source.type, request.body(), source.parse);
-  if (!parsed.ok()) co_return Answer(source.name, parsed.status());
+  if (!parsed.ok()) co_return Answer(source.name, parsed.status(), client);
   CountEvents(source, *parsed);
   std::vector<router::Message>* messages = &parsed->messages;
   if (messages->empty()) {
@@ -232,7 +278,7 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
       if (!team->ok()) {
         spdlog::error("event=ingest_read_failed source={} error=\"{}\"", source.name,
                       std::string(team->status().message()));
-        co_return Answer(source.name, team->status());
+        co_return Answer(source.name, team->status(), client);
       }
       conversation_team = **std::move(team);
     }
@@ -277,7 +323,7 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
   if (!result.status.ok()) {
     spdlog::error("event=ingest_store_failed source={} error=\"{}\"", source.name,
                   std::string(result.status.message()));
-    co_return Answer(source.name, result.status);
+    co_return Answer(source.name, result.status, client);
   }
   int dropped = 0;
   for (size_t i = 0; i < routed.size(); ++i) {

@@ -26,10 +26,18 @@ struct Pipeline {
   std::vector<config::SourceOptions> sources;
   std::shared_ptr<const router::Triager> triager;
   absl::Duration conversation_window;
+  std::vector<config::IpNetwork> trusted_proxies;  // server.trusted_proxies
   std::vector<config::DestinationOptions> destinations;
   // Points into `destinations`, which is never resized after Create.
   absl::flat_hash_map<std::string, std::vector<const config::DestinationOptions*>> team_destinations;
 };
+
+config::IpAddress FromAsio(const asio::ip::address& address);
+// The client of a request: the TCP peer, or, when the peer is one of `trusted_proxies`, the
+// rightmost X-Forwarded-For address that is not itself a trusted proxy (a proxy appends the
+// address it received from; what a client writes there itself is further left and ignored).
+config::IpAddress ClientAddress(const asio::ip::address& peer, const Request& request,
+                                const std::vector<config::IpNetwork>& trusted_proxies);
 
 // The one mapping from a status code to the HTTP status a network sees at ingress.
 http::status IngressStatus(const absl::Status& status);
@@ -46,19 +54,21 @@ class Ingest {
   Ingest(std::shared_ptr<const Pipeline> pipeline, storage::Store& store, BlockingPool& pool,
          Metrics& metrics);
 
-  asio::awaitable<Response> Handle(Request& request);
+  // `peer` is the TCP peer; the client is found from it and server.trusted_proxies.
+  asio::awaitable<Response> Handle(Request& request, const asio::ip::address& peer);
   // Swaps in a new pipeline (sources, lexicon, rules) atomically: requests already running
   // finish with the one they started with, the next ones use the new one.
   void Swap(std::shared_ptr<const Pipeline> pipeline) { pipeline_.store(std::move(pipeline)); }
 
  private:
-  asio::awaitable<Response> HandleSource(const Pipeline& pipeline,
-                                         const config::SourceOptions& source, Request& request);
+  asio::awaitable<Response> HandleSource(const Pipeline& pipeline, const config::SourceOptions& source,
+                                         Request& request, const config::IpAddress& client);
   // GET: the X CRC and the Meta verification handshake.
-  Response Handshake(const config::SourceOptions& source, const Request& request);
+  Response Handshake(const config::SourceOptions& source, const Request& request,
+                     const config::IpAddress& client);
   bool SignatureValid(const config::SourceOptions& source, const Request& request);
   void CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed);
-  Response Answer(absl::string_view source, const absl::Status& status);
+  Response Answer(absl::string_view source, const absl::Status& status, const config::IpAddress& client);
 
   std::atomic<std::shared_ptr<const Pipeline>> pipeline_;
   storage::Store& store_;

@@ -134,6 +134,10 @@ Metrics::Metrics()
                          .Name("triage_config_reloads_total")
                          .Help("Config reloads on SIGHUP, by outcome (applied, refused)")
                          .Register(*registry)),
+      tls_certificate_expiry(prometheus::BuildGauge()
+                                 .Name("triage_tls_certificate_expiry_timestamp_seconds")
+                                 .Help("When the certificate the ingest listener serves expires (server.tls)")
+                                 .Register(*registry)),
       storage_live_bytes(prometheus::BuildGauge().Name("triage_storage_live_bytes").Help("Bytes of RocksDB SST files, every column family").Register(*registry)),
       storage_pending_compaction_bytes(prometheus::BuildGauge().Name("triage_storage_pending_compaction_bytes").Help("RocksDB's estimate of bytes compaction still has to rewrite").Register(*registry)),
       storage_writes_stopped(prometheus::BuildGauge().Name("triage_storage_writes_stopped").Help("1 while RocksDB stops writes (a write stall)").Register(*registry)),

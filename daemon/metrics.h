@@ -62,6 +62,7 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& rate_limit_waits;    // destination
   prometheus::Family<prometheus::Gauge>& breaker_state;         // destination
   prometheus::Family<prometheus::Counter>& config_reloads;      // outcome
+  prometheus::Family<prometheus::Gauge>& tls_certificate_expiry;  // of the certificate served
   // RocksDB and the process, refreshed on each scrape.
   prometheus::Family<prometheus::Gauge>& storage_live_bytes;
   prometheus::Family<prometheus::Gauge>& storage_pending_compaction_bytes;

@@ -230,11 +230,19 @@ void PrintMessage(const std::string& body) {
     std::printf("  why: %s\n", std::string(std::string_view(reason)).c_str());
   }
   std::printf("%-16s %-12s %-9s %-19s %8s %8s  %s\n", "DESTINATION", "TEAM", "ROLE", "STATE", "POSITION",
-              "ATTEMPTS", "LAST ERROR");
+              "ATTEMPTS", "DETAIL");
   for (simdjson::dom::element d : root["deliveries"].get_array()) {
+    // Delivered: when, and the helpdesk's ticket; otherwise the last error.
+    std::string detail = Text(d, "last_error");
+    if (Text(d, "state") == "delivered") {
+      detail = "at " + Text(d, "delivered_at");
+      if (const std::string ticket = Text(d, "remote_ticket"); ticket != "-") {
+        detail += ", ticket " + ticket;
+      }
+    }
     std::printf("%-16s %-12s %-9s %-19s %8s %8s  %s\n", Text(d, "destination").c_str(), Text(d, "team").c_str(),
                 Text(d, "role").c_str(), Text(d, "state").c_str(), Text(d, "position").c_str(),
-                Text(d, "attempts").c_str(), Text(d, "last_error").c_str());
+                Text(d, "attempts").c_str(), detail.c_str());
   }
   for (simdjson::dom::element r : root["remote_tickets"].get_array()) {
     std::printf("ticket %s at %s (team %s)\n", Text(r, "ticket").c_str(), Text(r, "destination").c_str(),

@@ -22,6 +22,7 @@ packages=(
   curl python3
   file
   debootstrap systemd-container
+  nginx-light
   prometheus
 )
 

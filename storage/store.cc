@@ -8,7 +8,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
@@ -40,6 +42,9 @@ constexpr char kByMessageCf[] = "by_message";
 constexpr char kTicketOriginsCf[] = "ticket_origins";
 // message key -> label record (JSON).
 constexpr char kLabelsCf[] = "labels";
+// message key '\0' queue key -> (delivery time, attempts '\0' team '\0' role '\0' remote ticket):
+// what became of an acknowledged delivery, kept as long as the message's dedup record.
+constexpr char kDeliveredCf[] = "delivered";
 
 // by_message: message key '\0' queue key -> 'q' (queued) or 'd' (dead letter). Lets the admin
 // API find the deliveries of one message without a scan.
@@ -212,6 +217,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
       {kByMessageCf, base},
       {kTicketOriginsCf, origins_options},
       {kLabelsCf, base},
+      {kDeliveredCf, messages_options},  // same record layout, same expiry
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -244,6 +250,7 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       by_message_cf_(handles_[7]),
       ticket_origins_cf_(handles_[8]),
       labels_cf_(handles_[9]),
+      delivered_cf_(handles_[10]),
       index_(options_.aging_step) {}
 
 Store::~Store() {
@@ -623,11 +630,16 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   rocksdb::WriteBatch batch;
   batch.Delete(queue_cf_, key);
   batch.Delete(by_message_cf_, ByMessageKey(lease.entry.message_key, key));
+  const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
+  batch.Put(delivered_cf_, ByMessageKey(lease.entry.message_key, key),
+            EncodeMessageRecord(now_ms, absl::StrCat(lease.entry.attempts + 1, absl::string_view("\0", 1),
+                                                     lease.entry.team, absl::string_view("\0", 1),
+                                                     lease.entry.owner ? "owner" : "informed",
+                                                     absl::string_view("\0", 1), remote_ticket)));
   absl::Status written;
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
-    const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
     batch.Put(tickets_cf_, TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread)),
               EncodeMessageRecord(now_ms, remote_ticket));
     batch.Put(ticket_origins_cf_, JoinKey(lease.destination, remote_ticket),
@@ -935,6 +947,21 @@ std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
     std::optional<QueueEntry> entry = DecodeEntry(value);
     if (!entry) continue;
     MessageDelivery d{key->destination, key->seq, *std::move(entry), dead ? "dead_letter" : "", -1};
+    out.push_back(std::move(d));
+  }
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), delivered_cf_));
+  for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
+    const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()).substr(prefix.size()));
+    const std::optional<int64_t> when = MessageRecordTime(Sv(it->value()));
+    if (!key || !when) continue;
+    const std::vector<absl::string_view> fields = absl::StrSplit(Sv(it->value()).substr(8), absl::MaxSplits('\0', 3));
+    if (fields.size() != 4) continue;
+    MessageDelivery d{key->destination, key->seq, {}, "delivered", -1};
+    if (!absl::SimpleAtoi(fields[0], &d.entry.attempts)) continue;
+    d.entry.team = std::string(fields[1]);
+    d.entry.owner = fields[2] == "owner";
+    d.delivered_at = absl::FromUnixMillis(*when);
+    d.remote_ticket = std::string(fields[3]);
     out.push_back(std::move(d));
   }
   // Where each queued one stands in its destination's index.

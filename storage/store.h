@@ -109,11 +109,14 @@ struct MessageDelivery {
   uint64_t seq = 0;
   QueueEntry entry;
   // queued (ready to lease), in_flight, retrying (in back-off), waiting_for_thread (behind an
-  // earlier entry of its thread), dead_letter.
+  // earlier entry of its thread), dead_letter, delivered (then `entry` holds only team, owner
+  // and attempts).
   std::string state;
   // For a queued entry, 1 for the next to be leased: ready entries of a higher level, then
   // earlier ones of its level, are ahead (aging not counted). -1 otherwise.
   int64_t position = -1;
+  absl::Time delivered_at = absl::InfinitePast();  // delivered
+  std::string remote_ticket;                       // delivered: the helpdesk's ticket, if any
 };
 
 // The message whose delivery created a helpdesk ticket, as it was delivered.
@@ -216,7 +219,7 @@ class Store {
   absl::StatusOr<std::vector<std::string>> Labels(absl::string_view after, size_t limit, std::string* last);
   int64_t LabelCount();
 
-  // The deliveries of a message still queued or dead-lettered (acknowledged ones are gone).
+  // The deliveries of a message: queued, dead-lettered, and delivered within the dedup window.
   std::vector<MessageDelivery> Deliveries(absl::string_view message_key);
   // Failed, to try again at `due`; attempts and the error are recorded durably.
   absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
@@ -312,6 +315,7 @@ class Store {
   rocksdb::ColumnFamilyHandle* by_message_cf_;
   rocksdb::ColumnFamilyHandle* ticket_origins_cf_;
   rocksdb::ColumnFamilyHandle* labels_cf_;
+  rocksdb::ColumnFamilyHandle* delivered_cf_;
   std::shared_ptr<rocksdb::CompactionFilter> origin_filter_;  // like filter_
   class ErrorListener;
   std::shared_ptr<ErrorListener> listener_;  // background errors

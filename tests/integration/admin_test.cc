@@ -143,6 +143,9 @@ TEST(AdminTest, TriagectlPausesResumesListsAndRequeues) {
   EXPECT_EQ(again.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 1), 1);
   run = Triagectl(admin2 + " show generic/p1");
   EXPECT_TRUE(absl::StartsWith(run.out, "generic/p1: delivered\n")) << run.out;
+  // The delivery that made it: where, when, after how many attempts.
+  EXPECT_TRUE(absl::StrContains(run.out, "helpdesk         support      owner     delivered                  -        1  at 20"))
+      << run.out;
   run = Triagectl(admin2 + " requeue helpdesk " + std::to_string(seq));
   EXPECT_EQ(run.exit_code, 1) << "already requeued: " << run.out;
   EXPECT_TRUE(absl::StrContains(run.out, "404")) << run.out;

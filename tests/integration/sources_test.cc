@@ -156,7 +156,7 @@ TEST_F(SourcesTest, WrongOrMissingSignaturesAreRefusedAndCounted) {
   // signature.
   const std::string log = daemon_->Log();
   EXPECT_TRUE(absl::StrContains(
-      log, R"(warning event=ingest_refused source=x status=401 reason="missing or wrong signature" suppressed=0)"))
+      log, R"(warning event=ingest_refused source=x status=401 client=127.0.0.1 reason="missing or wrong signature" suppressed=0)"))
       << log;
   size_t lines = 0;
   for (size_t at = log.find("event=ingest_refused source=meta status=401"); at != std::string::npos;

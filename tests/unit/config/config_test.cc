@@ -152,6 +152,32 @@ TEST(ConfigTest, CredentialsOfTheUnitAreReadFromTheCredentialsDirOutsideTheServi
       << config.status();
 }
 
+TEST(ConfigTest, TlsFilesAreReadAtLoadAndNetworksAreChecked) {
+  testing::TempDir dir;
+  std::ofstream(dir.path() + "/cert.pem") << "CERT";
+  std::ofstream(dir.path() + "/key.pem") << "KEY";
+  std::string yaml = kMinimal;
+  yaml += absl::StrCat("server:\n  tls: {certificate: ", dir.path(), "/cert.pem, key: ", dir.path(),
+                       "/key.pem}\n  trusted_proxies: [127.0.0.1, 10.0.0.0/8]\n");
+  auto config = LoadConfigString(yaml, "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->server.tls.enabled());
+  EXPECT_EQ(config->server.tls.certificate_pem, "CERT");
+  EXPECT_EQ(config->server.tls.key_pem, "KEY");
+  EXPECT_EQ(config->server.tls.min_version, "1.2");
+  EXPECT_EQ(config->server.trusted_proxies.size(), 2u);
+
+  yaml = kMinimal;
+  yaml += absl::StrCat("server:\n  tls: {certificate: ", dir.path(), "/none.pem, min_version: \"1.1\"}\n",
+                       "  trusted_proxies: [10.0.0.1/8, proxy.example.com]\n");
+  const std::string errors = Errors(yaml);
+  EXPECT_NE(errors.find(absl::StrCat("server.tls.certificate: cannot read ", dir.path(), "/none.pem")), std::string::npos) << errors;
+  EXPECT_NE(errors.find("server.tls.key: is required"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("server.tls.min_version: must be \"1.2\" or \"1.3\""), std::string::npos) << errors;
+  EXPECT_NE(errors.find("server.trusted_proxies[0]: '10.0.0.1/8' is not an address or a network"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("server.trusted_proxies[1]: 'proxy.example.com' is not"), std::string::npos) << errors;
+}
+
 TEST(ConfigTest, WebhookDestinationsNeedAUrlAndAStandardWebhooksSecret) {
   std::string yaml = kMinimal;
   yaml.replace(yaml.find("out: {type: file, path: /tmp/out.jsonl}"), 40,

@@ -476,8 +476,19 @@ TEST(StoreTest, DeliveriesOfAMessageWithTheirStateAndPosition) {
 
   auto urgent = store->LeaseNext("d", kT0);
   EXPECT_EQ(store->Deliveries(MessageKey("src", "u1")).at(0).state, "in_flight");
-  ASSERT_TRUE(store->Ack(*urgent).ok());
-  EXPECT_TRUE(store->Deliveries(MessageKey("src", "u1")).empty()) << "delivered: gone";
+  const absl::Time before_ack = absl::FromUnixMillis(absl::ToUnixMillis(absl::Now()));
+  ASSERT_TRUE(store->Ack(*urgent, "ZD-7").ok());
+  const absl::Time after_ack = absl::Now();
+  d = store->Deliveries(MessageKey("src", "u1"));
+  ASSERT_EQ(d.size(), 1u) << "delivered: recorded";
+  EXPECT_EQ(d.at(0).state, "delivered");
+  EXPECT_EQ(d.at(0).destination, "d");
+  EXPECT_EQ(d.at(0).entry.attempts, 1u);
+  EXPECT_EQ(d.at(0).entry.team, "support");
+  EXPECT_TRUE(d.at(0).entry.owner);
+  EXPECT_EQ(d.at(0).remote_ticket, "ZD-7");
+  EXPECT_GE(d.at(0).delivered_at, before_ack);
+  EXPECT_LE(d.at(0).delivered_at, after_ack);
   EXPECT_EQ(store->Deliveries(MessageKey("src", "m")).size(), 2u);
   auto n0 = store->LeaseNext("d", kT0);
   ASSERT_TRUE(store->RetryLater(*n0, kT0 + absl::Minutes(1), "HTTP 503").ok());
