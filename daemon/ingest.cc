@@ -66,6 +66,11 @@ std::string Printable(absl::string_view text) {
 
 }  // namespace
 
+std::optional<int64_t> Ingest::AdmitLog(const std::string& key) {
+  absl::MutexLock lock(&log_mu_);
+  return log_limiter_.Admit(key, absl::Now());
+}
+
 Response Ingest::Answer(absl::string_view source, const absl::Status& status,
                         const config::IpAddress& client) {
   const http::status code = IngressStatus(status);
@@ -75,11 +80,7 @@ Response Ingest::Answer(absl::string_view source, const absl::Status& status,
   // flood the journal): the reason, never the body or a secret. Storage failures have their own
   // error line (ingest_store_failed).
   if (status.code() != absl::StatusCode::kUnavailable) {
-    std::optional<int64_t> suppressed;
-    {
-      absl::MutexLock lock(&log_mu_);
-      suppressed = log_limiter_.Admit(absl::StrCat(source, " ", status_text), absl::Now());
-    }
+    const std::optional<int64_t> suppressed = AdmitLog(absl::StrCat(source, " ", status_text));
     if (suppressed) {
       spdlog::warn("event=ingest_refused source={} status={} client={} reason=\"{}\" suppressed={}",
                    std::string(source), status_text, client.ToString(), Printable(status.message()), *suppressed);
@@ -218,6 +219,14 @@ void Ingest::CountEvents(const config::SourceOptions& source, const router::Pars
   }
   for (const auto& [reason, count] : parsed.ignored) {
     metrics_.ingest_ignored.Add({{"source", source.name}, {"reason", reason}}).Increment(count);
+    // Routine notifications (the brand's own posts, receipts, reactions) are only counted; what
+    // may have been a customer's words that this version cannot read is said, at warn.
+    if (reason != "unsupported" && reason != "no_content") continue;
+    const std::optional<int64_t> suppressed = AdmitLog(absl::StrCat(source.name, " ignored ", reason));
+    if (suppressed) {
+      spdlog::warn("event=ingest_ignored source={} reason={} items={} suppressed={}", source.name, reason, count,
+                   *suppressed);
+    }
   }
 }
 
@@ -330,6 +339,10 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
     if (result.duplicate[i]) continue;
     if (routed[i].dropped) {
       ++dropped;
+      const std::optional<int64_t> suppressed = AdmitLog(absl::StrCat(source.name, " dropped ", routed[i].rule));
+      if (suppressed) {
+        spdlog::info("event=message_dropped source={} rule={} suppressed={}", source.name, routed[i].rule, *suppressed);
+      }
       continue;
     }
     metrics_.routed.Add({{"team", routed[i].team}, {"level", routed[i].level}, {"rule", routed[i].rule}})

@@ -69,6 +69,8 @@ class Ingest {
   bool SignatureValid(const config::SourceOptions& source, const Request& request);
   void CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed);
   Response Answer(absl::string_view source, const absl::Status& status, const config::IpAddress& client);
+  // One log line per key a second (refusals, ignored content, drops): nullopt to stay quiet.
+  std::optional<int64_t> AdmitLog(const std::string& key);
 
   std::atomic<std::shared_ptr<const Pipeline>> pipeline_;
   storage::Store& store_;

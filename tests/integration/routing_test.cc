@@ -71,6 +71,8 @@ TEST(RoutingTest, FollowUpsStayWithTheirTeamAndSpamIsDropped) {
   const HttpResult spam = daemon.PostSigned(Message("m4", "Get FREE followers now", "t-3"), kSecret);
   EXPECT_EQ(spam.body, R"({"accepted":1,"duplicates":0})");
   EXPECT_EQ(daemon.Metric(R"(triage_ingest_messages_total{outcome="dropped",source="generic"})"), 1);
+  EXPECT_TRUE(absl::StrContains(daemon.Log(), "info event=message_dropped source=generic rule=spam suppressed=0"))
+      << daemon.Log();
   // A dropped message is still remembered: its redelivery is a duplicate.
   EXPECT_EQ(daemon.PostSigned(Message("m4", "Get FREE followers now", "t-3"), kSecret).body,
             R"({"accepted":0,"duplicates":1})");

@@ -177,6 +177,14 @@ TEST_F(SourcesTest, EventsThatAreNotMessagesAreAcknowledgedAndCounted) {
   EXPECT_EQ(daemon_->Metric(R"(triage_ingest_events_ignored_total{reason="not_a_message",source="x"})"), 3);
   const std::string garbage = R"({"neither":"x nor meta"})";
   EXPECT_EQ(PostX(*daemon_, garbage, daemon::XSignature(kConsumerSecret, garbage)).status, 400);
+  // Routine notifications are only counted; content this version cannot read is said at warn.
+  EXPECT_FALSE(absl::StrContains(daemon_->Log(), "event=ingest_ignored")) << daemon_->Log();
+  const std::string unknown = R"({"object":"marketplace","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"}}]}]})";
+  EXPECT_EQ(PostMeta(*daemon_, unknown, "sha256=" + absl::BytesToHexString(daemon::HmacSha256(kAppSecret, unknown))).status,
+            200);
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(daemon_->Log(), "warning event=ingest_ignored source=meta reason=unsupported items=1 suppressed=0");
+  })) << daemon_->Log();
 }
 
 }  // namespace
