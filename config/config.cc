@@ -391,9 +391,11 @@ void LoadStorage(Loader& l, const YAML::Node& node, StorageOptions* s) {
   const std::string path = "storage";
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
-         {"path", "dedup_window", "max_queued_entries", "max_pending_requests", "aging_step"});
+         {"path", "dedup_window", "quarantine_retention", "max_queued_entries", "max_pending_requests",
+          "aging_step"});
   l.String(node, "path", path, &s->path);
   l.Duration(node, "dedup_window", path, &s->dedup_window, absl::Minutes(1), absl::Hours(24 * 365));
+  l.Duration(node, "quarantine_retention", path, &s->quarantine_retention, absl::Hours(1), absl::Hours(24 * 365));
   l.Integer(node, "max_queued_entries", path, &s->max_queued_entries, 1, int64_t{1} << 40);
   l.Integer(node, "max_pending_requests", path, &s->max_pending_requests, 1, 1'000'000);
   l.Duration(node, "aging_step", path, &s->aging_step, absl::Seconds(1), absl::Hours(24 * 30));

@@ -67,9 +67,12 @@ struct AdminOptions {
 struct StorageOptions {
   std::string path = "./data/db";
   absl::Duration dedup_window = absl::Hours(24 * 8);
+  // Requests the parser could not read are kept raw this long, for `triagectl replay`.
+  absl::Duration quarantine_retention = absl::Hours(24 * 14);
   int64_t max_queued_entries = 1'000'000;
   int64_t max_pending_requests = 10'000;
   absl::Duration aging_step = absl::Minutes(30);
+  bool operator==(const StorageOptions&) const = default;
 };
 
 struct SourceOptions {

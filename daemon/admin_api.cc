@@ -81,6 +81,15 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
     if (!source || !id) return JsonError(http::status::bad_request, "malformed %-escape in the path");
     return Message(*source, *id);
   }
+  absl::string_view quarantined = path;
+  if (path == "/v1/quarantine" || (absl::ConsumePrefix(&quarantined, "/v1/quarantine/") && quarantined != "replay")) {
+    if (!get) return JsonError(http::status::method_not_allowed, "use GET");
+    if (auto refused = Refused(request, true)) return refused;
+    if (path == "/v1/quarantine") return Quarantine(target);
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(quarantined, &id)) return JsonError(http::status::bad_request, "use /v1/quarantine/ID");
+    return QuarantineItem(id);
+  }
   if (path == "/v1/dead-letters/requeue") {
     if (!post) return JsonError(http::status::method_not_allowed, "use POST");
     if (auto refused = Refused(request, false)) return refused;
@@ -230,6 +239,84 @@ Response AdminApi::Requeue(const std::string& body) {
                      moved.status().message());
   }
   return JsonResponse(http::status::ok, absl::StrCat(R"({"requeued":)", *moved, "}"));
+}
+
+namespace {
+
+void WriteQuarantined(const storage::Store::Quarantined& item, bool with_body, router::JsonWriter* w) {
+  w->BeginObject();
+  w->Key("id").Int(static_cast<int64_t>(item.id));
+  w->Key("received_at").Time(absl::FromUnixMillis(item.record.received_unix_ms));
+  w->Key("source").String(item.record.source);
+  w->Key("reason").String(item.record.reason);
+  w->Key("detail").String(item.record.detail);
+  w->Key("bytes").Int(static_cast<int64_t>(item.record.body.size()));
+  if (with_body) {
+    // As text when it is UTF-8 (JSON bodies are), else base64: byte for byte either way.
+    if (simdjson::validate_utf8(item.record.body.data(), item.record.body.size())) {
+      w->Key("body").String(item.record.body);
+    } else {
+      w->Key("body_base64").String(absl::Base64Escape(item.record.body));
+    }
+  }
+  w->EndObject();
+}
+
+}  // namespace
+
+Response AdminApi::Quarantine(absl::string_view target) {
+  uint64_t after = 0;
+  if (const std::string text = QueryParam(target, "after").value_or(""); !text.empty() && !absl::SimpleAtoi(text, &after)) {
+    return JsonError(http::status::bad_request, "after must be a quarantine id");
+  }
+  size_t limit = kDefaultLimit;
+  if (const std::string text = QueryParam(target, "limit").value_or(""); !text.empty()) {
+    if (!absl::SimpleAtoi(text, &limit) || limit == 0 || limit > kMaxLimit) {
+      return JsonError(http::status::bad_request, absl::StrCat("limit must be 1 to ", kMaxLimit));
+    }
+  }
+  const auto items = store_.ListQuarantine(after, limit);
+  if (!items.ok()) return JsonError(http::status::service_unavailable, items.status().message());
+  router::JsonWriter w;
+  w.BeginObject().Key("quarantine").BeginArray();
+  for (const storage::Store::Quarantined& item : *items) WriteQuarantined(item, false, &w);
+  w.EndArray();
+  w.Key("estimated_total").Int(store_.QuarantineEstimate());
+  w.EndObject();
+  return JsonResponse(http::status::ok, w.Take());
+}
+
+Response AdminApi::QuarantineItem(uint64_t id) {
+  const auto item = store_.FindQuarantined(id);
+  if (!item.ok()) return JsonError(http::status::service_unavailable, item.status().message());
+  if (!item->has_value()) return JsonError(http::status::not_found, absl::StrCat("no quarantined request ", id));
+  router::JsonWriter w;
+  WriteQuarantined(**item, true, &w);
+  return JsonResponse(http::status::ok, w.Take());
+}
+
+absl::StatusOr<std::vector<storage::Store::Quarantined>> AdminApi::ReplayItems(const std::string& body) {
+  simdjson::dom::parser parser;
+  router::json::element root;
+  if (auto s = router::json::ParseDocument(parser, body, 8, &root); !s.ok() || !root.is_object()) {
+    return absl::InvalidArgumentError(R"(body must be {"id":N} or {"all":true})");
+  }
+  std::optional<uint64_t> id;
+  if (root["id"].error() != simdjson::NO_SUCH_FIELD) {
+    uint64_t value = 0;
+    if (root["id"].get(value) != simdjson::SUCCESS) return absl::InvalidArgumentError("id: must be a non-negative integer");
+    id = value;
+  }
+  bool all = false;
+  if (root["all"].error() != simdjson::NO_SUCH_FIELD && root["all"].get(all) != simdjson::SUCCESS) {
+    return absl::InvalidArgumentError("all: must be true or false");
+  }
+  if (id.has_value() == all) return absl::InvalidArgumentError("give either id or all: true");
+  if (all) return store_.ListQuarantine(0, kMaxLimit);
+  absl::StatusOr<std::optional<storage::Store::Quarantined>> item = store_.FindQuarantined(*id);
+  if (!item.ok()) return item.status();
+  if (!item->has_value()) return absl::NotFoundError(absl::StrCat("no quarantined request ", *id));
+  return std::vector<storage::Store::Quarantined>{**std::move(item)};
 }
 
 Response AdminApi::Message(absl::string_view source, absl::string_view id) {

@@ -26,6 +26,10 @@ namespace triage::daemon {
 //                                                 tickets, and the agent's label if any
 //   GET  /v1/labels[?after=CURSOR&limit=N]         label records (feedback), key order, pages of
 //                                                 up to 5000; "next" is the following page's cursor
+//   GET  /v1/quarantine[?after=ID&limit=N]          requests the parser could not read, oldest first
+//   GET  /v1/quarantine/ID                         one of them with its body
+//   POST /v1/quarantine/replay                     {"id":N} or {"all":true}: parsed again and routed
+//                                                 (App::Admin: it needs the ingest)
 // Reads answer without the token when admin.read_without_token is set. Without a configured
 // token the API changes nothing (403). 401 carries WWW-Authenticate: Bearer. Storage read
 // errors answer 503. Handle reads and writes storage (synced): call it on the blocking pool.
@@ -35,15 +39,21 @@ class AdminApi {
 
   // nullopt when the target is not under /v1.
   std::optional<Response> Handle(const Request& request);
+  // The answer refusing `request` (401, 403), or nullopt when its token allows it.
+  std::optional<Response> Refused(const Request& request, bool read_only) const;
+  // The quarantined requests a replay body names, {"id":N} or {"all":true} (up to 1000, the
+  // oldest), or the error answer.
+  absl::StatusOr<std::vector<storage::Store::Quarantined>> ReplayItems(const std::string& body);
 
  private:
-  std::optional<Response> Refused(const Request& request, bool read_only) const;
   Response Queues();
   Response DeadLetters(absl::string_view target);  // the request target, query included
   Response Requeue(const std::string& body);
   Response Pause(const std::string& destination, bool paused);
   Response Message(absl::string_view source, absl::string_view id);
   Response Labels(absl::string_view target);
+  Response Quarantine(absl::string_view target);
+  Response QuarantineItem(uint64_t id);
 
   const config::AdminOptions options_;
   storage::Store& store_;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "daemon/reload.h"
+#include "router/json_writer.h"
 #include "daemon/tls.h"
 
 namespace triage::daemon {
@@ -87,6 +88,7 @@ absl::Status App::Start() {
   storage::StoreOptions store_options;
   store_options.path = config_.storage.path;
   store_options.dedup_window = config_.storage.dedup_window;
+  store_options.quarantine_retention = config_.storage.quarantine_retention;
   store_options.max_queued_entries = static_cast<size_t>(config_.storage.max_queued_entries);
   store_options.max_pending_requests = static_cast<size_t>(config_.storage.max_pending_requests);
   store_options.aging_step = config_.storage.aging_step;
@@ -260,7 +262,36 @@ asio::awaitable<Response> App::Admin(Request& request) {
     }
     co_return JsonResponse(http::status::ok, "{\"status\":\"ready\"}");
   }
+  if (path == "/v1/quarantine/replay") co_return co_await ReplayQuarantine(request);
   co_return co_await pool_.Run([this, &request] { return AdminBlocking(request); });
+}
+
+asio::awaitable<Response> App::ReplayQuarantine(Request& request) {
+  if (request.method() != http::verb::post) co_return JsonError(http::status::method_not_allowed, "use POST");
+  if (std::optional<Response> refused = admin_api_->Refused(request, false)) co_return *std::move(refused);
+  absl::StatusOr<std::vector<storage::Store::Quarantined>> items =
+      co_await pool_.Run([this, &request] { return admin_api_->ReplayItems(request.body()); });
+  if (!items.ok()) {
+    const http::status status = items.status().code() == absl::StatusCode::kInvalidArgument ? http::status::bad_request
+                                : items.status().code() == absl::StatusCode::kNotFound ? http::status::not_found
+                                                                                       : http::status::service_unavailable;
+    co_return JsonError(status, items.status().message());
+  }
+  const std::vector<ReplayOutcome> outcomes = co_await ingest_->Replay(*std::move(items));
+  router::JsonWriter w;
+  w.BeginObject().Key("replayed").BeginArray();
+  for (const ReplayOutcome& o : outcomes) {
+    w.BeginObject();
+    w.Key("id").Int(static_cast<int64_t>(o.id));
+    w.Key("outcome").String(o.outcome);
+    w.Key("accepted").Int(o.accepted);
+    w.Key("duplicates").Int(o.duplicates);
+    w.Key("detail").String(o.detail);
+    w.EndObject();
+  }
+  w.EndArray().EndObject();
+  spdlog::info("event=quarantine_replayed items={}", outcomes.size());
+  co_return JsonResponse(http::status::ok, w.Take());
 }
 
 Response App::AdminBlocking(const Request& request) {
@@ -297,7 +328,7 @@ std::vector<std::string> NeedsRestart(const config::Config& running, const confi
       running.admin.read_without_token != next.admin.read_without_token) {
     out.push_back("admin.token/read_without_token");
   }
-  if (running.storage.path != next.storage.path) out.push_back("storage.path");
+  if (running.storage != next.storage) out.push_back("storage.*");
   return out;
 }
 

@@ -50,6 +50,8 @@ class App {
   Response AdminBlocking(const Request& request);  // on the pool: storage reads and writes
   // The ingest listener: /webhooks/<source> (Ingest) and /feedback/<name> (Feedback).
   asio::awaitable<Response> Public(Request& request, const asio::ip::address& peer);
+  // POST /v1/quarantine/replay: parsed again by the running version, through the ingest.
+  asio::awaitable<Response> ReplayQuarantine(Request& request);
   // Serves `tls` on the ingest listener from the next connection on.
   void UseTls(ServerTls tls);
   void Shutdown();

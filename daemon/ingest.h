@@ -32,6 +32,16 @@ struct Pipeline {
   absl::flat_hash_map<std::string, std::vector<const config::DestinationOptions*>> team_destinations;
 };
 
+// What became of one quarantined request at a replay: released (read whole, routed, removed),
+// still_unreadable (what could be read is routed; it stays), source_not_configured, error.
+struct ReplayOutcome {
+  uint64_t id = 0;
+  std::string outcome;
+  int accepted = 0;
+  int duplicates = 0;
+  std::string detail;
+};
+
 config::IpAddress FromAsio(const asio::ip::address& address);
 // The client of a request: the TCP peer, or, when the peer is one of `trusted_proxies`, the
 // rightmost X-Forwarded-For address that is not itself a trusted proxy (a proxy appends the
@@ -59,10 +69,17 @@ class Ingest {
   // Swaps in a new pipeline (sources, lexicon, rules) atomically: requests already running
   // finish with the one they started with, the next ones use the new one.
   void Swap(std::shared_ptr<const Pipeline> pipeline) { pipeline_.store(std::move(pipeline)); }
+  // Parses quarantined requests again with the running version and config, and routes what
+  // now reads; those read whole leave the quarantine.
+  asio::awaitable<std::vector<ReplayOutcome>> Replay(std::vector<storage::Store::Quarantined> items);
 
  private:
   asio::awaitable<Response> HandleSource(const Pipeline& pipeline, const config::SourceOptions& source,
                                          Request& request, const config::IpAddress& client);
+  // Triages `messages`, stores them (and `quarantine`) in one synced write, counts them.
+  asio::awaitable<storage::IngestResult> RouteAndStore(const Pipeline& pipeline, const config::SourceOptions& source,
+                                                       std::vector<router::Message> messages, absl::Time received_at,
+                                                       std::optional<storage::QuarantineRecord> quarantine);
   // GET: the X CRC and the Meta verification handshake.
   Response Handshake(const config::SourceOptions& source, const Request& request,
                      const config::IpAddress& client);

@@ -134,6 +134,19 @@ Metrics::Metrics()
                          .Name("triage_config_reloads_total")
                          .Help("Config reloads on SIGHUP, by outcome (applied, refused)")
                          .Register(*registry)),
+      quarantined(prometheus::BuildCounter()
+                      .Name("triage_ingest_quarantined_total")
+                      .Help("Requests kept raw because the parser could not read all of them, by source")
+                      .Register(*registry)),
+      quarantine_replays(prometheus::BuildCounter()
+                             .Name("triage_quarantine_replays_total")
+                             .Help("Quarantined requests replayed, by outcome (released, still_unreadable, "
+                                   "source_not_configured, error)")
+                             .Register(*registry)),
+      quarantine_entries(prometheus::BuildGauge()
+                             .Name("triage_quarantine_entries")
+                             .Help("Requests in the quarantine (RocksDB's estimate)")
+                             .Register(*registry)),
       tls_certificate_expiry(prometheus::BuildGauge()
                                  .Name("triage_tls_certificate_expiry_timestamp_seconds")
                                  .Help("When the certificate the ingest listener serves expires (server.tls)")
@@ -226,6 +239,7 @@ std::string Metrics::Render(storage::Store& store) {
         .Set(std::max(0.0, absl::ToDoubleSeconds(now - absl::FromUnixMillis(oldest.oldest_enqueued_unix_ms))));
   }
   dead_letters.Add({}).Set(static_cast<double>(store.DeadLetterCount()));
+  quarantine_entries.Add({}).Set(static_cast<double>(store.QuarantineEstimate()));
   labels_stored.Add({}).Set(static_cast<double>(store.LabelCount()));
   const storage::Store::StorageStats stats = store.Stats();
   storage_live_bytes.Add({}).Set(static_cast<double>(stats.live_bytes));

@@ -62,6 +62,9 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& rate_limit_waits;    // destination
   prometheus::Family<prometheus::Gauge>& breaker_state;         // destination
   prometheus::Family<prometheus::Counter>& config_reloads;      // outcome
+  prometheus::Family<prometheus::Counter>& quarantined;         // source
+  prometheus::Family<prometheus::Counter>& quarantine_replays;  // outcome
+  prometheus::Family<prometheus::Gauge>& quarantine_entries;
   prometheus::Family<prometheus::Gauge>& tls_certificate_expiry;  // of the certificate served
   // RocksDB and the process, refreshed on each scrape.
   prometheus::Family<prometheus::Gauge>& storage_live_bytes;

@@ -36,6 +36,9 @@ constexpr char kUsage[] =
     "       triagectl [OPTIONS] show SOURCE/ID\n"
     "       triagectl [OPTIONS] requeue DESTINATION (SEQ | --all)\n"
     "       triagectl [OPTIONS] labels export [--label complaint|team|level] [-o FILE]\n"
+    "       triagectl [OPTIONS] quarantine [--limit N]     requests the parser could not read\n"
+    "       triagectl [OPTIONS] quarantine show ID\n"
+    "       triagectl [OPTIONS] replay (ID | --all)        parse them again and route what reads\n"
     "       triagectl [OPTIONS] pause DESTINATION\n"
     "       triagectl [OPTIONS] resume DESTINATION\n"
     "  OPTIONS: --admin HOST:PORT (default $TRIAGECTL_ADMIN or 127.0.0.1:9464),\n"
@@ -196,6 +199,41 @@ void PrintQueues(const std::string& body) {
       any = true;
     }
     if (!any) std::printf(format, Text(d, "name").c_str(), "-", "-", "0", "-", "0", "0", state.c_str());
+  }
+}
+
+void PrintQuarantine(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(body);
+  std::printf("%-6s %-24s %-12s %-15s %8s  %s\n", "ID", "RECEIVED", "SOURCE", "REASON", "BYTES", "DETAIL");
+  for (simdjson::dom::element q : root["quarantine"].get_array()) {
+    std::string detail = Text(q, "detail");
+    if (detail.size() > 70) detail = detail.substr(0, 67) + "...";
+    std::printf("%-6s %-24s %-12s %-15s %8s  %s\n", Text(q, "id").c_str(), Text(q, "received_at").c_str(),
+                Text(q, "source").c_str(), Text(q, "reason").c_str(), Text(q, "bytes").c_str(), detail.c_str());
+  }
+}
+
+void PrintQuarantined(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element q = parser.parse(body);
+  std::printf("quarantined %s: %s, received %s, %s bytes\n  %s: %s\n", Text(q, "id").c_str(),
+              Text(q, "source").c_str(), Text(q, "received_at").c_str(), Text(q, "bytes").c_str(),
+              Text(q, "reason").c_str(), Text(q, "detail").c_str());
+  const std::string text = Text(q, "body");
+  std::printf("%s\n", text != "-" ? text.c_str() : ("base64: " + Text(q, "body_base64")).c_str());
+}
+
+void PrintReplay(const std::string& body) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.parse(body);
+  for (simdjson::dom::element r : root["replayed"].get_array()) {
+    std::string line = absl::StrCat(Text(r, "id"), ": ", Text(r, "outcome"), ", accepted ", Text(r, "accepted"),
+                                    ", duplicates ", Text(r, "duplicates"));
+    if (const std::string detail = Text(r, "detail"); !detail.empty() && detail != "-") {
+      absl::StrAppend(&line, " (", detail, ")");
+    }
+    std::printf("%s\n", line.c_str());
   }
 }
 
@@ -384,6 +422,25 @@ int AdminCommand(int argc, char** argv) {
       simdjson::dom::parser parser;
       std::printf("requeued %s\n", Text(parser.parse(answer.body), "requeued").c_str());
     }
+  } else if (command == "quarantine" && args.size() == 3 && args[1] == "show") {
+    rc = Call(admin, http::verb::get, "/v1/quarantine/" + PercentEncode(args[2]), "", &answer);
+    if (rc == 0 && !admin.json) PrintQuarantined(answer.body);
+  } else if (command == "quarantine" && (args.size() == 1 || (args.size() == 3 && args[1] == "--limit"))) {
+    rc = Call(admin, http::verb::get, args.size() == 3 ? "/v1/quarantine?limit=" + PercentEncode(args[2]) : "/v1/quarantine",
+              "", &answer);
+    if (rc == 0 && !admin.json) PrintQuarantine(answer.body);
+  } else if (command == "replay" && args.size() == 2) {
+    uint64_t id = 0;
+    std::string body;
+    if (args[1] == "--all") {
+      body = R"({"all":true})";
+    } else if (absl::SimpleAtoi(args[1], &id)) {
+      body = absl::StrCat(R"({"id":)", id, "}");
+    } else {
+      return -1;
+    }
+    rc = Call(admin, http::verb::post, "/v1/quarantine/replay", body, &answer);
+    if (rc == 0 && !admin.json) PrintReplay(answer.body);
   } else if (command == "labels" && args.size() >= 2 && args[1] == "export") {
     return ExportLabels(admin, std::vector<std::string>(args.begin() + 2, args.end()));
   } else if ((command == "pause" || command == "resume") && args.size() == 2) {

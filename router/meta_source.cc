@@ -61,7 +61,7 @@ void AddFeedChange(element value, const std::string& page, absl::Time entry_time
   m.id = json::Id(value, "comment_id");
   if (m.id.empty()) m.id = post_id;
   if (m.id.empty()) {
-    out->Ignore(kind, "unsupported");
+    out->CouldNotRead(kind, "a Page feed item without comment_id or post_id");
     return;
   }
   if (verb == "edited") m.event_key = absl::StrCat(m.id, "/edited/", json::Int(value, "created_time").value_or(0));
@@ -91,7 +91,7 @@ void AddInstagramComment(element value, const std::string& account, absl::Time e
   }
   m.id = json::Id(value, "id");
   if (m.id.empty()) {
-    out->Ignore("comment", "unsupported");
+    out->CouldNotRead("comment", "an Instagram comment without id");
     return;
   }
   m.text = json::Str(value, "text");
@@ -137,7 +137,7 @@ void AddMessaging(element item, const std::string& platform, const std::string& 
   m.id = json::Str(*message, "mid");
   m.author.id = sender;
   if (m.id.empty() || sender.empty()) {
-    out->Ignore("direct_message", "unsupported");
+    out->CouldNotRead("direct_message", "a messaging item without message.mid or sender.id");
     return;
   }
   m.text = json::Str(*message, "text");
@@ -154,21 +154,44 @@ void AddMessaging(element item, const std::string& platform, const std::string& 
   out->Add(std::move(m));
 }
 
-// The words of a WhatsApp message of any type: text, a caption, a button or list reply.
-std::string WhatsAppText(element message, const std::string& type) {
+// WhatsApp message types, as the Cloud API documents them. Those with words or media become
+// tickets; the others are not messages. A type not listed here is not guessed at: it is
+// could_not_read, and its request is quarantined for a later version.
+constexpr const char* kWhatsAppContent[] = {"text",  "image",    "video",   "audio",  "document",
+                                            "sticker", "location", "contacts", "button", "order",
+                                            "interactive", "edit"};
+constexpr const char* kWhatsAppNotMessages[] = {"reaction", "system", "revoke", "request_welcome",
+                                                "ephemeral"};
+
+bool Listed(const auto& list, const std::string& value) {
+  return std::find(std::begin(list), std::end(list), value) != std::end(list);
+}
+
+// The words of a WhatsApp message of a content type: text, a caption, a button's text, an
+// interactive reply's title or body. Empty when it has none (a call permission reply).
+std::string WhatsAppWords(element message, const std::string& type) {
   if (type == "text") {
     if (const auto text = json::Get(message, "text")) return json::Str(*text, "body");
+    return "";
   }
-  if (const auto media = json::Get(message, type)) {
-    for (const char* key : {"caption", "text", "body", "title"}) {
-      std::string value = json::Str(*media, key);
-      if (!value.empty()) return value;
-    }
+  const auto content = json::Get(message, type);
+  if (!content) return "";
+  if (type == "interactive") {
     for (const char* reply : {"button_reply", "list_reply"}) {
-      if (const auto r = json::Get(*media, reply)) return json::Str(*r, "title");
+      if (const auto r = json::Get(*content, reply)) {
+        std::string words = json::Str(*r, "title");
+        if (const std::string more = json::Str(*r, "description"); !more.empty()) absl::StrAppend(&words, ": ", more);
+        return words;
+      }
     }
+    if (const auto flow = json::Get(*content, "nfm_reply")) return json::Str(*flow, "body");
+    return "";
   }
-  return absl::StrCat("[", type, "]");
+  for (const char* key : {"caption", "text", "body", "title"}) {
+    std::string value = json::Str(*content, key);
+    if (!value.empty()) return value;
+  }
+  return "";
 }
 
 void AddWhatsApp(element value, const ParseContext& context, ParseResult* out) {
@@ -183,21 +206,36 @@ void AddWhatsApp(element value, const ParseContext& context, ParseResult* out) {
   if (!messages || !messages->is_array()) return;
   const auto contacts = json::Get(value, "contacts");
   for (element item : json::AsArray(*messages)) {
-    const std::string type = json::Str(item, "type");
-    if (type == "reaction" || type == "system" || type == "unsupported") {
-      out->Ignore(type == "reaction" ? "reaction" : "whatsapp_other", "not_a_message");
+    std::string type = json::Str(item, "type");
+    if (Listed(kWhatsAppNotMessages, type)) {
+      out->Ignore(type == "reaction" ? "reaction" : type == "revoke" ? "message_deleted" : "whatsapp_other",
+                  "not_a_message");
+      continue;
+    }
+    if (type == "unsupported") {  // WhatsApp could not pass on what the customer sent
+      out->Ignore("direct_message", "no_content");
+      continue;
+    }
+    if (!Listed(kWhatsAppContent, type)) {
+      out->CouldNotRead("direct_message", absl::StrCat("WhatsApp message type '", type.substr(0, 64), "'"));
       continue;
     }
     Message m = NewMessage(context, "whatsapp", phone_id);
     m.channel = "private";
     m.kind = "direct_message";
     m.id = json::Id(item, "id");
-    // Since the 2026 username rollout the phone number may be absent: fall back to the BSUID.
+    // Since the 2026 username rollout the phone number may be absent: the BSUID then, or the
+    // one contact of the envelope.
     m.author.id = json::Str(item, "from");
     const std::string user_id = json::Str(item, "from_user_id");
     if (m.author.id.empty()) m.author.id = user_id;
+    if (m.author.id.empty() && contacts && contacts->is_array() && json::AsArray(*contacts).size() == 1) {
+      const element contact = *json::AsArray(*contacts).begin();
+      m.author.id = json::Str(contact, "wa_id");
+      if (m.author.id.empty()) m.author.id = json::Str(contact, "user_id");
+    }
     if (m.id.empty() || m.author.id.empty()) {
-      out->Ignore("direct_message", "unsupported");
+      out->CouldNotRead("direct_message", "a WhatsApp message without id or sender");
       continue;
     }
     if (contacts && contacts->is_array()) {
@@ -212,13 +250,44 @@ void AddWhatsApp(element value, const ParseContext& context, ParseResult* out) {
         }
       }
     }
-    m.text = WhatsAppText(item, type);
+    element content = item;
+    if (type == "edit") {
+      // The new version of an earlier message: same id as the original (it links to it), a
+      // new event for dedup, the new words.
+      const auto edit = json::Get(item, "edit");
+      const std::string original = edit ? json::Id(*edit, "original_message_id") : "";
+      const auto edited = edit ? json::Get(*edit, "message") : std::nullopt;
+      if (original.empty() || !edited) {
+        out->CouldNotRead("direct_message", "a WhatsApp edit without original_message_id or message");
+        continue;
+      }
+      m.event_key = absl::StrCat(original, "/edited/", m.id);
+      m.id = original;
+      content = *edited;
+      type = json::Str(content, "type");
+      if (type.empty()) type = "text";
+    }
+    const std::string words = WhatsAppWords(content, type);
+    if (words.empty() && type == "interactive") {
+      out->Ignore("interactive", "not_a_message");  // a reply without words (a call permission)
+      continue;
+    }
+    m.text = words.empty() ? absl::StrCat("[", type, "]") : words;
     if (const auto seconds = json::Int(item, "timestamp")) m.created_at = json::EpochSecondsOrMillis(*seconds);
     m.conversation_id = absl::StrCat("wa:", m.author.id);
     ApplyAuthorKnowledge(context, &m.author);
     out->Add(std::move(m));
   }
 }
+
+// Subscribed fields that notify the business about its own account, templates, numbers and
+// apps: never a customer's words.
+constexpr const char* kNotificationFields[] = {
+    "account_update", "account_review_update", "account_alerts", "business_capability_update",
+    "message_template_status_update", "message_template_quality_update",
+    "message_template_components_update", "template_category_update", "phone_number_name_update",
+    "phone_number_quality_update", "security", "flows", "user_preferences", "history",
+    "smb_app_state_sync", "partner_solutions", "payment_configuration_update"};
 
 }  // namespace
 
@@ -243,7 +312,7 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
         const std::string field = json::Str(change, "field");
         const auto value = json::Get(change, "value");
         if (!value) {
-          out.Ignore("other", "unsupported");
+          out.CouldNotRead("other", absl::StrCat(object.substr(0, 64), " change '", field.substr(0, 64), "' without value"));
         } else if (object == "page" && field == "feed") {
           AddFeedChange(*value, account, entry_time, context, &out);
         } else if (object == "instagram" && (field == "comments" || field == "live_comments")) {
@@ -253,8 +322,12 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
         } else {
           if (field == "mentions") {
             out.Ignore("mention", "no_content");  // carries ids only; the text needs an API call
+          } else if (object == "whatsapp_business_account" && field == "smb_message_echoes") {
+            out.Ignore("echo", "own_account");  // sent from the WhatsApp Business app
+          } else if (Listed(kNotificationFields, field)) {
+            out.Ignore("notification", "not_a_message");
           } else {
-            out.Ignore("other", "unsupported");
+            out.CouldNotRead("other", absl::StrCat(object.substr(0, 64), " change '", field.substr(0, 64), "'"));
           }
         }
       }
@@ -266,7 +339,8 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
       for (element item : json::AsArray(*messaging)) {
         ++items;
         if (object != "page" && object != "instagram") {
-          out.Ignore("other", "unsupported");  // messaging under an object Meta does not send it for
+          // messaging under an object Meta does not send it for
+          out.CouldNotRead("other", absl::StrCat("messaging under object '", object.substr(0, 64), "'"));
         } else if (std::string_view(list) == "standby") {
           out.Ignore("standby", "not_a_message");  // another app owns the thread
         } else {
@@ -275,7 +349,10 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
       }
     }
   }
-  if (items > context.limits.max_messages) {
+  // Changes and messaging items, and the messages and statuses inside a WhatsApp change.
+  size_t events = 0;
+  for (const auto& [kind, count] : out.events) events += static_cast<size_t>(count);
+  if (std::max(items, events) > context.limits.max_messages) {
     return absl::InvalidArgumentError(
         absl::StrCat("more than ", context.limits.max_messages, " events in one request"));
   }

@@ -36,18 +36,35 @@ struct ParseContext {
   std::optional<int> default_reach;  // 0..100, assumed when the platform gives no followers
 };
 
+// Why an event was not routed:
+//   not_a_message   receipts, reactions, deletes, statuses, account and template notifications
+//   own_account     the brand's own posts, DMs and echoes
+//   no_content      the platform sent ids only (an Instagram mention): nothing to read
+//   could_not_read  a shape this version does not know: the request is quarantined (kept raw
+//                   for a replay by a later version), never silently acknowledged
+inline constexpr char kCouldNotRead[] = "could_not_read";
+
 // One request's worth of events: the customer messages to route, and a count of every event
 // by kind ("mention", "direct_message", "favorite", "delivery", ...) with the reason each
-// ignored one was not routed ("own_account", "not_a_message", "unsupported").
+// ignored one was not routed.
 struct ParseResult {
+  static constexpr size_t kMaxUnreadable = 8;
+
   std::vector<Message> messages;
   std::map<std::string, int> events;
   std::map<std::string, int> ignored;
+  // What could not be read, in words ("whatsapp message type 'order'"), the first few.
+  std::vector<std::string> unreadable;
 
   void Ignore(const std::string& kind, const std::string& reason) {
     ++events[kind];
     ++ignored[reason];
   }
+  void CouldNotRead(const std::string& kind, std::string what) {
+    Ignore(kind, kCouldNotRead);
+    if (unreadable.size() < kMaxUnreadable) unreadable.push_back(std::move(what));
+  }
+  bool complete() const { return !ignored.contains(kCouldNotRead); }
   void Add(Message message) {
     ++events[message.kind.empty() ? "message" : message.kind];
     messages.push_back(std::move(message));

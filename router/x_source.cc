@@ -91,13 +91,13 @@ void AddV1Tweet(element tweet, const std::string& account, const ParseContext& c
   Message m = NewXMessage(context, account, "public");
   m.id = json::Str(tweet, "id_str");
   if (m.id.empty()) {
-    out->Ignore("tweet", "unsupported");
+    out->CouldNotRead("tweet", "a tweet without id_str");
     return;
   }
   const auto user = json::Get(tweet, "user");
   if (user) m.author = V1Author(*user);
   if (m.author.id.empty()) {
-    out->Ignore("tweet", "unsupported");  // no author: not even "own" can be told
+    out->CouldNotRead("tweet", "a tweet without its user");  // not even "own" can be told
     return;
   }
   if (m.author.id == account || IsBrand(context.brand_ids, m.author.id)) {
@@ -142,7 +142,7 @@ void AddDirectMessage(element event, std::optional<element> users, const std::st
   }
   const auto create = json::Get(event, "message_create");
   if (!create) {
-    out->Ignore("direct_message", "unsupported");
+    out->CouldNotRead("direct_message", "a message_create event without message_create");
     return;
   }
   Message m = NewXMessage(context, account, "private");
@@ -150,7 +150,7 @@ void AddDirectMessage(element event, std::optional<element> users, const std::st
   m.id = json::Str(event, "id");
   m.author.id = json::Str(*create, "sender_id");
   if (m.id.empty() || m.author.id.empty()) {
-    out->Ignore("direct_message", "unsupported");
+    out->CouldNotRead("direct_message", "a direct message without id or sender_id");
     return;
   }
   if (m.author.id == account || IsBrand(context.brand_ids, m.author.id)) {
@@ -180,7 +180,7 @@ void AddV2Post(element post, std::optional<element> includes, const std::string&
   Message m = NewXMessage(context, account, "public");
   m.id = json::Str(post, "id");
   if (m.id.empty()) {
-    out->Ignore("post", "unsupported");
+    out->CouldNotRead("post", "a post without id");
     return;
   }
   m.author.id = json::Str(post, "author_id");
@@ -192,7 +192,7 @@ void AddV2Post(element post, std::optional<element> includes, const std::string&
     }
   }
   if (m.author.id.empty()) {
-    out->Ignore("post", "unsupported");
+    out->CouldNotRead("post", "a post without author_id");
     return;
   }
   if (m.author.id == account || IsBrand(context.brand_ids, m.author.id)) {
@@ -287,7 +287,11 @@ void ParseActivityEvent(element data, const ParseContext& context, ParseResult* 
                                     "news", "spaces", "broadcast", "oauth", "post", "dm"};
   const std::string family = type.substr(0, type.find('.'));
   const bool known = std::find(std::begin(kFamilies), std::end(kFamilies), family) != std::end(kFamilies);
-  out->Ignore(known ? family : "other", known ? "not_a_message" : "unsupported");
+  if (known) {
+    out->Ignore(family, "not_a_message");
+  } else {
+    out->CouldNotRead("other", absl::StrCat("X activity event_type '", type.substr(0, 64), "'"));
+  }
 }
 
 }  // namespace

@@ -10,6 +10,7 @@ namespace {
 // Version 2 added the thread; version 1 records read back with the message as their thread.
 // Version 3 added the SLA deadline; older records take it from their ticket JSON.
 constexpr uint8_t kEntryVersion = 3;
+constexpr uint8_t kQuarantineVersion = 1;
 
 void PutFixed64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -167,6 +168,31 @@ std::optional<int64_t> MessageRecordTime(absl::string_view value) {
   uint64_t t = 0;
   if (!r.Fixed64(&t)) return std::nullopt;
   return static_cast<int64_t>(t);
+}
+
+std::string EncodeQuarantine(const QuarantineRecord& record) {
+  std::string out;
+  out.reserve(32 + record.source.size() + record.reason.size() + record.detail.size() + record.body.size());
+  PutFixed64(&out, static_cast<uint64_t>(record.received_unix_ms));
+  out.push_back(static_cast<char>(kQuarantineVersion));
+  PutString(&out, record.source);
+  PutString(&out, record.reason);
+  PutString(&out, record.detail);
+  PutString(&out, record.body);
+  return out;
+}
+
+std::optional<QuarantineRecord> DecodeQuarantine(absl::string_view value) {
+  Reader r(value);
+  uint64_t received = 0;
+  uint8_t version = 0;
+  absl::string_view source, reason, detail, body;
+  if (!r.Fixed64(&received) || !r.Byte(&version) || version != kQuarantineVersion || !r.String(&source) ||
+      !r.String(&reason) || !r.String(&detail) || !r.String(&body) || !r.done()) {
+    return std::nullopt;
+  }
+  return QuarantineRecord{static_cast<int64_t>(received), std::string(source), std::string(reason),
+                          std::string(detail), std::string(body)};
 }
 
 }  // namespace triage::storage

@@ -72,4 +72,17 @@ std::optional<QueueEntryView> DecodeEntryView(absl::string_view value);
 std::string EncodeMessageRecord(int64_t received_unix_ms, absl::string_view ticket_json);
 std::optional<int64_t> MessageRecordTime(absl::string_view value);
 
+// A request triaged could not read, all or part of it, kept raw so that a later version can
+// replay it. The value leads with the received time, like a message record, so the same kind
+// of expiry filter drops it after the retention.
+struct QuarantineRecord {
+  int64_t received_unix_ms = 0;
+  std::string source;  // the configured source name
+  std::string reason;  // could_not_read
+  std::string detail;  // what could not be read, in words
+  std::string body;    // the request body, byte for byte
+};
+std::string EncodeQuarantine(const QuarantineRecord& record);
+std::optional<QuarantineRecord> DecodeQuarantine(absl::string_view value);
+
 }  // namespace triage::storage

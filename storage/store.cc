@@ -45,6 +45,8 @@ constexpr char kLabelsCf[] = "labels";
 // message key '\0' queue key -> (delivery time, attempts '\0' team '\0' role '\0' remote ticket):
 // what became of an acknowledged delivery, kept as long as the message's dedup record.
 constexpr char kDeliveredCf[] = "delivered";
+// id:u64 big-endian -> QuarantineRecord (EncodeQuarantine), dropped after the retention.
+constexpr char kQuarantineCf[] = "quarantine";
 
 // by_message: message key '\0' queue key -> 'q' (queued) or 'd' (dead letter). Lets the admin
 // API find the deliveries of one message without a scan.
@@ -119,6 +121,21 @@ uint64_t DecodeSeq(absl::string_view in) {
   uint64_t seq = 0;
   for (size_t i = 0; i < std::min<size_t>(8, in.size()); ++i) {
     seq |= static_cast<uint64_t>(static_cast<uint8_t>(in[i])) << (8 * i);
+  }
+  return seq;
+}
+
+// Keys that sort in number order (quarantine ids).
+std::string EncodeSeqBigEndian(uint64_t seq) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((seq >> (8 * (7 - i))) & 0xff);
+  return out;
+}
+
+uint64_t DecodeSeqBigEndian(absl::string_view in) {
+  uint64_t seq = 0;
+  for (size_t i = 0; i < std::min<size_t>(8, in.size()); ++i) {
+    seq = (seq << 8) | static_cast<uint8_t>(in[i]);
   }
   return seq;
 }
@@ -206,6 +223,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   origins_options.compaction_filter = origin_filter.get();
   origins_options.periodic_compaction_seconds = 24 * 3600;
 
+  rocksdb::ColumnFamilyOptions quarantine_options = base;
+  auto quarantine_filter = std::make_shared<DedupExpiryFilter>(env, options.quarantine_retention);
+  quarantine_options.compaction_filter = quarantine_filter.get();
+  quarantine_options.periodic_compaction_seconds = 24 * 3600;
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {rocksdb::kDefaultColumnFamilyName, base},
       {kMessagesCf, messages_options},
@@ -218,6 +240,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
       {kTicketOriginsCf, origins_options},
       {kLabelsCf, base},
       {kDeliveredCf, messages_options},  // same record layout, same expiry
+      {kQuarantineCf, quarantine_options},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
@@ -229,6 +252,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   store->listener_ = listener;
   store->filter_ = std::move(filter);
   store->origin_filter_ = std::move(origin_filter);
+  store->quarantine_filter_ = std::move(quarantine_filter);
   store->statistics_ = std::move(statistics);
   if (auto s = store->Recover(now); !s.ok()) return s;
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
@@ -251,6 +275,7 @@ Store::Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       ticket_origins_cf_(handles_[8]),
       labels_cf_(handles_[9]),
       delivered_cf_(handles_[10]),
+      quarantine_cf_(handles_[11]),
       index_(options_.aging_step) {}
 
 Store::~Store() {
@@ -270,6 +295,13 @@ absl::Status Store::Recover(absl::Time now) {
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, kNextSeqKey, &value);
   if (!s.ok() && !s.IsNotFound()) return ToAbsl(s);
   next_seq_ = s.ok() ? DecodeSeq(value) : 1;
+  {
+    // Quarantine ids go on from the last one kept.
+    std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(rocksdb::ReadOptions(), quarantine_cf_));
+    last->SeekToLast();
+    if (last->Valid()) next_quarantine_id_ = DecodeSeqBigEndian(Sv(last->key())) + 1;
+    if (!last->status().ok()) return ToAbsl(last->status());
+  }
 
   std::string marker;
   const rocksdb::Status built = db_->Get(rocksdb::ReadOptions(), meta_cf_, kByMessageBuiltKey, &marker);
@@ -417,7 +449,7 @@ void Store::SetReadyCallback(ReadyCallback callback) {
 }
 
 void Store::Submit(std::vector<NewMessage> messages, absl::Time received_at,
-                   absl::AnyInvocable<void(IngestResult)> done) {
+                   absl::AnyInvocable<void(IngestResult)> done, std::optional<QuarantineRecord> quarantine) {
   absl::Status refused;
   {
     std::lock_guard lock(mu_);
@@ -432,7 +464,7 @@ void Store::Submit(std::vector<NewMessage> messages, absl::Time received_at,
       refused = absl::ResourceExhaustedError(
           absl::StrCat("the queues hold ", index_.size(), " entries, the configured maximum"));
     } else {
-      pending_.push_back({std::move(messages), received_at, std::move(done)});
+      pending_.push_back({std::move(messages), received_at, std::move(done), std::move(quarantine)});
     }
   }
   if (!refused.ok()) {
@@ -481,6 +513,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   std::vector<Added> added;
   absl::flat_hash_set<absl::string_view> keys_in_group;
   uint64_t seq = next_seq_;
+  uint64_t quarantine_id = next_quarantine_id_;
   const rocksdb::ReadOptions read_options;
   std::string existing;
 
@@ -510,6 +543,11 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         if (is_new[m]) keys_in_group.erase(request.messages[m].key);
       }
       continue;
+    }
+    if (request.quarantine) {
+      request.quarantine->received_unix_ms = received_ms;
+      results[i].quarantine_id = quarantine_id;
+      batch.Put(quarantine_cf_, EncodeSeqBigEndian(quarantine_id++), EncodeQuarantine(*request.quarantine));
     }
     results[i].duplicate.resize(request.messages.size());
     for (size_t m = 0; m < request.messages.size(); ++m) {
@@ -561,6 +599,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   ReadyCallback callback;
   if (written.ok()) {
     next_seq_ = seq;
+    next_quarantine_id_ = quarantine_id;
     std::lock_guard lock(mu_);
     for (Added& a : added) {
       a.entry.team = index_.TeamId(*a.team);
@@ -1023,6 +1062,47 @@ absl::StatusOr<std::string> Store::GetMessage(absl::string_view key) {
   if (!s.ok()) return ToAbsl(s);
   if (value.size() < 8) return absl::DataLossError("short message record");
   return value.substr(8);
+}
+
+absl::StatusOr<std::vector<Store::Quarantined>> Store::ListQuarantine(uint64_t after, size_t limit) {
+  std::vector<Quarantined> out;
+  const int64_t oldest_ms = absl::ToUnixMillis(clock_.Now() - options_.quarantine_retention);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), quarantine_cf_));
+  for (it->Seek(EncodeSeqBigEndian(after + 1)); it->Valid() && out.size() < limit; it->Next()) {
+    std::optional<QuarantineRecord> record = DecodeQuarantine(Sv(it->value()));
+    if (!record) return absl::DataLossError(absl::StrCat("quarantine record ", DecodeSeqBigEndian(Sv(it->key())), " is damaged"));
+    if (record->received_unix_ms < oldest_ms) continue;  // expired, not yet compacted away
+    out.push_back({DecodeSeqBigEndian(Sv(it->key())), *std::move(record)});
+  }
+  if (!it->status().ok()) return ToAbsl(it->status());
+  return out;
+}
+
+absl::StatusOr<std::optional<Store::Quarantined>> Store::FindQuarantined(uint64_t id) {
+  std::string value;
+  const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), quarantine_cf_, EncodeSeqBigEndian(id), &value);
+  if (s.IsNotFound()) return std::optional<Quarantined>();
+  if (!s.ok()) return ToAbsl(s);
+  std::optional<QuarantineRecord> record = DecodeQuarantine(value);
+  if (!record) return absl::DataLossError(absl::StrCat("quarantine record ", id, " is damaged"));
+  if (record->received_unix_ms < absl::ToUnixMillis(clock_.Now() - options_.quarantine_retention)) {
+    return std::optional<Quarantined>();
+  }
+  return std::optional<Quarantined>(Quarantined{id, *std::move(record)});
+}
+
+absl::Status Store::ReleaseQuarantined(uint64_t id) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;
+  const absl::Status written = ToAbsl(db_->Delete(write_options, quarantine_cf_, EncodeSeqBigEndian(id)));
+  if (!written.ok()) WriteFailed(written);
+  return written;
+}
+
+int64_t Store::QuarantineEstimate() {
+  uint64_t keys = 0;
+  db_->GetIntProperty(quarantine_cf_, rocksdb::DB::Properties::kEstimateNumKeys, &keys);
+  return static_cast<int64_t>(keys);
 }
 
 }  // namespace triage::storage

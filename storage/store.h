@@ -44,6 +44,8 @@ struct StoreOptions {
   // How long a helpdesk ticket created here can be traced back to its message (TicketOrigin),
   // for the labels agents give it later.
   absl::Duration ticket_origin_window = absl::Hours(24 * 90);
+  // How long a request the parser could not read is kept for a replay (Quarantined).
+  absl::Duration quarantine_retention = absl::Hours(24 * 14);
   rocksdb::Env* env = nullptr;  // for fault-injection tests; null means the default Env
   // What "now" is for the windows of remote tickets and ticket origins, the recorded times of
   // acknowledgements and the health episode; null means the wall clock (tests move their own).
@@ -84,6 +86,7 @@ struct IngestResult {
   absl::Status status;  // Unavailable / ResourceExhausted when nothing was stored
   int stored = 0;
   int duplicates = 0;
+  uint64_t quarantine_id = 0;  // when the request was quarantined too
   std::vector<bool> duplicate;  // per message of the request, when stored
 };
 
@@ -172,8 +175,24 @@ class Store {
   // count as duplicates and add nothing. `done` runs once, on the writer thread, after the WAL
   // is synced or the write failed; it may be called before Submit returns when the request
   // is refused at once (queue full, store closing).
+  // With `quarantine`, the raw request is kept too, in the same synced write (its id in the
+  // result): what the parser could not read is stored before the request is acknowledged.
   void Submit(std::vector<NewMessage> messages, absl::Time received_at,
-              absl::AnyInvocable<void(IngestResult)> done);
+              absl::AnyInvocable<void(IngestResult)> done,
+              std::optional<QuarantineRecord> quarantine = std::nullopt);
+
+  // The quarantine: requests the parser could not read (all or part of them), kept raw for
+  // `quarantine_retention`, oldest first, ids after `after`.
+  struct Quarantined {
+    uint64_t id = 0;
+    QuarantineRecord record;
+  };
+  absl::StatusOr<std::vector<Quarantined>> ListQuarantine(uint64_t after, size_t limit);
+  absl::StatusOr<std::optional<Quarantined>> FindQuarantined(uint64_t id);
+  // Replayed and fully read: removed, synced.
+  absl::Status ReleaseQuarantined(uint64_t id);
+  // About how many are kept (RocksDB's estimate; expired ones leave at compaction).
+  int64_t QuarantineEstimate();
 
   // Leases the best entry of `destination` that is due at `now`: highest level first (after
   // aging), then oldest. Entries of one (team, thread) leave in arrival order: a follow-up is
@@ -288,6 +307,7 @@ class Store {
     std::vector<NewMessage> messages;
     absl::Time received_at;
     absl::AnyInvocable<void(IngestResult)> done;
+    std::optional<QuarantineRecord> quarantine;
   };
 
   Store(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
@@ -316,7 +336,9 @@ class Store {
   rocksdb::ColumnFamilyHandle* ticket_origins_cf_;
   rocksdb::ColumnFamilyHandle* labels_cf_;
   rocksdb::ColumnFamilyHandle* delivered_cf_;
+  rocksdb::ColumnFamilyHandle* quarantine_cf_;
   std::shared_ptr<rocksdb::CompactionFilter> origin_filter_;  // like filter_
+  std::shared_ptr<rocksdb::CompactionFilter> quarantine_filter_;  // like filter_
   class ErrorListener;
   std::shared_ptr<ErrorListener> listener_;  // background errors
   std::atomic<bool> available_{true};  // mirrors health_.available, read without the lock
@@ -326,6 +348,7 @@ class Store {
   std::deque<Pending> pending_;
   bool stopping_ = false;
   uint64_t next_seq_ = 1;
+  uint64_t next_quarantine_id_ = 1;  // the writer thread's, after Recover
   QueueIndex index_;  // the queues' order and counts
   int64_t dead_letters_ = 0;
   int64_t labels_ = 0;

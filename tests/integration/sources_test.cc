@@ -175,16 +175,26 @@ TEST_F(SourcesTest, EventsThatAreNotMessagesAreAcknowledgedAndCounted) {
   EXPECT_EQ(r.body, R"({"accepted":0,"duplicates":0})");
   EXPECT_EQ(daemon_->Metric(R"(triage_ingest_events_total{kind="favorite",source="x"})"), 1);
   EXPECT_EQ(daemon_->Metric(R"(triage_ingest_events_ignored_total{reason="not_a_message",source="x"})"), 3);
+  // A signed body that is not an X envelope is this version's gap: kept, not refused.
   const std::string garbage = R"({"neither":"x nor meta"})";
-  EXPECT_EQ(PostX(*daemon_, garbage, daemon::XSignature(kConsumerSecret, garbage)).status, 400);
-  // Routine notifications are only counted; content this version cannot read is said at warn.
+  const HttpResult odd = PostX(*daemon_, garbage, daemon::XSignature(kConsumerSecret, garbage));
+  EXPECT_EQ(odd.status, 200);
+  EXPECT_EQ(odd.body, R"({"accepted":0,"duplicates":0,"quarantined":1})");
+  // Routine notifications are only counted; a message without its words, and content this
+  // version cannot read (quarantined), are said at warn.
   EXPECT_FALSE(absl::StrContains(daemon_->Log(), "event=ingest_ignored")) << daemon_->Log();
-  const std::string unknown = R"({"object":"marketplace","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"}}]}]})";
-  EXPECT_EQ(PostMeta(*daemon_, unknown, "sha256=" + absl::BytesToHexString(daemon::HmacSha256(kAppSecret, unknown))).status,
+  const std::string mention = R"({"object":"instagram","entry":[{"id":"1","time":1,"changes":[{"field":"mentions","value":{"media_id":"5"}}]}]})";
+  EXPECT_EQ(PostMeta(*daemon_, mention, "sha256=" + absl::BytesToHexString(daemon::HmacSha256(kAppSecret, mention))).status,
             200);
-  EXPECT_TRUE(WaitFor([&] {
-    return absl::StrContains(daemon_->Log(), "warning event=ingest_ignored source=meta reason=unsupported items=1 suppressed=0");
-  })) << daemon_->Log();
+  EXPECT_TRUE(absl::StrContains(daemon_->Log(), "warning event=ingest_ignored source=meta reason=no_content items=1 suppressed=0"))
+      << daemon_->Log();
+  const std::string unknown = R"({"object":"marketplace","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"}}]}]})";
+  const HttpResult kept = PostMeta(*daemon_, unknown, "sha256=" + absl::BytesToHexString(daemon::HmacSha256(kAppSecret, unknown)));
+  EXPECT_EQ(kept.status, 200);
+  EXPECT_EQ(kept.body, R"({"accepted":0,"duplicates":0,"quarantined":1})");
+  EXPECT_TRUE(absl::StrContains(daemon_->Log(),
+                                "warning event=ingest_quarantined source=meta id=2 detail=\"messaging under object 'marketplace'\""))
+      << daemon_->Log();
 }
 
 }  // namespace

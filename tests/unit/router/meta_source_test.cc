@@ -80,7 +80,7 @@ TEST(MetaSourceTest, MessagingUnderAnUnknownObjectIsNotReadAsMessenger) {
   const ParseResult r = ParseBody(R"({"object":"user","entry":[{"id":"1","time":1772531234,
     "messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},"message":{"mid":"m_X","text":"hi"}}]}]})");
   EXPECT_TRUE(r.messages.empty());
-  EXPECT_EQ(r.ignored.at("unsupported"), 1);
+  EXPECT_EQ(r.ignored.at("could_not_read"), 1);
 }
 
 TEST(MetaSourceTest, MixedBatchRoutesCustomersAndCountsTheRest) {
@@ -158,6 +158,70 @@ TEST(MetaSourceTest, AnEditIsANewEventOnTheSameComment) {
   ASSERT_EQ(edited->messages.size(), 1u);
   EXPECT_EQ(edited->messages[0].id, "c1");
   EXPECT_EQ(edited->messages[0].dedup_id(), "c1/edited/1772531000");
+}
+
+// One fixture per class of body the parser once got wrong (issue: never lose what a customer
+// wrote).
+TEST(MetaSourceTest, AWhatsAppRevokeIsADeleteNotATicket) {
+  const ParseResult r = Parse("whatsapp_class_revoke.json");
+  EXPECT_TRUE(r.messages.empty());
+  EXPECT_EQ(r.ignored.at("not_a_message"), 1);
+  EXPECT_EQ(r.events.at("message_deleted"), 1);
+  EXPECT_TRUE(r.complete());
+}
+
+TEST(MetaSourceTest, AWhatsAppEditCarriesItsNewWordsAndTheOriginalsId) {
+  const ParseResult r = Parse("whatsapp_class_edit.json");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].text, "my shop opens in 30 minutes now, please hurry");
+  EXPECT_EQ(r.messages[0].id, "wamid.TEST0000000000000000000000000000000001");
+  EXPECT_EQ(r.messages[0].dedup_id(), "wamid.TEST0000000000000000000000000000000001/edited/wamid.EDIT0001")
+      << "a new event, not a duplicate of the original";
+  EXPECT_EQ(r.messages[0].conversation_id, "wa:15550002222");
+}
+
+TEST(MetaSourceTest, WhatsAppInteractiveRepliesCarryTheirWordsOrAreNotMessages) {
+  const ParseResult r = Parse("whatsapp_class_interactive.json");
+  ASSERT_EQ(r.messages.size(), 3u);
+  EXPECT_EQ(r.messages[0].text, "I want a refund");
+  EXPECT_EQ(r.messages[1].text, "Late delivery: order not arrived");
+  EXPECT_EQ(r.messages[2].text, "Sent");
+  EXPECT_EQ(r.ignored.at("not_a_message"), 1) << "the call permission reply has no words";
+  EXPECT_EQ(r.events.at("interactive"), 1);
+}
+
+TEST(MetaSourceTest, AWhatsAppMessageWithoutFromTakesItsAuthorFromTheContact) {
+  const ParseResult r = Parse("whatsapp_class_no_from.json");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].author.id, "US.1349000000000001");
+  EXPECT_EQ(r.messages[0].author.name, "Sam Placeholder");
+  EXPECT_EQ(r.messages[0].author.handle, "sam.p");
+  EXPECT_EQ(r.messages[0].text, "where is my parcel?");
+}
+
+TEST(MetaSourceTest, AnUnknownWhatsAppTypeIsNotGuessedAtButMarkedUnreadable) {
+  const ParseResult r = Parse("whatsapp_class_unknown_type.json");
+  EXPECT_TRUE(r.messages.empty());
+  EXPECT_FALSE(r.complete());
+  EXPECT_EQ(r.ignored.at("could_not_read"), 1);
+  ASSERT_EQ(r.unreadable.size(), 1u);
+  EXPECT_EQ(r.unreadable[0], "WhatsApp message type 'hologram'");
+}
+
+TEST(MetaSourceTest, AccountAndTemplateNotificationsAndAppEchoesAreRoutineNotUnreadable) {
+  const ParseResult r = Parse("whatsapp_class_notifications.json");
+  EXPECT_TRUE(r.messages.empty());
+  EXPECT_TRUE(r.complete());
+  EXPECT_EQ(r.ignored.at("not_a_message"), 2);
+  EXPECT_EQ(r.ignored.at("own_account"), 1);
+}
+
+TEST(MetaSourceTest, AnUnknownObjectIsUnreadable) {
+  const ParseResult r = Parse("meta_class_unknown_object.json");
+  EXPECT_TRUE(r.messages.empty());
+  EXPECT_FALSE(r.complete());
+  ASSERT_EQ(r.unreadable.size(), 1u);
+  EXPECT_EQ(r.unreadable[0], "marketplace change 'listings'");
 }
 
 }  // namespace

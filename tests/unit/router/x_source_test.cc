@@ -140,7 +140,7 @@ TEST(XSourceTest, HostileShapesAreSkippedNotFatal) {
   const ParseResult r = Parse("x_hostile_shapes.json");
   EXPECT_TRUE(r.messages.empty());
   EXPECT_EQ(r.events.at("tweet"), 4);
-  EXPECT_EQ(r.ignored.at("unsupported"), 4);
+  EXPECT_EQ(r.ignored.at("could_not_read"), 4);
   EXPECT_FALSE(r.ignored.contains("own_account"));
 }
 

@@ -903,5 +903,55 @@ TEST(StoreHealthTest, OpeningOnAFullDiskFailsWithAnErrorNotAnAbort) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
 }
 
+// What the parser could not read is kept raw in the same synced write as the request's
+// messages, listed oldest first, kept across restarts, released once replayed, and gone after
+// the retention.
+TEST(StoreQuarantineTest, KeptWithTheRequestListedReleasedAndExpired) {
+  testing::TempDir dir;
+  ManualClock clock(kT0);
+  StoreOptions options;
+  options.clock = &clock;
+  options.quarantine_retention = absl::Hours(24 * 14);
+  auto store = OpenStore(dir.path(), kT0, options);
+  auto submit = [&](std::vector<NewMessage> messages, std::string body) {
+    std::promise<IngestResult> done;
+    store->Submit(std::move(messages), clock.Now(), [&](IngestResult r) { done.set_value(std::move(r)); },
+                  QuarantineRecord{0, "meta", "could_not_read", "WhatsApp message type 'order'", std::move(body)});
+    return done.get_future().get();
+  };
+  const IngestResult first = submit({Msg("readable", Level::kNormal)}, std::string("{\"raw\":\0\"bytes\"}", 16));
+  ASSERT_TRUE(first.status.ok());
+  EXPECT_EQ(first.stored, 1) << "what could be read is stored as usual";
+  EXPECT_EQ(first.quarantine_id, 1u);
+  clock.Advance(absl::Hours(1));
+  EXPECT_EQ(submit({}, "second").quarantine_id, 2u);
+
+  auto listed = store->ListQuarantine(0, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ(listed->at(0).id, 1u);
+  EXPECT_EQ(listed->at(0).record.source, "meta");
+  EXPECT_EQ(listed->at(0).record.reason, "could_not_read");
+  EXPECT_EQ(listed->at(0).record.detail, "WhatsApp message type 'order'");
+  EXPECT_EQ(listed->at(0).record.body, std::string("{\"raw\":\0\"bytes\"}", 16)) << "byte for byte";
+  EXPECT_EQ(listed->at(0).record.received_unix_ms, absl::ToUnixMillis(kT0));
+  EXPECT_EQ(store->ListQuarantine(1, 10)->size(), 1u) << "after id 1";
+  EXPECT_EQ(store->ListQuarantine(0, 1)->size(), 1u) << "limit";
+
+  // Ids go on after a restart.
+  store.reset();
+  store = OpenStore(dir.path(), clock.Now(), options);
+  EXPECT_EQ(submit({}, "third").quarantine_id, 3u);
+  ASSERT_TRUE(store->ReleaseQuarantined(2).ok());
+  EXPECT_FALSE(store->FindQuarantined(2)->has_value());
+  ASSERT_TRUE(store->FindQuarantined(3)->has_value());
+  EXPECT_EQ((*store->FindQuarantined(3))->record.body, "third");
+
+  // After the retention: neither listed nor found, and compaction drops it.
+  clock.Advance(absl::Hours(24 * 14) - absl::Minutes(30));
+  EXPECT_EQ(store->ListQuarantine(0, 10)->size(), 1u) << "the first is past 14 days, the third is not";
+  EXPECT_FALSE(store->FindQuarantined(1)->has_value());
+}
+
 }  // namespace
 }  // namespace triage::storage
