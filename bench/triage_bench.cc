@@ -11,7 +11,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "config/config.h"
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
 #include "router/router.h"
 #include "router/text_model.h"
 #include "router/ticket_json.h"

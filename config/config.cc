@@ -461,39 +461,49 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
     if (default_reach >= 0) source.parse.default_reach = default_reach;
     LoadKnownAuthors(l, body, path, &source.parse.known_authors);
     l.Networks(body, "allow_from", path, &source.allow_from);
-    if (type == "generic") {
-      source.type = router::SourceKind::kGeneric;
-      l.Keys(body, path, {"type", "secret", "signature_header", "known_authors", "default_reach", "allow_from"});
-      l.Secret(body, "secret", path, &source.secret, true);
-      l.String(body, "signature_header", path, &source.signature_header);
-    } else if (type == "x") {
-      source.type = router::SourceKind::kX;
-      l.Keys(body, path,
-             {"type", "consumer_secret", "oauth2_client_secret", "crc_secret", "brand_user_ids",
-              "known_authors", "default_reach", "allow_from"});
-      l.Secret(body, "consumer_secret", path, &source.secret, true);
-      l.Secret(body, "oauth2_client_secret", path, &source.oauth2_client_secret, false);
-      std::string crc = "consumer_secret";
-      l.String(body, "crc_secret", path, &crc);
-      if (crc != "consumer_secret" && crc != "oauth2_client_secret") {
-        l.Error(body["crc_secret"], Child(path, "crc_secret"),
-                "must be consumer_secret or oauth2_client_secret");
+    source.type = router::FindSourceType(type);
+    if (source.type == nullptr) {
+      if (!type.empty()) {
+        std::vector<std::string> known;
+        for (const router::SourceType* t : router::SourceTypes()) known.emplace_back(t->name());
+        l.Error(body["type"], Child(path, "type"),
+                absl::StrCat("unknown source type (known: ", absl::StrJoin(known, ", "), ")"));
       }
-      source.crc_with_oauth2 = crc == "oauth2_client_secret";
-      if (source.crc_with_oauth2 && source.oauth2_client_secret.empty()) {
-        l.Error(body, Child(path, "oauth2_client_secret"), "is required when crc_secret names it");
+    } else {
+      // The common keys, then the type's own, declared by it (router/sources/<type>/).
+      const std::vector<router::SourceSetting> settings = source.type->settings();
+      std::vector<absl::string_view> keys = {"type"};
+      for (const router::SourceSetting& setting : settings) keys.push_back(setting.key);
+      for (absl::string_view common : {"known_authors", "default_reach", "allow_from"}) keys.push_back(common);
+      l.Keys(body, path, keys);
+      for (const router::SourceSetting& setting : settings) {
+        switch (setting.kind) {
+          case router::SourceSetting::Kind::kSecret:
+            l.Secret(body, setting.key, path, &source.settings.values[setting.key], setting.required);
+            break;
+          case router::SourceSetting::Kind::kString: {
+            std::string& value = source.settings.values[setting.key];
+            value = setting.default_value;
+            l.String(body, setting.key, path, &value, setting.required);
+            if (!setting.allowed.empty() && !absl::c_linear_search(setting.allowed, value)) {
+              l.Error(body[setting.key], Child(path, setting.key),
+                      absl::StrCat("must be ", absl::StrJoin(setting.allowed, " or ")));
+            }
+            break;
+          }
+          case router::SourceSetting::Kind::kStringList:
+            l.StringList(body, setting.key, path, &source.settings.lists[setting.key]);
+            break;
+        }
       }
-      l.StringList(body, "brand_user_ids", path, &source.parse.brand_ids);
-    } else if (type == "meta") {
-      source.type = router::SourceKind::kMeta;
-      l.Keys(body, path,
-             {"type", "app_secret", "verify_token", "brand_ids", "known_authors", "default_reach",
-              "allow_from"});
-      l.Secret(body, "app_secret", path, &source.secret, true);
-      l.Secret(body, "verify_token", path, &source.verify_token, true);
-      l.StringList(body, "brand_ids", path, &source.parse.brand_ids);
-    } else if (!type.empty()) {
-      l.Error(body["type"], Child(path, "type"), "unknown source type (known: generic, x, meta)");
+      for (const auto& [key, message] : source.type->Validate(source.settings)) {
+        l.Error(body, Child(path, key), message);
+      }
+      if (const std::string brands = source.type->brand_ids_setting(); !brands.empty()) {
+        source.parse.brand_ids = source.settings.List(brands);
+      }
+      source.signature = source.type->Signature(source.settings);
+      source.handshake = source.type->Handshake(source.settings);
     }
     source.parse.source = name;
     source.parse.limits = limits;

@@ -12,10 +12,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "config/network.h"
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
 #include "router/router.h"
 #include "router/scorer.h"
 #include "router/source.h"
+#include "router/sources/source_type.h"
 #include "router/text_model.h"
 
 namespace triage::config {
@@ -77,14 +78,11 @@ struct StorageOptions {
 
 struct SourceOptions {
   std::string name;  // served at /webhooks/<name>
-  router::SourceKind type = router::SourceKind::kGeneric;
-  // The HMAC-SHA256 key of request signatures: generic `secret`, X `consumer_secret`, Meta
-  // `app_secret`. Resolved from value, env or file.
-  std::string secret;
-  std::string signature_header = "X-Triage-Signature";  // generic only
-  std::string oauth2_client_secret;  // X: verifies X-Twitter-Webhooks-Signature-OAuth2
-  bool crc_with_oauth2 = false;      // X: answer the CRC with the OAuth 2.0 client secret
-  std::string verify_token;          // Meta: the GET handshake's hub.verify_token
+  const router::SourceType* type = nullptr;  // from the registry (router/sources/registry.cc)
+  router::SourceSettings settings;  // the type's keys, secrets resolved from value, env or file
+  // Derived from the settings by the type, once, at load.
+  std::vector<router::SignatureCheck> signature;
+  router::HandshakeSpec handshake;
   // When not empty, only clients in these networks may post to this source; others get 403.
   // X and Telegram publish the ranges they send from.
   std::vector<IpNetwork> allow_from;

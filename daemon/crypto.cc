@@ -31,9 +31,9 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
 }
 
 bool VerifyHexHmacSha256(absl::string_view secret, absl::string_view body,
-                         absl::string_view header_value) {
+                         absl::string_view header_value, absl::string_view prefix) {
   absl::string_view hex = absl::StripAsciiWhitespace(header_value);
-  absl::ConsumePrefix(&hex, "sha256=");
+  absl::ConsumePrefix(&hex, prefix);
   if (hex.size() != 64) return false;
   for (const char c : hex) {
     if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return false;
@@ -46,9 +46,11 @@ std::string XSignature(absl::string_view secret, absl::string_view data) {
   return absl::StrCat("sha256=", absl::Base64Escape(HmacSha256(secret, data)));
 }
 
-bool VerifyXSignature(absl::string_view secret, absl::string_view body, absl::string_view header) {
+bool VerifyBase64HmacSha256(absl::string_view secret, absl::string_view body, absl::string_view header,
+                            absl::string_view prefix) {
   header = absl::StripAsciiWhitespace(header);
-  return !header.empty() && ConstantTimeEquals(XSignature(secret, body), header);
+  if (!absl::ConsumePrefix(&header, prefix) || header.empty()) return false;
+  return ConstantTimeEquals(absl::Base64Escape(HmacSha256(secret, body)), header);
 }
 
 absl::StatusOr<std::string> StandardWebhooksKey(absl::string_view secret) {

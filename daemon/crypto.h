@@ -16,16 +16,18 @@ std::string Sha256(absl::string_view data);
 // Compares in time that depends only on the lengths, never on where the bytes differ.
 bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 
-// Checks a hex HMAC-SHA256 signature header of the raw body: "sha256=<hex>" or bare "<hex>",
+// Checks a hex HMAC-SHA256 signature header of the raw body: "<prefix><hex>" or bare "<hex>",
 // hex in either case. Returns false on any malformed header; never throws, never logs.
 bool VerifyHexHmacSha256(absl::string_view secret, absl::string_view body,
-                         absl::string_view header_value);
+                         absl::string_view header_value, absl::string_view prefix = "sha256=");
 
 // X: "sha256=<base64 HMAC-SHA256(secret, data)>", the form of both the CRC response_token and
 // the X-Twitter-Webhooks-Signature header.
 std::string XSignature(absl::string_view secret, absl::string_view data);
-// Checks an X signature header against the raw body, in constant time.
-bool VerifyXSignature(absl::string_view secret, absl::string_view body, absl::string_view header);
+// Checks a "<prefix><base64 HMAC-SHA256(secret, body)>" header (X's with "sha256=", LINE's
+// with none) against the raw body, in constant time.
+bool VerifyBase64HmacSha256(absl::string_view secret, absl::string_view body, absl::string_view header,
+                            absl::string_view prefix);
 
 // Standard Webhooks (v1, symmetric): the signing key of a "whsec_<base64>" (or bare base64)
 // secret, and the "v1,<base64>" signature of "{id}.{timestamp}.{body}".

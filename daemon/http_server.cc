@@ -166,11 +166,6 @@ void HttpServer::SetTls(std::shared_ptr<asio::ssl::context> tls) {
   tls_ = std::move(tls);
 }
 
-bool HttpServer::tls() const {
-  std::lock_guard lock(tls_mu_);
-  return tls_ != nullptr;
-}
-
 void HttpServer::StopAccepting() {
   stopping_ = true;
   asio::post(acceptor_.get_executor(), [this] {

@@ -54,7 +54,6 @@ class HttpServer {
   std::string LocalAddress() const;
   void Start();
   void SetTls(std::shared_ptr<asio::ssl::context> tls);
-  bool tls() const;
   // Closes the listener and every idle connection; connections busy with a request finish it,
   // answer with "Connection: close" and end.
   void StopAccepting();
@@ -89,7 +88,7 @@ class HttpServer {
   std::atomic<int> active_{0};
   std::atomic<bool> stopping_{false};
   std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
-  mutable std::mutex tls_mu_;
+  std::mutex tls_mu_;
   std::shared_ptr<asio::ssl::context> tls_;  // null: plain HTTP
 };
 

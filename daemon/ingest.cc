@@ -159,23 +159,22 @@ absl::string_view Header(const Request& request, absl::string_view name) {
 Response Ingest::Handshake(const config::SourceOptions& source, const Request& request,
                            const config::IpAddress& client) {
   const absl::string_view target = ToAbsl(request.target());
-  switch (source.type) {
-    case router::SourceKind::kX: {
+  switch (source.handshake.kind) {
+    case router::HandshakeSpec::Kind::kXCrc: {
       const std::optional<std::string> token = QueryParam(target, "crc_token");
       if (!token || token->empty()) {
         return Answer(source.name, absl::InvalidArgumentError("missing crc_token"), client);
       }
-      const std::string& key = source.crc_with_oauth2 ? source.oauth2_client_secret : source.secret;
       metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
       return JsonResponse(http::status::ok,
-                          absl::StrCat("{\"response_token\":\"", XSignature(key, *token), "\"}"));
+                          absl::StrCat("{\"response_token\":\"", XSignature(source.handshake.key, *token), "\"}"));
     }
-    case router::SourceKind::kMeta: {
+    case router::HandshakeSpec::Kind::kMetaVerify: {
       const std::optional<std::string> mode = QueryParam(target, "hub.mode");
       const std::optional<std::string> token = QueryParam(target, "hub.verify_token");
       const std::optional<std::string> challenge = QueryParam(target, "hub.challenge");
       if (!mode || *mode != "subscribe" || !token || !challenge ||
-          !ConstantTimeEquals(*token, source.verify_token)) {
+          !ConstantTimeEquals(*token, source.handshake.key)) {
         metrics_.signature_failures.Add({{"source", source.name}}).Increment();
         return Answer(source.name, absl::PermissionDeniedError("verification refused"), client);
       }
@@ -185,7 +184,7 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
       response.body() = *challenge;
       return response;
     }
-    case router::SourceKind::kGeneric:
+    case router::HandshakeSpec::Kind::kNone:
       break;
   }
   Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), client);
@@ -193,25 +192,22 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
   return response;
 }
 
-bool Ingest::SignatureValid(const config::SourceOptions& source, const Request& request) {
+bool SignatureValid(const std::vector<router::SignatureCheck>& checks, const Request& request) {
   const std::string& body = request.body();
-  switch (source.type) {
-    case router::SourceKind::kX: {
-      // During X's migration both headers may come; the OAuth2 one is checked when we can.
-      const absl::string_view oauth2 = Header(request, "x-twitter-webhooks-signature-oauth2");
-      if (!oauth2.empty() && !source.oauth2_client_secret.empty()) {
-        return VerifyXSignature(source.oauth2_client_secret, body, oauth2);
-      }
-      return VerifyXSignature(source.secret, body, Header(request, "x-twitter-webhooks-signature"));
+  for (const router::SignatureCheck& check : checks) {
+    const absl::string_view value = Header(request, check.header);
+    if (check.only_if_present && value.empty()) continue;
+    switch (check.kind) {
+      case router::SignatureCheck::Kind::kHmacSha256Hex:
+        if (check.prefix_required && !absl::StartsWith(value, check.prefix)) return false;
+        return VerifyHexHmacSha256(check.key, body, value, check.prefix);
+      case router::SignatureCheck::Kind::kHmacSha256Base64:
+        return VerifyBase64HmacSha256(check.key, body, value, check.prefix);
+      case router::SignatureCheck::Kind::kSharedToken:
+        return !value.empty() && ConstantTimeEquals(value, check.key);
     }
-    case router::SourceKind::kMeta: {
-      const absl::string_view header = Header(request, "x-hub-signature-256");
-      return absl::StartsWith(header, "sha256=") && VerifyHexHmacSha256(source.secret, body, header);
-    }
-    case router::SourceKind::kGeneric:
-      break;
   }
-  return VerifyHexHmacSha256(source.secret, body, Header(request, source.signature_header));
+  return false;
 }
 
 void Ingest::CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed) {
@@ -249,19 +245,18 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
   }
   metrics_.ingest_bytes.Add({{"source", source.name}}).Increment(static_cast<double>(request.body().size()));
 
-  if (!SignatureValid(source, request)) {
+  if (!SignatureValid(source.signature, request)) {
     metrics_.signature_failures.Add({{"source", source.name}}).Increment();
     co_return Answer(source.name, absl::UnauthenticatedError("missing or wrong signature"), client);
   }
 
-  absl::StatusOr<router::ParseResult> parsed =
-      router::ParsePayload(source.type, request.body(), source.parse);
+  absl::StatusOr<router::ParseResult> parsed = source.type->Parse(request.body(), source.parse);
   std::optional<storage::QuarantineRecord> quarantine;
   if (!parsed.ok()) {
     // A platform's signed body the parser cannot read is this version's gap, not the sender's:
     // kept for a replay and acknowledged (a platform retries errors for hours, then drops the
     // body for good). The generic source's contract stays a 400 naming the problem.
-    if (source.type == router::SourceKind::kGeneric || parsed.status().code() != absl::StatusCode::kInvalidArgument) {
+    if (!source.type->quarantine_unparsable() || parsed.status().code() != absl::StatusCode::kInvalidArgument) {
       co_return Answer(source.name, parsed.status(), client);
     }
     quarantine = storage::QuarantineRecord{0, source.name, router::kCouldNotRead,
@@ -418,8 +413,7 @@ asio::awaitable<std::vector<ReplayOutcome>> Ingest::Replay(std::vector<storage::
       outcome.detail = absl::StrCat("no source '", item.record.source, "' in the running config");
       continue;
     }
-    absl::StatusOr<router::ParseResult> parsed =
-        router::ParsePayload(source->type, item.record.body, source->parse);
+    absl::StatusOr<router::ParseResult> parsed = source->type->Parse(item.record.body, source->parse);
     if (!parsed.ok()) {
       outcome.outcome = "still_unreadable";
       outcome.detail = std::string(parsed.status().message());

@@ -42,6 +42,10 @@ struct ReplayOutcome {
   std::string detail;
 };
 
+// Whether `request` passes a source's signature checks (router::SignatureCheck: the first that
+// applies decides; none applying is a refusal).
+bool SignatureValid(const std::vector<router::SignatureCheck>& checks, const Request& request);
+
 config::IpAddress FromAsio(const asio::ip::address& address);
 // The client of a request: the TCP peer, or, when the peer is one of `trusted_proxies`, the
 // rightmost X-Forwarded-For address that is not itself a trusted proxy (a proxy appends the
@@ -83,7 +87,6 @@ class Ingest {
   // GET: the X CRC and the Meta verification handshake.
   Response Handshake(const config::SourceOptions& source, const Request& request,
                      const config::IpAddress& client);
-  bool SignatureValid(const config::SourceOptions& source, const Request& request);
   void CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed);
   Response Answer(absl::string_view source, const absl::Status& status, const config::IpAddress& client);
   // One log line per key a second (refusals, ignored content, drops): nullopt to stay quiet.

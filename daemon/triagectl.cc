@@ -19,7 +19,7 @@
 #include "absl/strings/strip.h"
 #include "config/config.h"
 #include "daemon/triagectl_learn.h"
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
 #include "router/ticket_json.h"
 #include "router/router.h"
 

@@ -18,7 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "config/config.h"
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
 #include "router/json_writer.h"
 #include "router/model_eval.h"
 #include "router/router.h"

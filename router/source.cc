@@ -22,24 +22,5 @@ void ApplyAuthorKnowledge(const ParseContext& context, Author* author) {
   if (!author->followers && context.default_reach) author->assumed_reach = context.default_reach;
 }
 
-absl::StatusOr<ParseResult> ParsePayload(SourceKind kind, absl::string_view body,
-                                         const ParseContext& context) {
-  switch (kind) {
-    case SourceKind::kX:
-      return ParseXPayload(body, context);
-    case SourceKind::kMeta:
-      return ParseMetaPayload(body, context);
-    case SourceKind::kGeneric:
-      break;
-  }
-  absl::StatusOr<std::vector<Message>> messages = ParseGenericPayload(body, context.source, context.limits);
-  if (!messages.ok()) return messages.status();
-  ParseResult result;
-  for (Message& m : *messages) {
-    ApplyAuthorKnowledge(context, &m.author);
-    result.Add(std::move(m));
-  }
-  return result;
-}
 
 }  // namespace triage::router

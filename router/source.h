@@ -8,12 +8,16 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "router/generic_source.h"
 #include "router/message.h"
 
 namespace triage::router {
 
-enum class SourceKind { kGeneric, kX, kMeta };
+struct PayloadLimits {
+  size_t max_messages = 1000;   // messages in one request
+  size_t max_depth = 32;        // JSON nesting
+  size_t max_id_bytes = 256;    // ids end up in storage keys
+  size_t max_text_bytes = 64 * 1024;
+};
 
 // An author the brand knows (press, VIP), matched by platform id or handle. Meta payloads
 // carry no follower counts, so this is the only way their reach can be known.
@@ -70,16 +74,6 @@ struct ParseResult {
     messages.push_back(std::move(message));
   }
 };
-
-// Parses a request body of the given source kind. Malformed JSON, or an envelope that is not
-// the platform's, is InvalidArgument (400). Events of a known envelope that are not customer
-// messages, or that this version does not understand, are counted in `ignored`, not errors:
-// the body was signed by the platform and a 400 would only make it retry for days.
-absl::StatusOr<ParseResult> ParsePayload(SourceKind kind, absl::string_view body,
-                                         const ParseContext& context);
-
-absl::StatusOr<ParseResult> ParseXPayload(absl::string_view body, const ParseContext& context);
-absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const ParseContext& context);
 
 // Fills followers/verified/known_as from the known authors, and assumed_reach from the
 // default when the follower count is unknown.

@@ -1,11 +1,13 @@
-// libFuzzer target for one source parser (chosen at build time by TRIAGE_FUZZ_KIND): any bytes
-// in, no crash, no sanitizer report, and every message that comes out serialises.
+// libFuzzer target for one source type of the registry (its name chosen at build time by
+// TRIAGE_FUZZ_SOURCE): any bytes in, no crash, no sanitizer report, and every message that comes
+// out serialises.
 #include <cstddef>
 #include <cstdint>
 
 #include "absl/time/time.h"
 #include "router/router.h"
 #include "router/source.h"
+#include "router/sources/source_type.h"
 #include "router/ticket_json.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -26,9 +28,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return new std::shared_ptr<const triage::router::Triager>(
         *triage::router::Triager::Create(scorer, router));
   }();
-  const auto result = triage::router::ParsePayload(
-      triage::router::SourceKind::TRIAGE_FUZZ_KIND,
-      absl::string_view(reinterpret_cast<const char*>(data), size), *context);
+  static const triage::router::SourceType* type = triage::router::FindSourceType(TRIAGE_FUZZ_SOURCE);
+  if (type == nullptr) __builtin_trap();
+  const auto result = type->Parse(absl::string_view(reinterpret_cast<const char*>(data), size), *context);
   if (!result.ok()) return 0;
   for (const triage::router::Message& message : result->messages) {
     const std::string json = triage::router::TicketJson((*triager)->Triage(message, absl::UnixEpoch()));

@@ -47,8 +47,8 @@ TEST(ConfigTest, EmbeddedDefaultLoads) {
 TEST(ConfigTest, MinimalConfigGetsDefaultsAndTheDefaultLexicon) {
   const auto config = LoadConfigString(kMinimal, "test.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->sources[0].secret, "s3cret");
-  EXPECT_EQ(config->sources[0].signature_header, "X-Triage-Signature");
+  EXPECT_EQ(config->sources[0].settings.Get("secret"), "s3cret");
+  EXPECT_EQ(config->sources[0].settings.Get("signature_header"), "X-Triage-Signature");
   EXPECT_EQ(config->server.io_threads, 2);
   EXPECT_EQ(config->scoring.levels[0].sla, absl::Minutes(15));
   EXPECT_FALSE(config->scoring.categories.empty());
@@ -110,13 +110,13 @@ TEST(ConfigTest, SecretsComeFromEnvironmentOrFile) {
   yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {env: TRIAGED_TEST_SECRET}");
   auto config = LoadConfigString(yaml, "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->sources[0].secret, "from-env");
+  EXPECT_EQ(config->sources[0].settings.Get("secret"), "from-env");
 
   yaml = kMinimal;
   yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {file: " + file + "}");
   config = LoadConfigString(yaml, "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->sources[0].secret, "from-file");
+  EXPECT_EQ(config->sources[0].settings.Get("secret"), "from-file");
 
   yaml = kMinimal;
   yaml.replace(yaml.find("secret: s3cret"), 14, "secret: {env: TRIAGED_TEST_NOT_SET}");
@@ -133,7 +133,7 @@ TEST(ConfigTest, CredentialsOfTheUnitAreReadFromTheCredentialsDirOutsideTheServi
                "secret: {file: /run/credentials/triaged.service/secrets_ingest-secret}");
   auto config = LoadConfigString(yaml, "t.yaml", {.credentials_dir = dir.path()});
   ASSERT_TRUE(config.ok()) << config.status();
-  EXPECT_EQ(config->sources[0].secret, "from-credentials");
+  EXPECT_EQ(config->sources[0].settings.Get("secret"), "from-credentials");
 
   // Missing there: the error names both paths.
   std::string missing = yaml;

@@ -92,11 +92,11 @@ TEST(XSignatureTest, VerifiesFixtureBytesExactly) {
   const std::string body = testing::ReadFixture("inbound/x_aaa_tweet_create_mention.json");
   ASSERT_EQ(body.size(), 2961u);
   const std::string header = "sha256=4T0hCaDMskJtoBqlz3dYgUbr/YWcGAPi302GnOfzgLk=";
-  EXPECT_TRUE(VerifyXSignature("x-test-consumer-secret", body, header));
-  EXPECT_FALSE(VerifyXSignature("x-test-consumer-secret", body.substr(0, body.size() - 1), header));
-  EXPECT_FALSE(VerifyXSignature("other", body, header));
-  EXPECT_FALSE(VerifyXSignature("x-test-consumer-secret", body, ""));
-  EXPECT_FALSE(VerifyXSignature("x-test-consumer-secret", body, "sha256="));
+  EXPECT_TRUE(VerifyBase64HmacSha256("x-test-consumer-secret", body, header, "sha256="));
+  EXPECT_FALSE(VerifyBase64HmacSha256("x-test-consumer-secret", body.substr(0, body.size() - 1), header, "sha256="));
+  EXPECT_FALSE(VerifyBase64HmacSha256("other", body, header, "sha256="));
+  EXPECT_FALSE(VerifyBase64HmacSha256("x-test-consumer-secret", body, "", "sha256="));
+  EXPECT_FALSE(VerifyBase64HmacSha256("x-test-consumer-secret", body, "sha256=", "sha256="));
 }
 
 TEST(MetaSignatureTest, VerifiesTheRawEscapedBytesNotADecodedCopy) {

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
 
 namespace triage::daemon {
 namespace {

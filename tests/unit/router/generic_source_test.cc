@@ -1,4 +1,4 @@
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "router/source.h"
+#include "router/sources/meta/meta_source.h"
 #include "tests/test_util.h"
 
 namespace triage::router {

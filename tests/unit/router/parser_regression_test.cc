@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "router/source.h"
+#include "router/sources/source_type.h"
 #include "router/ticket_json.h"
 #include "tests/test_util.h"
 
@@ -18,8 +19,8 @@ TEST(ParserRegressionTest, EveryFixtureThroughEveryParser) {
   for (const char* folder : {"inbound", "fuzz"}) {
     for (const auto& entry : std::filesystem::directory_iterator(std::string(TRIAGE_FIXTURES) + "/" + folder)) {
       const std::string body = testing::ReadFixture(std::string(folder) + "/" + entry.path().filename().string());
-      for (SourceKind kind : {SourceKind::kGeneric, SourceKind::kX, SourceKind::kMeta}) {
-        const auto result = ParsePayload(kind, body, context);
+      for (const SourceType* type : SourceTypes()) {
+        const auto result = type->Parse(body, context);
         if (!result.ok()) {
           EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << entry.path();
           continue;

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "router/source.h"
+#include "router/sources/x/x_source.h"
 #include "tests/test_util.h"
 
 namespace triage::router {

@@ -1,10 +1,13 @@
 // Meta webhook payloads: Facebook Page feed, Messenger, Instagram (comments and DMs) and
 // WhatsApp Cloud API. Facts: ../shared/reference/inbound-webhooks.md, section 2.
+#include "router/sources/meta/meta_source.h"
+
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "router/json_util.h"
 #include "router/source.h"
+#include "router/sources/source_type.h"
 
 namespace triage::router {
 namespace {
@@ -357,6 +360,36 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
         absl::StrCat("more than ", context.limits.max_messages, " events in one request"));
   }
   return out;
+}
+
+namespace {
+
+class MetaType final : public SourceType {
+ public:
+  std::string_view name() const override { return "meta"; }
+  std::vector<SourceSetting> settings() const override {
+    return {{"app_secret", SourceSetting::Kind::kSecret, true, "", {}},
+            {"verify_token", SourceSetting::Kind::kSecret, true, "", {}},
+            {"brand_ids", SourceSetting::Kind::kStringList, false, "", {}}};
+  }
+  std::string brand_ids_setting() const override { return "brand_ids"; }
+  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+    // Only the SHA-256 header, with its prefix (the legacy SHA-1 one is not accepted).
+    return {{SignatureCheck::Kind::kHmacSha256Hex, "X-Hub-Signature-256", "sha256=", true, false, s.Get("app_secret")}};
+  }
+  HandshakeSpec Handshake(const SourceSettings& s) const override {
+    return {HandshakeSpec::Kind::kMetaVerify, s.Get("verify_token")};
+  }
+  absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {
+    return ParseMetaPayload(body, context);
+  }
+};
+
+}  // namespace
+
+const SourceType& MetaSourceType() {
+  static const MetaType type;
+  return type;
 }
 
 }  // namespace triage::router

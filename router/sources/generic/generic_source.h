@@ -9,14 +9,9 @@
 #include "absl/status/statusor.h"
 #include "router/message.h"
 
-namespace triage::router {
+#include "router/source.h"
 
-struct PayloadLimits {
-  size_t max_messages = 1000;   // messages in one request
-  size_t max_depth = 32;        // JSON nesting
-  size_t max_id_bytes = 256;    // ids end up in storage keys
-  size_t max_text_bytes = 64 * 1024;
-};
+namespace triage::router {
 
 // Parses the body of a `generic` source request: one message object or an array of them.
 //

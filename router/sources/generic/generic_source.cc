@@ -1,4 +1,6 @@
-#include "router/generic_source.h"
+#include "router/sources/generic/generic_source.h"
+
+#include "router/sources/source_type.h"
 
 #include <simdjson.h>
 
@@ -152,6 +154,41 @@ absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,
     if (auto s = ParseOne(root, "", source, limits, true, &m); !s.ok()) return s;
   }
   return messages;
+}
+
+namespace {
+
+// `generic`: any system that can sign its JSON with a shared secret. A body that does not parse
+// is the sender's to fix: 400 with the path of the problem, never quarantined.
+class GenericType final : public SourceType {
+ public:
+  std::string_view name() const override { return "generic"; }
+  std::vector<SourceSetting> settings() const override {
+    return {{"secret", SourceSetting::Kind::kSecret, true, "", {}},
+            {"signature_header", SourceSetting::Kind::kString, false, "X-Triage-Signature", {}}};
+  }
+  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+    // "sha256=<hex>" or bare hex.
+    return {{SignatureCheck::Kind::kHmacSha256Hex, s.Get("signature_header"), "sha256=", false, false, s.Get("secret")}};
+  }
+  bool quarantine_unparsable() const override { return false; }
+  absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {
+    absl::StatusOr<std::vector<Message>> messages = ParseGenericPayload(body, context.source, context.limits);
+    if (!messages.ok()) return messages.status();
+    ParseResult result;
+    for (Message& m : *messages) {
+      ApplyAuthorKnowledge(context, &m.author);
+      result.Add(std::move(m));
+    }
+    return result;
+  }
+};
+
+}  // namespace
+
+const SourceType& GenericSourceType() {
+  static const GenericType type;
+  return type;
 }
 
 }  // namespace triage::router

@@ -1,6 +1,8 @@
 // X (Twitter) webhook payloads: Account Activity API (v1.1 shape, also sent by v2 AAA),
 // filtered-stream webhooks (v2 Post + includes.users) and the X Activity API envelope.
 // Facts: ../shared/reference/inbound-webhooks.md, section 1.
+#include "router/sources/x/x_source.h"
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -8,6 +10,7 @@
 #include "router/json_util.h"
 #include "router/json_writer.h"
 #include "router/source.h"
+#include "router/sources/source_type.h"
 
 namespace triage::router {
 namespace {
@@ -324,6 +327,51 @@ absl::StatusOr<ParseResult> ParseXPayload(absl::string_view body, const ParseCon
         absl::StrCat("more than ", context.limits.max_messages, " events in one request"));
   }
   return out;
+}
+
+namespace {
+
+class XType final : public SourceType {
+ public:
+  std::string_view name() const override { return "x"; }
+  std::vector<SourceSetting> settings() const override {
+    return {{"consumer_secret", SourceSetting::Kind::kSecret, true, "", {}},
+            {"oauth2_client_secret", SourceSetting::Kind::kSecret, false, "", {}},
+            {"crc_secret", SourceSetting::Kind::kString, false, "consumer_secret",
+             {"consumer_secret", "oauth2_client_secret"}},
+            {"brand_user_ids", SourceSetting::Kind::kStringList, false, "", {}}};
+  }
+  std::string brand_ids_setting() const override { return "brand_user_ids"; }
+  std::vector<std::pair<std::string, std::string>> Validate(const SourceSettings& s) const override {
+    if (s.Get("crc_secret") == "oauth2_client_secret" && s.Get("oauth2_client_secret").empty()) {
+      return {{"oauth2_client_secret", "is required when crc_secret names it"}};
+    }
+    return {};
+  }
+  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+    std::vector<SignatureCheck> checks;
+    // During X's migration both headers may come; the OAuth2 one is checked when it can be.
+    if (!s.Get("oauth2_client_secret").empty()) {
+      checks.push_back({SignatureCheck::Kind::kHmacSha256Base64, "X-Twitter-Webhooks-Signature-OAuth2", "sha256=",
+                        true, true, s.Get("oauth2_client_secret")});
+    }
+    checks.push_back({SignatureCheck::Kind::kHmacSha256Base64, "X-Twitter-Webhooks-Signature", "sha256=", true,
+                      false, s.Get("consumer_secret")});
+    return checks;
+  }
+  HandshakeSpec Handshake(const SourceSettings& s) const override {
+    return {HandshakeSpec::Kind::kXCrc, s.Get(s.Get("crc_secret"))};
+  }
+  absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {
+    return ParseXPayload(body, context);
+  }
+};
+
+}  // namespace
+
+const SourceType& XSourceType() {
+  static const XType type;
+  return type;
 }
 
 }  // namespace triage::router

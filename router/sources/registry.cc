@@ -1,0 +1,38 @@
+#include "router/sources/source_type.h"
+
+namespace triage::router {
+
+// Each folder of router/sources/ defines one of these.
+const SourceType& GenericSourceType();
+const SourceType& XSourceType();
+const SourceType& MetaSourceType();
+
+const std::vector<const SourceType*>& SourceTypes() {
+  static const std::vector<const SourceType*> types = {
+      &GenericSourceType(),
+      &XSourceType(),
+      &MetaSourceType(),
+  };
+  return types;
+}
+
+const SourceType* FindSourceType(std::string_view name) {
+  for (const SourceType* type : SourceTypes()) {
+    if (type->name() == name) return type;
+  }
+  return nullptr;
+}
+
+const std::string& SourceSettings::Get(const std::string& key) const {
+  static const std::string kEmpty;
+  const auto it = values.find(key);
+  return it == values.end() ? kEmpty : it->second;
+}
+
+const std::vector<std::string>& SourceSettings::List(const std::string& key) const {
+  static const std::vector<std::string> kEmpty;
+  const auto it = lists.find(key);
+  return it == lists.end() ? kEmpty : it->second;
+}
+
+}  // namespace triage::router
