@@ -40,6 +40,8 @@ std::string Id(element parent, std::string_view key) {
   if (child->get(text) == simdjson::SUCCESS) return std::string(text);
   uint64_t number = 0;
   if (child->get(number) == simdjson::SUCCESS) return std::to_string(number);
+  int64_t negative = 0;  // Telegram's group and channel chats: -100...
+  if (child->get(negative) == simdjson::SUCCESS) return std::to_string(negative);
   return "";
 }
 

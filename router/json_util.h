@@ -24,8 +24,9 @@ std::optional<element> Get(element parent, std::string_view key);
 simdjson::dom::array AsArray(element value);
 // A string field, or "" when absent, null or not a string.
 std::string Str(element parent, std::string_view key);
-// An id given as a string, or as a non-negative integer (Meta sends "sender":{"id":987654321432}
-// in some payloads): its decimal digits. "" when absent or of another type.
+// An id given as a string, or as an integer (Meta sends "sender":{"id":987654321432} in some
+// payloads, Telegram's group chats are negative): its decimal digits. "" when absent or of
+// another type.
 std::string Id(element parent, std::string_view key);
 // An integer field given as a number or as a string of digits ("timestamp_ms": "123").
 std::optional<int64_t> Int(element parent, std::string_view key);

@@ -6,12 +6,14 @@ namespace triage::router {
 const SourceType& GenericSourceType();
 const SourceType& XSourceType();
 const SourceType& MetaSourceType();
+const SourceType& TelegramSourceType();
 
 const std::vector<const SourceType*>& SourceTypes() {
   static const std::vector<const SourceType*> types = {
       &GenericSourceType(),
       &XSourceType(),
       &MetaSourceType(),
+      &TelegramSourceType(),
   };
   return types;
 }
