@@ -7,6 +7,7 @@ const SourceType& GenericSourceType();
 const SourceType& XSourceType();
 const SourceType& MetaSourceType();
 const SourceType& TelegramSourceType();
+const SourceType& LineSourceType();
 
 const std::vector<const SourceType*>& SourceTypes() {
   static const std::vector<const SourceType*> types = {
@@ -14,6 +15,7 @@ const std::vector<const SourceType*>& SourceTypes() {
       &XSourceType(),
       &MetaSourceType(),
       &TelegramSourceType(),
+      &LineSourceType(),
   };
   return types;
 }

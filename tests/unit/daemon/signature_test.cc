@@ -3,6 +3,10 @@
 #include "absl/strings/escaping.h"
 #include "daemon/crypto.h"
 #include "daemon/ingest.h"
+#include "router/sources/source_type.h"
+#include "tests/test_util.h"
+
+#include <simdjson.h>
 
 namespace triage::daemon {
 namespace {
@@ -50,6 +54,27 @@ TEST(SignatureTest, ASharedTokenIsComparedWhole) {
   EXPECT_FALSE(SignatureValid(token, Post("anything", {{"X-Token", "s3cr3t"}})));
   EXPECT_FALSE(SignatureValid(token, Post("anything", {})));
   EXPECT_FALSE(SignatureValid({}, Post("anything", {{"X-Token", "s3cr3t-t0ken"}}))) << "no check: refused";
+}
+
+// LINE's published vectors (line-bot-sdk python, java and nodejs tests), through the LINE
+// source type's own checks: the right signature passes, each test's wrong one does not.
+TEST(SignatureTest, LinesPublishedVectorsPassTheLineSourcesChecks) {
+  const router::SourceType* line = router::FindSourceType("line");
+  ASSERT_NE(line, nullptr);
+  simdjson::dom::parser parser;
+  const std::string vectors = testing::ReadFixture("inbound-more/line/signature_vectors.json");
+  int checked = 0;
+  for (simdjson::dom::element v : parser.parse(vectors)["vectors"].get_array()) {
+    router::SourceSettings settings;
+    settings.values["channel_secret"] = std::string(std::string_view(v["channel_secret"]));
+    const std::vector<Check> checks = line->Signature(settings);
+    const std::string body = testing::ReadFixture("inbound-more/line/" + std::string(std::string_view(v["body_file"])));
+    EXPECT_TRUE(SignatureValid(checks, Post(body, {{"x-line-signature", std::string(std::string_view(v["x_line_signature"]))}})))
+        << std::string_view(v["body_file"]);
+    EXPECT_FALSE(SignatureValid(checks, Post(body, {{"x-line-signature", std::string(std::string_view(v["negative_example"]))}})));
+    ++checked;
+  }
+  EXPECT_EQ(checked, 4);
 }
 
 }  // namespace
