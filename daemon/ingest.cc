@@ -200,11 +200,14 @@ bool SignatureValid(const std::vector<router::SignatureCheck>& checks, const Req
     switch (check.kind) {
       case router::SignatureCheck::Kind::kHmacSha256Hex:
         if (check.prefix_required && !absl::StartsWith(value, check.prefix)) return false;
-        return VerifyHexHmacSha256(check.key, body, value, check.prefix);
+        return VerifyHexHmacSha256(check.key, body, value, check.prefix) ||
+               (!check.alternate_key.empty() && VerifyHexHmacSha256(check.alternate_key, body, value, check.prefix));
       case router::SignatureCheck::Kind::kHmacSha256Base64:
-        return VerifyBase64HmacSha256(check.key, body, value, check.prefix);
+        return VerifyBase64HmacSha256(check.key, body, value, check.prefix) ||
+               (!check.alternate_key.empty() && VerifyBase64HmacSha256(check.alternate_key, body, value, check.prefix));
       case router::SignatureCheck::Kind::kSharedToken:
-        return !value.empty() && ConstantTimeEquals(value, check.key);
+        return !value.empty() && (ConstantTimeEquals(value, check.key) ||
+                                  (!check.alternate_key.empty() && ConstantTimeEquals(value, check.alternate_key)));
     }
   }
   return false;

@@ -8,6 +8,7 @@ const SourceType& XSourceType();
 const SourceType& MetaSourceType();
 const SourceType& TelegramSourceType();
 const SourceType& LineSourceType();
+const SourceType& ThreadsSourceType();
 
 const std::vector<const SourceType*>& SourceTypes() {
   static const std::vector<const SourceType*> types = {
@@ -16,6 +17,7 @@ const std::vector<const SourceType*>& SourceTypes() {
       &MetaSourceType(),
       &TelegramSourceType(),
       &LineSourceType(),
+      &ThreadsSourceType(),
   };
   return types;
 }

@@ -51,6 +51,9 @@ struct SignatureCheck {
   bool prefix_required = false;  // hex: refuse a value without the prefix
   bool only_if_present = false;
   std::string key;  // the secret
+  // A second secret that also passes (during a rotation, or while it is unclear which one the
+  // platform signs with); empty when none.
+  std::string alternate_key;
   bool operator==(const SignatureCheck&) const = default;
 };
 

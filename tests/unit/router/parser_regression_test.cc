@@ -16,9 +16,12 @@ TEST(ParserRegressionTest, EveryFixtureThroughEveryParser) {
   ParseContext context;
   context.source = "regression";
   int files = 0;
-  for (const char* folder : {"inbound", "fuzz"}) {
-    for (const auto& entry : std::filesystem::directory_iterator(std::string(TRIAGE_FIXTURES) + "/" + folder)) {
-      const std::string body = testing::ReadFixture(std::string(folder) + "/" + entry.path().filename().string());
+  for (const char* folder : {"inbound", "inbound-more", "fuzz"}) {
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(std::string(TRIAGE_FIXTURES) + "/" + folder)) {
+      if (!entry.is_regular_file() || entry.path().extension() == ".md") continue;
+      const std::string body = testing::ReadFixture(
+          std::filesystem::relative(entry.path(), std::string(TRIAGE_FIXTURES)).string());
       for (const SourceType* type : SourceTypes()) {
         const auto result = type->Parse(body, context);
         if (!result.ok()) {
@@ -33,7 +36,7 @@ TEST(ParserRegressionTest, EveryFixtureThroughEveryParser) {
       ++files;
     }
   }
-  EXPECT_GE(files, 18);
+  EXPECT_GE(files, 40);
 }
 
 }  // namespace
