@@ -6,7 +6,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "daemon/async.h"
@@ -73,7 +75,7 @@ std::optional<int64_t> Ingest::AdmitLog(const std::string& key) {
 }
 
 Response Ingest::Answer(absl::string_view source, const absl::Status& status,
-                        const config::IpAddress& client) {
+                        const Caller& caller) {
   const http::status code = IngressStatus(status);
   const std::string status_text = std::to_string(static_cast<int>(code));
   metrics_.ingest_requests.Add({{"source", std::string(source)}, {"status", status_text}}).Increment();
@@ -83,8 +85,9 @@ Response Ingest::Answer(absl::string_view source, const absl::Status& status,
   if (status.code() != absl::StatusCode::kUnavailable) {
     const std::optional<int64_t> suppressed = AdmitLog(absl::StrCat(source, " ", status_text));
     if (suppressed) {
-      spdlog::warn("event=ingest_refused source={} status={} client={} reason=\"{}\" suppressed={}",
-                   std::string(source), status_text, client.ToString(), Printable(status.message()), *suppressed);
+      spdlog::warn("event=ingest_refused source={} status={} client={} request_id={} reason=\"{}\" suppressed={}",
+                   std::string(source), status_text, caller.address.ToString(), caller.request_id,
+                   Printable(status.message()), *suppressed);
     }
   }
   // Storage errors name files and paths: the log has them (ingest_store_failed), the network
@@ -132,19 +135,39 @@ config::IpAddress ClientAddress(const asio::ip::address& peer, const Request& re
   return client;
 }
 
+std::string RequestId(const Request& request) {
+  // The proxy's or the platform's id when it is a sane token, else one of our own.
+  const auto given = request.find("X-Request-Id");
+  if (given != request.end()) {
+    const absl::string_view id = ToAbsl(given->value());
+    const bool sane = !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+      return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+    });
+    if (sane) return std::string(id);
+  }
+  thread_local absl::BitGen random;
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(random));
+}
+
 asio::awaitable<Response> Ingest::Handle(Request& request, const asio::ip::address& peer) {
   const std::shared_ptr<const Pipeline> pipeline = pipeline_.load();
-  const config::IpAddress client = ClientAddress(peer, request, pipeline->trusted_proxies);
+  const Caller caller{ClientAddress(peer, request, pipeline->trusted_proxies), RequestId(request)};
   absl::string_view path = ToAbsl(request.target());
   path = path.substr(0, path.find('?'));
   if (!absl::ConsumePrefix(&path, "/webhooks/")) {
     co_return JsonError(http::status::not_found, "no such path; webhooks are under /webhooks/<source>");
   }
   for (const config::SourceOptions& source : pipeline->sources) {
-    if (source.name == path) co_return co_await HandleSource(*pipeline, source, request, client);
+    if (source.name == path) {
+      Response response = co_await HandleSource(*pipeline, source, request, caller);
+      response.set("X-Request-Id", caller.request_id);
+      co_return response;
+    }
   }
   // Unknown source names are not used as metric labels: they come from outside.
-  co_return Answer("unknown", absl::NotFoundError(absl::StrCat("unknown source '", path, "'")), client);
+  Response response = Answer("unknown", absl::NotFoundError(absl::StrCat("unknown source '", path, "'")), caller);
+  response.set("X-Request-Id", caller.request_id);
+  co_return response;
 }
 
 namespace {
@@ -157,13 +180,13 @@ absl::string_view Header(const Request& request, absl::string_view name) {
 }  // namespace
 
 Response Ingest::Handshake(const config::SourceOptions& source, const Request& request,
-                           const config::IpAddress& client) {
+                           const Caller& caller) {
   const absl::string_view target = ToAbsl(request.target());
   switch (source.handshake.kind) {
     case router::HandshakeSpec::Kind::kXCrc: {
       const std::optional<std::string> token = QueryParam(target, "crc_token");
       if (!token || token->empty()) {
-        return Answer(source.name, absl::InvalidArgumentError("missing crc_token"), client);
+        return Answer(source.name, absl::InvalidArgumentError("missing crc_token"), caller);
       }
       metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
       return JsonResponse(http::status::ok,
@@ -176,7 +199,7 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
       if (!mode || *mode != "subscribe" || !token || !challenge ||
           !ConstantTimeEquals(*token, source.handshake.key)) {
         metrics_.signature_failures.Add({{"source", source.name}}).Increment();
-        return Answer(source.name, absl::PermissionDeniedError("verification refused"), client);
+        return Answer(source.name, absl::PermissionDeniedError("verification refused"), caller);
       }
       metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();
       Response response{http::status::ok, 11};
@@ -187,7 +210,7 @@ Response Ingest::Handshake(const config::SourceOptions& source, const Request& r
     case router::HandshakeSpec::Kind::kNone:
       break;
   }
-  Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), client);
+  Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), caller);
   response.set(http::field::allow, "POST");
   return response;
 }
@@ -233,16 +256,16 @@ void Ingest::CountEvents(const config::SourceOptions& source, const router::Pars
 
 asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
                                                const config::SourceOptions& source,
-                                               Request& request, const config::IpAddress& client) {
+                                               Request& request, const Caller& caller) {
   const absl::Time received_at = absl::Now();
-  if (!source.allow_from.empty() && !config::AnyContains(source.allow_from, client)) {
+  if (!source.allow_from.empty() && !config::AnyContains(source.allow_from, caller.address)) {
     co_return Answer(source.name,
-                     absl::PermissionDeniedError(absl::StrCat(client.ToString(), " is not in this source's allow_from")),
-                     client);
+                     absl::PermissionDeniedError(absl::StrCat(caller.address.ToString(), " is not in this source's allow_from")),
+                     caller);
   }
-  if (request.method() == http::verb::get) co_return Handshake(source, request, client);
+  if (request.method() == http::verb::get) co_return Handshake(source, request, caller);
   if (request.method() != http::verb::post) {
-    Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), client);
+    Response response = Answer(source.name, absl::FailedPreconditionError("use POST"), caller);
     response.set(http::field::allow, "GET, POST");
     co_return response;
   }
@@ -250,7 +273,7 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
 
   if (!SignatureValid(source.signature, request)) {
     metrics_.signature_failures.Add({{"source", source.name}}).Increment();
-    co_return Answer(source.name, absl::UnauthenticatedError("missing or wrong signature"), client);
+    co_return Answer(source.name, absl::UnauthenticatedError("missing or wrong signature"), caller);
   }
 
   absl::StatusOr<router::ParseResult> parsed = source.type->Parse(request.body(), source.parse);
@@ -260,7 +283,7 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
     // kept for a replay and acknowledged (a platform retries errors for hours, then drops the
     // body for good). The generic source's contract stays a 400 naming the problem.
     if (!source.type->quarantine_unparsable() || parsed.status().code() != absl::StatusCode::kInvalidArgument) {
-      co_return Answer(source.name, parsed.status(), client);
+      co_return Answer(source.name, parsed.status(), caller);
     }
     quarantine = storage::QuarantineRecord{0, source.name, router::kCouldNotRead,
                                            std::string(parsed.status().message()), request.body()};
@@ -279,12 +302,13 @@ asio::awaitable<Response> Ingest::HandleSource(const Pipeline& pipeline,
   const bool quarantined = quarantine.has_value();
   const storage::IngestResult result =
       co_await RouteAndStore(pipeline, source, std::move(parsed->messages), received_at, std::move(quarantine));
-  if (!result.status.ok()) co_return Answer(source.name, result.status, client);
+  if (!result.status.ok()) co_return Answer(source.name, result.status, caller);
   if (quarantined) {
     metrics_.quarantined.Add({{"source", source.name}}).Increment();
     if (const std::optional<int64_t> suppressed = AdmitLog(absl::StrCat(source.name, " quarantined"))) {
-      spdlog::warn("event=ingest_quarantined source={} id={} detail=\"{}\" suppressed={}", source.name,
-                   result.quarantine_id, Printable(absl::StrJoin(parsed->unreadable, "; ")), *suppressed);
+      spdlog::warn("event=ingest_quarantined source={} id={} request_id={} detail=\"{}\" suppressed={}", source.name,
+                   result.quarantine_id, caller.request_id, Printable(absl::StrJoin(parsed->unreadable, "; ")),
+                   *suppressed);
     }
   }
   metrics_.ingest_requests.Add({{"source", source.name}, {"status", "200"}}).Increment();

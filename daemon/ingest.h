@@ -32,6 +32,17 @@ struct Pipeline {
   absl::flat_hash_map<std::string, std::vector<const config::DestinationOptions*>> team_destinations;
 };
 
+// Who sent a request: its client's address (trusted_proxies applied) and the request's id
+// (X-Request-Id when given, else generated), both in every log line about it.
+struct Caller {
+  config::IpAddress address;
+  std::string request_id;
+};
+
+// The request's X-Request-Id when it is a token of at most 64 [A-Za-z0-9._-], else a new one
+// (16 hex digits); answered back in X-Request-Id.
+std::string RequestId(const Request& request);
+
 // What became of one quarantined request at a replay: released (read whole, routed, removed),
 // still_unreadable (what could be read is routed; it stays), source_not_configured, error.
 struct ReplayOutcome {
@@ -79,16 +90,16 @@ class Ingest {
 
  private:
   asio::awaitable<Response> HandleSource(const Pipeline& pipeline, const config::SourceOptions& source,
-                                         Request& request, const config::IpAddress& client);
+                                         Request& request, const Caller& caller);
   // Triages `messages`, stores them (and `quarantine`) in one synced write, counts them.
   asio::awaitable<storage::IngestResult> RouteAndStore(const Pipeline& pipeline, const config::SourceOptions& source,
                                                        std::vector<router::Message> messages, absl::Time received_at,
                                                        std::optional<storage::QuarantineRecord> quarantine);
   // GET: the X CRC and the Meta verification handshake.
   Response Handshake(const config::SourceOptions& source, const Request& request,
-                     const config::IpAddress& client);
+                     const Caller& caller);
   void CountEvents(const config::SourceOptions& source, const router::ParseResult& parsed);
-  Response Answer(absl::string_view source, const absl::Status& status, const config::IpAddress& client);
+  Response Answer(absl::string_view source, const absl::Status& status, const Caller& caller);
   // One log line per key a second (refusals, ignored content, drops): nullopt to stay quiet.
   std::optional<int64_t> AdmitLog(const std::string& key);
 

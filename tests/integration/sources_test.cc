@@ -139,7 +139,12 @@ TEST_F(SourcesTest, SignedFixturesAreAcceptedAndRedeliveriesAreNot) {
 
 TEST_F(SourcesTest, WrongOrMissingSignaturesAreRefusedAndCounted) {
   const std::string mention = ReadFixture("inbound/x_aaa_tweet_create_mention.json");
-  EXPECT_EQ(PostX(*daemon_, mention, daemon::XSignature("wrong", mention)).status, 401);
+  // The request id a proxy or platform gave is answered back and logged; one is made up otherwise.
+  HttpResult refused = HttpCall(daemon_->ingest_port(), "POST", "/webhooks/x", mention,
+                                {{"X-Twitter-Webhooks-Signature", daemon::XSignature("wrong", mention)},
+                                 {"X-Request-Id", "edge-7f3a"}});
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_EQ(refused.headers["x-request-id"], "edge-7f3a");
   EXPECT_EQ(HttpCall(daemon_->ingest_port(), "POST", "/webhooks/x", mention).status, 401);
   const std::string messenger = ReadFixture("inbound/meta_messenger_text.json");
   // The legacy SHA-1 header alone is not enough.
@@ -156,7 +161,7 @@ TEST_F(SourcesTest, WrongOrMissingSignaturesAreRefusedAndCounted) {
   // signature.
   const std::string log = daemon_->Log();
   EXPECT_TRUE(absl::StrContains(
-      log, R"(warning event=ingest_refused source=x status=401 client=127.0.0.1 reason="missing or wrong signature" suppressed=0)"))
+      log, R"(warning event=ingest_refused source=x status=401 client=127.0.0.1 request_id=edge-7f3a reason="missing or wrong signature" suppressed=0)"))
       << log;
   size_t lines = 0;
   for (size_t at = log.find("event=ingest_refused source=meta status=401"); at != std::string::npos;
@@ -192,8 +197,13 @@ TEST_F(SourcesTest, EventsThatAreNotMessagesAreAcknowledgedAndCounted) {
   const HttpResult kept = PostMeta(*daemon_, unknown, "sha256=" + absl::BytesToHexString(daemon::HmacSha256(kAppSecret, unknown)));
   EXPECT_EQ(kept.status, 200);
   EXPECT_EQ(kept.body, R"({"accepted":0,"duplicates":0,"quarantined":1})");
+  ASSERT_EQ(kept.headers.count("x-request-id"), 1u);
+  const std::string made_up = kept.headers.at("x-request-id");
+  EXPECT_EQ(made_up.size(), 16u) << "made up: 16 hex digits";
+  EXPECT_TRUE(absl::StrContains(daemon_->Log(), "warning event=ingest_quarantined source=meta id=2 request_id=" + made_up))
+      << daemon_->Log();
   EXPECT_TRUE(absl::StrContains(daemon_->Log(),
-                                "warning event=ingest_quarantined source=meta id=2 detail=\"messaging under object 'marketplace'\""))
+                                "detail=\"messaging under object 'marketplace'\""))
       << daemon_->Log();
 }
 
