@@ -6,8 +6,8 @@
 # fresh data folder per run, plus an x source), the ratio, p50/p99, and triaged's CPU per
 # request (utime + stime of the process over the run).
 #
-#   bench/vs_nginx.sh [SECONDS] [RUNS] [CONNECTIONS]     defaults: 8 5 32
-# Needs: cmake --workflow --preset release; wrk and nginx-light (deploy/install-deps.sh --bench).
+#   [SETS="generic x"] bench/vs_nginx.sh [SECONDS] [RUNS] [CONNECTIONS]     defaults: 8 5 32
+# Needs: cmake --workflow --preset release; wrk and nginx-light (deploy/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-8}
@@ -92,7 +92,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 
 ticks_per_second=$(getconf CLK_TCK)
 echo "== $(nproc) cores; wrk -t1 -c$connections -d${seconds}s; $runs interleaved runs per payload set"
-for set in generic x; do
+for set in ${SETS:-generic x}; do
   echo "== $set payloads ($(head -c 12 "$requests/$set.req" | head -1) bytes for the first request)"
   printf "%-4s %12s %12s %7s %9s %9s %9s %9s %11s\n" run nginx_rps triaged_rps ratio ngx_p99 tr_p50 tr_p99 errors cpu_us_req
   : > "$work/ratios"; : > "$work/cpu"; : > "$work/triaged_rps"; : > "$work/nginx_rps"

@@ -1,5 +1,6 @@
 #include "daemon/app.h"
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
@@ -167,7 +168,12 @@ absl::Status App::Start() {
   public_server_->Start();
   admin_server_->Start();
   const int threads = std::max(1, server.io_threads);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "triaged-io");  // top, perf and gdb tell the threads apart
+      io_.run();
+    });
+  }
   ready_ = true;
   spdlog::info("event=ready ingest={} admin={} sources={} destinations={} io_threads={}",
                public_server_->LocalAddress(), admin_server_->LocalAddress(),

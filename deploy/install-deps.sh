@@ -22,7 +22,7 @@ packages=(
   curl python3
   file
   debootstrap systemd-container
-  nginx-light
+  nginx-light wrk
   prometheus
 )
 

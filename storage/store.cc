@@ -1,5 +1,7 @@
 #include "storage/store.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <limits>
 #include <filesystem>
@@ -255,7 +257,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options, 
   store->quarantine_filter_ = std::move(quarantine_filter);
   store->statistics_ = std::move(statistics);
   if (auto s = store->Recover(now); !s.ok()) return s;
-  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  store->writer_ = std::thread([s = store.get()] {
+    pthread_setname_np(pthread_self(), "store-writer");
+    s->WriterLoop();
+  });
   return store;
 }
 
