@@ -334,7 +334,7 @@ TEST(DaemonTest, CheckConfigReportsPositionsAndExitsNonZero) {
                        dir.path() + "/bad.yaml:1:1: destinations: is required",
                        dir.path() + "/bad.yaml:1:1: teams: is required",
                        dir.path() + "/bad.yaml:1:1: routing: is required",
-                       dir.path() + "/bad.yaml:2:19: sources.generic.type: unknown source type (known: generic, x, meta)",
+                       dir.path() + "/bad.yaml:2:19: sources.generic.type: unknown source type (known: generic, x, meta, telegram, line, threads)",
                    }));
 }
 
