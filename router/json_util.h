@@ -34,6 +34,15 @@ std::optional<int64_t> Int(element parent, std::string_view key);
 bool Bool(element parent, std::string_view key);
 // Epoch seconds or milliseconds, told apart by magnitude (Meta's entry.time uses both).
 absl::Time EpochSecondsOrMillis(int64_t value);
+// Whether `value` is one of the names in `list` (a C array or a container of C strings).
+template <typename List>
+bool Listed(const List& list, std::string_view value) {
+  for (const auto& name : list) {
+    if (value == name) return true;
+  }
+  return false;
+}
+
 // Parses `body` into `parser`'s document, with the depth limit; InvalidArgument when malformed.
 absl::Status ParseDocument(simdjson::dom::parser& parser, absl::string_view body, size_t max_depth,
                            element* root);

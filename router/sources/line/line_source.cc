@@ -18,10 +18,6 @@ constexpr const char* kOtherEvents[] = {"follow", "unfollow", "join", "leave", "
                                         "module", "activated", "deactivated", "botSuspended", "botResumed",
                                         "delivery", "things"};
 
-bool Listed(const auto& list, std::string_view value) {
-  return std::find(std::begin(list), std::end(list), value) != std::end(list);
-}
-
 void AddMessage(element event, bool edited, const ParseContext& context, ParseResult* out) {
   const auto message = json::Get(event, "message");
   const std::string id = message ? json::Str(*message, "id") : "";
@@ -108,7 +104,7 @@ absl::StatusOr<ParseResult> ParseLineWebhook(absl::string_view body, const Parse
       AddMessage(event, type == "messageEdited", context, &out);
     } else if (type == "unsend") {
       out.Ignore("message_deleted", "not_a_message");
-    } else if (Listed(kOtherEvents, type)) {
+    } else if (json::Listed(kOtherEvents, type)) {
       out.Ignore(type, "not_a_message");
     } else {
       out.CouldNotRead("event", absl::StrCat("LINE event type '", type.substr(0, 64), "'"));

@@ -166,10 +166,6 @@ constexpr const char* kWhatsAppContent[] = {"text",  "image",    "video",   "aud
 constexpr const char* kWhatsAppNotMessages[] = {"reaction", "system", "revoke", "request_welcome",
                                                 "ephemeral"};
 
-bool Listed(const auto& list, const std::string& value) {
-  return std::find(std::begin(list), std::end(list), value) != std::end(list);
-}
-
 // The words of a WhatsApp message of a content type: text, a caption, a button's text, an
 // interactive reply's title or body. Empty when it has none (a call permission reply).
 std::string WhatsAppWords(element message, const std::string& type) {
@@ -210,7 +206,7 @@ void AddWhatsApp(element value, const ParseContext& context, ParseResult* out) {
   const auto contacts = json::Get(value, "contacts");
   for (element item : json::AsArray(*messages)) {
     std::string type = json::Str(item, "type");
-    if (Listed(kWhatsAppNotMessages, type)) {
+    if (json::Listed(kWhatsAppNotMessages, type)) {
       out->Ignore(type == "reaction" ? "reaction" : type == "revoke" ? "message_deleted" : "whatsapp_other",
                   "not_a_message");
       continue;
@@ -219,7 +215,7 @@ void AddWhatsApp(element value, const ParseContext& context, ParseResult* out) {
       out->Ignore("direct_message", "no_content");
       continue;
     }
-    if (!Listed(kWhatsAppContent, type)) {
+    if (!json::Listed(kWhatsAppContent, type)) {
       out->CouldNotRead("direct_message", absl::StrCat("WhatsApp message type '", type.substr(0, 64), "'"));
       continue;
     }
@@ -327,7 +323,7 @@ absl::StatusOr<ParseResult> ParseMetaPayload(absl::string_view body, const Parse
             out.Ignore("mention", "no_content");  // carries ids only; the text needs an API call
           } else if (object == "whatsapp_business_account" && field == "smb_message_echoes") {
             out.Ignore("echo", "own_account");  // sent from the WhatsApp Business app
-          } else if (Listed(kNotificationFields, field)) {
+          } else if (json::Listed(kNotificationFields, field)) {
             out.Ignore("notification", "not_a_message");
           } else {
             out.CouldNotRead("other", absl::StrCat(object.substr(0, 64), " change '", field.substr(0, 64), "'"));

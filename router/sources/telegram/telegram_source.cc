@@ -25,10 +25,6 @@ constexpr const char* kOtherUpdates[] = {
 constexpr const char* kMedia[] = {"photo", "video", "voice", "audio", "document", "sticker", "animation",
                                   "video_note", "location", "venue", "contact", "poll", "dice"};
 
-bool Listed(const auto& list, std::string_view value) {
-  return std::find(std::begin(list), std::end(list), value) != std::end(list);
-}
-
 void AddMessage(element message, const std::string& update, const ParseContext& context, ParseResult* out) {
   const bool edited = update.starts_with("edited_");
   const bool channel_post = update.find("channel_post") != std::string::npos;
@@ -143,10 +139,10 @@ absl::StatusOr<ParseResult> ParseTelegramUpdate(absl::string_view body, const Pa
   for (const auto field : root.get_object()) {
     const std::string key(field.key);
     if (key == "update_id") continue;
-    if (Listed(kMessageUpdates, key)) {
+    if (json::Listed(kMessageUpdates, key)) {
       AddMessage(field.value, key, context, &out);
       known = true;
-    } else if (Listed(kOtherUpdates, key)) {
+    } else if (json::Listed(kOtherUpdates, key)) {
       out.Ignore(key, "not_a_message");
       known = true;
     }
