@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kDefaultLimit = 100;
 constexpr size_t kMaxLimit = 1000;
+constexpr size_t kReplayBatch = 100;  // quarantined requests one replay --all reads into memory
 constexpr size_t kMaxLabelPage = 5000;
 
 const char* BreakerName(CircuitBreaker::State state) {
@@ -312,7 +313,8 @@ absl::StatusOr<std::vector<storage::Store::Quarantined>> AdminApi::ReplayItems(c
     return absl::InvalidArgumentError("all: must be true or false");
   }
   if (id.has_value() == all) return absl::InvalidArgumentError("give either id or all: true");
-  if (all) return store_.ListQuarantine(0, kMaxLimit);
+  // Bodies are up to server.max_body_bytes each: a replay holds at most kReplayBatch of them.
+  if (all) return store_.ListQuarantine(0, kReplayBatch);
   absl::StatusOr<std::optional<storage::Store::Quarantined>> item = store_.FindQuarantined(*id);
   if (!item.ok()) return item.status();
   if (!item->has_value()) return absl::NotFoundError(absl::StrCat("no quarantined request ", *id));

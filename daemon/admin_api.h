@@ -41,7 +41,7 @@ class AdminApi {
   std::optional<Response> Handle(const Request& request);
   // The answer refusing `request` (401, 403), or nullopt when its token allows it.
   std::optional<Response> Refused(const Request& request, bool read_only) const;
-  // The quarantined requests a replay body names, {"id":N} or {"all":true} (up to 1000, the
+  // The quarantined requests a replay body names, {"id":N} or {"all":true} (up to 100, the
   // oldest), or the error answer.
   absl::StatusOr<std::vector<storage::Store::Quarantined>> ReplayItems(const std::string& body);
 
