@@ -434,6 +434,53 @@ void LoadKnownAuthors(Loader& l, const YAML::Node& node, const std::string& path
 }
 
 // Source and feedback names are URL path segments: letters, digits, - and _.
+void CheckTemplate(Loader& l, const YAML::Node& body, absl::string_view key, const std::string& path,
+                   const std::string& text) {
+  if (absl::StatusOr<router::Template> t = router::Template::Parse(text); !t.ok()) {
+    l.Error(body[std::string(key)], Child(path, key), std::string(t.status().message()));
+  }
+}
+
+void LoadTemplate(Loader& l, const YAML::Node& body, absl::string_view key, const std::string& path,
+                  std::string* out) {
+  l.String(body, key, path, out);
+  CheckTemplate(l, body, key, path, *out);
+}
+
+// The keys a source or destination type declares (router::Setting), into `out`.
+void LoadSettings(Loader& l, const YAML::Node& body, const std::string& path,
+                  const std::vector<router::Setting>& settings, router::Settings* out) {
+  for (const router::Setting& setting : settings) {
+    switch (setting.kind) {
+      case router::Setting::Kind::kSecret:
+        l.Secret(body, setting.key, path, &out->values[setting.key], setting.required);
+        break;
+      case router::Setting::Kind::kString:
+      case router::Setting::Kind::kTemplate: {
+        std::string& value = out->values[setting.key];
+        value = setting.default_value;
+        l.String(body, setting.key, path, &value, setting.required);
+        if (setting.kind == router::Setting::Kind::kTemplate) CheckTemplate(l, body, setting.key, path, value);
+        if (!setting.allowed.empty() && !absl::c_linear_search(setting.allowed, value)) {
+          l.Error(body[setting.key], Child(path, setting.key),
+                  absl::StrCat("must be ", absl::StrJoin(setting.allowed, " or ")));
+        }
+        break;
+      }
+      case router::Setting::Kind::kStringList:
+        l.StringList(body, setting.key, path, &out->lists[setting.key]);
+        break;
+      case router::Setting::Kind::kInteger:
+        if (body[setting.key].IsDefined()) {
+          int64_t value = 0;
+          l.Integer(body, setting.key, path, &value, setting.min, setting.max);
+          out->integers[setting.key] = value;
+        }
+        break;
+    }
+  }
+}
+
 void CheckPathName(Loader& l, const YAML::Node& key, const std::string& path, absl::string_view what) {
   const std::string name = key.Scalar();
   if (!std::all_of(name.begin(), name.end(), [](char c) {
@@ -471,31 +518,12 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
       }
     } else {
       // The common keys, then the type's own, declared by it (router/sources/<type>/).
-      const std::vector<router::SourceSetting> settings = source.type->settings();
+      const std::vector<router::Setting> settings = source.type->settings();
       std::vector<absl::string_view> keys = {"type"};
-      for (const router::SourceSetting& setting : settings) keys.push_back(setting.key);
+      for (const router::Setting& setting : settings) keys.push_back(setting.key);
       for (absl::string_view common : {"known_authors", "default_reach", "allow_from"}) keys.push_back(common);
       l.Keys(body, path, keys);
-      for (const router::SourceSetting& setting : settings) {
-        switch (setting.kind) {
-          case router::SourceSetting::Kind::kSecret:
-            l.Secret(body, setting.key, path, &source.settings.values[setting.key], setting.required);
-            break;
-          case router::SourceSetting::Kind::kString: {
-            std::string& value = source.settings.values[setting.key];
-            value = setting.default_value;
-            l.String(body, setting.key, path, &value, setting.required);
-            if (!setting.allowed.empty() && !absl::c_linear_search(setting.allowed, value)) {
-              l.Error(body[setting.key], Child(path, setting.key),
-                      absl::StrCat("must be ", absl::StrJoin(setting.allowed, " or ")));
-            }
-            break;
-          }
-          case router::SourceSetting::Kind::kStringList:
-            l.StringList(body, setting.key, path, &source.settings.lists[setting.key]);
-            break;
-        }
-      }
+      LoadSettings(l, body, path, settings, &source.settings);
       for (const auto& [key, message] : source.type->Validate(source.settings)) {
         l.Error(body, Child(path, key), message);
       }
@@ -511,42 +539,6 @@ void LoadSources(Loader& l, const YAML::Node& node, const router::PayloadLimits&
   }
 }
 
-// Safe defaults per destination type: subject and body templates, and pacing that fits the
-// helpdesk's documented quotas (Zendesk about 10 requests/s per account, Freshdesk a few
-// ticket creations a second, Slack one message a second per webhook).
-void ApplyTypeDefaults(DestinationOptions* d) {
-  switch (d->type) {
-    case DestinationType::kZendesk:
-    case DestinationType::kFreshdesk:
-      d->subject_template = "[{{level}}] {{platform}} {{kind}} from {{author}}: {{text_short}}";
-      d->body_template =
-          "{{text}}\n\n"
-          "Author: {{author}} ({{author_name}}), followers: {{followers}}, verified: {{verified}}\n"
-          "Link: {{url}}\n"
-          "Triage: {{level}}, urgency {{urgency}}, reach {{reach}}, complaint: {{complaint}}\n"
-          "Team: {{team}} ({{role}}), rule: {{rule}}, categories: {{categories}}\n"
-          "Why:\n{{reasons}}\n";
-      d->concurrency = 2;
-      d->rate = d->type == DestinationType::kZendesk ? 10 : 3;
-      d->burst = d->rate;
-      break;
-    case DestinationType::kSlack:
-      d->body_template =
-          "*[{{level}}]* {{team}} ({{role}}): {{platform}} {{kind}} from {{author}} "
-          "({{followers}} followers)\n> {{text_short}}\n{{url}}";
-      d->concurrency = 1;
-      d->rate = 1;
-      d->burst = 3;
-      break;
-    case DestinationType::kFile:
-      // The lines of concurrent workers share one write and one fdatasync (group commit).
-      d->concurrency = 64;
-      break;
-    case DestinationType::kWebhook:
-      break;
-  }
-}
-
 // A URL may be a secret (a Slack webhook URL is its own credential): {env: ...} and
 // {file: ...} work as for other secrets.
 void LoadUrl(Loader& l, const YAML::Node& body, const std::string& path, DestinationOptions* d) {
@@ -554,17 +546,7 @@ void LoadUrl(Loader& l, const YAML::Node& body, const std::string& path, Destina
   if (!d->url.empty() && !absl::StartsWith(d->url, "http://") && !absl::StartsWith(d->url, "https://")) {
     l.Error(body["url"], Child(path, "url"), "must start with http:// or https://");
   }
-  if (d->type != DestinationType::kWebhook && d->type != DestinationType::kSlack) {
-    d->url = std::string(absl::StripSuffix(d->url, "/"));  // a base URL
-  }
-}
-
-void LoadTemplate(Loader& l, const YAML::Node& body, absl::string_view key, const std::string& path,
-                  std::string* out) {
-  l.String(body, key, path, out);
-  if (absl::StatusOr<router::Template> t = router::Template::Parse(*out); !t.ok()) {
-    l.Error(body[std::string(key)], Child(path, key), std::string(t.status().message()));
-  }
+  if (d->type->url_is_base()) d->url = std::string(absl::StripSuffix(d->url, "/"));
 }
 
 // Options every HTTP destination has: transport, pacing, retries, breaker, filter.
@@ -607,7 +589,7 @@ void LoadHttpOptions(Loader& l, const YAML::Node& body, const std::string& path,
   }
 }
 
-// Subject and body templates, group ids per team, custom fields.
+// Subject and body templates, group ids per team, custom fields: those the type takes.
 void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& path,
                        DestinationOptions* d) {
   LoadTemplate(l, body, "subject", path, &d->subject_template);
@@ -627,11 +609,8 @@ void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& pat
     if (l.Map(*fields, here)) {
       for (const auto& item : *fields) {
         const std::string key = item.first.Scalar();
-        int64_t id = 0;
-        if (d->type == DestinationType::kZendesk && !absl::SimpleAtoi(key, &id)) {
-          l.Error(item.first, Child(here, key), "a Zendesk custom field is named by its numeric id");
-        } else if (d->type == DestinationType::kFreshdesk && !absl::StartsWith(key, "cf_")) {
-          l.Error(item.first, Child(here, key), "a Freshdesk custom field name starts with cf_");
+        if (const std::string problem = d->type->CustomFieldKeyProblem(key); !problem.empty()) {
+          l.Error(item.first, Child(here, key), problem);
         }
         std::string text;
         LoadTemplate(l, *fields, key, here, &text);
@@ -641,17 +620,29 @@ void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& pat
   }
 }
 
+// The keys of a destination block: type, then the transport's (http: url, pacing, retries,
+// breaker, filter), the ticket keys the type takes, and the type's own settings.
+std::vector<absl::string_view> DestinationKeys(const router::DestinationType& type,
+                                               const std::vector<router::Setting>& settings) {
+  std::vector<absl::string_view> keys = {"type"};
+  if (type.transport() == router::Transport::kHttp) {
+    for (absl::string_view key : {"url", "ca_file", "concurrency", "rate", "burst", "connect_timeout", "timeout",
+                                  "max_attempts", "backoff_initial", "backoff_max", "retry_after_max", "probe_max",
+                                  "breaker", "min_level", "min_reach"}) {
+      keys.push_back(key);
+    }
+  }
+  const router::TicketKeys ticket = type.ticket_keys();
+  if (ticket.subject) keys.push_back("subject");
+  if (ticket.body) keys.push_back("body");
+  if (ticket.group_ids) keys.push_back("group_ids");
+  if (ticket.custom_fields) keys.push_back("custom_fields");
+  for (const router::Setting& setting : settings) keys.push_back(setting.key);
+  return keys;
+}
+
 void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<DestinationOptions>* out) {
   if (!l.Map(node, "destinations")) return;
-  static const std::vector<absl::string_view> kHttpKeys = {
-      "type", "url", "ca_file", "concurrency", "rate", "burst", "connect_timeout", "timeout",
-      "max_attempts", "backoff_initial", "backoff_max", "retry_after_max", "probe_max", "breaker",
-      "min_level", "min_reach"};
-  auto keys = [](std::initializer_list<absl::string_view> extra) {
-    std::vector<absl::string_view> all = kHttpKeys;
-    all.insert(all.end(), extra);
-    return all;
-  };
   for (const auto& item : node) {
     DestinationOptions d;
     d.name = item.first.Scalar();
@@ -660,56 +651,33 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     if (!l.Map(body, path)) continue;
     std::string type;
     l.String(body, "type", path, &type, true);
-    if (type == "file") {
-      d.type = DestinationType::kFile;
-      ApplyTypeDefaults(&d);
-      l.Keys(body, path, {"type", "path"});
-      l.String(body, "path", path, &d.path, true);
-    } else if (type == "webhook") {
-      d.type = DestinationType::kWebhook;
-      ApplyTypeDefaults(&d);
-      l.Keys(body, path, keys({"secret"}));
-      LoadHttpOptions(l, body, path, &d);
-      l.Secret(body, "secret", path, &d.secret, true);
-      std::string key;
-      if (!d.secret.empty() &&
-          (!absl::Base64Unescape(absl::StripPrefix(d.secret, "whsec_"), &key) || key.size() < 24 ||
-           key.size() > 64)) {
-        l.Error(body["secret"], Child(path, "secret"),
-                "must be whsec_ followed by the base64 of 24 to 64 random bytes "
-                "(e.g. echo whsec_$(openssl rand -base64 32))");
+    d.type = router::FindDestinationType(type);
+    if (d.type == nullptr) {
+      if (!type.empty()) {
+        l.Error(body["type"], Child(path, "type"),
+                absl::StrCat("unknown destination type (known: ", router::DestinationTypeNames(), ")"));
       }
-    } else if (type == "zendesk") {
-      d.type = DestinationType::kZendesk;
-      ApplyTypeDefaults(&d);
-      l.Keys(body, path, keys({"email", "api_token", "oauth_token", "subject", "body", "group_ids",
-                               "custom_fields", "requester_email"}));
-      LoadHttpOptions(l, body, path, &d);
-      LoadTicketOptions(l, body, path, &d);
-      l.String(body, "email", path, &d.email);
-      l.Secret(body, "api_token", path, &d.api_token, false);
-      l.Secret(body, "oauth_token", path, &d.oauth_token, false);
-      if (d.oauth_token.empty() == (d.email.empty() || d.api_token.empty())) {
-        l.Error(body, path, "give either email and api_token, or oauth_token");
+      out->push_back(std::move(d));
+      continue;
+    }
+    // The type's defaults (router/destinations/<type>/), then the block's own values.
+    const router::DestinationDefaults defaults = d.type->defaults();
+    d.concurrency = defaults.concurrency;
+    d.rate = defaults.rate;
+    d.burst = defaults.burst;
+    d.subject_template = defaults.subject_template;
+    d.body_template = defaults.body_template;
+    const std::vector<router::Setting> settings = d.type->settings();
+    l.Keys(body, path, DestinationKeys(*d.type, settings));
+    if (d.type->transport() == router::Transport::kHttp) LoadHttpOptions(l, body, path, &d);
+    LoadTicketOptions(l, body, path, &d);
+    LoadSettings(l, body, path, settings, &d.settings);
+    for (const auto& [key, message] : d.type->Validate(d.settings)) {
+      if (key.empty()) {
+        l.Error(body, path, message);
+      } else {
+        l.Error(body[key], Child(path, key), message);
       }
-      LoadTemplate(l, body, "requester_email", path, &d.requester_email);
-    } else if (type == "freshdesk") {
-      d.type = DestinationType::kFreshdesk;
-      ApplyTypeDefaults(&d);
-      l.Keys(body, path, keys({"api_key", "subject", "body", "group_ids", "custom_fields", "source"}));
-      LoadHttpOptions(l, body, path, &d);
-      LoadTicketOptions(l, body, path, &d);
-      l.Secret(body, "api_key", path, &d.api_key, true);
-      l.Integer(body, "source", path, &d.freshdesk_source, 1, 100);
-    } else if (type == "slack") {
-      d.type = DestinationType::kSlack;
-      ApplyTypeDefaults(&d);
-      l.Keys(body, path, keys({"body"}));
-      LoadHttpOptions(l, body, path, &d);
-      LoadTemplate(l, body, "body", path, &d.body_template);
-    } else if (!type.empty()) {
-      l.Error(body["type"], Child(path, "type"),
-              "unknown destination type (known: file, webhook, zendesk, freshdesk, slack)");
     }
     out->push_back(std::move(d));
   }
@@ -727,16 +695,29 @@ void LoadFeedback(Loader& l, const YAML::Node& node, const std::vector<Destinati
     CheckPathName(l, item.first, path, "feedback");
     std::string type;
     l.String(body, "type", path, &type, true);
-    if (type == "zendesk") {
-      f.type = DestinationType::kZendesk;
-      l.Keys(body, path, {"type", "destination", "secret", "complaint_tags", "not_complaint_tags", "max_clock_skew"});
-      l.Duration(body, "max_clock_skew", path, &f.max_clock_skew, absl::Seconds(10), absl::Hours(24));
-    } else if (type == "freshdesk") {
-      f.type = DestinationType::kFreshdesk;
-      l.Keys(body, path, {"type", "destination", "secret", "token_header", "complaint_tags", "not_complaint_tags"});
-      l.String(body, "token_header", path, &f.token_header);
-    } else if (!type.empty()) {
-      l.Error(body["type"], Child(path, "type"), "unknown feedback type (known: zendesk, freshdesk)");
+    f.type = router::FindDestinationType(type);
+    const router::FeedbackAuth::Kind auth =
+        f.type == nullptr ? router::FeedbackAuth::Kind::kNone : f.type->feedback_auth().kind;
+    switch (auth) {
+      case router::FeedbackAuth::Kind::kHmacTimestamped:
+        l.Keys(body, path, {"type", "destination", "secret", "complaint_tags", "not_complaint_tags", "max_clock_skew"});
+        l.Duration(body, "max_clock_skew", path, &f.max_clock_skew, absl::Seconds(10), absl::Hours(24));
+        break;
+      case router::FeedbackAuth::Kind::kToken:
+        l.Keys(body, path, {"type", "destination", "secret", "token_header", "complaint_tags", "not_complaint_tags"});
+        l.String(body, "token_header", path, &f.token_header);
+        break;
+      case router::FeedbackAuth::Kind::kNone:
+        if (!type.empty()) {
+          l.Error(body["type"], Child(path, "type"),
+                  absl::StrCat("unknown feedback type (known: ",
+                               router::DestinationTypeNames([](const router::DestinationType& t) {
+                                 return t.feedback_auth().kind != router::FeedbackAuth::Kind::kNone;
+                               }),
+                               ")"));
+        }
+        f.type = nullptr;
+        break;
     }
     l.Secret(body, "secret", path, &f.secret, true);
     l.String(body, "destination", path, &f.destination, true);

@@ -16,6 +16,7 @@
 #include "router/router.h"
 #include "router/scorer.h"
 #include "router/source.h"
+#include "router/destinations/destination_type.h"
 #include "router/sources/source_type.h"
 #include "router/text_model.h"
 
@@ -79,7 +80,7 @@ struct StorageOptions {
 struct SourceOptions {
   std::string name;  // served at /webhooks/<name>
   const router::SourceType* type = nullptr;  // from the registry (router/sources/registry.cc)
-  router::SourceSettings settings;  // the type's keys, secrets resolved from value, env or file
+  router::Settings settings;  // the type's keys, secrets resolved from value, env or file
   // Derived from the settings by the type, once, at load.
   std::vector<router::SignatureCheck> signature;
   router::HandshakeSpec handshake;
@@ -100,18 +101,12 @@ struct BreakerOptions {
   bool operator==(const BreakerOptions&) const = default;
 };
 
-enum class DestinationType { kFile, kWebhook, kZendesk, kFreshdesk, kSlack };
-
 struct DestinationOptions {
   std::string name;
-  DestinationType type = DestinationType::kFile;
-  std::string path;     // file
+  const router::DestinationType* type = nullptr;  // router/destinations/<type>/
+  router::Settings settings;  // the type's own keys (path, secret, credentials, ...), secrets resolved
   std::string url;      // http:// or https://: the webhook, the helpdesk's base URL, the Slack hook
-  std::string secret;   // webhook: Standard Webhooks secret, "whsec_<base64>"
   std::string ca_file;  // https: extra trusted CAs (PEM); system CAs otherwise
-  // Credentials, resolved from value, env or file. zendesk: email + api_token, or
-  // oauth_token; freshdesk: api_key.
-  std::string email, api_token, oauth_token, api_key;
 
   int concurrency = 2;   // requests in flight at most
   double rate = 0;       // requests a second (token bucket), 0 for no limit
@@ -128,14 +123,12 @@ struct DestinationOptions {
   // own back-off (backoff_initial .. backoff_max) is separate.
   absl::Duration probe_max = absl::Seconds(30);
 
-  // Helpdesk tickets (zendesk, freshdesk) and Slack messages.
-  std::string subject_template;  // defaults per type (see DefaultTemplates in config.cc)
+  // Helpdesk tickets and Slack messages (the keys the type's ticket_keys() takes).
+  std::string subject_template;  // defaults per type (its defaults())
   std::string body_template;
   std::map<std::string, int64_t> group_ids;  // team -> the helpdesk group it works in
-  // zendesk: field id -> template; freshdesk: cf_ name -> template.
+  // Helpdesk field (Zendesk: numeric id, Freshdesk: cf_ name, ...) -> template.
   std::vector<std::pair<std::string, std::string>> custom_fields;
-  std::string requester_email;  // zendesk: a template for the requester's email, if any
-  int freshdesk_source = 2;     // Freshdesk ticket source code (2: portal)
 
   // Only entries at or above `min_level`, or whose author's reach score (0-100, as in routing
   // rules) is at least `min_reach`, are queued for this destination (e.g. Slack alerts).
@@ -153,7 +146,7 @@ struct DestinationOptions {
 // the complaint label.
 struct FeedbackOptions {
   std::string name;
-  DestinationType type = DestinationType::kZendesk;  // zendesk or freshdesk
+  const router::DestinationType* type = nullptr;  // a type whose feedback_auth() is not kNone
   std::string destination;  // the destination whose tickets it reports on (same type)
   // zendesk: the webhook's signing secret (X-Zendesk-Webhook-Signature); freshdesk: a token
   // the automation sends in `token_header`.

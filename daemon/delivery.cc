@@ -14,8 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "daemon/async.h"
 #include "daemon/crypto.h"
-#include "daemon/helpdesk.h"
-#include "router/json_writer.h"
+#include "router/destinations/destination_type.h"
 
 namespace triage::daemon {
 namespace {
@@ -36,6 +35,20 @@ std::string Snippet(absl::string_view body) {
   return out;
 }
 
+// What the destination type renders one delivery from.
+router::DeliveryContext Context(const config::DestinationOptions& options, const storage::Lease& lease,
+                                const std::optional<std::string>& remote_ticket) {
+  return router::DeliveryContext{
+      .destination = options.name,
+      .team = lease.entry.team,
+      .owner = lease.entry.owner,
+      .delivery_id = DeliveryId(options.name, lease.entry.message_key, lease.entry.team),
+      .enqueued_unix_ms = lease.entry.enqueued_unix_ms,
+      .ticket_json = lease.entry.ticket_json,
+      .remote_ticket = remote_ticket,
+  };
+}
+
 // Appends one JSON line per delivery to a file and syncs it before acknowledging, so a line
 // that was acknowledged survives a crash. The file is the newcomer's and the tests' helpdesk.
 // Group commit, like ingest: the lines of the workers that send while a write is under way
@@ -44,7 +57,10 @@ std::string Snippet(absl::string_view body) {
 class FileSender : public Sender {
  public:
   FileSender(config::DestinationOptions options, BlockingPool& pool)
-      : options_(std::move(options)), pool_(pool) {}
+      : options_(std::move(options)),
+        view_{options_.settings, templates_, options_.group_ids},
+        path_(options_.settings.Get("path")),
+        pool_(pool) {}
   ~FileSender() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -54,8 +70,10 @@ class FileSender : public Sender {
                                 int /*worker*/) override {
     if (next_ == nullptr) next_ = std::make_shared<Batch>(co_await asio::this_coro::executor);
     const std::shared_ptr<Batch> mine = next_;
-    mine->lines += DeliveryBody(options_.name, lease,
-                                DeliveryId(options_.name, lease.entry.message_key, lease.entry.team));
+    absl::StatusOr<router::OutboundRequest> line = options_.type->Render(
+        view_, nullptr, Context(options_, lease, std::nullopt));
+    if (!line.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(line.status().message())};
+    mine->lines += line->body;
     mine->lines.push_back('\n');
     if (writing_) {
       // The writer takes this batch when its write is done.
@@ -87,10 +105,10 @@ class FileSender : public Sender {
   Attempt Append(const std::string& lines) {
     if (fd_ < 0) {
       std::error_code ignored;  // open() below reports a missing folder clearly enough
-      std::filesystem::create_directories(std::filesystem::path(options_.path).parent_path(), ignored);
-      fd_ = ::open(options_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+      std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ignored);
+      fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
       if (fd_ < 0) {
-        return Attempt{Attempt::Kind::kRetry, absl::StrCat("open ", options_.path, ": ", std::strerror(errno))};
+        return Attempt{Attempt::Kind::kRetry, absl::StrCat("open ", path_, ": ", std::strerror(errno))};
       }
     }
     // One write of whole lines: O_APPEND keeps them from interleaving with other writers.
@@ -99,12 +117,15 @@ class FileSender : public Sender {
       const std::string error = std::strerror(errno);
       ::close(fd_);
       fd_ = -1;
-      return Attempt{Attempt::Kind::kRetry, absl::StrCat("write ", options_.path, ": ", error)};
+      return Attempt{Attempt::Kind::kRetry, absl::StrCat("write ", path_, ": ", error)};
     }
     return Attempt{Attempt::Kind::kDelivered, "appended"};
   }
 
   const config::DestinationOptions options_;
+  const router::TicketTemplates templates_;  // none: a line is the event, not a rendered ticket
+  const router::DestinationView view_;
+  const std::string path_;
   BlockingPool& pool_;
   // Strand-only.
   std::shared_ptr<Batch> next_;  // the lines waiting for the next write
@@ -169,65 +190,43 @@ class HttpTransport {
   std::vector<std::unique_ptr<HttpClient>> clients_;
 };
 
-// POSTs Standard Webhooks: webhook-id (the stable delivery id), webhook-timestamp (this
-// attempt) and webhook-signature (v1 HMAC-SHA256 over "id.timestamp.body").
-class WebhookSender : public Sender {
+// Every HTTP destination: the request its type renders (router/destinations/<type>/), with the
+// type's authorization and signature. A ticket created here is recorded with the ack
+// (Attempt::remote_ticket), so follow-ups in its thread go to it, and an acknowledged creation
+// is never repeated.
+class HttpSender : public Sender {
  public:
-  WebhookSender(config::DestinationOptions options, std::unique_ptr<HttpTransport> transport,
-                std::string key)
-      : options_(std::move(options)), transport_(std::move(transport)), key_(std::move(key)) {}
-
-  asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
-                                int worker) override {
-    const std::string id = DeliveryId(options_.name, lease.entry.message_key, lease.entry.team);
-    const int64_t timestamp = absl::ToUnixSeconds(transport_->clock().Now());
-    Request request = transport_->NewRequest(http::verb::post, "");
-    request.body() = DeliveryBody(options_.name, lease, id);
-    request.set("webhook-id", id);
-    request.set("webhook-timestamp", std::to_string(timestamp));
-    request.set("webhook-signature", StandardWebhooksSignature(key_, id, timestamp, request.body()));
-    Attempt attempt = co_await transport_->Send(std::move(request), worker);
-    co_return attempt;
-  }
-
- private:
-  const config::DestinationOptions options_;
-  std::unique_ptr<HttpTransport> transport_;
-  const std::string key_;
-};
-
-// Zendesk, Freshdesk and Slack: requests rendered by helpdesk.h from the stored ticket. A
-// ticket created here is recorded with the ack (Attempt::remote_ticket), so follow-ups in its
-// thread become comments or notes, and an acknowledged creation is never repeated.
-class HelpdeskSender : public Sender {
- public:
-  HelpdeskSender(config::DestinationOptions options, std::unique_ptr<HttpTransport> transport,
-                 TicketTemplates templates)
+  HttpSender(config::DestinationOptions options, std::unique_ptr<HttpTransport> transport,
+             router::TicketTemplates templates, std::string signing_key)
       : options_(std::move(options)),
+        type_(*options_.type),
         transport_(std::move(transport)),
         templates_(std::move(templates)),
-        authorization_(AuthorizationHeader(options_)) {}
+        view_{options_.settings, templates_, options_.group_ids},
+        authorization_(type_.Authorization(options_.settings)),
+        signing_(type_.Signing(options_.settings).kind),
+        signing_key_(std::move(signing_key)) {}
 
-  bool wants_remote_tickets() const override {
-    return options_.type != config::DestinationType::kSlack;
-  }
+  bool wants_remote_tickets() const override { return type_.keeps_tickets(); }
 
   asio::awaitable<Attempt> Send(const storage::Lease& lease,
                                 const std::optional<std::string>& remote_ticket,
                                 int worker) override {
-    const std::string delivery_id = DeliveryId(options_.name, lease.entry.message_key, lease.entry.team);
-    if (options_.type == config::DestinationType::kZendesk && !remote_ticket &&
-        ZendeskKeyMayHaveExpired(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
-                                 lease.entry.attempts, transport_->clock().Now())) {
+    const router::DeliveryContext context = Context(options_, lease, remote_ticket);
+    std::optional<router::OutboundRequest> lookup;
+    if (type_.keeps_tickets() && !remote_ticket &&
+        type_.LookUpBeforeCreating(absl::FromUnixMillis(lease.entry.enqueued_unix_ms), lease.entry.attempts,
+                                   transport_->clock().Now())) {
+      lookup = type_.LookupRequest(view_, context);
+    }
+    if (lookup) {
       std::string found;
-      Attempt lookup = co_await transport_->Send(Finish(ZendeskLookupRequest(delivery_id)), worker, &found);
-      if (lookup.kind != Attempt::Kind::kDelivered || TakeFoundTicket(found, &lookup)) co_return lookup;
+      Attempt attempt = co_await transport_->Send(Finish(*std::move(lookup), context), worker, &found);
+      if (attempt.kind != Attempt::Kind::kDelivered || TakeFoundTicket(found, &attempt)) co_return attempt;
     }
     bool creates_ticket = false;
-    absl::StatusOr<Request> request = Prepare(lease, delivery_id, remote_ticket, &creates_ticket);
-    if (!request.ok()) {
-      co_return Attempt{Attempt::Kind::kPermanent, std::string(request.status().message())};
-    }
+    absl::StatusOr<Request> request = Prepare(lease, context, &creates_ticket);
+    if (!request.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(request.status().message())};
     std::string answer;
     Attempt attempt = co_await transport_->Send(*std::move(request), worker, &answer);
     if (creates_ticket) TakeTicketId(answer, &attempt);
@@ -235,71 +234,90 @@ class HelpdeskSender : public Sender {
   }
 
  private:
+  absl::StatusOr<Request> Prepare(const storage::Lease& lease, const router::DeliveryContext& context,
+                                  bool* creates_ticket) const {
+    std::optional<router::TicketView> ticket;
+    if (type_.reads_tickets()) {
+      absl::StatusOr<router::TicketView> parsed = router::ParseTicketView(lease.entry.ticket_json);
+      if (!parsed.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("stored ticket unreadable: ", parsed.status().message()));
+      }
+      ticket = *std::move(parsed);
+    }
+    absl::StatusOr<router::OutboundRequest> out = type_.Render(view_, ticket ? &*ticket : nullptr, context);
+    if (!out.ok()) return out.status();
+    *creates_ticket = out->creates_ticket;
+    return Finish(*std::move(out), context);
+  }
+
   // A lookup found the ticket an earlier attempt created: the delivery is done. A lookup
   // that cannot be read is retried. False when no ticket was found: go on and create it.
   bool TakeFoundTicket(const std::string& answer, Attempt* lookup) const {
-    absl::StatusOr<std::optional<std::string>> found = FoundTicketId(answer);
+    absl::StatusOr<std::optional<std::string>> found = type_.FoundTicketId(answer);
     if (!found.ok()) {
-      *lookup = Attempt{Attempt::Kind::kRetry,
-                        absl::StrCat("external_id lookup: ", found.status().message())};
+      *lookup = Attempt{Attempt::Kind::kRetry, absl::StrCat("ticket lookup: ", found.status().message())};
       return true;
     }
     if (!found->has_value()) return false;
-    lookup->detail = "found by external_id";
+    lookup->detail = "found by lookup";
     lookup->remote_ticket = **found;
     return true;
   }
 
-  // Method, target, auth and headers of a rendered request.
-  Request Finish(OutboundRequest out) const {
-    Request request = transport_->NewRequest(out.method, out.target);
+  // Method, target, auth, headers and signature of a rendered request.
+  Request Finish(router::OutboundRequest out, const router::DeliveryContext& context) const {
+    Request request = transport_->NewRequest(Verb(out.method), out.target);
     if (!authorization_.empty()) request.set(http::field::authorization, authorization_);
     for (const auto& [name, value] : out.headers) request.set(name, value);
     request.body() = std::move(out.body);
+    switch (signing_) {
+      case router::RequestSigning::Kind::kNone:
+        break;
+      case router::RequestSigning::Kind::kStandardWebhooks: {
+        const int64_t timestamp = absl::ToUnixSeconds(transport_->clock().Now());
+        request.set("webhook-id", context.delivery_id);
+        request.set("webhook-timestamp", std::to_string(timestamp));
+        request.set("webhook-signature",
+                    StandardWebhooksSignature(signing_key_, context.delivery_id, timestamp, request.body()));
+        break;
+      }
+    }
     return request;
   }
 
-  absl::StatusOr<Request> Prepare(const storage::Lease& lease, const std::string& delivery_id,
-                                  const std::optional<std::string>& remote_ticket,
-                                  bool* creates_ticket) const {
-    absl::StatusOr<router::TicketView> ticket = router::ParseTicketView(lease.entry.ticket_json);
-    if (!ticket.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("stored ticket unreadable: ", ticket.status().message()));
+  static http::verb Verb(router::HttpMethod method) {
+    switch (method) {
+      case router::HttpMethod::kGet:
+        return http::verb::get;
+      case router::HttpMethod::kPost:
+        return http::verb::post;
+      case router::HttpMethod::kPut:
+        return http::verb::put;
+      case router::HttpMethod::kPatch:
+        return http::verb::patch;
     }
-    const DeliveryContext context{lease.entry.team, lease.entry.owner, delivery_id, remote_ticket};
-    OutboundRequest out;
-    switch (options_.type) {
-      case config::DestinationType::kZendesk:
-        out = ZendeskRequest(options_, templates_, *ticket, context);
-        break;
-      case config::DestinationType::kFreshdesk:
-        out = FreshdeskRequest(options_, templates_, *ticket, context);
-        break;
-      default:
-        out = SlackRequest(templates_, *ticket, context);
-        break;
-    }
-    *creates_ticket = out.creates_ticket;
-    return Finish(std::move(out));
+    return http::verb::post;  // unreachable: the switch names every method
   }
 
   void TakeTicketId(const std::string& answer, Attempt* attempt) const {
     if (attempt->kind != Attempt::Kind::kDelivered) return;
-    absl::StatusOr<std::string> id = CreatedTicketId(options_.type, answer);
+    absl::StatusOr<std::string> id = type_.CreatedTicketId(answer);
     if (id.ok()) {
       attempt->remote_ticket = *std::move(id);
     } else {
       // Created, but follow-ups cannot find it: they will open tickets of their own.
-      spdlog::warn("event=ticket_id_missing destination={} detail=\"{}\"", options_.name,
-                   Snippet(answer));
+      spdlog::warn("event=ticket_id_missing destination={} detail=\"{}\"", options_.name, Snippet(answer));
     }
   }
 
   const config::DestinationOptions options_;
+  const router::DestinationType& type_;
   std::unique_ptr<HttpTransport> transport_;
-  const TicketTemplates templates_;
+  const router::TicketTemplates templates_;
+  const router::DestinationView view_;
   const std::string authorization_;
+  const router::RequestSigning::Kind signing_;
+  const std::string signing_key_;  // the decoded Standard Webhooks key
 };
 
 // "0" in any of the headers helpdesks use for the requests left in the current window.
@@ -375,37 +393,30 @@ std::string DeliveryId(absl::string_view destination, absl::string_view message_
   return absl::StrCat("msg_", absl::BytesToHexString(digest.substr(0, 16)));
 }
 
-std::string DeliveryBody(const std::string& destination, const storage::Lease& lease,
-                         const std::string& delivery_id) {
-  router::JsonWriter w;
-  w.BeginObject();
-  w.Key("type").String(lease.entry.owner ? "ticket.created" : "ticket.informed");
-  w.Key("timestamp").Time(absl::FromUnixMillis(lease.entry.enqueued_unix_ms));
-  w.Key("data").BeginObject();
-  w.Key("delivery_id").String(delivery_id);
-  w.Key("destination").String(destination);
-  w.Key("team").String(lease.entry.team);
-  w.Key("role").String(lease.entry.owner ? "owner" : "informed");
-  w.Key("ticket").Raw(lease.entry.ticket_json);
-  w.EndObject();
-  w.EndObject();
-  return w.Take();
-}
-
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
                                                    asio::any_io_executor executor, BlockingPool& pool,
                                                    const storage::Clock& clock) {
-  if (options.type == config::DestinationType::kFile) return std::make_unique<FileSender>(options, pool);
+  const router::DestinationType& type = *options.type;
+  switch (type.transport()) {
+    case router::Transport::kFile:
+      return std::make_unique<FileSender>(options, pool);
+    case router::Transport::kHttp:
+      break;
+  }
   absl::StatusOr<std::unique_ptr<HttpTransport>> transport = HttpTransport::Create(options, executor, clock);
   if (!transport.ok()) return transport.status();
-  if (options.type == config::DestinationType::kWebhook) {
-    absl::StatusOr<std::string> key = StandardWebhooksKey(options.secret);
+  std::string signing_key;
+  if (const router::RequestSigning signing = type.Signing(options.settings);
+      signing.kind == router::RequestSigning::Kind::kStandardWebhooks) {
+    absl::StatusOr<std::string> key = StandardWebhooksKey(signing.key);
     if (!key.ok()) return key.status();
-    return std::make_unique<WebhookSender>(options, *std::move(transport), *std::move(key));
+    signing_key = *std::move(key);
   }
-  absl::StatusOr<TicketTemplates> templates = TicketTemplates::Compile(options);
+  absl::StatusOr<router::TicketTemplates> templates = router::CompileTemplates(
+      options.subject_template, options.body_template, options.custom_fields, type, options.settings);
   if (!templates.ok()) return templates.status();
-  return std::make_unique<HelpdeskSender>(options, *std::move(transport), *std::move(templates));
+  return std::make_unique<HttpSender>(options, *std::move(transport), *std::move(templates),
+                                      std::move(signing_key));
 }
 
 namespace {

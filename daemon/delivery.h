@@ -56,10 +56,6 @@ absl::Duration RetryDelay(const config::DestinationOptions& options, uint32_t at
 std::string DeliveryId(absl::string_view destination, absl::string_view message_key,
                        absl::string_view team);
 
-// The body a destination receives for an entry (Standard Webhooks payload shape).
-std::string DeliveryBody(const std::string& destination, const storage::Lease& lease,
-                         const std::string& delivery_id);
-
 // Sends one leased entry to a destination. Implementations are used from one strand.
 class Sender {
  public:
@@ -72,8 +68,8 @@ class Sender {
   virtual bool wants_remote_tickets() const { return false; }
 };
 
-// Builds the sender of a destination: file (JSON lines, fsynced on `pool`), webhook (Standard
-// Webhooks), zendesk, freshdesk or slack.
+// Builds the sender of a destination from its type (router/destinations/<type>/): a file's
+// lines are appended and fsynced on `pool`; every other type speaks HTTP.
 // `clock` dates Retry-After answers and signatures.
 absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOptions& options,
                                                    asio::any_io_executor executor, BlockingPool& pool,

@@ -33,22 +33,9 @@ absl::StatusOr<std::string> IdField(element root, const char* key) {
   return absl::InvalidArgumentError(absl::StrCat(key, ": must be a string or an integer"));
 }
 
-std::optional<router::Level> PriorityLevel(config::DestinationType type, std::string priority) {
-  priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(priority));
-  if (type == config::DestinationType::kFreshdesk) {
-    if (priority == "4") return router::Level::kUrgent;
-    if (priority == "3") return router::Level::kHigh;
-    if (priority == "2" || priority == "medium") return router::Level::kNormal;
-    if (priority == "1") return router::Level::kLow;
-  }
-  router::Level level;
-  if (router::ParseLevel(priority, &level)) return level;
-  return std::nullopt;
-}
-
 }  // namespace
 
-absl::StatusOr<TicketUpdate> ParseTicketUpdate(config::DestinationType type, absl::string_view body) {
+absl::StatusOr<TicketUpdate> ParseTicketUpdate(const router::DestinationType& type, absl::string_view body) {
   simdjson::dom::parser parser;
   element root;
   if (parser.parse(body.data(), body.size()).get(root) != simdjson::SUCCESS || !root.is_object()) {
@@ -64,7 +51,7 @@ absl::StatusOr<TicketUpdate> ParseTicketUpdate(config::DestinationType type, abs
   absl::StatusOr<std::string> priority = IdField(root, "priority");
   if (!priority.ok()) return priority.status();
   if (!priority->empty() && *priority != "-") {
-    update.level = PriorityLevel(type, *priority);
+    update.level = type.PriorityLevel(*priority);
     if (!update.level) return absl::InvalidArgumentError(absl::StrCat("priority: unknown value '", *priority, "'"));
   }
   absl::StatusOr<std::string> group_id = IdField(root, "group_id");
@@ -194,12 +181,19 @@ bool Feedback::Authentic(const config::FeedbackOptions& feedback, const Request&
     const auto it = request.find(beast::string_view(name.data(), name.size()));
     return it == request.end() ? absl::string_view() : ToAbsl(it->value());
   };
-  if (feedback.type == config::DestinationType::kFreshdesk) {
-    const absl::string_view token = header(feedback.token_header);
-    return !token.empty() && ConstantTimeEquals(token, feedback.secret);
+  const router::FeedbackAuth auth = feedback.type->feedback_auth();
+  switch (auth.kind) {
+    case router::FeedbackAuth::Kind::kNone:
+      return false;
+    case router::FeedbackAuth::Kind::kToken: {
+      const absl::string_view token = header(feedback.token_header);
+      return !token.empty() && ConstantTimeEquals(token, feedback.secret);
+    }
+    case router::FeedbackAuth::Kind::kHmacTimestamped:
+      break;
   }
-  const absl::string_view signature = header("x-zendesk-webhook-signature");
-  const absl::string_view timestamp = header("x-zendesk-webhook-signature-timestamp");
+  const absl::string_view signature = header(auth.signature_header);
+  const absl::string_view timestamp = header(auth.timestamp_header);
   if (signature.empty() || timestamp.empty()) return false;
   absl::Time signed_at;
   int64_t seconds = 0;
@@ -233,7 +227,7 @@ Response Feedback::Handle(absl::string_view path, const Request& request) {
     spdlog::warn("event=feedback_refused feedback={} reason=signature", feedback.name);
     return Answer(feedback.name, http::status::unauthorized, "missing or wrong signature or token");
   }
-  absl::StatusOr<TicketUpdate> update = ParseTicketUpdate(feedback.type, request.body());
+  absl::StatusOr<TicketUpdate> update = ParseTicketUpdate(*feedback.type, request.body());
   if (!update.ok()) return Answer(feedback.name, http::status::bad_request, std::string(update.status().message()));
   auto count = [&](const char* outcome) {
     metrics_.feedback_labels.Add({{"feedback", feedback.name}, {"outcome", outcome}}).Increment();

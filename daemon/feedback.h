@@ -26,9 +26,9 @@ struct TicketUpdate {
   std::string group;                   // a group name, when sent instead of its id
   std::vector<std::string> tags;
 };
-// Zendesk priorities are urgent/high/normal/low; Freshdesk's 4/3/2/1 or Urgent/High/Medium/Low.
+// The priority is read as the destination type writes it (the type's PriorityLevel).
 // InvalidArgument names the field at fault.
-absl::StatusOr<TicketUpdate> ParseTicketUpdate(config::DestinationType type, absl::string_view body);
+absl::StatusOr<TicketUpdate> ParseTicketUpdate(const router::DestinationType& type, absl::string_view body);
 
 // What an agent decided, as labels of the message that created the ticket.
 struct AgentLabel {
@@ -50,9 +50,9 @@ absl::StatusOr<std::string> LabelRecord(absl::string_view ticket_json, const Age
                                         absl::Time labelled_at);
 
 // Serves POST /feedback/<name> on the ingest listener: checks the helpdesk's signature
-// (Zendesk: base64 HMAC-SHA256 of timestamp + body in X-Zendesk-Webhook-Signature, with a
-// fresh X-Zendesk-Webhook-Signature-Timestamp) or token (Freshdesk: a header compared in
-// constant time), finds the message whose delivery created the ticket, and stores the agent's
+// (router::FeedbackAuth: Zendesk's base64 HMAC-SHA256 of timestamp + body in
+// X-Zendesk-Webhook-Signature, with a fresh X-Zendesk-Webhook-Signature-Timestamp) or token (a
+// header compared in constant time), finds the message whose delivery created the ticket, and stores the agent's
 // decision as its label (synced). A ticket triaged did not create is answered 200 and counted,
 // so the helpdesk does not retry. Thread-safe; the options swap whole on reload.
 class Feedback {

@@ -29,16 +29,4 @@ const SourceType* FindSourceType(std::string_view name) {
   return nullptr;
 }
 
-const std::string& SourceSettings::Get(const std::string& key) const {
-  static const std::string kEmpty;
-  const auto it = values.find(key);
-  return it == values.end() ? kEmpty : it->second;
-}
-
-const std::vector<std::string>& SourceSettings::List(const std::string& key) const {
-  static const std::vector<std::string> kEmpty;
-  const auto it = lists.find(key);
-  return it == lists.end() ? kEmpty : it->second;
-}
-
 }  // namespace triage::router

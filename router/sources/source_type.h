@@ -12,30 +12,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "router/settings.h"
 #include "router/source.h"
 
 namespace triage::router {
-
-// One key of a source's config block, besides the common ones (type, known_authors,
-// default_reach, allow_from).
-struct SourceSetting {
-  enum class Kind { kSecret, kString, kStringList };
-  std::string key;
-  Kind kind = Kind::kString;
-  bool required = false;
-  std::string default_value;         // a string setting's value when absent
-  std::vector<std::string> allowed;  // a string setting's possible values (empty: any)
-};
-
-// A configured source's settings, secrets resolved; every declared string setting has a value
-// (its default when absent).
-struct SourceSettings {
-  std::map<std::string, std::string> values;
-  std::map<std::string, std::vector<std::string>> lists;
-
-  const std::string& Get(const std::string& key) const;
-  const std::vector<std::string>& List(const std::string& key) const;
-};
 
 // How one request is authenticated. The checks of a source are tried in order; a check with
 // `only_if_present` applies only when its header is there, and the first that applies decides.
@@ -73,13 +53,13 @@ class SourceType {
  public:
   virtual ~SourceType() = default;
   virtual std::string_view name() const = 0;
-  virtual std::vector<SourceSetting> settings() const = 0;
+  virtual std::vector<Setting> settings() const = 0;
   // The list setting that names the brand's own accounts, or "" when the type has none.
   virtual std::string brand_ids_setting() const { return ""; }
   // Checks across settings: (key, message) for each problem.
-  virtual std::vector<std::pair<std::string, std::string>> Validate(const SourceSettings&) const { return {}; }
-  virtual std::vector<SignatureCheck> Signature(const SourceSettings& settings) const = 0;
-  virtual HandshakeSpec Handshake(const SourceSettings&) const { return {}; }
+  virtual std::vector<std::pair<std::string, std::string>> Validate(const Settings&) const { return {}; }
+  virtual std::vector<SignatureCheck> Signature(const Settings& settings) const = 0;
+  virtual HandshakeSpec Handshake(const Settings&) const { return {}; }
   // A signed body that does not parse: quarantined (the platform's, true) or refused with 400
   // naming the problem (a sender that can fix its payload, false).
   virtual bool quarantine_unparsable() const { return true; }

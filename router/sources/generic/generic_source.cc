@@ -163,11 +163,11 @@ namespace {
 class GenericType final : public SourceType {
  public:
   std::string_view name() const override { return "generic"; }
-  std::vector<SourceSetting> settings() const override {
-    return {{"secret", SourceSetting::Kind::kSecret, true, "", {}},
-            {"signature_header", SourceSetting::Kind::kString, false, "X-Triage-Signature", {}}};
+  std::vector<Setting> settings() const override {
+    return {{"secret", Setting::Kind::kSecret, true, "", {}},
+            {"signature_header", Setting::Kind::kString, false, "X-Triage-Signature", {}}};
   }
-  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+  std::vector<SignatureCheck> Signature(const Settings& s) const override {
     // "sha256=<hex>" or bare hex.
     return {{SignatureCheck::Kind::kHmacSha256Hex, s.Get("signature_header"), "sha256=", false, false, s.Get("secret")}};
   }

@@ -73,10 +73,10 @@ void AddMessage(element event, bool edited, const ParseContext& context, ParseRe
 class LineType final : public SourceType {
  public:
   std::string_view name() const override { return "line"; }
-  std::vector<SourceSetting> settings() const override {
-    return {{"channel_secret", SourceSetting::Kind::kSecret, true, "", {}}};
+  std::vector<Setting> settings() const override {
+    return {{"channel_secret", Setting::Kind::kSecret, true, "", {}}};
   }
-  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+  std::vector<SignatureCheck> Signature(const Settings& s) const override {
     return {{SignatureCheck::Kind::kHmacSha256Base64, "x-line-signature", "", false, false, s.Get("channel_secret")}};
   }
   absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {

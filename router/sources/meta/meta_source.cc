@@ -363,17 +363,17 @@ namespace {
 class MetaType final : public SourceType {
  public:
   std::string_view name() const override { return "meta"; }
-  std::vector<SourceSetting> settings() const override {
-    return {{"app_secret", SourceSetting::Kind::kSecret, true, "", {}},
-            {"verify_token", SourceSetting::Kind::kSecret, true, "", {}},
-            {"brand_ids", SourceSetting::Kind::kStringList, false, "", {}}};
+  std::vector<Setting> settings() const override {
+    return {{"app_secret", Setting::Kind::kSecret, true, "", {}},
+            {"verify_token", Setting::Kind::kSecret, true, "", {}},
+            {"brand_ids", Setting::Kind::kStringList, false, "", {}}};
   }
   std::string brand_ids_setting() const override { return "brand_ids"; }
-  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+  std::vector<SignatureCheck> Signature(const Settings& s) const override {
     // Only the SHA-256 header, with its prefix (the legacy SHA-1 one is not accepted).
     return {{SignatureCheck::Kind::kHmacSha256Hex, "X-Hub-Signature-256", "sha256=", true, false, s.Get("app_secret")}};
   }
-  HandshakeSpec Handshake(const SourceSettings& s) const override {
+  HandshakeSpec Handshake(const Settings& s) const override {
     return {HandshakeSpec::Kind::kMetaVerify, s.Get("verify_token")};
   }
   absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {

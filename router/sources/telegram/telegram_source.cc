@@ -111,12 +111,12 @@ void AddMessage(element message, const std::string& update, const ParseContext& 
 class TelegramType final : public SourceType {
  public:
   std::string_view name() const override { return "telegram"; }
-  std::vector<SourceSetting> settings() const override {
-    return {{"secret_token", SourceSetting::Kind::kSecret, true, "", {}},
-            {"bot_ids", SourceSetting::Kind::kStringList, false, "", {}}};
+  std::vector<Setting> settings() const override {
+    return {{"secret_token", Setting::Kind::kSecret, true, "", {}},
+            {"bot_ids", Setting::Kind::kStringList, false, "", {}}};
   }
   std::string brand_ids_setting() const override { return "bot_ids"; }
-  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+  std::vector<SignatureCheck> Signature(const Settings& s) const override {
     return {{SignatureCheck::Kind::kSharedToken, "X-Telegram-Bot-Api-Secret-Token", "", false, false,
              s.Get("secret_token")}};
   }

@@ -91,20 +91,20 @@ void AddNotification(element notification, const ParseContext& context, ParseRes
 class ThreadsType final : public SourceType {
  public:
   std::string_view name() const override { return "threads"; }
-  std::vector<SourceSetting> settings() const override {
-    return {{"app_secret", SourceSetting::Kind::kSecret, true, "", {}},
+  std::vector<Setting> settings() const override {
+    return {{"app_secret", Setting::Kind::kSecret, true, "", {}},
             // Which secret Meta signs Threads webhooks with is not documented: a second one
             // (the Meta app's, say) is accepted too while that is found out.
-            {"alternate_app_secret", SourceSetting::Kind::kSecret, false, "", {}},
-            {"verify_token", SourceSetting::Kind::kSecret, true, "", {}},
-            {"brand_usernames", SourceSetting::Kind::kStringList, false, "", {}}};
+            {"alternate_app_secret", Setting::Kind::kSecret, false, "", {}},
+            {"verify_token", Setting::Kind::kSecret, true, "", {}},
+            {"brand_usernames", Setting::Kind::kStringList, false, "", {}}};
   }
   std::string brand_ids_setting() const override { return "brand_usernames"; }
-  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+  std::vector<SignatureCheck> Signature(const Settings& s) const override {
     return {{SignatureCheck::Kind::kHmacSha256Hex, "X-Hub-Signature-256", "sha256=", true, false, s.Get("app_secret"),
              s.Get("alternate_app_secret")}};
   }
-  HandshakeSpec Handshake(const SourceSettings& s) const override {
+  HandshakeSpec Handshake(const Settings& s) const override {
     return {HandshakeSpec::Kind::kMetaVerify, s.Get("verify_token")};
   }
   absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {

@@ -334,21 +334,21 @@ namespace {
 class XType final : public SourceType {
  public:
   std::string_view name() const override { return "x"; }
-  std::vector<SourceSetting> settings() const override {
-    return {{"consumer_secret", SourceSetting::Kind::kSecret, true, "", {}},
-            {"oauth2_client_secret", SourceSetting::Kind::kSecret, false, "", {}},
-            {"crc_secret", SourceSetting::Kind::kString, false, "consumer_secret",
+  std::vector<Setting> settings() const override {
+    return {{"consumer_secret", Setting::Kind::kSecret, true, "", {}},
+            {"oauth2_client_secret", Setting::Kind::kSecret, false, "", {}},
+            {"crc_secret", Setting::Kind::kString, false, "consumer_secret",
              {"consumer_secret", "oauth2_client_secret"}},
-            {"brand_user_ids", SourceSetting::Kind::kStringList, false, "", {}}};
+            {"brand_user_ids", Setting::Kind::kStringList, false, "", {}}};
   }
   std::string brand_ids_setting() const override { return "brand_user_ids"; }
-  std::vector<std::pair<std::string, std::string>> Validate(const SourceSettings& s) const override {
+  std::vector<std::pair<std::string, std::string>> Validate(const Settings& s) const override {
     if (s.Get("crc_secret") == "oauth2_client_secret" && s.Get("oauth2_client_secret").empty()) {
       return {{"oauth2_client_secret", "is required when crc_secret names it"}};
     }
     return {};
   }
-  std::vector<SignatureCheck> Signature(const SourceSettings& s) const override {
+  std::vector<SignatureCheck> Signature(const Settings& s) const override {
     std::vector<SignatureCheck> checks;
     // During X's migration both headers may come; the OAuth2 one is checked when it can be.
     if (!s.Get("oauth2_client_secret").empty()) {
@@ -359,7 +359,7 @@ class XType final : public SourceType {
                       false, s.Get("consumer_secret")});
     return checks;
   }
-  HandshakeSpec Handshake(const SourceSettings& s) const override {
+  HandshakeSpec Handshake(const Settings& s) const override {
     return {HandshakeSpec::Kind::kXCrc, s.Get(s.Get("crc_secret"))};
   }
   absl::StatusOr<ParseResult> Parse(absl::string_view body, const ParseContext& context) const override {

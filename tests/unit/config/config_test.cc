@@ -40,7 +40,7 @@ TEST(ConfigTest, EmbeddedDefaultLoads) {
   EXPECT_EQ(config->storage.dedup_window, absl::Hours(24 * 8));
   EXPECT_EQ(config->routing.default_team, "support");
   ASSERT_EQ(config->destinations.size(), 1u);
-  EXPECT_EQ(config->destinations[0].type, DestinationType::kFile);
+  EXPECT_EQ(config->destinations[0].type->name(), "file");
   EXPECT_FALSE(config->scoring.categories.empty());
 }
 
@@ -210,7 +210,7 @@ TEST(ConfigTest, HelpdeskDestinationsGetQuotaDefaultsAndCheckTheirOptions) {
                                       "test.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   const DestinationOptions& d = config->destinations.at(0);
-  EXPECT_EQ(d.type, DestinationType::kZendesk);
+  EXPECT_EQ(d.type->name(), "zendesk");
   EXPECT_EQ(d.url, "https://acme.zendesk.com") << "a base URL loses its trailing slash";
   EXPECT_EQ(d.rate, 10);  // Zendesk: about 10 requests a second per account
   EXPECT_EQ(d.concurrency, 2);

@@ -7,10 +7,10 @@
 namespace triage::daemon {
 namespace {
 
-using config::DestinationType;
+const router::DestinationType& Type(const char* name) { return *router::FindDestinationType(name); }
 
 TEST(TicketUpdateTest, ReadsZendeskAndFreshdeskBodiesInTheirShapes) {
-  auto z = ParseTicketUpdate(DestinationType::kZendesk,
+  auto z = ParseTicketUpdate(Type("zendesk"),
                              R"({"ticket_id":"123","priority":"High","group_id":"360002","tags":"complaint vip"})");
   ASSERT_TRUE(z.ok()) << z.status();
   EXPECT_EQ(z->ticket, "123");
@@ -18,7 +18,7 @@ TEST(TicketUpdateTest, ReadsZendeskAndFreshdeskBodiesInTheirShapes) {
   EXPECT_EQ(z->group_id, 360002);
   EXPECT_EQ(z->tags, (std::vector<std::string>{"complaint", "vip"}));
 
-  auto f = ParseTicketUpdate(DestinationType::kFreshdesk,
+  auto f = ParseTicketUpdate(Type("freshdesk"),
                              R"({"ticket_id":42,"priority":2,"group":"Billing","tags":["not_complaint","x"]})");
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->ticket, "42");
@@ -26,12 +26,12 @@ TEST(TicketUpdateTest, ReadsZendeskAndFreshdeskBodiesInTheirShapes) {
   EXPECT_FALSE(f->group_id.has_value());
   EXPECT_EQ(f->group, "Billing");
   EXPECT_EQ(f->tags, (std::vector<std::string>{"not_complaint", "x"}));
-  EXPECT_EQ(ParseTicketUpdate(DestinationType::kFreshdesk, R"({"ticket_id":1,"priority":"Urgent"})")->level,
+  EXPECT_EQ(ParseTicketUpdate(Type("freshdesk"), R"({"ticket_id":1,"priority":"Urgent"})")->level,
             router::Level::kUrgent);
-  EXPECT_EQ(ParseTicketUpdate(DestinationType::kFreshdesk, R"({"ticket_id":1,"priority":"medium"})")->level,
+  EXPECT_EQ(ParseTicketUpdate(Type("freshdesk"), R"({"ticket_id":1,"priority":"medium"})")->level,
             router::Level::kNormal);
   // Zendesk renders an unset priority as "-".
-  EXPECT_FALSE(ParseTicketUpdate(DestinationType::kZendesk, R"({"ticket_id":1,"priority":"-"})")->level.has_value());
+  EXPECT_FALSE(ParseTicketUpdate(Type("zendesk"), R"({"ticket_id":1,"priority":"-"})")->level.has_value());
 }
 
 TEST(TicketUpdateTest, RefusesWhatItCannotReadByField) {
@@ -45,7 +45,7 @@ TEST(TicketUpdateTest, RefusesWhatItCannotReadByField) {
            {R"({"ticket_id":1,"tags":[1]})", "tags: must hold strings"},
            {R"({"ticket_id":1,"tags":{}})", "tags: must be a string or an array"},
        }) {
-    const auto update = ParseTicketUpdate(DestinationType::kZendesk, body);
+    const auto update = ParseTicketUpdate(Type("zendesk"), body);
     ASSERT_FALSE(update.ok()) << body;
     EXPECT_NE(update.status().message().find(field), std::string::npos) << body << ": " << update.status();
   }

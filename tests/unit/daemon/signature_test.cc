@@ -65,7 +65,7 @@ TEST(SignatureTest, LinesPublishedVectorsPassTheLineSourcesChecks) {
   const std::string vectors = testing::ReadFixture("inbound-more/line/signature_vectors.json");
   int checked = 0;
   for (simdjson::dom::element v : parser.parse(vectors)["vectors"].get_array()) {
-    router::SourceSettings settings;
+    router::Settings settings;
     settings.values["channel_secret"] = std::string(std::string_view(v["channel_secret"]));
     const std::vector<Check> checks = line->Signature(settings);
     const std::string body = testing::ReadFixture("inbound-more/line/" + std::string(std::string_view(v["body_file"])));

@@ -26,13 +26,13 @@ TEST(SourceRegistryTest, EveryFolderIsARegisteredTypeAndBack) {
 
 TEST(SourceRegistryTest, EachTypeDeclaresARequiredSecretThatItsSignatureUses) {
   for (const SourceType* type : SourceTypes()) {
-    SourceSettings settings;
+    Settings settings;
     bool has_secret = false;
-    for (const SourceSetting& setting : type->settings()) {
-      if (setting.kind == SourceSetting::Kind::kSecret && setting.required) {
+    for (const Setting& setting : type->settings()) {
+      if (setting.kind == Setting::Kind::kSecret && setting.required) {
         has_secret = true;
         settings.values[setting.key] = "secret-of-" + setting.key;
-      } else if (setting.kind == SourceSetting::Kind::kString) {
+      } else if (setting.kind == Setting::Kind::kString) {
         settings.values[setting.key] = setting.default_value;
       }
     }

@@ -1,6 +1,7 @@
-// Requests rendered for Zendesk, Freshdesk and Slack: compared byte for byte with reviewed
-// fixtures (tests/fixtures/helpdesk/), and checked against the documented schemas.
-#include "daemon/helpdesk.h"
+// Requests the destination types (router/destinations/<type>/) render, from a destination
+// loaded by the config: compared byte for byte with reviewed fixtures
+// (tests/fixtures/helpdesk/), and checked against the documented schemas.
+#include "router/destinations/destination_type.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -12,13 +13,13 @@
 #include "router/ticket_json.h"
 #include "tests/test_util.h"
 
-namespace triage::daemon {
+namespace triage::router {
 namespace {
 
 // A complaint on X from a verified author, with characters every target must escape.
 std::string TicketJson() {
-  router::RoutedMessage r;
-  router::Message& m = r.message;
+  RoutedMessage r;
+  Message& m = r.message;
   m.source = "x";
   m.id = "1790000000000000001";
   m.platform = "x";
@@ -36,13 +37,13 @@ std::string TicketJson() {
   m.conversation_id = "1790000000000000001";
   m.url = "https://x.com/dana_ops/status/1790000000000000001";
   r.received_at = absl::FromUnixSeconds(1795000002);
-  router::Triage& t = r.triage;
+  Triage& t = r.triage;
   t.urgency = 85;
   t.complaint = true;
   t.reach = 64;
   t.reach_known = true;
   t.priority = 80;
-  t.level = router::Level::kUrgent;
+  t.level = Level::kUrgent;
   t.sla_deadline = absl::FromUnixSeconds(1795000902);
   t.categories = {{"outage", {"down"}, 50}, {"billing", {"charged twice", "refund"}, 30}};
   t.team = "billing";
@@ -50,7 +51,7 @@ std::string TicketJson() {
   t.rule = "billing";
   t.tags = {"Double Charge"};
   t.reasons = {"outage: down (+50)", "billing: charged twice, refund (+30)", "verified author"};
-  return router::TicketJson(r);
+  return TicketJson(r);
 }
 
 config::DestinationOptions Destination(const std::string& yaml_body) {
@@ -82,22 +83,40 @@ struct Rendered {
   std::string ticket_json;
 };
 
+TicketTemplates Templates(const config::DestinationOptions& options) {
+  absl::StatusOr<TicketTemplates> templates = CompileTemplates(
+      options.subject_template, options.body_template, options.custom_fields, *options.type, options.settings);
+  EXPECT_TRUE(templates.ok()) << templates.status();
+  return templates.ok() ? *std::move(templates) : TicketTemplates();
+}
+
+OutboundRequest Render(const config::DestinationOptions& options, const TicketView& ticket,
+                       const DeliveryContext& context) {
+  const TicketTemplates templates = Templates(options);
+  absl::StatusOr<OutboundRequest> request =
+      options.type->Render(DestinationView{options.settings, templates, options.group_ids}, &ticket, context);
+  EXPECT_TRUE(request.ok()) << request.status();
+  return request.ok() ? *std::move(request) : OutboundRequest();
+}
+
 OutboundRequest Render(const config::DestinationOptions& options, bool owner,
                        std::optional<std::string> remote_ticket) {
-  absl::StatusOr<TicketTemplates> templates = TicketTemplates::Compile(options);
-  EXPECT_TRUE(templates.ok()) << templates.status();
-  absl::StatusOr<router::TicketView> view = router::ParseTicketView(TicketJson());
+  absl::StatusOr<TicketView> view = ParseTicketView(TicketJson());
   EXPECT_TRUE(view.ok()) << view.status();
-  const DeliveryContext context{owner ? "billing" : "pr", owner, "msg_0123456789abcdef",
-                                std::move(remote_ticket)};
-  switch (options.type) {
-    case config::DestinationType::kZendesk:
-      return ZendeskRequest(options, *templates, *view, context);
-    case config::DestinationType::kFreshdesk:
-      return FreshdeskRequest(options, *templates, *view, context);
-    default:
-      return SlackRequest(*templates, *view, context);
-  }
+  const std::string json = TicketJson();
+  return Render(options, *view,
+                DeliveryContext{.destination = "helpdesk",
+                                .team = owner ? "billing" : "pr",
+                                .owner = owner,
+                                .delivery_id = "msg_0123456789abcdef",
+                                .ticket_json = json,
+                                .remote_ticket = std::move(remote_ticket)});
+}
+
+const DestinationType& Type(const char* name) {
+  const DestinationType* type = FindDestinationType(name);
+  EXPECT_NE(type, nullptr) << name;
+  return *type;
 }
 
 void ExpectFixture(const std::string& body, const std::string& name) {
@@ -157,7 +176,7 @@ void ExpectFreshdeskCreateSchema(const std::string& body) {
 
 TEST(HelpdeskTest, ZendeskCreateIsIdempotentAndFollowsTheSchema) {
   const OutboundRequest r = Render(Destination(kZendesk), true, std::nullopt);
-  EXPECT_EQ(r.method, http::verb::post);
+  EXPECT_EQ(r.method, HttpMethod::kPost);
   EXPECT_EQ(r.target, "/api/v2/tickets.json");
   EXPECT_TRUE(r.creates_ticket);
   ASSERT_EQ(r.headers.size(), 1u);
@@ -171,7 +190,7 @@ TEST(HelpdeskTest, ZendeskCreateIsIdempotentAndFollowsTheSchema) {
 
 TEST(HelpdeskTest, ZendeskFollowUpIsAnInternalCommentOnTheThreadTicket) {
   const OutboundRequest r = Render(Destination(kZendesk), true, "35436");
-  EXPECT_EQ(r.method, http::verb::put);
+  EXPECT_EQ(r.method, HttpMethod::kPut);
   EXPECT_EQ(r.target, "/api/v2/tickets/35436.json");
   EXPECT_FALSE(r.creates_ticket);
   EXPECT_TRUE(r.headers.empty());
@@ -191,7 +210,7 @@ TEST(HelpdeskTest, ZendeskInformedTeamGetsItsGroupAndTheInformedTag) {
 
 TEST(HelpdeskTest, FreshdeskCreateAndNoteFollowTheSchema) {
   const OutboundRequest create = Render(Destination(kFreshdesk), true, std::nullopt);
-  EXPECT_EQ(create.method, http::verb::post);
+  EXPECT_EQ(create.method, HttpMethod::kPost);
   EXPECT_EQ(create.target, "/api/v2/tickets");
   EXPECT_TRUE(create.creates_ticket);
   EXPECT_TRUE(create.headers.empty()) << "Freshdesk has no idempotency key";
@@ -214,52 +233,56 @@ TEST(HelpdeskTest, SlackMessageIsCompactEscapedMrkdwn) {
 TEST(HelpdeskTest, CustomTemplatesAndAuthorization) {
   config::DestinationOptions options = Destination(std::string(kZendesk) +
                                                    "    subject: \"{{team}}/{{level}}: {{author}}\"\n");
-  EXPECT_EQ(AuthorizationHeader(options),
+  EXPECT_EQ(options.type->Authorization(options.settings),
             "Basic " + absl::Base64Escape("bot@acme.example/token:abc123"));
   const OutboundRequest r = Render(options, true, std::nullopt);
   simdjson::dom::parser parser;
   EXPECT_EQ(std::string_view(Parse(parser, r.body)["ticket"]["subject"]), "billing/urgent: @dana_ops");
 
-  options.oauth_token = "oauth-xyz";
-  EXPECT_EQ(AuthorizationHeader(options), "Bearer oauth-xyz");
-  EXPECT_EQ(AuthorizationHeader(Destination(kFreshdesk)), "Basic " + absl::Base64Escape("fd-key:X"));
+  options.settings.values["oauth_token"] = "oauth-xyz";
+  EXPECT_EQ(options.type->Authorization(options.settings), "Bearer oauth-xyz");
+  const config::DestinationOptions freshdesk = Destination(kFreshdesk);
+  EXPECT_EQ(freshdesk.type->Authorization(freshdesk.settings), "Basic " + absl::Base64Escape("fd-key:X"));
 }
 
 TEST(HelpdeskTest, SlaDeadlineOfAStoredTicket) {
-  EXPECT_EQ(router::SlaDeadline(TicketJson()), absl::FromUnixSeconds(1795000902));
-  EXPECT_FALSE(router::SlaDeadline(R"({"triage":{"sla_deadline":null}})").has_value());
-  EXPECT_FALSE(router::SlaDeadline("not json").has_value());
+  EXPECT_EQ(SlaDeadline(TicketJson()), absl::FromUnixSeconds(1795000902));
+  EXPECT_FALSE(SlaDeadline(R"({"triage":{"sla_deadline":null}})").has_value());
+  EXPECT_FALSE(SlaDeadline("not json").has_value());
 }
 
 TEST(HelpdeskTest, CreatedTicketIdFromEachHelpdesksAnswer) {
-  EXPECT_EQ(CreatedTicketId(config::DestinationType::kZendesk, R"({"ticket":{"id":35436,"subject":"x"}})").value(),
-            "35436");
-  EXPECT_EQ(CreatedTicketId(config::DestinationType::kFreshdesk, R"({"id":9001,"priority":4})").value(), "9001");
-  EXPECT_FALSE(CreatedTicketId(config::DestinationType::kZendesk, R"({"id":1})").ok());
-  EXPECT_FALSE(CreatedTicketId(config::DestinationType::kFreshdesk, "<html>").ok());
+  EXPECT_EQ(Type("zendesk").CreatedTicketId(R"({"ticket":{"id":35436,"subject":"x"}})").value(), "35436");
+  EXPECT_EQ(Type("freshdesk").CreatedTicketId(R"({"id":9001,"priority":4})").value(), "9001");
+  EXPECT_FALSE(Type("zendesk").CreatedTicketId(R"({"id":1})").ok());
+  EXPECT_FALSE(Type("freshdesk").CreatedTicketId("<html>").ok());
 }
 
 TEST(HelpdeskTest, ZendeskLookupOnlyWhenTheKeyMayHaveExpired) {
   const absl::Time t0 = absl::FromUnixSeconds(1795000000);
-  EXPECT_FALSE(ZendeskKeyMayHaveExpired(t0, 0, t0 + absl::Hours(5))) << "never tried: nothing to find";
-  EXPECT_FALSE(ZendeskKeyMayHaveExpired(t0, 3, t0 + absl::Minutes(104)));
-  EXPECT_TRUE(ZendeskKeyMayHaveExpired(t0, 1, t0 + absl::Minutes(105)));
-  const OutboundRequest lookup = ZendeskLookupRequest("msg_00ff");
-  EXPECT_EQ(lookup.method, http::verb::get);
-  EXPECT_EQ(lookup.target, "/api/v2/tickets.json?external_id=msg_00ff");
-  EXPECT_EQ(FoundTicketId(R"({"tickets":[{"id":77},{"id":78}],"count":2})").value(), "77");
-  EXPECT_EQ(FoundTicketId(R"({"tickets":[],"count":0})").value(), std::nullopt);
-  EXPECT_FALSE(FoundTicketId(R"({"ticket":{"id":1}})").ok());
+  const DestinationType& zendesk = Type("zendesk");
+  EXPECT_FALSE(zendesk.LookUpBeforeCreating(t0, 0, t0 + absl::Hours(5))) << "never tried: nothing to find";
+  EXPECT_FALSE(zendesk.LookUpBeforeCreating(t0, 3, t0 + absl::Minutes(104)));
+  EXPECT_TRUE(zendesk.LookUpBeforeCreating(t0, 1, t0 + absl::Minutes(105)));
+  const config::DestinationOptions options = Destination(kZendesk);
+  const TicketTemplates templates = Templates(options);
+  const std::optional<OutboundRequest> lookup =
+      zendesk.LookupRequest(DestinationView{options.settings, templates, options.group_ids},
+                            DeliveryContext{.delivery_id = "msg_00ff"});
+  ASSERT_TRUE(lookup.has_value());
+  EXPECT_EQ(lookup->method, HttpMethod::kGet);
+  EXPECT_EQ(lookup->target, "/api/v2/tickets.json?external_id=msg_00ff");
+  EXPECT_EQ(zendesk.FoundTicketId(R"({"tickets":[{"id":77},{"id":78}],"count":2})").value(), "77");
+  EXPECT_EQ(zendesk.FoundTicketId(R"({"tickets":[],"count":0})").value(), std::nullopt);
+  EXPECT_FALSE(zendesk.FoundTicketId(R"({"ticket":{"id":1}})").ok());
 }
 
 TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
   config::DestinationOptions options =
       Destination("    type: slack\n    url: https://hooks.slack.com/x\n    body: \"{{text}}\"\n");
-  absl::StatusOr<TicketTemplates> templates = TicketTemplates::Compile(options);
-  ASSERT_TRUE(templates.ok());
-  router::TicketView ticket;
+  TicketView ticket;
   for (int i = 0; i < 2000; ++i) ticket.text += "é";  // 2 bytes each: 4000 bytes
-  const OutboundRequest r = SlackRequest(*templates, ticket, DeliveryContext{"support", true, "id", {}});
+  const OutboundRequest r = Render(options, ticket, DeliveryContext{.team = "support", .delivery_id = "id"});
   simdjson::dom::parser parser;
   const std::string_view text = Parse(parser, r.body)["text"];
   EXPECT_LE(text.size(), 3000u);
@@ -269,5 +292,22 @@ TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
   EXPECT_EQ(text.substr(text.size() - 5, 2), "é") << "no character split before the ellipsis";
 }
 
+TEST(DestinationRegistryTest, EveryTypeIsFoundByItsNameAndListedWhenATypeIsUnknown) {
+  std::set<std::string> names;
+  for (const DestinationType* type : DestinationTypes()) {
+    EXPECT_EQ(FindDestinationType(type->name()), type);
+    EXPECT_TRUE(names.insert(std::string(type->name())).second) << type->name() << " twice";
+  }
+  EXPECT_EQ(FindDestinationType("carrier-pigeon"), nullptr);
+  const absl::StatusOr<config::Config> config = config::LoadConfigString(
+      "destinations:\n  out: {type: carrier-pigeon}\nteams:\n  support: {destinations: [out]}\n"
+      "routing: {default_team: support}\nsources: {generic: {type: generic, secret: s}}\n",
+      "test.yaml");
+  ASSERT_FALSE(config.ok());
+  for (const std::string& name : names) {
+    EXPECT_NE(config.status().message().find(name), std::string::npos) << name << " in " << config.status();
+  }
+}
+
 }  // namespace
-}  // namespace triage::daemon
+}  // namespace triage::router

@@ -1,0 +1,178 @@
+// A destination type: one helpdesk's (or sink's) protocol behind one interface, in its own
+// folder (router/destinations/<type>/), listed once in router/destinations/registry.cc. It says
+// which settings its config block takes and its defaults, and renders what triaged sends:
+// tickets, follow-ups, the lookup of a ticket an earlier attempt may have created, the count of
+// open tickets in a group, and its authorization. Pure: the daemon carries the requests out
+// (transport, pacing, retries, signatures) and never looks at which type a destination is.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "router/message.h"
+#include "router/settings.h"
+#include "router/ticket_template.h"
+
+namespace triage::router {
+
+enum class HttpMethod { kGet, kPost, kPut, kPatch };
+
+// One request to a destination. `target` is appended to the destination URL's path (empty: the
+// URL itself).
+struct OutboundRequest {
+  HttpMethod method = HttpMethod::kPost;
+  std::string target;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool creates_ticket = false;  // a 2xx answer carries the id of a new ticket (CreatedTicketId)
+};
+
+// The compiled templates of one destination (checked when the config loaded).
+struct TicketTemplates {
+  Template subject, body;
+  std::vector<std::pair<std::string, Template>> custom_fields;  // helpdesk field -> value
+  std::map<std::string, Template> settings;                     // the type's template settings
+};
+
+// What a type sees of one configured destination.
+struct DestinationView {
+  const Settings& settings;
+  const TicketTemplates& templates;
+  const std::map<std::string, int64_t>& group_ids;  // team -> the helpdesk group it works in
+
+  std::optional<int64_t> GroupOf(const std::string& team) const;
+};
+
+// One delivery: who it is for, and what is already known about its thread.
+struct DeliveryContext {
+  std::string destination;
+  std::string team;
+  bool owner = true;
+  std::string delivery_id;  // stable across retries
+  int64_t enqueued_unix_ms = 0;
+  absl::string_view ticket_json;              // the stored ticket, as TicketJson wrote it
+  std::optional<std::string> remote_ticket;  // the thread's ticket here, when one exists
+};
+
+// The defaults of a type's destinations, before the config's own values.
+struct DestinationDefaults {
+  int concurrency = 2;
+  double rate = 0;  // requests a second; 0 for no limit
+  double burst = 1;
+  std::string subject_template, body_template;
+};
+
+// Which ticket keys a type's config block takes besides its own settings.
+struct TicketKeys {
+  bool subject = false, body = false, group_ids = false, custom_fields = false;
+};
+
+// How each request of a destination is signed at the moment it is sent (the daemon owns the
+// crypto and the clock).
+struct RequestSigning {
+  enum class Kind {
+    kNone,
+    kStandardWebhooks,  // webhook-id, webhook-timestamp, webhook-signature (v1, key "whsec_...")
+  };
+  Kind kind = Kind::kNone;
+  std::string key;
+};
+
+// How a helpdesk's feedback webhook (POST /feedback/<name>) proves where it comes from.
+struct FeedbackAuth {
+  enum class Kind {
+    kNone,             // the type sends no feedback
+    kHmacTimestamped,  // base64 HMAC-SHA256 of timestamp + body, with a fresh timestamp
+    kToken,            // a header holding a shared token
+  };
+  Kind kind = Kind::kNone;
+  std::string signature_header, timestamp_header;  // kHmacTimestamped
+};
+
+// How a destination's deliveries leave: appended to a file, or HTTP requests.
+enum class Transport { kFile, kHttp };
+
+class DestinationType {
+ public:
+  virtual ~DestinationType() = default;
+  virtual std::string_view name() const = 0;
+  virtual Transport transport() const { return Transport::kHttp; }
+  // The type's own config keys (besides the transport, pacing and ticket keys).
+  virtual std::vector<Setting> settings() const = 0;
+  virtual DestinationDefaults defaults() const { return {}; }
+  virtual TicketKeys ticket_keys() const { return {}; }
+  // "" when `key` names a custom field of this helpdesk, else why not.
+  virtual std::string CustomFieldKeyProblem(absl::string_view /*key*/) const { return ""; }
+  // Checks across settings: (key, message) for each problem.
+  virtual std::vector<std::pair<std::string, std::string>> Validate(const Settings&) const { return {}; }
+  // The url is an API base (a trailing slash is dropped, targets are appended) rather than the
+  // whole address of one endpoint.
+  virtual bool url_is_base() const { return true; }
+
+  // The Authorization header's value; empty for none.
+  virtual std::string Authorization(const Settings&) const { return ""; }
+  virtual RequestSigning Signing(const Settings&) const { return {}; }
+
+  // Whether the type renders from the parsed ticket (TicketView); when false, Render gets
+  // nullptr and works from the context's ticket_json.
+  virtual bool reads_tickets() const { return true; }
+  // Whether it creates tickets that follow-ups of their thread go to (the daemon then looks the
+  // thread's ticket up before each delivery and records the one it creates).
+  virtual bool keeps_tickets() const { return false; }
+  // The request of one delivery: a new ticket, or a follow-up on the thread's ticket.
+  // InvalidArgument when the ticket cannot be rendered (a permanent failure).
+  virtual absl::StatusOr<OutboundRequest> Render(const DestinationView& destination, const TicketView* ticket,
+                                                 const DeliveryContext& context) const = 0;
+  // The new ticket's id in a 2xx answer to a creating request.
+  virtual absl::StatusOr<std::string> CreatedTicketId(absl::string_view /*answer*/) const {
+    return absl::UnimplementedError("this destination creates no tickets");
+  }
+
+  // Before a creation is retried, may an earlier attempt have created the ticket without the
+  // helpdesk's own idempotency covering it? Then the daemon looks it up first.
+  virtual bool LookUpBeforeCreating(absl::Time /*enqueued*/, uint32_t /*attempts*/, absl::Time /*now*/) const {
+    return false;
+  }
+  virtual std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext&) const {
+    return std::nullopt;
+  }
+  // The ticket a lookup found; nullopt when none; InvalidArgument when the answer is unreadable.
+  virtual absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view /*answer*/) const {
+    return std::optional<std::string>();
+  }
+
+  // The request that counts the open tickets in a team's group; nullopt when the type cannot
+  // count or the team has no group here.
+  virtual std::optional<OutboundRequest> CountOpenRequest(const DestinationView&, const std::string& /*team*/) const {
+    return std::nullopt;
+  }
+  virtual absl::StatusOr<int64_t> OpenCount(absl::string_view /*answer*/) const {
+    return absl::UnimplementedError("this destination cannot count tickets");
+  }
+
+  // Feedback from the helpdesk's own webhooks (README, "Labels from where agents work").
+  virtual FeedbackAuth feedback_auth() const { return {}; }
+  // A ticket priority as the helpdesk writes it, as a level; nullopt when unknown.
+  virtual std::optional<Level> PriorityLevel(absl::string_view /*priority*/) const { return std::nullopt; }
+};
+
+// The registry: every destination type, and one by its name (nullptr when unknown).
+const std::vector<const DestinationType*>& DestinationTypes();
+const DestinationType* FindDestinationType(std::string_view name);
+// "file, webhook, ...": for error messages.
+std::string DestinationTypeNames(bool (*filter)(const DestinationType&) = nullptr);
+
+// Compiles a destination's templates; InvalidArgument names the one at fault.
+absl::StatusOr<TicketTemplates> CompileTemplates(const std::string& subject, const std::string& body,
+                                                 const std::vector<std::pair<std::string, std::string>>& custom_fields,
+                                                 const DestinationType& type, const Settings& settings);
+
+}  // namespace triage::router

@@ -1,0 +1,34 @@
+// file: one JSON line per delivery (the event a webhook would carry), appended and synced by the
+// daemon before the delivery is acknowledged. The newcomer's and the tests' helpdesk.
+#include "router/destinations/destination_type.h"
+#include "router/destinations/ticket_parts.h"
+
+namespace triage::router {
+namespace {
+
+class FileDestination : public DestinationType {
+ public:
+  std::string_view name() const override { return "file"; }
+  Transport transport() const override { return Transport::kFile; }
+  std::vector<Setting> settings() const override {
+    return {{.key = "path", .kind = Setting::Kind::kString, .required = true}};
+  }
+  // The lines of concurrent workers share one write and one fdatasync (group commit).
+  DestinationDefaults defaults() const override { return {.concurrency = 64}; }
+  bool reads_tickets() const override { return false; }
+  absl::StatusOr<OutboundRequest> Render(const DestinationView&, const TicketView*,
+                                         const DeliveryContext& context) const override {
+    OutboundRequest line;
+    line.body = EventBody(context);
+    return line;
+  }
+};
+
+}  // namespace
+
+const DestinationType& FileDestinationType() {
+  static const FileDestination type;
+  return type;
+}
+
+}  // namespace triage::router

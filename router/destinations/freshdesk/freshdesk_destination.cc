@@ -1,0 +1,120 @@
+// freshdesk: the API v2 (https://developer.freshdesk.com/api/).
+//   - a new ticket: POST /api/v2/tickets (status 2 open, priority 1-4, an HTML description);
+//   - a follow-up: a private note on the thread's ticket (POST /api/v2/tickets/{id}/notes).
+// Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
+// count; 3 ticket creations a second stays well inside them.
+#include <simdjson.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "router/destinations/destination_type.h"
+#include "router/destinations/ticket_parts.h"
+#include "router/json_util.h"
+#include "router/json_writer.h"
+
+namespace triage::router {
+namespace {
+
+int FreshdeskPriority(absl::string_view level) {  // 1 low, 2 medium, 3 high, 4 urgent
+  if (level == "urgent") return 4;
+  if (level == "high") return 3;
+  if (level == "normal") return 2;
+  return 1;
+}
+
+class FreshdeskDestination : public DestinationType {
+ public:
+  std::string_view name() const override { return "freshdesk"; }
+  std::vector<Setting> settings() const override {
+    return {{.key = "api_key", .kind = Setting::Kind::kSecret, .required = true},
+            {.key = "source", .kind = Setting::Kind::kInteger, .min = 1, .max = 100}};
+  }
+  DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
+  TicketKeys ticket_keys() const override {
+    return {.subject = true, .body = true, .group_ids = true, .custom_fields = true};
+  }
+  std::string CustomFieldKeyProblem(absl::string_view key) const override {
+    return absl::StartsWith(key, "cf_") ? "" : "a Freshdesk custom field name starts with cf_";
+  }
+  std::string Authorization(const Settings& s) const override {
+    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(s.Get("api_key"), ":X")));
+  }
+  bool keeps_tickets() const override { return true; }
+
+  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
+                                         const DeliveryContext& context) const override {
+    const TicketView& ticket = *ticket_view;
+    OutboundRequest request;
+    JsonWriter w;
+    const std::string html = d.templates.body.Render(ticket, context.team, context.owner, Template::Escape::kHtml);
+    if (context.remote_ticket) {
+      request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes");
+      w.BeginObject().Key("body").String(html).Key("private").Bool(true).EndObject();
+      request.body = w.Take();
+      return request;
+    }
+    request.target = "/api/v2/tickets";
+    request.creates_ticket = true;
+    w.BeginObject();
+    w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
+    w.Key("description").String(html);
+    w.Key("status").Int(2);  // open
+    w.Key("priority").Int(FreshdeskPriority(ticket.level));
+    const auto source = d.settings.integers.find("source");
+    w.Key("source").Int(source == d.settings.integers.end() ? 2 : source->second);
+    w.Key("tags").BeginArray();
+    for (const std::string& tag : TicketTags(ticket, context)) w.String(tag);
+    w.EndArray();
+    if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
+    w.Key("name").String(RequesterName(ticket));
+    if (ticket.platform == "x" && !ticket.author_handle.empty()) {
+      w.Key("twitter_id").String(ticket.author_handle);
+    } else {
+      w.Key("unique_external_id").String(absl::StrCat(ticket.platform, ":", ticket.author_id));
+    }
+    if (!d.templates.custom_fields.empty()) {
+      w.Key("custom_fields").BeginObject();
+      for (const auto& [name, value] : d.templates.custom_fields) {
+        w.Key(name).String(value.Render(ticket, context.team, context.owner));
+      }
+      w.EndObject();
+    }
+    w.EndObject();
+    request.body = w.Take();
+    return request;
+  }
+
+  // {"id":N,...}
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    const std::optional<int64_t> id = json::Int(root, "id");
+    if (!id) return absl::InvalidArgumentError("the answer names no ticket id");
+    return std::to_string(*id);
+  }
+
+  FeedbackAuth feedback_auth() const override { return {FeedbackAuth::Kind::kToken}; }
+  // 4/3/2/1 or Urgent/High/Medium/Low.
+  std::optional<Level> PriorityLevel(absl::string_view text) const override {
+    const std::string priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
+    if (priority == "4") return Level::kUrgent;
+    if (priority == "3") return Level::kHigh;
+    if (priority == "2" || priority == "medium") return Level::kNormal;
+    if (priority == "1") return Level::kLow;
+    Level level;
+    if (ParseLevel(priority, &level)) return level;
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+const DestinationType& FreshdeskDestinationType() {
+  static const FreshdeskDestination type;
+  return type;
+}
+
+}  // namespace triage::router

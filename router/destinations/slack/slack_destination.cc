@@ -1,0 +1,50 @@
+// slack: an incoming webhook (https://api.slack.com/messaging/webhooks). {"text": ...} in
+// mrkdwn, at most 3000 characters, links unfurled by nobody. The URL is its own credential.
+// Slack allows about one message a second per webhook.
+#include "absl/strings/str_cat.h"
+#include "router/destinations/destination_type.h"
+#include "router/json_writer.h"
+
+namespace triage::router {
+namespace {
+
+constexpr size_t kSlackTextMax = 3000;  // Slack's limit for a section's text
+
+class SlackDestination : public DestinationType {
+ public:
+  std::string_view name() const override { return "slack"; }
+  std::vector<Setting> settings() const override { return {}; }
+  DestinationDefaults defaults() const override {
+    return {.concurrency = 1,
+            .rate = 1,
+            .burst = 3,
+            .body_template = "*[{{level}}]* {{team}} ({{role}}): {{platform}} {{kind}} from {{author}} "
+                             "({{followers}} followers)\n> {{text_short}}\n{{url}}"};
+  }
+  TicketKeys ticket_keys() const override { return {.body = true}; }
+  bool url_is_base() const override { return false; }
+  absl::StatusOr<OutboundRequest> Render(const DestinationView& destination, const TicketView* ticket,
+                                         const DeliveryContext& context) const override {
+    std::string text =
+        destination.templates.body.Render(*ticket, context.team, context.owner, Template::Escape::kSlack);
+    if (text.size() > kSlackTextMax) {
+      size_t cut = kSlackTextMax - 3;
+      while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+      text = absl::StrCat(text.substr(0, cut), "…");
+    }
+    JsonWriter w;
+    w.BeginObject().Key("text").String(text).Key("unfurl_links").Bool(false).EndObject();
+    OutboundRequest request;
+    request.body = w.Take();
+    return request;
+  }
+};
+
+}  // namespace
+
+const DestinationType& SlackDestinationType() {
+  static const SlackDestination type;
+  return type;
+}
+
+}  // namespace triage::router

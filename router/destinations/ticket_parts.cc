@@ -1,0 +1,63 @@
+#include "router/destinations/ticket_parts.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "router/json_writer.h"
+
+namespace triage::router {
+
+std::vector<std::string> TicketTags(const TicketView& t, const DeliveryContext& c) {
+  std::vector<std::string> tags = {"triaged", TagOf(t.platform), absl::StrCat("team_", TagOf(c.team)),
+                                   absl::StrCat("level_", TagOf(t.level))};
+  if (!c.owner) tags.push_back("informed");
+  for (const std::string& category : t.categories) tags.push_back(TagOf(category));
+  for (const std::string& tag : t.tags) tags.push_back(TagOf(tag));
+  absl::flat_hash_set<std::string> seen;
+  std::vector<std::string> out;
+  for (std::string& tag : tags) {
+    if (!tag.empty() && seen.insert(tag).second) out.push_back(std::move(tag));
+  }
+  return out;
+}
+
+std::string EventBody(const DeliveryContext& context) {
+  JsonWriter w;
+  w.BeginObject();
+  w.Key("type").String(context.owner ? "ticket.created" : "ticket.informed");
+  w.Key("timestamp").Time(absl::FromUnixMillis(context.enqueued_unix_ms));
+  w.Key("data").BeginObject();
+  w.Key("delivery_id").String(context.delivery_id);
+  w.Key("destination").String(context.destination);
+  w.Key("team").String(context.team);
+  w.Key("role").String(context.owner ? "owner" : "informed");
+  w.Key("ticket").Raw(context.ticket_json);
+  w.EndObject();
+  w.EndObject();
+  return w.Take();
+}
+
+std::string RequesterName(const TicketView& ticket) {
+  return ticket.author_name.empty() ? ticket.Author() : ticket.author_name;
+}
+
+DestinationDefaults HelpdeskDefaults(double rate) {
+  return {.concurrency = 2,
+          .rate = rate,
+          .burst = rate,
+          .subject_template = "[{{level}}] {{platform}} {{kind}} from {{author}}: {{text_short}}",
+          .body_template =
+              "{{text}}\n\n"
+              "Author: {{author}} ({{author_name}}), followers: {{followers}}, verified: {{verified}}\n"
+              "Link: {{url}}\n"
+              "Triage: {{level}}, urgency {{urgency}}, reach {{reach}}, complaint: {{complaint}}\n"
+              "Team: {{team}} ({{role}}), rule: {{rule}}, categories: {{categories}}\n"
+              "Why:\n{{reasons}}\n"};
+}
+
+int LevelRank(absl::string_view level) {
+  Level parsed;
+  if (!ParseLevel(level, &parsed)) return -1;
+  return kLevelCount - 1 - static_cast<int>(parsed);
+}
+
+}  // namespace triage::router

@@ -1,0 +1,30 @@
+// Pieces several destination types share.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "router/destinations/destination_type.h"
+
+namespace triage::router {
+
+// triaged, the platform, team_<team>, level_<level>, the categories and the rules' tags, once
+// each, in helpdesk tag form; "informed" for a team that is informed rather than owner.
+std::vector<std::string> TicketTags(const TicketView& ticket, const DeliveryContext& context);
+
+// The event a file line or a webhook carries (Standard Webhooks payload shape): type
+// ticket.created or ticket.informed, timestamp, data {delivery_id, destination, team, role,
+// ticket}.
+std::string EventBody(const DeliveryContext& context);
+
+// The customer as a helpdesk names them: the display name, else "@handle", else the id.
+std::string RequesterName(const TicketView& ticket);
+
+// A helpdesk's defaults: two requests in flight, `rate` a second, and the ticket subject and
+// body every helpdesk type starts from.
+DestinationDefaults HelpdeskDefaults(double rate);
+
+// The level's index, urgent highest (low 0 .. urgent 3); -1 when the name is not a level.
+int LevelRank(absl::string_view level);
+
+}  // namespace triage::router

@@ -1,0 +1,170 @@
+// zendesk: the Support API v2 (https://developer.zendesk.com/api-reference/ticketing/).
+//   - a new ticket: POST /api/v2/tickets.json with Idempotency-Key and external_id set to the
+//     delivery id (Zendesk replays its first answer to a key for 2 hours);
+//   - a follow-up: an internal comment on the thread's ticket (PUT /api/v2/tickets/{id}.json);
+//     nothing reaches the customer unless an agent answers;
+//   - a retry after the key may have expired first looks the ticket up by external_id.
+// Auth: Basic base64("{email}/token:{api_token}") or Bearer {oauth_token}. About 10 requests a
+// second fits every plan's account-wide per-minute limit (200 to 700).
+#include <simdjson.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "router/destinations/destination_type.h"
+#include "router/destinations/ticket_parts.h"
+#include "router/json_util.h"
+#include "router/json_writer.h"
+
+namespace triage::router {
+namespace {
+
+const char* ZendeskPriority(absl::string_view level) {
+  if (level == "urgent") return "urgent";
+  if (level == "high") return "high";
+  if (level == "normal") return "normal";
+  return "low";
+}
+
+void WriteTags(JsonWriter& w, const TicketView& t, const DeliveryContext& c) {
+  w.Key("tags").BeginArray();
+  for (const std::string& tag : TicketTags(t, c)) w.String(tag);
+  w.EndArray();
+}
+
+class ZendeskDestination : public DestinationType {
+ public:
+  std::string_view name() const override { return "zendesk"; }
+  std::vector<Setting> settings() const override {
+    return {{.key = "email", .kind = Setting::Kind::kString},
+            {.key = "api_token", .kind = Setting::Kind::kSecret},
+            {.key = "oauth_token", .kind = Setting::Kind::kSecret},
+            {.key = "requester_email", .kind = Setting::Kind::kTemplate}};
+  }
+  DestinationDefaults defaults() const override { return HelpdeskDefaults(10); }
+  TicketKeys ticket_keys() const override {
+    return {.subject = true, .body = true, .group_ids = true, .custom_fields = true};
+  }
+  std::string CustomFieldKeyProblem(absl::string_view key) const override {
+    int64_t id = 0;
+    return absl::SimpleAtoi(key, &id) ? "" : "a Zendesk custom field is named by its numeric id";
+  }
+  std::vector<std::pair<std::string, std::string>> Validate(const Settings& s) const override {
+    if (s.Has("oauth_token") == (s.Has("email") && s.Has("api_token"))) {
+      return {{"", "give either email and api_token, or oauth_token"}};
+    }
+    return {};
+  }
+  std::string Authorization(const Settings& s) const override {
+    if (s.Has("oauth_token")) return absl::StrCat("Bearer ", s.Get("oauth_token"));
+    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(s.Get("email"), "/token:", s.Get("api_token"))));
+  }
+  bool keeps_tickets() const override { return true; }
+
+  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
+                                         const DeliveryContext& context) const override {
+    const TicketView& ticket = *ticket_view;
+    OutboundRequest request;
+    JsonWriter w;
+    const std::string body = d.templates.body.Render(ticket, context.team, context.owner);
+    if (context.remote_ticket) {
+      request.method = HttpMethod::kPut;
+      request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, ".json");
+      w.BeginObject().Key("ticket").BeginObject();
+      w.Key("comment").BeginObject().Key("body").String(body).Key("public").Bool(false).EndObject();
+      w.EndObject().EndObject();
+      request.body = w.Take();
+      return request;
+    }
+    request.target = "/api/v2/tickets.json";
+    request.creates_ticket = true;
+    // Zendesk replays the first answer for a key it has seen (2 hours): a retry after a lost
+    // answer cannot open a second ticket. The body is rendered from stored data only, so it is
+    // byte-identical on every retry, as Zendesk requires.
+    request.headers.emplace_back("Idempotency-Key", context.delivery_id);
+    w.BeginObject().Key("ticket").BeginObject();
+    w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
+    w.Key("comment").BeginObject().Key("body").String(body).Key("public").Bool(false).EndObject();
+    w.Key("priority").String(ZendeskPriority(ticket.level));
+    w.Key("status").String("new");
+    WriteTags(w, ticket, context);
+    w.Key("external_id").String(context.delivery_id);
+    if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
+    if (d.settings.Has("requester_email")) {
+      w.Key("requester").BeginObject();
+      w.Key("name").String(RequesterName(ticket));
+      w.Key("email").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
+      w.EndObject();
+    }
+    if (!d.templates.custom_fields.empty()) {
+      w.Key("custom_fields").BeginArray();
+      for (const auto& [id, value] : d.templates.custom_fields) {
+        int64_t numeric = 0;
+        (void)absl::SimpleAtoi(id, &numeric);  // checked numeric when the config loaded
+        w.BeginObject().Key("id").Int(numeric);
+        w.Key("value").String(value.Render(ticket, context.team, context.owner)).EndObject();
+      }
+      w.EndArray();
+    }
+    w.EndObject().EndObject();
+    request.body = w.Take();
+    return request;
+  }
+
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    std::optional<int64_t> id;
+    if (const auto ticket = json::Get(root, "ticket")) id = json::Int(*ticket, "id");
+    if (!id) return absl::InvalidArgumentError("the answer names no ticket id");
+    return std::to_string(*id);
+  }
+
+  // Zendesk keeps an Idempotency-Key for 2 hours. A creation retried after that could open a
+  // second ticket if an earlier attempt's answer was lost (checked with 15 minutes to spare;
+  // the first attempt came after the enqueue, so the key is younger than now - enqueued).
+  bool LookUpBeforeCreating(absl::Time enqueued, uint32_t attempts, absl::Time now) const override {
+    return attempts > 0 && now - enqueued >= absl::Hours(2) - absl::Minutes(15);
+  }
+  // GET /api/v2/tickets.json?external_id=<delivery id> (msg_ and hex: nothing to escape).
+  std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.method = HttpMethod::kGet;
+    request.target = absl::StrCat("/api/v2/tickets.json?external_id=", context.delivery_id);
+    return request;
+  }
+  // {"tickets":[{"id":N},...]}: the first.
+  absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    const auto tickets = json::Get(root, "tickets");
+    if (!tickets || !tickets->is_array()) return absl::InvalidArgumentError("the answer lists no tickets");
+    for (const json::element ticket : json::AsArray(*tickets)) {
+      if (const std::optional<int64_t> id = json::Int(ticket, "id")) return std::to_string(*id);
+    }
+    return std::optional<std::string>();
+  }
+
+  FeedbackAuth feedback_auth() const override {
+    return {FeedbackAuth::Kind::kHmacTimestamped, "x-zendesk-webhook-signature",
+            "x-zendesk-webhook-signature-timestamp"};
+  }
+  // urgent, high, normal, low.
+  std::optional<Level> PriorityLevel(absl::string_view priority) const override {
+    Level level;
+    if (ParseLevel(absl::AsciiStrToLower(absl::StripAsciiWhitespace(priority)), &level)) return level;
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+const DestinationType& ZendeskDestinationType() {
+  static const ZendeskDestination type;
+  return type;
+}
+
+}  // namespace triage::router
