@@ -7,7 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
+#include "absl/strings/match.h"
 #include "router/json_util.h"
 
 namespace triage::router {
@@ -15,8 +15,8 @@ namespace {
 
 constexpr size_t kShortText = 80;
 
-constexpr std::array<absl::string_view, 26> kFields = {
-    "text",     "text_short", "author",    "author_name", "author_id", "followers", "verified",
+constexpr std::array<absl::string_view, 27> kFields = {
+    "text",     "text_short", "author",    "author_name", "author_full", "author_id", "followers", "verified",
     "platform", "source",     "kind",      "channel",     "url",       "id",        "language",
     "created_at", "level",    "urgency",   "reach",       "complaint", "categories", "reasons",
     "rule",     "tags",       "sla_deadline", "team",     "role"};
@@ -33,10 +33,6 @@ std::string Shorten(absl::string_view text, size_t max) {
     if (chars++ == max) return absl::StrCat(text.substr(0, i), "…");
   }
   return std::string(text);
-}
-
-std::string Optional(const std::optional<int64_t>& value) {
-  return value ? std::to_string(*value) : "unknown";
 }
 
 void AppendEscaped(absl::string_view value, Template::Escape escape, std::string* out) {
@@ -80,6 +76,13 @@ std::string TicketView::Author() const {
   if (!author_handle.empty()) return absl::StrCat("@", author_handle);
   if (!author_name.empty()) return author_name;
   return author_id;
+}
+
+std::string TicketView::FullAuthor() const {
+  if (!author_handle.empty() && !author_name.empty() && author_name != author_handle) {
+    return absl::StrCat(author_name, " (@", author_handle, ")");
+  }
+  return Author();
 }
 
 std::optional<absl::Time> SlaDeadline(absl::string_view ticket_json) {
@@ -161,50 +164,120 @@ absl::StatusOr<Template> Template::Parse(absl::string_view text) {
   return t;
 }
 
+namespace {
+
+// A field's value; nullopt when the ticket does not have it (an empty url, kind, name, language
+// or list, an unknown follower count or reach).
+std::optional<std::string> FieldValue(absl::string_view f, const TicketView& t, absl::string_view team, bool owner) {
+  auto present = [](std::string value) -> std::optional<std::string> {
+    if (value.empty()) return std::nullopt;
+    return value;
+  };
+  auto number = [](const std::optional<int64_t>& value) -> std::optional<std::string> {
+    if (!value) return std::nullopt;
+    return std::to_string(*value);
+  };
+  if (f == "text") return present(t.text);
+  if (f == "text_short") return present(Shorten(t.text, kShortText));
+  if (f == "author") return present(t.Author());
+  if (f == "author_name") return present(t.author_name);
+  if (f == "author_full") return present(t.FullAuthor());
+  if (f == "author_id") return present(t.author_id);
+  if (f == "followers") return number(t.followers);
+  if (f == "verified") return t.verified ? "yes" : "no";
+  if (f == "platform") return present(t.platform);
+  if (f == "source") return present(t.source);
+  if (f == "kind") return present(t.kind);
+  if (f == "channel") return present(t.channel);
+  if (f == "url") return present(t.url);
+  if (f == "id") return present(t.id);
+  if (f == "language") return present(t.language);
+  if (f == "created_at") return present(t.created_at);
+  if (f == "level") return present(t.level);
+  if (f == "urgency") return std::to_string(t.urgency);
+  if (f == "reach") return number(t.reach);
+  if (f == "complaint") return t.complaint ? "yes" : "no";
+  if (f == "categories") return t.categories.empty() ? "none" : absl::StrJoin(t.categories, ", ");
+  if (f == "reasons") {
+    if (t.reasons.empty()) return std::nullopt;
+    return absl::StrCat("- ", absl::StrJoin(t.reasons, "\n- "));
+  }
+  if (f == "rule") return t.rule.empty() ? "default" : t.rule;
+  if (f == "tags") return present(absl::StrJoin(t.tags, ", "));
+  if (f == "sla_deadline") return present(t.sla_deadline);
+  if (f == "team") return present(std::string(team));
+  if (f == "role") return owner ? "owner" : "informed";
+  if (f == "informed") return present(absl::StrJoin(t.informed, ", "));
+  return std::nullopt;
+}
+
+void TrimTrailingSpaces(std::string* line) {
+  while (!line->empty() && line->back() == ' ') line->pop_back();
+}
+
+// What a missing field shows where it is kept: counts say "unknown", the rest nothing.
+absl::string_view MissingText(absl::string_view f) {
+  return f == "followers" || f == "reach" ? "unknown" : "";
+}
+
+}  // namespace
+
+std::optional<std::string> Template::RenderIfAny(const TicketView& t, absl::string_view team, bool owner,
+                                                 Escape escape) const {
+  bool any_field = false, any_present = false;
+  for (const Part& part : parts_) {
+    if (!part.field) continue;
+    any_field = true;
+    if (FieldValue(part.text, t, team, owner)) any_present = true;
+  }
+  if (any_field && !any_present) return std::nullopt;
+  return Render(t, team, owner, escape);
+}
+
 std::string Template::Render(const TicketView& t, absl::string_view team, bool owner,
                              Escape escape) const {
+  const absl::string_view newline = escape == Escape::kHtml ? "<br>" : "\n";
   std::string out;
+  // The line being rendered: kept only if it has no field, or at least one present.
+  std::string line;
+  bool line_fields = false, line_present = false;
+  bool after_missing = false;  // the last part was a missing field that showed nothing
+  auto end_line = [&](bool with_newline) {
+    if (!line_fields || line_present) {
+      out += line;
+      if (with_newline) out.append(newline.data(), newline.size());
+    }
+    line.clear();
+    line_fields = line_present = false;
+  };
   for (const Part& part : parts_) {
     if (!part.field) {
-      if (escape == Escape::kHtml) {
-        // The template's own line breaks must show in HTML too; its markup is kept.
-        out.append(absl::StrReplaceAll(part.text, {{"\n", "<br>"}}));
-      } else {
-        out.append(part.text);
+      absl::string_view text = part.text;
+      // A missing field between two spaces leaves one ("[urgent] x from", not "x  from").
+      if (after_missing && absl::StartsWith(text, " ") && (line.empty() || line.back() == ' ')) text.remove_prefix(1);
+      for (size_t nl; (nl = text.find('\n')) != absl::string_view::npos; text.remove_prefix(nl + 1)) {
+        line.append(text.data(), nl);  // the template's own markup is kept as written
+        if (nl == 0 && after_missing) TrimTrailingSpaces(&line);  // nor at the end of a line
+        after_missing = false;
+        end_line(true);
       }
+      after_missing = false;
+      line.append(text.data(), text.size());
       continue;
     }
-    const std::string& f = part.text;
-    std::string value;
-    if (f == "text") value = t.text;
-    else if (f == "text_short") value = Shorten(t.text, kShortText);
-    else if (f == "author") value = t.Author();
-    else if (f == "author_name") value = t.author_name;
-    else if (f == "author_id") value = t.author_id;
-    else if (f == "followers") value = Optional(t.followers);
-    else if (f == "verified") value = t.verified ? "yes" : "no";
-    else if (f == "platform") value = t.platform;
-    else if (f == "source") value = t.source;
-    else if (f == "kind") value = t.kind;
-    else if (f == "channel") value = t.channel;
-    else if (f == "url") value = t.url;
-    else if (f == "id") value = t.id;
-    else if (f == "language") value = t.language;
-    else if (f == "created_at") value = t.created_at;
-    else if (f == "level") value = t.level;
-    else if (f == "urgency") value = std::to_string(t.urgency);
-    else if (f == "reach") value = Optional(t.reach);
-    else if (f == "complaint") value = t.complaint ? "yes" : "no";
-    else if (f == "categories") value = t.categories.empty() ? "none" : absl::StrJoin(t.categories, ", ");
-    else if (f == "reasons") value = absl::StrCat("- ", absl::StrJoin(t.reasons, "\n- "));
-    else if (f == "rule") value = t.rule.empty() ? "default" : t.rule;
-    else if (f == "tags") value = absl::StrJoin(t.tags, ", ");
-    else if (f == "sla_deadline") value = t.sla_deadline;
-    else if (f == "team") value = std::string(team);
-    else if (f == "role") value = owner ? "owner" : "informed";
-    else if (f == "informed") value = absl::StrJoin(t.informed, ", ");
-    AppendEscaped(value, escape, &out);
+    line_fields = true;
+    const std::optional<std::string> value = FieldValue(part.text, t, team, owner);
+    if (value) {
+      line_present = true;
+      AppendEscaped(*value, escape, &line);
+    } else {
+      const absl::string_view missing = MissingText(part.text);
+      line.append(missing.data(), missing.size());
+      after_missing = missing.empty();
+    }
   }
+  if (after_missing) TrimTrailingSpaces(&line);
+  end_line(false);
   return out;
 }
 

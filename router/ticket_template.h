@@ -26,6 +26,8 @@ struct TicketView {
 
   // "@handle", else the name, else the platform id.
   std::string Author() const;
+  // "Name (@handle)" when both are known, else what Author() says.
+  std::string FullAuthor() const;
 };
 
 // The triage.sla_deadline of a stored ticket; nullopt when it has none.
@@ -35,11 +37,15 @@ std::optional<absl::Time> SlaDeadline(absl::string_view ticket_json);
 absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json);
 
 // Subject and body templates: text with {{field}} placeholders. The fields are
-//   text, text_short (first 80 characters), author, author_name, author_id, followers,
+//   text, text_short (first 80 characters), author, author_name, author_full ("Name (@handle)"),
+//   author_id, followers,
 //   verified, platform, source, kind, channel, url, id, language, created_at, level, urgency,
 //   reach, complaint, categories, reasons (one per line), rule, tags, sla_deadline,
 //   team (the team this delivery is for), role (owner or informed), informed.
-// Unknown fields are configuration errors, found when the config loads.
+// Unknown fields are configuration errors, found when the config loads. A field the ticket does
+// not have (no URL, no kind, an unknown count, ...) is missing: a line of the template whose
+// fields are all missing is left out ("Link: {{url}}" for a WhatsApp message), a missing count
+// reads "unknown", and a missing field between two spaces leaves one.
 class Template {
  public:
   enum class Escape { kNone, kHtml, kSlack };
@@ -51,6 +57,10 @@ class Template {
   // in HTML.
   std::string Render(const TicketView& ticket, absl::string_view team, bool owner,
                      Escape escape = Escape::kNone) const;
+  // As Render, but nullopt when the template has fields and all of them are missing (a custom
+  // field with nothing to say is left out rather than sent empty or "unknown").
+  std::optional<std::string> RenderIfAny(const TicketView& ticket, absl::string_view team, bool owner,
+                                         Escape escape = Escape::kNone) const;
 
  private:
   struct Part {

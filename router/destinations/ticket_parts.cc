@@ -47,7 +47,7 @@ DestinationDefaults HelpdeskDefaults(double rate) {
           .subject_template = "[{{level}}] {{platform}} {{kind}} from {{author}}: {{text_short}}",
           .body_template =
               "{{text}}\n\n"
-              "Author: {{author}} ({{author_name}}), followers: {{followers}}, verified: {{verified}}\n"
+              "Author: {{author_full}}, followers: {{followers}}, verified: {{verified}}\n"
               "Link: {{url}}\n"
               "Triage: {{level}}, urgency {{urgency}}, reach {{reach}}, complaint: {{complaint}}\n"
               "Team: {{team}} ({{role}}), rule: {{rule}}, categories: {{categories}}\n"

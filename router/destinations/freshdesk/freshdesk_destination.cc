@@ -77,7 +77,8 @@ class FreshdeskDestination : public DestinationType {
     if (!d.templates.custom_fields.empty()) {
       w.Key("custom_fields").BeginObject();
       for (const auto& [name, value] : d.templates.custom_fields) {
-        w.Key(name).String(value.Render(ticket, context.team, context.owner));
+        const std::optional<std::string> text = value.RenderIfAny(ticket, context.team, context.owner);
+        if (text) w.Key(name).String(*text);  // else the field keeps its default
       }
       w.EndObject();
     }

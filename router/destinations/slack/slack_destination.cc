@@ -10,6 +10,16 @@ namespace {
 
 constexpr size_t kSlackTextMax = 3000;  // Slack's limit for a section's text
 
+// The first 3000 bytes of escaped mrkdwn, ending in "…": never inside a UTF-8 character or an
+// entity the escaping wrote (&amp; &lt; &gt;).
+std::string Cut(const std::string& text) {
+  size_t cut = kSlackTextMax - 3;  // room for the ellipsis
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  const size_t amp = text.rfind('&', cut - 1);
+  if (amp != std::string::npos && cut - amp < 5 && text.find(';', amp) >= cut) cut = amp;
+  return absl::StrCat(text.substr(0, cut), "…");
+}
+
 class SlackDestination : public DestinationType {
  public:
   std::string_view name() const override { return "slack"; }
@@ -27,11 +37,7 @@ class SlackDestination : public DestinationType {
                                          const DeliveryContext& context) const override {
     std::string text =
         destination.templates.body.Render(*ticket, context.team, context.owner, Template::Escape::kSlack);
-    if (text.size() > kSlackTextMax) {
-      size_t cut = kSlackTextMax - 3;
-      while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-      text = absl::StrCat(text.substr(0, cut), "…");
-    }
+    if (text.size() > kSlackTextMax) text = Cut(text);
     JsonWriter w;
     w.BeginObject().Key("text").String(text).Key("unfurl_links").Bool(false).EndObject();
     OutboundRequest request;

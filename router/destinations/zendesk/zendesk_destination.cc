@@ -100,10 +100,11 @@ class ZendeskDestination : public DestinationType {
     if (!d.templates.custom_fields.empty()) {
       w.Key("custom_fields").BeginArray();
       for (const auto& [id, value] : d.templates.custom_fields) {
+        const std::optional<std::string> text = value.RenderIfAny(ticket, context.team, context.owner);
+        if (!text) continue;  // nothing to say: the field keeps its default
         int64_t numeric = 0;
         (void)absl::SimpleAtoi(id, &numeric);  // checked numeric when the config loaded
-        w.BeginObject().Key("id").Int(numeric);
-        w.Key("value").String(value.Render(ticket, context.team, context.owner)).EndObject();
+        w.BeginObject().Key("id").Int(numeric).Key("value").String(*text).EndObject();
       }
       w.EndArray();
     }

@@ -292,6 +292,57 @@ TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
   EXPECT_EQ(text.substr(text.size() - 5, 2), "é") << "no character split before the ellipsis";
 }
 
+// A WhatsApp message: no URL, no handle, no follower count, no kind.
+TicketView WhatsAppTicket() {
+  TicketView t;
+  t.source = "meta";
+  t.id = "wamid.HBgL";
+  t.platform = "whatsapp";
+  t.channel = "private";
+  t.text = "my order never came";
+  t.author_id = "15551234567";
+  t.author_name = "Bob";
+  t.level = "high";
+  t.team = "support";
+  t.rule = "default";
+  return t;
+}
+
+TEST(HelpdeskTest, WhatATicketLacksLeavesNoEmptyLinesDoubleSpacesOrEmptyFields) {
+  const config::DestinationOptions options = Destination(
+      "    type: zendesk\n    url: https://acme.zendesk.com/\n    oauth_token: t\n"
+      "    custom_fields: {\"1\": \"{{url}}\", \"2\": \"{{reach}}\", \"3\": \"{{platform}} {{url}}\"}\n");
+  const OutboundRequest r = Render(options, WhatsAppTicket(),
+                                   DeliveryContext{.team = "support", .delivery_id = "msg_1"});
+  simdjson::dom::parser parser;
+  simdjson::dom::element ticket = Parse(parser, r.body)["ticket"];
+  EXPECT_EQ(std::string_view(ticket["subject"]), "[high] whatsapp from Bob: my order never came");
+  const std::string_view body = ticket["comment"]["body"];
+  EXPECT_EQ(body.find("Link:"), std::string_view::npos) << body;
+  EXPECT_NE(body.find("Author: Bob, followers: unknown,"), std::string_view::npos) << body;
+  EXPECT_EQ(body.find("Bob (Bob)"), std::string_view::npos) << body;
+  // Fields 1 and 2 have nothing to say; 3 has the platform.
+  std::vector<int64_t> ids;
+  for (simdjson::dom::element field : ticket["custom_fields"].get_array()) ids.push_back(int64_t(field["id"]));
+  EXPECT_EQ(ids, std::vector<int64_t>{3});
+  EXPECT_EQ(std::string_view(ticket["custom_fields"].at(0)["value"]), "whatsapp");
+}
+
+TEST(HelpdeskTest, SlackTextIsNeverCutInsideAnEntity) {
+  const config::DestinationOptions options =
+      Destination("    type: slack\n    url: https://hooks.slack.com/x\n    body: \"{{text}}\"\n");
+  TicketView ticket;
+  ticket.text = std::string(2995, 'a') + "&&&&&";  // escaped: 2995 bytes, then &amp; x5
+  const OutboundRequest r = Render(options, ticket, DeliveryContext{.team = "support", .delivery_id = "id"});
+  simdjson::dom::parser parser;
+  const std::string_view text = Parse(parser, r.body)["text"];
+  EXPECT_EQ(text, std::string(2995, 'a') + "…");
+  ticket.text = std::string(2990, 'a') + "&&&&&";  // the cut falls after two whole entities
+  const OutboundRequest r2 = Render(options, ticket, DeliveryContext{.team = "support", .delivery_id = "id"});
+  const std::string_view text2 = Parse(parser, r2.body)["text"];
+  EXPECT_EQ(text2, std::string(2990, 'a') + "&amp;" + "…");
+}
+
 TEST(DestinationRegistryTest, EveryTypeIsFoundByItsNameAndListedWhenATypeIsUnknown) {
   std::set<std::string> names;
   for (const DestinationType* type : DestinationTypes()) {
