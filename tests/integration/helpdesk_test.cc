@@ -397,7 +397,7 @@ TEST(HelpdeskTest, SlackReceivesOnlyTheAlertsItAsksFor) {
   EXPECT_EQ(posts[0].target, "/services/T0/B0/secret");
   EXPECT_EQ(posts[0].headers.count("authorization"), 0u);
   const std::string text = Field(posts[0].body, {"text"});
-  EXPECT_TRUE(absl::StartsWith(text, "*[urgent]* support (owner): x  from @handle-author-1 (10 followers)")) << text;
+  EXPECT_TRUE(absl::StartsWith(text, "*[urgent]* support (owner): x from @handle-author-1 (10 followers)")) << text;
   EXPECT_TRUE(absl::StrContains(text, "> fire &lt;everywhere&gt;")) << text;
 }
 
