@@ -27,6 +27,8 @@ struct Attempt {
   enum class Kind { kDelivered, kRetry, kPermanent };
   Kind kind = Kind::kRetry;
   std::string detail;  // status and a bounded snippet, or the transport error
+  int status = 0;      // the HTTP status; 0 when there was no answer
+  int requests = 1;    // HTTP requests the attempt made (a lookup or the requester come first)
   std::optional<absl::Duration> retry_after;  // the helpdesk's Retry-After
   bool throttled = false;  // 429: the helpdesk is up but over its quota (not a breaker failure)
   // A 2xx answer said the quota is spent (X-Rate-Limit-Remaining: 0 and the like) and when it

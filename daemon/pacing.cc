@@ -29,6 +29,12 @@ void TokenBucket::Take(absl::Time now) {
   tokens_ -= 1.0;
 }
 
+void TokenBucket::Charge(double tokens, absl::Time now) {
+  if (rate_ <= 0) return;
+  Refill(now);
+  tokens_ -= tokens;
+}
+
 void TokenBucket::Return() {
   if (rate_ <= 0) return;
   tokens_ = std::min(burst_, tokens_ + 1.0);

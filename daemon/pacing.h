@@ -24,6 +24,9 @@ class TokenBucket {
   void Take(absl::Time now);
   // Gives back a token taken for a call that did not happen (up to the burst).
   void Return();
+  // Takes `tokens` more for the extra requests one call made (a lookup, the requester): the
+  // balance may go below zero, and Available waits until it is paid back.
+  void Charge(double tokens, absl::Time now);
 
  private:
   void Refill(absl::Time now);

@@ -60,6 +60,7 @@ struct DeliveryContext {
   int64_t enqueued_unix_ms = 0;
   absl::string_view ticket_json;              // the stored ticket, as TicketJson wrote it
   std::optional<std::string> remote_ticket;  // the thread's ticket here, when one exists
+  std::string requester_id;  // the customer as the helpdesk's user, when RequesterRequest named one
 };
 
 // The defaults of a type's destinations, before the config's own values.
@@ -131,6 +132,16 @@ class DestinationType {
   // InvalidArgument when the ticket cannot be rendered (a permanent failure).
   virtual absl::StatusOr<OutboundRequest> Render(const DestinationView& destination, const TicketView* ticket,
                                                  const DeliveryContext& context) const = 0;
+  // Before a ticket is created: the request that finds or makes the customer (the message's
+  // author) as the helpdesk's user, so that one customer is one requester across tickets. Its
+  // answer's id (RequesterId) reaches Render as context.requester_id. nullopt when none is needed.
+  virtual std::optional<OutboundRequest> RequesterRequest(const DestinationView&, const TicketView&,
+                                                          const DeliveryContext&) const {
+    return std::nullopt;
+  }
+  virtual absl::StatusOr<std::string> RequesterId(absl::string_view /*answer*/) const {
+    return absl::UnimplementedError("this destination names no requesters");
+  }
   // The new ticket's id in a 2xx answer to a creating request.
   virtual absl::StatusOr<std::string> CreatedTicketId(absl::string_view /*answer*/) const {
     return absl::UnimplementedError("this destination creates no tickets");

@@ -211,6 +211,16 @@ void FakeTicketing::Script(std::vector<Fault> faults) {
   script_.assign(faults.begin(), faults.end());
 }
 
+void FakeTicketing::ScriptUsers(std::vector<Fault> faults) {
+  std::lock_guard lock(mu_);
+  user_script_.assign(faults.begin(), faults.end());
+}
+
+std::vector<FakeTicketing::User> FakeTicketing::users() {
+  std::lock_guard lock(mu_);
+  return users_;
+}
+
 void FakeTicketing::FaultEvery(int n, Fault fault) {
   std::lock_guard lock(mu_);
   every_ = n;
@@ -257,13 +267,21 @@ int64_t TicketIdIn(absl::string_view target, absl::string_view suffix) {
 
 FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) {
   std::lock_guard lock(mu_);
-  ++requests_;
+  const bool users_request = absl::StartsWith(request.target, "/api/v2/users");
   std::optional<Fault> fault;
-  if (!script_.empty()) {
-    fault = script_.front();
-    script_.pop_front();
-  } else if (every_ > 0 && requests_ % every_ == 0) {
-    fault = every_fault_;
+  if (users_request) {
+    if (!user_script_.empty()) {
+      fault = user_script_.front();
+      user_script_.pop_front();
+    }
+  } else {
+    ++requests_;
+    if (!script_.empty()) {
+      fault = script_.front();
+      script_.pop_front();
+    } else if (every_ > 0 && requests_ % every_ == 0) {
+      fault = every_fault_;
+    }
   }
   if (fault && !fault->after_serving) {
     FakeHelpdesk::Reply reply = JsonReply(fault->status, R"({"error":"scripted fault"})");
@@ -289,6 +307,22 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
   const bool json = parser.parse(request.body).get(root) == simdjson::SUCCESS;
   const bool zendesk = flavor_ == Flavor::kZendesk;
 
+  // Zendesk matches a user by external_id (or email): 201 when made, 200 when it existed.
+  if (zendesk && request.method == "POST" && request.target == "/api/v2/users/create_or_update.json") {
+    std::string_view external_id, name;
+    if (!json || root["user"]["external_id"].get(external_id) != simdjson::SUCCESS ||
+        root["user"]["name"].get(name) != simdjson::SUCCESS || name.empty()) {
+      return finish(JsonReply(422, R"({"error":"RecordInvalid","description":"Record validation errors"})"));
+    }
+    for (User& user : users_) {
+      if (user.external_id == external_id) {
+        user.body = request.body;
+        return finish(JsonReply(200, absl::StrCat(R"({"user":{"id":)", user.id, R"(,"role":"end-user"}})")));
+      }
+    }
+    users_.push_back(User{static_cast<int64_t>(users_.size()) + 9001, std::string(external_id), request.body});
+    return finish(JsonReply(201, absl::StrCat(R"({"user":{"id":)", users_.back().id, R"(,"role":"end-user"}})")));
+  }
   if (request.method == "POST" && request.target == (zendesk ? "/api/v2/tickets.json" : "/api/v2/tickets")) {
     std::string key;
     if (zendesk) {
@@ -314,7 +348,8 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
       int64_t priority = 0;
       valid = root["subject"].is_string() && root["description"].is_string() &&
               root["priority"].get(priority) == simdjson::SUCCESS && priority >= 1 && priority <= 4 &&
-              (!root["twitter_id"].error() || !root["unique_external_id"].error() || !root["email"].error());
+              (!root["twitter_id"].error() || !root["unique_external_id"].error() || !root["email"].error() ||
+               !root["facebook_id"].error() || !root["phone"].error());
     }
     if (!valid) {
       return finish(zendesk ? JsonReply(422, R"({"error":"RecordInvalid","description":"Record validation errors"})")

@@ -131,11 +131,20 @@ class FakeTicketing {
   uint16_t port() const { return http_.port(); }
   FakeHelpdesk& http() { return http_; }
 
-  void Script(std::vector<Fault> faults);  // for the next requests, in order
+  // Zendesk's users/create_or_update: a user per external_id.
+  struct User {
+    int64_t id = 0;
+    std::string external_id;
+    std::string body;  // the last create_or_update body
+  };
+
+  void Script(std::vector<Fault> faults);  // for the next ticket requests, in order
+  void ScriptUsers(std::vector<Fault> faults);  // for the next users requests, in order
   void FaultEvery(int n, Fault fault);     // for every n-th request (after the script)
   std::vector<Ticket> tickets();           // in creation order
   int64_t Seed(std::string create_body);   // a ticket created earlier (e.g. answer lost)
   int idempotent_replays();
+  std::vector<User> users();  // in creation order
 
  private:
   FakeHelpdesk::Reply Serve(const FakeHelpdesk::Received& request);
@@ -144,6 +153,8 @@ class FakeTicketing {
   const std::string authorization_;
   std::mutex mu_;
   std::deque<Fault> script_;
+  std::deque<Fault> user_script_;
+  std::vector<User> users_;
   int every_ = 0;
   Fault every_fault_;
   int64_t requests_ = 0;

@@ -99,6 +99,16 @@ bool HasTag(const std::string& json, const std::string& tag, bool zendesk = true
   return false;
 }
 
+// The requests about tickets (creations, comments, lookups), without the users requests that
+// make the customers Zendesk end users.
+std::vector<FakeHelpdesk::Received> TicketRequests(const std::vector<FakeHelpdesk::Received>& all) {
+  std::vector<FakeHelpdesk::Received> out;
+  for (const FakeHelpdesk::Received& r : all) {
+    if (!absl::StartsWith(r.target, "/api/v2/users")) out.push_back(r);
+  }
+  return out;
+}
+
 TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
   TempDir dir;
   FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
@@ -111,7 +121,8 @@ TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
                    ",", Message("m3", "refund me too", "conv-1", "author-2"), "]"),
       kSecret);
   ASSERT_EQ(r.status, 200) << r.body;
-  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 3; })) << daemon.Log();
+  // Two tickets, each after its author became a Zendesk end user, and one comment.
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 5; })) << daemon.Log();
   EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 3), 3);
 
   const std::vector<FakeTicketing::Ticket> tickets = zendesk.tickets();
@@ -128,8 +139,18 @@ TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
     EXPECT_EQ(request.headers.at("authorization"), kZendeskAuth);
     EXPECT_EQ(request.headers.at("content-type"), "application/json");
     EXPECT_TRUE(absl::StartsWith(request.headers.at("user-agent"), "triaged/"));
-    if (request.method == "POST") {
+    if (request.method == "POST" && request.target == "/api/v2/users/create_or_update.json") {
+      EXPECT_EQ(Field(request.body, {"user", "role"}), "end-user");
+      EXPECT_TRUE(absl::StartsWith(Field(request.body, {"user", "external_id"}), "x:author-")) << request.body;
+      EXPECT_TRUE(absl::StrContains(request.body, R"("identities":[{"type":"twitter","value":"handle-author-)"))
+          << request.body;
+    } else if (request.method == "POST") {
       EXPECT_EQ(request.target, "/api/v2/tickets.json");
+      // The customer is the requester: the user made from the author, not the API user.
+      const std::string requester = Field(request.body, {"ticket", "requester_id"});
+      const auto users = zendesk.users();
+      EXPECT_TRUE(std::any_of(users.begin(), users.end(), [&](const auto& u) { return std::to_string(u.id) == requester; }))
+          << request.body;
       // The idempotency key is the delivery id, also kept as the ticket's external_id.
       EXPECT_EQ(request.headers.at("idempotency-key"), Field(request.body, {"ticket", "external_id"}));
       EXPECT_EQ(Field(request.body, {"ticket", "group_id"}), "11");
@@ -159,9 +180,38 @@ TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
   Daemon again(dir.path(), Config(dir.path(), Zendesk(zendesk.port())));
   again.Start();
   ASSERT_EQ(again.PostSigned(Message("m4", "any news?", "conv-1"), kSecret).status, 200);
-  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 4; })) << again.Log();
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 6; })) << again.Log();
   EXPECT_EQ(zendesk.tickets().size(), 2u);
+  EXPECT_EQ(zendesk.users().size(), 2u) << "a follow-up needs no requester";
   EXPECT_EQ(zendesk.tickets()[first.id - 1001].follow_ups.size(), 2u);
+}
+
+TEST(HelpdeskTest, ZendeskRequesterIsOneEndUserPerCustomerAndARefusalLosesNoTicket) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  using Fault = FakeTicketing::Fault;
+  // The first users request is refused (an identity another user holds, say), the second
+  // fails for now.
+  zendesk.ScriptUsers({Fault{.status = 422}, Fault{.status = 503}});
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port(), "    concurrency: 1\n")));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("r1", "where is my parcel", "conv-a"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 1; })) << daemon.Log();
+  EXPECT_FALSE(absl::StrContains(zendesk.tickets()[0].create_body, "requester_id"))
+      << "created with the default requester rather than lost";
+  EXPECT_TRUE(absl::StrContains(daemon.Log(), "event=requester_refused")) << daemon.Log();
+  // Two more conversations of the same author: the 503 is retried, then both tickets have the
+  // same requester.
+  ASSERT_EQ(daemon.PostSigned(Message("r2", "still nothing", "conv-b"), kSecret).status, 200);
+  ASSERT_EQ(daemon.PostSigned(Message("r3", "and another thing", "conv-c"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 3; })) << daemon.Log();
+  const auto tickets = zendesk.tickets();
+  ASSERT_EQ(zendesk.users().size(), 1u);
+  const std::string user = std::to_string(zendesk.users()[0].id);
+  EXPECT_EQ(Field(tickets[1].create_body, {"ticket", "requester_id"}), user);
+  EXPECT_EQ(Field(tickets[2].create_body, {"ticket", "requester_id"}), user);
+  EXPECT_EQ(Field(zendesk.users()[0].body, {"user", "name"}), "@handle-author-1");
+  EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})"), 1);
 }
 
 TEST(HelpdeskTest, ZendeskFaultsAreRetriedWithoutADuplicateTicket) {
@@ -190,7 +240,7 @@ TEST(HelpdeskTest, ZendeskFaultsAreRetriedWithoutADuplicateTicket) {
   EXPECT_EQ(keys.size(), 3u);
   EXPECT_EQ(zendesk.idempotent_replays(), 2) << "the lost and the late answer were replayed";
 
-  const auto received = zendesk.http().received();
+  const auto received = TicketRequests(zendesk.http().received());
   ASSERT_GE(received.size(), 6u);
   EXPECT_EQ(received[0].answered, 429);
   // Retry-After: 1 held the destination back, not only that entry.
@@ -213,9 +263,10 @@ TEST(HelpdeskTest, RetryAfterPausesTheWholeDestination) {
   const absl::Time throttled = absl::Now();
   // A message that arrives while the destination waits is not sent before the pause ends.
   ASSERT_EQ(daemon.PostSigned(Message("p1", "fire", "c1"), kSecret).status, 200);
-  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return all.size() >= 3; })) << daemon.Log();
+  ASSERT_TRUE(zendesk.http().WaitUntil([](const auto& all) { return TicketRequests(all).size() >= 3; }))
+      << daemon.Log();
   EXPECT_GE(absl::Now() - throttled, absl::Milliseconds(1900));
-  const auto received = zendesk.http().received();
+  const auto received = TicketRequests(zendesk.http().received());
   // Urgent first once the pause ends, the throttled low one next.
   EXPECT_TRUE(absl::StrContains(received[1].body, "fire")) << received[1].body;
   EXPECT_EQ(daemon.Metric(R"(triage_delivery_rate_limit_waits_total{destination="helpdesk"})"), 0)
@@ -478,14 +529,15 @@ TEST(HelpdeskBacklogTest, TenThousandDrainInPriorityOrderAtTheRateThroughThrottl
   }));
 
   const std::vector<FakeTicketing::Ticket> tickets = zendesk.tickets();
-  const auto received = zendesk.http().received();
+  const auto received = zendesk.http().received();  // each creation after its requester's
   EXPECT_EQ(tickets.size(), static_cast<size_t>(kEntries)) << "no ticket created twice";
+  EXPECT_EQ(zendesk.users().size(), static_cast<size_t>(kEntries)) << "one end user per author";
   auto id_of = [](const std::string& create_body) {
     const std::string text = Field(create_body, {"ticket", "comment", "body"});
     return absl::StrCat("b", text.substr(16, text.find('\n') - 16));  // "backlog message N\n..."
   };
   std::set<std::string> throttled_ids;
-  for (const auto& r : received) {
+  for (const auto& r : TicketRequests(received)) {  // the fake throttles ticket requests only
     if (r.answered == 429) throttled_ids.insert(id_of(r.body));
   }
   EXPECT_GE(throttled_ids.size(), 3u);

@@ -1,5 +1,8 @@
 // freshdesk: the API v2 (https://developer.freshdesk.com/api/).
-//   - a new ticket: POST /api/v2/tickets (status 2 open, priority 1-4, an HTML description);
+//   - a new ticket: POST /api/v2/tickets (status 2 open, priority 1-4, an HTML description),
+//     the customer as its requester (Requester below), source 7 (Chat) for a private
+//     conversation and 2 (Portal) for a public post: the social source codes Freshdesk shows on
+//     conversations are not documented as accepted on creation (`source` overrides);
 //   - a follow-up: a private note on the thread's ticket (POST /api/v2/tickets/{id}/notes).
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
 // count; 3 ticket creations a second stays well inside them.
@@ -22,6 +25,17 @@ int FreshdeskPriority(absl::string_view level) {  // 1 low, 2 medium, 3 high, 4 
   if (level == "high") return 3;
   if (level == "normal") return 2;
   return 1;
+}
+
+// The customer as Freshdesk finds a contact: twitter_id (the X handle), facebook_id (the user
+// id), phone (WhatsApp's wa_id is the number), else unique_external_id "<platform>:<author id>".
+std::pair<const char*, std::string> Requester(const TicketView& t) {
+  if (t.platform == "x" && !t.author_handle.empty()) return {"twitter_id", t.author_handle};
+  if ((t.platform == "facebook" || t.platform == "messenger") && !t.author_id.empty()) {
+    return {"facebook_id", t.author_id};
+  }
+  if (t.platform == "whatsapp" && !t.author_id.empty()) return {"phone", "+" + t.author_id};
+  return {"unique_external_id", absl::StrCat(t.platform, ":", t.author_id)};
 }
 
 class FreshdeskDestination : public DestinationType {
@@ -63,17 +77,14 @@ class FreshdeskDestination : public DestinationType {
     w.Key("status").Int(2);  // open
     w.Key("priority").Int(FreshdeskPriority(ticket.level));
     const auto source = d.settings.integers.find("source");
-    w.Key("source").Int(source == d.settings.integers.end() ? 2 : source->second);
+    w.Key("source").Int(source != d.settings.integers.end() ? source->second : ticket.channel == "private" ? 7 : 2);
     w.Key("tags").BeginArray();
     for (const std::string& tag : TicketTags(ticket, context)) w.String(tag);
     w.EndArray();
     if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
     w.Key("name").String(RequesterName(ticket));
-    if (ticket.platform == "x" && !ticket.author_handle.empty()) {
-      w.Key("twitter_id").String(ticket.author_handle);
-    } else {
-      w.Key("unique_external_id").String(absl::StrCat(ticket.platform, ":", ticket.author_id));
-    }
+    const auto [identity, value] = Requester(ticket);
+    w.Key(identity).String(value);
     if (!d.templates.custom_fields.empty()) {
       w.Key("custom_fields").BeginObject();
       for (const auto& [name, value] : d.templates.custom_fields) {

@@ -3,6 +3,9 @@
 //     delivery id (Zendesk replays its first answer to a key for 2 hours);
 //   - a follow-up: an internal comment on the thread's ticket (PUT /api/v2/tickets/{id}.json);
 //     nothing reaches the customer unless an agent answers;
+//   - the requester is the customer as a Zendesk end user (users/create_or_update by
+//     external_id "<platform>:<author id>", with a twitter, facebook or phone_number identity),
+//     or, with `requester_email`, the user of that email;
 //   - a retry after the key may have expired first looks the ticket up by external_id.
 // Auth: Basic base64("{email}/token:{api_token}") or Bearer {oauth_token}. About 10 requests a
 // second fits every plan's account-wide per-minute limit (200 to 700).
@@ -25,6 +28,17 @@ const char* ZendeskPriority(absl::string_view level) {
   if (level == "high") return "high";
   if (level == "normal") return "normal";
   return "low";
+}
+
+// The Zendesk user identity of a platform's author, where Zendesk has that type: twitter (the
+// handle), facebook (the user id), phone_number (WhatsApp's wa_id is the number).
+std::optional<std::pair<const char*, std::string>> Identity(const TicketView& t) {
+  if (t.platform == "x" && !t.author_handle.empty()) return std::pair("twitter", t.author_handle);
+  if ((t.platform == "facebook" || t.platform == "messenger") && !t.author_id.empty()) {
+    return std::pair("facebook", t.author_id);
+  }
+  if (t.platform == "whatsapp" && !t.author_id.empty()) return std::pair("phone_number", "+" + t.author_id);
+  return std::nullopt;
 }
 
 void WriteTags(JsonWriter& w, const TicketView& t, const DeliveryContext& c) {
@@ -91,7 +105,10 @@ class ZendeskDestination : public DestinationType {
     WriteTags(w, ticket, context);
     w.Key("external_id").String(context.delivery_id);
     if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
-    if (d.settings.Has("requester_email")) {
+    if (!context.requester_id.empty()) {
+      int64_t requester = 0;
+      if (absl::SimpleAtoi(context.requester_id, &requester)) w.Key("requester_id").Int(requester);
+    } else if (d.settings.Has("requester_email")) {
       w.Key("requester").BeginObject();
       w.Key("name").String(RequesterName(ticket));
       w.Key("email").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
@@ -111,6 +128,38 @@ class ZendeskDestination : public DestinationType {
     w.EndObject().EndObject();
     request.body = w.Take();
     return request;
+  }
+
+  // The customer as a Zendesk end user, found or made by external_id "<platform>:<author id>":
+  // POST /api/v2/users/create_or_update.json. Not when requester_email names them by email.
+  std::optional<OutboundRequest> RequesterRequest(const DestinationView& d, const TicketView& ticket,
+                                                  const DeliveryContext&) const override {
+    if (d.settings.Has("requester_email") || ticket.author_id.empty()) return std::nullopt;
+    OutboundRequest request;
+    request.target = "/api/v2/users/create_or_update.json";
+    JsonWriter w;
+    w.BeginObject().Key("user").BeginObject();
+    w.Key("name").String(RequesterName(ticket));
+    w.Key("external_id").String(absl::StrCat(ticket.platform, ":", ticket.author_id));
+    w.Key("role").String("end-user");
+    if (const auto identity = Identity(ticket)) {
+      w.Key("identities").BeginArray();
+      w.BeginObject().Key("type").String(identity->first).Key("value").String(identity->second).EndObject();
+      w.EndArray();
+    }
+    w.EndObject().EndObject();
+    request.body = w.Take();
+    return request;
+  }
+  // {"user":{"id":N,...}}
+  absl::StatusOr<std::string> RequesterId(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    std::optional<int64_t> id;
+    if (const auto user = json::Get(root, "user")) id = json::Int(*user, "id");
+    if (!id) return absl::InvalidArgumentError("the answer names no user id");
+    return std::to_string(*id);
   }
 
   absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {

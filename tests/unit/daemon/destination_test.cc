@@ -9,6 +9,7 @@
 #include <set>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "config/config.h"
 #include "router/ticket_json.h"
 #include "tests/test_util.h"
@@ -326,6 +327,54 @@ TEST(HelpdeskTest, WhatATicketLacksLeavesNoEmptyLinesDoubleSpacesOrEmptyFields) 
   for (simdjson::dom::element field : ticket["custom_fields"].get_array()) ids.push_back(int64_t(field["id"]));
   EXPECT_EQ(ids, std::vector<int64_t>{3});
   EXPECT_EQ(std::string_view(ticket["custom_fields"].at(0)["value"]), "whatsapp");
+}
+
+TEST(HelpdeskTest, TheCustomerIsTheRequesterByTheIdentityEachHelpdeskKnows) {
+  const config::DestinationOptions zendesk = Destination(kZendesk);
+  const TicketTemplates templates = Templates(zendesk);
+  const DestinationView view{zendesk.settings, templates, zendesk.group_ids};
+  TicketView whatsapp = WhatsAppTicket();
+  const std::optional<OutboundRequest> user = zendesk.type->RequesterRequest(view, whatsapp, DeliveryContext{});
+  ASSERT_TRUE(user.has_value());
+  EXPECT_EQ(user->target, "/api/v2/users/create_or_update.json");
+  EXPECT_EQ(user->body,
+            R"({"user":{"name":"Bob","external_id":"whatsapp:15551234567","role":"end-user",)"
+            R"("identities":[{"type":"phone_number","value":"+15551234567"}]}})");
+  EXPECT_EQ(zendesk.type->RequesterId(R"({"user":{"id":3742,"name":"Bob"}})").value(), "3742");
+  EXPECT_FALSE(zendesk.type->RequesterId(R"({"users":[]})").ok());
+  // The ticket names the user made from the author.
+  const OutboundRequest create = Render(zendesk, whatsapp,
+                                        DeliveryContext{.team = "billing", .delivery_id = "msg_1", .requester_id = "3742"});
+  EXPECT_TRUE(absl::StrContains(create.body, R"("requester_id":3742)")) << create.body;
+  // With a requester_email template, the email names the requester instead.
+  const config::DestinationOptions by_email =
+      Destination(std::string(kZendesk) + "    requester_email: \"{{author_id}}@customers.acme.example\"\n");
+  const TicketTemplates email_templates = Templates(by_email);
+  EXPECT_FALSE(by_email.type
+                   ->RequesterRequest(DestinationView{by_email.settings, email_templates, by_email.group_ids}, whatsapp,
+                                      DeliveryContext{})
+                   .has_value());
+
+  const config::DestinationOptions freshdesk = Destination(kFreshdesk);
+  auto freshdesk_create = [&](const TicketView& t) {
+    const OutboundRequest r = Render(freshdesk, t, DeliveryContext{.team = "billing", .delivery_id = "msg_1"});
+    ExpectFreshdeskCreateSchema(r.body);
+    return r.body;
+  };
+  std::string body = freshdesk_create(whatsapp);
+  EXPECT_TRUE(absl::StrContains(body, R"("phone":"+15551234567")")) << body;
+  EXPECT_TRUE(absl::StrContains(body, R"("source":7)")) << "a private conversation is a chat: " << body;
+  TicketView messenger = WhatsAppTicket();
+  messenger.platform = "messenger";
+  messenger.author_id = "6543210987";
+  body = freshdesk_create(messenger);
+  EXPECT_TRUE(absl::StrContains(body, R"("facebook_id":"6543210987")")) << body;
+  TicketView post = WhatsAppTicket();
+  post.platform = "instagram";
+  post.channel = "public";
+  body = freshdesk_create(post);
+  EXPECT_TRUE(absl::StrContains(body, R"("unique_external_id":"instagram:15551234567")")) << body;
+  EXPECT_TRUE(absl::StrContains(body, R"("source":2)")) << body;
 }
 
 TEST(HelpdeskTest, SlackTextIsNeverCutInsideAnEntity) {

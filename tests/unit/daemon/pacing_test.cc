@@ -26,6 +26,15 @@ TEST(TokenBucketTest, SpendsTheBurstThenPacesAtTheRate) {
   EXPECT_EQ(taken, 3);
 }
 
+TEST(TokenBucketTest, ExtraRequestsOfACallAreChargedAndPaidBackBeforeTheNext) {
+  TokenBucket bucket(10, 1, kT0);  // 10/s, burst 1
+  ASSERT_EQ(bucket.Available(kT0), kT0);
+  bucket.Take(kT0);
+  bucket.Charge(2, kT0);  // the call also made a lookup and a requester request
+  EXPECT_EQ(bucket.Available(kT0), kT0 + absl::Milliseconds(300)) << "three requests at 10/s";
+  EXPECT_EQ(bucket.Available(kT0 + absl::Milliseconds(300)), kT0 + absl::Milliseconds(300));
+}
+
 TEST(TokenBucketTest, RateZeroIsUnlimited) {
   TokenBucket bucket(0, 1, kT0);
   for (int i = 0; i < 1000; ++i) bucket.Take(kT0);
