@@ -594,6 +594,7 @@ void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& pat
                        DestinationOptions* d) {
   LoadTemplate(l, body, "subject", path, &d->subject_template);
   LoadTemplate(l, body, "body", path, &d->body_template);
+  LoadTemplate(l, body, "follow_up", path, &d->follow_up_template);
   if (const auto groups = l.Get(body, "group_ids", path, false)) {
     const std::string here = Child(path, "group_ids");
     if (l.Map(*groups, here)) {
@@ -635,6 +636,7 @@ std::vector<absl::string_view> DestinationKeys(const router::DestinationType& ty
   const router::TicketKeys ticket = type.ticket_keys();
   if (ticket.subject) keys.push_back("subject");
   if (ticket.body) keys.push_back("body");
+  if (ticket.follow_up) keys.push_back("follow_up");
   if (ticket.group_ids) keys.push_back("group_ids");
   if (ticket.custom_fields) keys.push_back("custom_fields");
   for (const router::Setting& setting : settings) keys.push_back(setting.key);
@@ -667,6 +669,7 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     d.burst = defaults.burst;
     d.subject_template = defaults.subject_template;
     d.body_template = defaults.body_template;
+    d.follow_up_template = defaults.follow_up_template;
     const std::vector<router::Setting> settings = d.type->settings();
     l.Keys(body, path, DestinationKeys(*d.type, settings));
     if (d.type->transport() == router::Transport::kHttp) LoadHttpOptions(l, body, path, &d);

@@ -126,6 +126,7 @@ struct DestinationOptions {
   // Helpdesk tickets and Slack messages (the keys the type's ticket_keys() takes).
   std::string subject_template;  // defaults per type (its defaults())
   std::string body_template;
+  std::string follow_up_template;  // the note a follow-up adds to its thread's ticket
   std::map<std::string, int64_t> group_ids;  // team -> the helpdesk group it works in
   // Helpdesk field (Zendesk: numeric id, Freshdesk: cf_ name, ...) -> template.
   std::vector<std::pair<std::string, std::string>> custom_fields;

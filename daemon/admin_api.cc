@@ -390,16 +390,23 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     const std::string thread = ticket->conversation_id.empty()
                                    ? key
                                    : storage::ThreadKey(source, ticket->conversation_id, ticket->author_id);
-    std::vector<std::string> teams = ticket->informed;
-    teams.insert(teams.begin(), ticket->team);
     for (const std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
       const std::string& destination = dispatcher->options().name;
-      for (const std::string& team : teams) {
-        const absl::StatusOr<std::optional<std::string>> remote = store_.RemoteTicket(destination, team, thread);
+      // The conversation's ticket, then the informed teams' own (a `separate` destination).
+      for (int i = -1; i < static_cast<int>(ticket->informed.size()); ++i) {
+        const bool owner = i < 0;
+        const std::string& team = owner ? ticket->team : ticket->informed[i];
+        absl::StatusOr<std::optional<storage::ThreadTicket>> remote =
+            store_.FindThreadTicket(destination, owner, team, thread);
+        if (remote.ok() && !remote->has_value() && owner) {
+          remote = store_.FindThreadTicket(destination, false, team, thread);  // recorded before
+        }
         if (!remote.ok()) return JsonError(http::status::service_unavailable, remote.status().message());
         if (remote->has_value()) {
-          w.BeginObject().Key("destination").String(destination).Key("team").String(team);
-          w.Key("ticket").String(**remote).EndObject();
+          w.BeginObject().Key("destination").String(destination).Key("team").String(owner ? (*remote)->team : team);
+          w.Key("ticket").String((*remote)->id);
+          if ((*remote)->level) w.Key("level").String(router::LevelName(*(*remote)->level));
+          w.EndObject();
         }
       }
     }

@@ -37,16 +37,22 @@ std::string Snippet(absl::string_view body) {
 
 // What the destination type renders one delivery from.
 router::DeliveryContext Context(const config::DestinationOptions& options, const storage::Lease& lease,
-                                const std::optional<std::string>& remote_ticket) {
-  return router::DeliveryContext{
+                                const std::optional<storage::ThreadTicket>& thread_ticket) {
+  router::DeliveryContext context{
       .destination = options.name,
       .team = lease.entry.team,
       .owner = lease.entry.owner,
+      .level = lease.entry.level,
       .delivery_id = DeliveryId(options.name, lease.entry.message_key, lease.entry.team),
       .enqueued_unix_ms = lease.entry.enqueued_unix_ms,
       .ticket_json = lease.entry.ticket_json,
-      .remote_ticket = remote_ticket,
   };
+  if (thread_ticket) {
+    context.remote_ticket = thread_ticket->id;
+    context.ticket_level = thread_ticket->level;
+    context.ticket_team = thread_ticket->team;
+  }
+  return context;
 }
 
 // Appends one JSON line per delivery to a file and syncs it before acknowledging, so a line
@@ -66,7 +72,7 @@ class FileSender : public Sender {
   }
 
   // On the destination's strand, like every Send.
-  asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<std::string>&,
+  asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<storage::ThreadTicket>&,
                                 int /*worker*/) override {
     if (next_ == nullptr) next_ = std::make_shared<Batch>(co_await asio::this_coro::executor);
     const std::shared_ptr<Batch> mine = next_;
@@ -218,13 +224,13 @@ class HttpSender : public Sender {
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
   asio::awaitable<Attempt> Send(const storage::Lease& lease,
-                                const std::optional<std::string>& remote_ticket,
+                                const std::optional<storage::ThreadTicket>& thread_ticket,
                                 int worker) override {
-    Delivery delivery{Context(options_, lease, remote_ticket), std::nullopt};
+    Delivery delivery{Context(options_, lease, thread_ticket), std::nullopt};
     if (absl::Status read = ReadTicket(lease, &delivery); !read.ok()) {
       co_return Attempt{Attempt::Kind::kPermanent, std::string(read.message())};
     }
-    const bool creating = type_.keeps_tickets() && !remote_ticket;
+    const bool creating = type_.keeps_tickets() && !thread_ticket;
     std::optional<router::OutboundRequest> lookup;
     if (creating && type_.LookUpBeforeCreating(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
                                                lease.entry.attempts, transport_->clock().Now())) {
@@ -247,13 +253,21 @@ class HttpSender : public Sender {
       if (attempt.kind == Attempt::Kind::kRetry || attempt.status == 401 || attempt.status == 403) co_return attempt;
       TakeRequester(answer, attempt, &delivery.context);
     }
-    bool creates_ticket = false;
-    absl::StatusOr<Request> request = Prepare(delivery, &creates_ticket);
-    if (!request.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(request.status().message())};
+    absl::StatusOr<router::OutboundRequest> out = Render(delivery);
+    if (!out.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(out.status().message())};
+    for (router::OutboundRequest& before : out->first) {
+      Attempt attempt = co_await transport_->Send(Finish(std::move(before), delivery.context), worker);
+      attempt.requests += requests++;
+      if (attempt.kind != Attempt::Kind::kDelivered) co_return attempt;
+    }
+    const bool creates_ticket = out->creates_ticket;
     std::string answer;
-    Attempt attempt = co_await transport_->Send(*std::move(request), worker, &answer);
+    Attempt attempt = co_await transport_->Send(Finish(*std::move(out), delivery.context), worker, &answer);
     attempt.requests += requests;
     if (creates_ticket) TakeTicketId(answer, &attempt);
+    if (attempt.kind == Attempt::Kind::kDelivered && delivery.context.Escalates()) {
+      attempt.remote_ticket = *delivery.context.remote_ticket;  // recorded at its new level and team
+    }
     co_return attempt;
   }
 #if defined(__GNUC__) && !defined(__clang__)
@@ -293,12 +307,8 @@ class HttpSender : public Sender {
                  options_.name, attempt.detail);
   }
 
-  absl::StatusOr<Request> Prepare(const Delivery& delivery, bool* creates_ticket) const {
-    absl::StatusOr<router::OutboundRequest> out =
-        type_.Render(view_, delivery.ticket ? &*delivery.ticket : nullptr, delivery.context);
-    if (!out.ok()) return out.status();
-    *creates_ticket = out->creates_ticket;
-    return Finish(*std::move(out), delivery.context);
+  absl::StatusOr<router::OutboundRequest> Render(const Delivery& delivery) const {
+    return type_.Render(view_, delivery.ticket ? &*delivery.ticket : nullptr, delivery.context);
   }
 
   // A lookup found the ticket an earlier attempt created: the delivery is done. A lookup
@@ -312,6 +322,7 @@ class HttpSender : public Sender {
     if (!found->has_value()) return false;
     lookup->detail = "found by lookup";
     lookup->remote_ticket = **found;
+    lookup->ticket_created = true;
     return true;
   }
 
@@ -355,6 +366,7 @@ class HttpSender : public Sender {
     absl::StatusOr<std::string> id = type_.CreatedTicketId(answer);
     if (id.ok()) {
       attempt->remote_ticket = *std::move(id);
+      attempt->ticket_created = true;
     } else {
       // Created, but follow-ups cannot find it: they will open tickets of their own.
       spdlog::warn("event=ticket_id_missing destination={} detail=\"{}\"", options_.name, Snippet(answer));
@@ -465,7 +477,7 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
     signing_key = *std::move(key);
   }
   absl::StatusOr<router::TicketTemplates> templates = router::CompileTemplates(
-      options.subject_template, options.body_template, options.custom_fields, type, options.settings);
+      options.subject_template, options.body_template, options.follow_up_template, options.custom_fields, type, options.settings);
   if (!templates.ok()) return templates.status();
   return std::make_unique<HttpSender>(options, *std::move(transport), *std::move(templates),
                                       std::move(signing_key));
@@ -671,21 +683,21 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
 }
 
 asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Tickets tickets) {
-  std::optional<std::string> remote_ticket;
+  std::optional<storage::ThreadTicket> thread_ticket;
   if (sender_->wants_remote_tickets()) {
     // Unreadable is not "none": that would open a second ticket. Wait for storage.
-    absl::StatusOr<std::optional<std::string>> read =
-        co_await UntilStored([this, &lease] { return store_.RemoteTicket(lease); }, "read_remote_ticket");
+    absl::StatusOr<std::optional<storage::ThreadTicket>> read =
+        co_await UntilStored([this, &lease] { return store_.FindThreadTicket(lease); }, "read_remote_ticket");
     if (!read.ok()) {  // stopped first: the entry goes back, untouched
       breaker_.Cancel(tickets.breaker);
       (void)store_.Return(lease);
       co_return;
     }
-    remote_ticket = *std::move(read);
+    thread_ticket = *std::move(read);
   }
   const absl::Time start = clock_.Now();
   in_flight_gauge_.Increment();
-  const Attempt attempt = co_await sender_->Send(lease, remote_ticket, index);
+  const Attempt attempt = co_await sender_->Send(lease, thread_ticket, index);
   in_flight_gauge_.Decrement();
   const absl::Time end = clock_.Now();
   metrics_.attempt_latency.Add(labels_, Buckets()).Observe(absl::ToDoubleSeconds(end - start));
@@ -709,7 +721,7 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
   switch (attempt.kind) {
     case Attempt::Kind::kDelivered:
       streak_.Succeeded();
-      record = [this, &lease, &attempt] { return store_.Ack(lease, attempt.remote_ticket); };
+      record = [this, &lease, &attempt] { return store_.Ack(lease, attempt.remote_ticket, attempt.ticket_created); };
       must_record = true;
       if (attempt.quota_reset) {
         paused_until_ = std::max(paused_until_, end + std::min(*attempt.quota_reset, options_.retry_after_max));

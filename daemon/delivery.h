@@ -34,7 +34,10 @@ struct Attempt {
   // A 2xx answer said the quota is spent (X-Rate-Limit-Remaining: 0 and the like) and when it
   // resets: the destination waits that long before its next request.
   std::optional<absl::Duration> quota_reset;
-  std::string remote_ticket;  // the ticket a helpdesk created, recorded with the ack
+  // The thread's ticket to record with the ack: one the helpdesk created (`ticket_created`),
+  // or the one a follow-up raised.
+  std::string remote_ticket;
+  bool ticket_created = false;
 };
 
 // 2xx delivered; 408, 425, 429 and 5xx retried (Retry-After honoured, in seconds or as an
@@ -62,10 +65,10 @@ std::string DeliveryId(absl::string_view destination, absl::string_view message_
 class Sender {
  public:
   virtual ~Sender() = default;
-  // `remote_ticket`: the ticket of the lease's thread at this destination, when one exists
+  // `thread_ticket`: the ticket of the lease's thread at this destination, when one exists
   // (only looked up for senders that want it).
   virtual asio::awaitable<Attempt> Send(const storage::Lease& lease,
-                                        const std::optional<std::string>& remote_ticket,
+                                        const std::optional<storage::ThreadTicket>& thread_ticket,
                                         int worker) = 0;
   virtual bool wants_remote_tickets() const { return false; }
 };

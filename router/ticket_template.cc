@@ -35,6 +35,8 @@ std::string Shorten(absl::string_view text, size_t max) {
   return std::string(text);
 }
 
+}  // namespace
+
 void AppendEscaped(absl::string_view value, Template::Escape escape, std::string* out) {
   for (const char c : value) {
     switch (escape) {
@@ -58,6 +60,8 @@ void AppendEscaped(absl::string_view value, Template::Escape escape, std::string
     }
   }
 }
+
+namespace {
 
 std::vector<std::string> Strings(json::element parent, std::string_view key) {
   std::vector<std::string> out;

@@ -70,6 +70,9 @@ class Template {
   std::vector<Part> parts_;
 };
 
+// Appends `value` escaped for the target, as Render escapes field values.
+void AppendEscaped(absl::string_view value, Template::Escape escape, std::string* out);
+
 // The helpdesk tag form of a word: lower case, [a-z0-9_-] kept, anything else '_'.
 std::string TagOf(absl::string_view word);
 

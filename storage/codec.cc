@@ -170,6 +170,35 @@ std::optional<int64_t> MessageRecordTime(absl::string_view value) {
   return static_cast<int64_t>(t);
 }
 
+namespace {
+constexpr char kThreadTicketVersion = '\x01';
+}  // namespace
+
+std::string EncodeThreadTicket(const ThreadTicket& ticket) {
+  std::string out;
+  out.push_back(kThreadTicketVersion);
+  out.push_back(static_cast<char>(ticket.level ? static_cast<uint8_t>(*ticket.level) : 0xff));
+  out.append(ticket.team);
+  out.push_back('\0');
+  out.append(ticket.id);
+  return out;
+}
+
+std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value) {
+  if (value.empty()) return std::nullopt;
+  if (value[0] != kThreadTicketVersion) return ThreadTicket{std::string(value), std::nullopt, ""};  // an id alone
+  if (value.size() < 3) return std::nullopt;
+  ThreadTicket ticket;
+  const uint8_t level = static_cast<uint8_t>(value[1]);
+  if (level < router::kLevelCount) ticket.level = static_cast<router::Level>(level);
+  const absl::string_view rest = value.substr(2);
+  const size_t zero = rest.find('\0');
+  if (zero == absl::string_view::npos || zero + 1 == rest.size()) return std::nullopt;
+  ticket.team = std::string(rest.substr(0, zero));
+  ticket.id = std::string(rest.substr(zero + 1));
+  return ticket;
+}
+
 std::string EncodeQuarantine(const QuarantineRecord& record) {
   std::string out;
   out.reserve(32 + record.source.size() + record.reason.size() + record.detail.size() + record.body.size());

@@ -72,6 +72,18 @@ std::optional<QueueEntryView> DecodeEntryView(absl::string_view value);
 std::string EncodeMessageRecord(int64_t received_unix_ms, absl::string_view ticket_json);
 std::optional<int64_t> MessageRecordTime(absl::string_view value);
 
+// A thread's ticket at one helpdesk (the `tickets` record after its time): its id, and the
+// level and owner team it was last filed at, so a more urgent follow-up can raise it. Encoded
+// v1 '\x01' level:u8 team '\0' id; records written before hold the id alone (level unknown).
+struct ThreadTicket {
+  std::string id;
+  std::optional<router::Level> level;
+  std::string team;
+  bool operator==(const ThreadTicket&) const = default;
+};
+std::string EncodeThreadTicket(const ThreadTicket& ticket);
+std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value);
+
 // A request triaged could not read, all or part of it, kept raw so that a later version can
 // replay it. The value leads with the received time, like a message record, so the same kind
 // of expiry filter drops it after the retention.

@@ -108,9 +108,14 @@ uint64_t ChainHash(absl::string_view team, absl::string_view thread, absl::strin
   return hash == 0 ? 1 : hash;
 }
 
-// tickets: destination '\0' team '\0' thread -> (last delivery time, remote ticket id).
+// tickets: destination '\0' team '\0' thread -> (last delivery time, ThreadTicket). The
+// owner's ticket has an empty team (before, it had the owner team's name: still read).
 std::string TicketKey(absl::string_view destination, absl::string_view chain) {
   return JoinKey(destination, chain);
+}
+std::string ThreadTicketKey(absl::string_view destination, bool owner, absl::string_view team,
+                            absl::string_view thread) {
+  return TicketKey(destination, ChainKey(owner ? "" : team, thread));
 }
 
 std::string EncodeSeq(uint64_t seq) {
@@ -669,7 +674,7 @@ absl::Status Store::Return(const Lease& lease) {
   return index_.Return(lease.destination, lease.seq);
 }
 
-absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
+absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created) {
   const std::string key = QueueKey(lease.destination, lease.entry.level, lease.seq);
   rocksdb::WriteBatch batch;
   batch.Delete(queue_cf_, key);
@@ -684,12 +689,16 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
-    batch.Put(tickets_cf_, TicketKey(lease.destination, ChainKey(lease.entry.team, lease.entry.thread)),
-              EncodeMessageRecord(now_ms, remote_ticket));
-    batch.Put(ticket_origins_cf_, JoinKey(lease.destination, remote_ticket),
-              EncodeMessageRecord(now_ms, JoinKey(lease.entry.message_key, lease.entry.ticket_json)));
+    const ThreadTicket filed{std::string(remote_ticket), lease.entry.level, lease.entry.team};
+    batch.Put(tickets_cf_,
+              ThreadTicketKey(lease.destination, lease.entry.owner, lease.entry.team, lease.entry.thread),
+              EncodeMessageRecord(now_ms, EncodeThreadTicket(filed)));
+    if (created) {
+      batch.Put(ticket_origins_cf_, JoinKey(lease.destination, remote_ticket),
+                EncodeMessageRecord(now_ms, JoinKey(lease.entry.message_key, lease.entry.ticket_json)));
+    }
     rocksdb::WriteOptions write_options;
-    write_options.sync = true;  // the only proof that this ticket exists
+    write_options.sync = true;  // the only proof that this ticket exists, or was raised
     written = ToAbsl(db_->Write(write_options, &batch));
   }
   if (!written.ok()) {
@@ -703,22 +712,37 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket) {
 }
 
 absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(const Lease& lease) {
-  return RemoteTicket(lease.destination, lease.entry.team, lease.entry.thread);
+  absl::StatusOr<std::optional<ThreadTicket>> found = FindThreadTicket(lease);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return std::optional<std::string>();
+  return std::optional<std::string>((*found)->id);
 }
 
-absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(absl::string_view destination,
-                                                               absl::string_view team,
-                                                               absl::string_view thread) {
+absl::StatusOr<std::optional<ThreadTicket>> Store::FindThreadTicket(const Lease& lease) {
+  absl::StatusOr<std::optional<ThreadTicket>> found =
+      FindThreadTicket(lease.destination, lease.entry.owner, lease.entry.team, lease.entry.thread);
+  if (found.ok() && !found->has_value() && lease.entry.owner) {
+    // Recorded before the owner's ticket was the thread's: under the owner team's name.
+    found = FindThreadTicket(lease.destination, false, lease.entry.team, lease.entry.thread);
+  }
+  return found;
+}
+
+absl::StatusOr<std::optional<ThreadTicket>> Store::FindThreadTicket(absl::string_view destination, bool owner,
+                                                                    absl::string_view team,
+                                                                    absl::string_view thread) {
   std::string value;
-  const std::string key = TicketKey(destination, ChainKey(team, thread));
+  const std::string key = ThreadTicketKey(destination, owner, team, thread);
   const rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), tickets_cf_, key, &value);
-  if (s.IsNotFound()) return std::optional<std::string>();
+  if (s.IsNotFound()) return std::optional<ThreadTicket>();
   if (!s.ok()) return ToAbsl(s);
   const std::optional<int64_t> when = MessageRecordTime(value);
   if (!when || *when < absl::ToUnixMillis(clock_.Now() - options_.dedup_window)) {
-    return std::optional<std::string>();
+    return std::optional<ThreadTicket>();
   }
-  return std::optional<std::string>(value.substr(8));
+  std::optional<ThreadTicket> ticket = DecodeThreadTicket(absl::string_view(value).substr(8));
+  if (!ticket) return absl::DataLossError(absl::StrCat("unreadable ticket record for ", destination));
+  return ticket;
 }
 
 absl::StatusOr<TicketOrigin> Store::FindTicketOrigin(absl::string_view destination, absl::string_view ticket) {

@@ -212,18 +212,24 @@ class Store {
   // Delivered: the entry leaves the queue. (Not synced: a lost ack means one redelivery with
   // the same idempotency key, never a loss.) When the write fails the entry stays leased, so it
   // is not delivered again: call Ack again once storage is back; a crash before then
-  // redelivers it once, with the same id. DeadLetter keeps it leased on failure too. With `remote_ticket`, the helpdesk's ticket id for
-  // the entry's (destination, team, thread) is recorded in the same synced write, so a ticket
-  // that was acknowledged is never created again and follow-ups find it; so is the ticket's
-  // origin (TicketOrigin), for `ticket_origin_window`.
-  absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {});
-  // The remote ticket of the lease's (destination, team, thread), if one was recorded within
-  // the dedup window of its last delivery; an error when it cannot be read (try again later:
-  // never "none", which would open a second ticket).
+  // redelivers it once, with the same id. DeadLetter keeps it leased on failure too.
+  // With `remote_ticket`, the thread's ticket at this destination is recorded in the same
+  // synced write, with the entry's level and team (a ticket created, `created`, or one a
+  // follow-up raised): a ticket that was acknowledged is never created again, follow-ups find
+  // it, and a more urgent one raises it. A created ticket's origin (TicketOrigin) is kept for
+  // `ticket_origin_window`.
+  absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {}, bool created = true);
+  // The ticket of the lease's thread at its destination, if one was recorded within the dedup
+  // window of its last delivery; an error when it cannot be read (try again later: never
+  // "none", which would open a second ticket). The owner's entries of a thread share one ticket
+  // whatever their team (one conversation, one ticket: an escalation may move it); an informed
+  // team's entry has its own.
+  absl::StatusOr<std::optional<ThreadTicket>> FindThreadTicket(const Lease& lease);
+  // Its id alone.
   absl::StatusOr<std::optional<std::string>> RemoteTicket(const Lease& lease);
-  absl::StatusOr<std::optional<std::string>> RemoteTicket(absl::string_view destination,
-                                                          absl::string_view team,
-                                                          absl::string_view thread);
+  // `owner`: the conversation's ticket; otherwise the informed `team`'s own.
+  absl::StatusOr<std::optional<ThreadTicket>> FindThreadTicket(absl::string_view destination, bool owner,
+                                                               absl::string_view team, absl::string_view thread);
   // The message that created ticket `ticket` at `destination`: NotFound when none did within
   // the ticket origin window; other errors are read errors (try again later).
   absl::StatusOr<TicketOrigin> FindTicketOrigin(absl::string_view destination, absl::string_view ticket);

@@ -33,11 +33,14 @@ struct OutboundRequest {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool creates_ticket = false;  // a 2xx answer carries the id of a new ticket (CreatedTicketId)
+  // Requests sent first, in order, each of which must succeed (a priority update before its
+  // note). They are sent again when the attempt is retried, so they must be idempotent.
+  std::vector<OutboundRequest> first;
 };
 
 // The compiled templates of one destination (checked when the config loaded).
 struct TicketTemplates {
-  Template subject, body;
+  Template subject, body, follow_up;
   std::vector<std::pair<std::string, Template>> custom_fields;  // helpdesk field -> value
   std::map<std::string, Template> settings;                     // the type's template settings
 };
@@ -56,11 +59,24 @@ struct DeliveryContext {
   std::string destination;
   std::string team;
   bool owner = true;
+  Level level = Level::kLow;  // this delivery's
   std::string delivery_id;  // stable across retries
   int64_t enqueued_unix_ms = 0;
   absl::string_view ticket_json;              // the stored ticket, as TicketJson wrote it
   std::optional<std::string> remote_ticket;  // the thread's ticket here, when one exists
+  // The level and owner team that ticket was last filed at (level unknown for tickets recorded
+  // before triaged kept it).
+  std::optional<Level> ticket_level;
+  std::string ticket_team;
   std::string requester_id;  // the customer as the helpdesk's user, when RequesterRequest named one
+
+  // An owner's follow-up more urgent than its ticket, or owned by another team now (a rule
+  // moved the conversation): it raises the ticket (priority, tags, group) as well as adding
+  // its note. A lower level never lowers a ticket.
+  bool Escalates() const {
+    return owner && remote_ticket &&
+           ((ticket_level && level < *ticket_level) || (!ticket_team.empty() && ticket_team != team));
+  }
 };
 
 // The defaults of a type's destinations, before the config's own values.
@@ -68,12 +84,12 @@ struct DestinationDefaults {
   int concurrency = 2;
   double rate = 0;  // requests a second; 0 for no limit
   double burst = 1;
-  std::string subject_template, body_template;
+  std::string subject_template, body_template, follow_up_template;
 };
 
 // Which ticket keys a type's config block takes besides its own settings.
 struct TicketKeys {
-  bool subject = false, body = false, group_ids = false, custom_fields = false;
+  bool subject = false, body = false, follow_up = false, group_ids = false, custom_fields = false;
 };
 
 // How each request of a destination is signed at the moment it is sent (the daemon owns the
@@ -183,6 +199,7 @@ std::string DestinationTypeNames(bool (*filter)(const DestinationType&) = nullpt
 
 // Compiles a destination's templates; InvalidArgument names the one at fault.
 absl::StatusOr<TicketTemplates> CompileTemplates(const std::string& subject, const std::string& body,
+                                                 const std::string& follow_up,
                                                  const std::vector<std::pair<std::string, std::string>>& custom_fields,
                                                  const DestinationType& type, const Settings& settings);
 

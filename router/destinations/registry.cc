@@ -44,6 +44,7 @@ std::optional<int64_t> DestinationView::GroupOf(const std::string& team) const {
 }
 
 absl::StatusOr<TicketTemplates> CompileTemplates(const std::string& subject, const std::string& body,
+                                                 const std::string& follow_up,
                                                  const std::vector<std::pair<std::string, std::string>>& custom_fields,
                                                  const DestinationType& type, const Settings& settings) {
   TicketTemplates t;
@@ -55,6 +56,7 @@ absl::StatusOr<TicketTemplates> CompileTemplates(const std::string& subject, con
   };
   if (auto s = compile("subject", subject, &t.subject); !s.ok()) return s;
   if (auto s = compile("body", body, &t.body); !s.ok()) return s;
+  if (auto s = compile("follow_up", follow_up, &t.follow_up); !s.ok()) return s;
   for (const auto& [key, text] : custom_fields) {
     Template field;
     if (auto s = compile(key, text, &field); !s.ok()) return s;

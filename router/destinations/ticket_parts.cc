@@ -2,6 +2,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "router/json_writer.h"
 
 namespace triage::router {
@@ -51,7 +52,32 @@ DestinationDefaults HelpdeskDefaults(double rate) {
               "Link: {{url}}\n"
               "Triage: {{level}}, urgency {{urgency}}, reach {{reach}}, complaint: {{complaint}}\n"
               "Team: {{team}} ({{role}}), rule: {{rule}}, categories: {{categories}}\n"
-              "Why:\n{{reasons}}\n"};
+              "Why:\n{{reasons}}\n",
+          .follow_up_template =
+              "{{text}}\n\n"
+              "Follow-up from {{author_full}}: {{level}}, urgency {{urgency}}, complaint: {{complaint}}\n"
+              "Link: {{url}}\n"};
+}
+
+std::string FollowUpNote(const DestinationView& d, const TicketView& ticket, const DeliveryContext& c,
+                         Template::Escape escape) {
+  std::string note = d.templates.follow_up.Render(ticket, c.team, c.owner, escape);
+  if (!c.Escalates()) return note;
+  std::vector<std::string> changes;
+  if (c.ticket_level && c.level < *c.ticket_level) {
+    changes.push_back(absl::StrCat("priority ", LevelName(*c.ticket_level), " -> ", LevelName(c.level)));
+  } else if (!c.ticket_level) {
+    changes.push_back(absl::StrCat("priority ", LevelName(c.level)));
+  }
+  if (!c.ticket_team.empty() && c.ticket_team != c.team) {
+    changes.push_back(absl::StrCat("team ", c.ticket_team, " -> ", c.team));
+  }
+  std::string change = absl::StrCat("Raised by this follow-up: ", absl::StrJoin(changes, ", "));
+  absl::StrAppend(&change, "\nWhy:");
+  for (const std::string& reason : ticket.reasons) absl::StrAppend(&change, "\n- ", reason);
+  if (!note.empty()) note.append(escape == Template::Escape::kHtml ? "<br>" : "\n");
+  AppendEscaped(change, escape, &note);
+  return note;
 }
 
 int LevelRank(absl::string_view level) {

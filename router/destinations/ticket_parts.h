@@ -24,6 +24,12 @@ std::string RequesterName(const TicketView& ticket);
 // body every helpdesk type starts from.
 DestinationDefaults HelpdeskDefaults(double rate);
 
+// The note a follow-up adds to its thread's ticket: the destination's follow_up template (the
+// new message, who wrote it and how it was triaged, not the whole block again) and, when it
+// raises the ticket, what changed and why.
+std::string FollowUpNote(const DestinationView& destination, const TicketView& ticket, const DeliveryContext& context,
+                         Template::Escape escape);
+
 // The level's index, urgent highest (low 0 .. urgent 3); -1 when the name is not a level.
 int LevelRank(absl::string_view level);
 

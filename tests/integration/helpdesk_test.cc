@@ -172,7 +172,7 @@ TEST(HelpdeskTest, ZendeskTicketsThenCommentsOnTheThreadInArrivalOrder) {
   }));
   // The admin API names the thread's ticket.
   const HttpResult shown = HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/m2");
-  EXPECT_TRUE(absl::StrContains(shown.body, absl::StrCat(R"("remote_tickets":[{"destination":"helpdesk","team":"support","ticket":")", first.id, R"("}])")))
+  EXPECT_TRUE(absl::StrContains(shown.body, absl::StrCat(R"("remote_tickets":[{"destination":"helpdesk","team":"support","ticket":")", first.id, R"(","level":"urgent"}])")))
       << shown.body;
   EXPECT_TRUE(absl::StrContains(shown.body, R"("status":"delivered")")) << shown.body;
   // A later follow-up, after a restart, still finds the ticket (its id is in RocksDB).
@@ -212,6 +212,43 @@ TEST(HelpdeskTest, ZendeskRequesterIsOneEndUserPerCustomerAndARefusalLosesNoTick
   EXPECT_EQ(Field(tickets[2].create_body, {"ticket", "requester_id"}), user);
   EXPECT_EQ(Field(zendesk.users()[0].body, {"user", "name"}), "@handle-author-1");
   EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="retry"})"), 1);
+}
+
+// A low question, then the same customer threatens a lawyer: the follow-up raises the ticket
+// (priority, tags) in the comment's own update; a calmer one after that lowers nothing.
+TEST(HelpdeskTest, AMoreUrgentFollowUpRaisesTheTicketAndALowerOneNeverLowersIt) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port(), "    concurrency: 1\n")));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("e1", "how do I change my plan", "conv-e"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 1; })) << daemon.Log();
+  EXPECT_EQ(Field(zendesk.tickets()[0].create_body, {"ticket", "priority"}), "low");
+  ASSERT_EQ(daemon.PostSigned(Message("e2", "fire in the shop, I am calling my lawyer", "conv-e"), kSecret)
+                .status,
+            200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets()[0].follow_ups.size() >= 1; }))
+      << daemon.Log();
+  const std::string raised = zendesk.tickets()[0].follow_ups[0];
+  ASSERT_TRUE(absl::StrContains(raised, "priority")) << raised << daemon.Log();
+  const std::string level = Field(raised, {"ticket", "priority"});
+  EXPECT_NE(level, "low") << raised;
+  EXPECT_TRUE(absl::StrContains(raised, R"("remove_tags":["level_low"])")) << raised;
+  EXPECT_TRUE(absl::StrContains(raised, absl::StrCat(R"("additional_tags":["triaged","x","team_support","level_)", level)))
+      << raised;
+  EXPECT_TRUE(absl::StrContains(Field(raised, {"ticket", "comment", "body"}), "Raised by this follow-up: priority low -> "))
+      << raised;
+  // The admin API shows the ticket at its new level, once the raise is recorded.
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 2), 2);
+  const HttpResult shown = HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/e2");
+  EXPECT_TRUE(absl::StrContains(shown.body, absl::StrCat(R"("level":")", level, R"("}])"))) << shown.body;
+  // Calmer again: a comment only, the priority stays.
+  ASSERT_EQ(daemon.PostSigned(Message("e3", "thanks", "conv-e"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets()[0].follow_ups.size() >= 2; }))
+      << daemon.Log();
+  const std::string calm = zendesk.tickets()[0].follow_ups[1];
+  EXPECT_FALSE(absl::StrContains(calm, "priority")) << calm;
+  EXPECT_FALSE(absl::StrContains(calm, "Raised")) << calm;
 }
 
 TEST(HelpdeskTest, ZendeskFaultsAreRetriedWithoutADuplicateTicket) {

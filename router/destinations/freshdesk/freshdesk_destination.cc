@@ -3,7 +3,8 @@
 //     the customer as its requester (Requester below), source 7 (Chat) for a private
 //     conversation and 2 (Portal) for a public post: the social source codes Freshdesk shows on
 //     conversations are not documented as accepted on creation (`source` overrides);
-//   - a follow-up: a private note on the thread's ticket (POST /api/v2/tickets/{id}/notes).
+//   - a follow-up: a private note on the thread's ticket (POST /api/v2/tickets/{id}/notes); a
+//     more urgent one first raises its priority (and group) with PUT /api/v2/tickets/{id}.
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
 // count; 3 ticket creations a second stays well inside them.
 #include <simdjson.h>
@@ -47,7 +48,7 @@ class FreshdeskDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .group_ids = true, .custom_fields = true};
+    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
   }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     return absl::StartsWith(key, "cf_") ? "" : "a Freshdesk custom field name starts with cf_";
@@ -62,15 +63,30 @@ class FreshdeskDestination : public DestinationType {
     const TicketView& ticket = *ticket_view;
     OutboundRequest request;
     JsonWriter w;
-    const std::string html = d.templates.body.Render(ticket, context.team, context.owner, Template::Escape::kHtml);
     if (context.remote_ticket) {
+      // A private note; one that raises the ticket first updates its priority and group
+      // (PUT, idempotent: sent again if the note fails).
       request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes");
-      w.BeginObject().Key("body").String(html).Key("private").Bool(true).EndObject();
+      w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
+      w.Key("private").Bool(true).EndObject();
       request.body = w.Take();
+      if (context.Escalates()) {
+        OutboundRequest& raise = request.first.emplace_back();
+        raise.method = HttpMethod::kPut;
+        raise.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket);
+        JsonWriter u;
+        u.BeginObject().Key("priority").Int(FreshdeskPriority(ticket.level));
+        if (context.ticket_team != context.team) {
+          if (const auto group = d.GroupOf(context.team)) u.Key("group_id").Int(*group);
+        }
+        u.EndObject();
+        raise.body = u.Take();
+      }
       return request;
     }
     request.target = "/api/v2/tickets";
     request.creates_ticket = true;
+    const std::string html = d.templates.body.Render(ticket, context.team, context.owner, Template::Escape::kHtml);
     w.BeginObject();
     w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
     w.Key("description").String(html);

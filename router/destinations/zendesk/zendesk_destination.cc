@@ -2,7 +2,8 @@
 //   - a new ticket: POST /api/v2/tickets.json with Idempotency-Key and external_id set to the
 //     delivery id (Zendesk replays its first answer to a key for 2 hours);
 //   - a follow-up: an internal comment on the thread's ticket (PUT /api/v2/tickets/{id}.json);
-//     nothing reaches the customer unless an agent answers;
+//     nothing reaches the customer unless an agent answers. A more urgent one raises the
+//     ticket's priority, tags and group in the same update;
 //   - the requester is the customer as a Zendesk end user (users/create_or_update by
 //     external_id "<platform>:<author id>", with a twitter, facebook or phone_number identity),
 //     or, with `requester_email`, the user of that email;
@@ -58,7 +59,7 @@ class ZendeskDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(10); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .group_ids = true, .custom_fields = true};
+    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
   }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     int64_t id = 0;
@@ -81,16 +82,8 @@ class ZendeskDestination : public DestinationType {
     const TicketView& ticket = *ticket_view;
     OutboundRequest request;
     JsonWriter w;
+    if (context.remote_ticket) return FollowUp(d, ticket, context);
     const std::string body = d.templates.body.Render(ticket, context.team, context.owner);
-    if (context.remote_ticket) {
-      request.method = HttpMethod::kPut;
-      request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, ".json");
-      w.BeginObject().Key("ticket").BeginObject();
-      w.Key("comment").BeginObject().Key("body").String(body).Key("public").Bool(false).EndObject();
-      w.EndObject().EndObject();
-      request.body = w.Take();
-      return request;
-    }
     request.target = "/api/v2/tickets.json";
     request.creates_ticket = true;
     // Zendesk replays the first answer for a key it has seen (2 hours): a retry after a lost
@@ -160,6 +153,44 @@ class ZendeskDestination : public DestinationType {
     if (const auto user = json::Get(root, "user")) id = json::Int(*user, "id");
     if (!id) return absl::InvalidArgumentError("the answer names no user id");
     return std::to_string(*id);
+  }
+
+  // An internal comment on the thread's ticket (PUT /api/v2/tickets/{id}.json); one that
+  // raises the ticket also sets its priority, adds its level, team and category tags (removing
+  // the old level's) and moves it to the new owner's group, in the same update.
+  static OutboundRequest FollowUp(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) {
+    OutboundRequest request;
+    request.method = HttpMethod::kPut;
+    request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, ".json");
+    JsonWriter w;
+    w.BeginObject().Key("ticket").BeginObject();
+    w.Key("comment").BeginObject();
+    w.Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kNone)).Key("public").Bool(false);
+    w.EndObject();
+    if (context.Escalates()) {
+      w.Key("priority").String(ZendeskPriority(ticket.level));
+      w.Key("additional_tags").BeginArray();
+      for (const std::string& tag : TicketTags(ticket, context)) w.String(tag);
+      w.EndArray();
+      std::vector<std::string> removed;
+      if (context.ticket_level && *context.ticket_level != context.level) {
+        removed.push_back(absl::StrCat("level_", LevelName(*context.ticket_level)));
+      }
+      if (!context.ticket_team.empty() && context.ticket_team != context.team) {
+        removed.push_back(absl::StrCat("team_", TagOf(context.ticket_team)));
+      }
+      if (!removed.empty()) {
+        w.Key("remove_tags").BeginArray();
+        for (const std::string& tag : removed) w.String(tag);
+        w.EndArray();
+      }
+      if (context.ticket_team != context.team) {
+        if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
+      }
+    }
+    w.EndObject().EndObject();
+    request.body = w.Take();
+    return request;
   }
 
   absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {

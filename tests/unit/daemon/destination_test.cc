@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -86,7 +88,7 @@ struct Rendered {
 
 TicketTemplates Templates(const config::DestinationOptions& options) {
   absl::StatusOr<TicketTemplates> templates = CompileTemplates(
-      options.subject_template, options.body_template, options.custom_fields, *options.type, options.settings);
+      options.subject_template, options.body_template, options.follow_up_template, options.custom_fields, *options.type, options.settings);
   EXPECT_TRUE(templates.ok()) << templates.status();
   return templates.ok() ? *std::move(templates) : TicketTemplates();
 }
@@ -120,7 +122,11 @@ const DestinationType& Type(const char* name) {
   return *type;
 }
 
+// TRIAGE_UPDATE_FIXTURES=1 rewrites the fixtures from what is rendered now: review the diff.
 void ExpectFixture(const std::string& body, const std::string& name) {
+  if (std::getenv("TRIAGE_UPDATE_FIXTURES") != nullptr) {
+    std::ofstream(std::string(TRIAGE_FIXTURES) + "/helpdesk/" + name) << body << "\n";
+  }
   std::string expected = testing::ReadFixture("helpdesk/" + name);
   while (!expected.empty() && expected.back() == '\n') expected.pop_back();
   EXPECT_EQ(body, expected) << name;
@@ -222,6 +228,52 @@ TEST(HelpdeskTest, FreshdeskCreateAndNoteFollowTheSchema) {
   EXPECT_EQ(note.target, "/api/v2/tickets/9001/notes");
   EXPECT_FALSE(note.creates_ticket);
   ExpectFixture(note.body, "freshdesk-note.json");
+}
+
+// A follow-up more urgent than its ticket (filed low, for pr) raises it in the same request.
+TEST(HelpdeskTest, AMoreUrgentFollowUpRaisesTheTicketAndSaysWhatChangedAndWhy) {
+  const std::string json = TicketJson();  // urgent, billing
+  const TicketView view = *ParseTicketView(json);
+  DeliveryContext context{.destination = "helpdesk",
+                          .team = "billing",
+                          .owner = true,
+                          .level = Level::kUrgent,
+                          .delivery_id = "msg_0123456789abcdef",
+                          .ticket_json = json,
+                          .remote_ticket = "35436",
+                          .ticket_level = Level::kLow,
+                          .ticket_team = "pr"};
+  ASSERT_TRUE(context.Escalates());
+  const OutboundRequest zendesk = Render(Destination(kZendesk), view, context);
+  EXPECT_EQ(zendesk.method, HttpMethod::kPut);
+  EXPECT_EQ(zendesk.target, "/api/v2/tickets/35436.json");
+  EXPECT_TRUE(zendesk.first.empty());
+  ExpectFixture(zendesk.body, "zendesk-escalation.json");
+
+  const OutboundRequest freshdesk = Render(Destination(kFreshdesk), view, context);
+  EXPECT_EQ(freshdesk.target, "/api/v2/tickets/35436/notes");
+  ASSERT_EQ(freshdesk.first.size(), 1u) << "the priority goes up before the note";
+  EXPECT_EQ(freshdesk.first[0].method, HttpMethod::kPut);
+  EXPECT_EQ(freshdesk.first[0].target, "/api/v2/tickets/35436");
+  EXPECT_EQ(freshdesk.first[0].body, R"({"priority":4,"group_id":7000})");
+  EXPECT_TRUE(absl::StrContains(freshdesk.body, "Raised by this follow-up: priority low -&gt; urgent, team pr -&gt; billing<br>Why:<br>- outage: down (+50)"))
+      << freshdesk.body;
+
+  // Not more urgent, same team: a note, nothing raised. Never lowered either.
+  for (const Level filed : {Level::kUrgent, Level::kHigh}) {
+    context.ticket_level = filed;
+    context.ticket_team = "billing";
+    context.level = filed == Level::kUrgent ? Level::kUrgent : Level::kNormal;
+    EXPECT_FALSE(context.Escalates());
+    const OutboundRequest note = Render(Destination(kZendesk), view, context);
+    EXPECT_FALSE(absl::StrContains(note.body, "priority")) << note.body;
+    EXPECT_FALSE(absl::StrContains(note.body, "Raised")) << note.body;
+    EXPECT_TRUE(Render(Destination(kFreshdesk), view, context).first.empty());
+  }
+  // An informed team's note never moves the ticket.
+  context.owner = false;
+  context.ticket_level = Level::kLow;
+  EXPECT_FALSE(context.Escalates());
 }
 
 TEST(HelpdeskTest, SlackMessageIsCompactEscapedMrkdwn) {

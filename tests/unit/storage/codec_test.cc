@@ -106,4 +106,15 @@ TEST(CodecTest, MessageRecordsLeadWithTheirTime) {
 }
 
 }  // namespace
+TEST(CodecTest, ThreadTicketsRoundTripAndOlderRecordsAreTheIdAlone) {
+  const ThreadTicket filed{"35436", router::Level::kHigh, "billing"};
+  EXPECT_EQ(DecodeThreadTicket(EncodeThreadTicket(filed)), filed);
+  const ThreadTicket unknown{"9", std::nullopt, "pr"};
+  EXPECT_EQ(DecodeThreadTicket(EncodeThreadTicket(unknown)), unknown);
+  EXPECT_EQ(DecodeThreadTicket("35436"), (ThreadTicket{"35436", std::nullopt, ""})) << "written before levels";
+  EXPECT_EQ(DecodeThreadTicket(""), std::nullopt);
+  EXPECT_EQ(DecodeThreadTicket(std::string("\x01\x01team-without-id", 18)), std::nullopt);
+  EXPECT_EQ(DecodeThreadTicket(std::string("\x01\x01team\0", 7)), std::nullopt);
+}
+
 }  // namespace triage::storage

@@ -298,10 +298,21 @@ TEST(StoreTest, RemoteTicketIsRecordedWithTheAckAndSharedByTheThread) {
   auto other = store->LeaseNext("d", kT0);
   ASSERT_TRUE(other.has_value());
   EXPECT_EQ(*store->RemoteTicket(*other), std::nullopt);
-  // Another team's entry in the same thread has a ticket of its own.
+  // An informed team's entry in the same thread has a ticket of its own (a `separate`
+  // destination)...
   Lease for_pr = *b;
   for_pr.entry.team = "pr";
+  for_pr.entry.owner = false;
   EXPECT_EQ(*store->RemoteTicket(for_pr), std::nullopt);
+  // ...but the owner's entries share the conversation's, whatever their team (an escalation
+  // may move it), and it says the level and team it was filed at.
+  Lease moved = *b;
+  moved.entry.team = "legal";
+  moved.entry.level = Level::kUrgent;
+  EXPECT_EQ(**store->FindThreadTicket(moved), (ThreadTicket{"ticket-41", Level::kLow, "support"}));
+  // Raised by a follow-up: recorded at its new level and team, and still not a creation.
+  ASSERT_TRUE(store->Ack(moved, "ticket-41", /*created=*/false).ok());
+  EXPECT_EQ(**store->FindThreadTicket(*b), (ThreadTicket{"ticket-41", Level::kUrgent, "legal"}));
 }
 
 TEST(StoreTest, AProbeLeasesTheEntryDueSoonestAndReturnsItUnchanged) {
