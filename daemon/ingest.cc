@@ -343,7 +343,7 @@ asio::awaitable<storage::IngestResult> Ingest::RouteAndStore(const Pipeline& pip
     // A follow-up goes to the team that owns the conversation: a RocksDB point read, from
     // memory here when it can be, from the disk on the pool otherwise.
     std::string conversation_key;
-    std::optional<std::string> conversation_team;
+    std::optional<router::ConversationOwner> conversation;
     if (!message.conversation_id.empty() && pipeline.conversation_window > absl::ZeroDuration()) {
       conversation_key = storage::MessageKey(message.source, message.conversation_id);
       const absl::Time since = received_at - pipeline.conversation_window;
@@ -356,14 +356,14 @@ asio::awaitable<storage::IngestResult> Ingest::RouteAndStore(const Pipeline& pip
                       std::string(team->status().message()));
         co_return storage::IngestResult{team->status()};
       }
-      conversation_team = **std::move(team);
+      conversation = **std::move(team);
     }
     std::string thread_key;
     if (!message.conversation_id.empty()) {
       thread_key = storage::ThreadKey(message.source, message.conversation_id, message.author.id);
     }
     const router::RoutedMessage r = pipeline.triager->Triage(
-        std::move(message), received_at, conversation_team ? &*conversation_team : nullptr);
+        std::move(message), received_at, conversation ? &*conversation : nullptr);
     storage::NewMessage& out = batch.emplace_back();
     out.key = std::move(key);
     out.thread_key = std::move(thread_key);
@@ -375,7 +375,11 @@ asio::awaitable<storage::IngestResult> Ingest::RouteAndStore(const Pipeline& pip
     if (r.triage.dropped) continue;  // stored for dedup, delivered nowhere
     if (!conversation_key.empty()) {
       out.conversation_key = std::move(conversation_key);
-      out.conversation_team = r.triage.team;
+      // The conversation is as urgent as its most urgent message (its ticket is never lowered).
+      out.conversation.team = r.triage.team;
+      out.conversation.level = conversation && conversation->level && conversation->team == r.triage.team
+                                   ? std::min(*conversation->level, r.triage.level)
+                                   : r.triage.level;
     }
     auto add_team = [&](const std::string& team, bool owner) {
       const auto found = pipeline.team_destinations.find(team);

@@ -152,7 +152,7 @@ bool Router::Matches(const RuleOptions& rule, const Message& message, absl::Time
 }
 
 void Router::Route(const Message& message, absl::Time received_at,
-                   const std::string* conversation_team, Triage* triage, const ModelTokens* tokens) const {
+                   const ConversationOwner* conversation, Triage* triage, const ModelTokens* tokens) const {
   thread_local std::vector<bool> regex_hits;
   regex_hits.assign(regexes_->size(), false);
   if (regexes_->size() > 0) {
@@ -221,14 +221,31 @@ void Router::Route(const Message& message, absl::Time received_at,
     triage->informed.clear();
     return;
   }
-  if (conversation_team != nullptr && !conversation_team->empty() &&
-      Contains(options_.teams, *conversation_team)) {
-    if (*conversation_team != triage->team) {
+  if (conversation != nullptr && !conversation->team.empty() && Contains(options_.teams, conversation->team) &&
+      conversation->team != triage->team) {
+    const bool assigned = !triage->team.empty();  // by a rule (the default comes below)
+    if (assigned && conversation->level && triage->level < *conversation->level) {
+      // More urgent than the conversation has been, and a rule wants another team: it moves.
       triage->reasons.push_back(absl::StrCat("follow-up in conversation ", message.conversation_id,
-                                             ": same owner as before, ", *conversation_team));
+                                             " raised the level from ", LevelName(*conversation->level), " to ",
+                                             LevelName(triage->level), ": it moves from ", conversation->team,
+                                             " to ", triage->team));
+    } else {
+      if (assigned) {
+        // The rule's team does not take it: say so instead of "assigned".
+        const std::string assigned_reason = absl::StrCat("rule ", triage->rule, " assigned team ", triage->team);
+        for (std::string& reason : triage->reasons) {
+          if (reason == assigned_reason) {
+            reason = absl::StrCat("rule ", triage->rule, " would assign team ", triage->team,
+                                  ", but the conversation stays with its owner");
+          }
+        }
+      }
+      triage->reasons.push_back(absl::StrCat("follow-up in conversation ", message.conversation_id,
+                                             ": same owner as before, ", conversation->team));
+      triage->team = conversation->team;
+      triage->rule = "conversation";
     }
-    triage->team = *conversation_team;
-    triage->rule = "conversation";
   }
   if (triage->team.empty()) {
     triage->team = options_.default_team;
@@ -266,7 +283,7 @@ absl::StatusOr<std::shared_ptr<const Triager>> Triager::Create(ScorerOptions sco
 }
 
 RoutedMessage Triager::Triage(Message message, absl::Time received_at,
-                              const std::string* conversation_team) const {
+                              const ConversationOwner* conversation) const {
   RoutedMessage routed{std::move(message), received_at, {}};
   // One tokenization for the sentiment and both models, when any of them reads tokens.
   thread_local ModelTokens tokens;
@@ -277,7 +294,7 @@ RoutedMessage Triager::Triage(Message message, absl::Time received_at,
   }
   scorer_->Score(routed.message, received_at, &routed.triage, shared);
   const Level scored = routed.triage.level;
-  router_->Route(routed.message, received_at, conversation_team, &routed.triage, shared);
+  router_->Route(routed.message, received_at, conversation, &routed.triage, shared);
   if (routed.triage.level != scored) {
     routed.triage.sla_deadline =
         received_at + scorer_->options().levels[static_cast<int>(routed.triage.level)].sla;

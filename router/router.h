@@ -83,15 +83,24 @@ struct RouterOptions {
 
 // Picks the owner team and the informed teams of a scored message. Immutable after Create;
 // thread-safe.
+// Who owns a conversation: the team of its last routed message, and the most urgent level it
+// has reached (unknown for conversations recorded before triaged kept it).
+struct ConversationOwner {
+  std::string team;
+  std::optional<Level> level;
+  bool operator==(const ConversationOwner&) const = default;
+};
+
 class Router {
  public:
   static absl::StatusOr<std::shared_ptr<const Router>> Create(RouterOptions options);
 
   // Reads the scores in `triage`, fills team, informed, rule, tags, level changes and adds the
-  // routing reasons. `conversation_team` is the owner of an earlier message of the same
-  // conversation, if any: a follow-up goes to the same team.
-  // `tokens`: as for Scorer::Score.
-  void Route(const Message& message, absl::Time received_at, const std::string* conversation_team,
+  // routing reasons. `conversation` is the owner of earlier messages of the same conversation,
+  // if any: a follow-up goes to the same team, unless it is more urgent than the conversation
+  // has been and a rule assigns it another team (an escalation: "I'm calling a lawyer" moves
+  // it to legal). `tokens`: as for Scorer::Score.
+  void Route(const Message& message, absl::Time received_at, const ConversationOwner* conversation,
              Triage* triage, const ModelTokens* tokens = nullptr) const;
 
   // The same rules (their regexes compiled once, shared) with another team model, or none.
@@ -116,7 +125,7 @@ class Triager {
                                                                RouterOptions router);
 
   RoutedMessage Triage(Message message, absl::Time received_at,
-                       const std::string* conversation_team = nullptr) const;
+                       const ConversationOwner* conversation = nullptr) const;
 
   // The same lexicon and rules with other trained models (cheap: nothing is recompiled).
   absl::StatusOr<std::shared_ptr<const Triager>> WithModels(std::optional<ScoringModel> complaint,

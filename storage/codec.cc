@@ -199,6 +199,26 @@ std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value) {
   return ticket;
 }
 
+std::string EncodeConversationOwner(const router::ConversationOwner& owner) {
+  std::string out = owner.team;
+  if (owner.level) {
+    out.push_back('\0');
+    out.push_back(static_cast<char>(static_cast<uint8_t>(*owner.level)));
+  }
+  return out;
+}
+
+router::ConversationOwner DecodeConversationOwner(absl::string_view value) {
+  router::ConversationOwner owner;
+  const size_t zero = value.find('\0');
+  owner.team = std::string(value.substr(0, zero));
+  if (zero != absl::string_view::npos && zero + 2 == value.size() &&
+      static_cast<uint8_t>(value[zero + 1]) < router::kLevelCount) {
+    owner.level = static_cast<router::Level>(static_cast<uint8_t>(value[zero + 1]));
+  }
+  return owner;
+}
+
 std::string EncodeQuarantine(const QuarantineRecord& record) {
   std::string out;
   out.reserve(32 + record.source.size() + record.reason.size() + record.detail.size() + record.body.size());

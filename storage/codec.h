@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "router/message.h"
+#include "router/router.h"
 
 namespace triage::storage {
 
@@ -83,6 +84,11 @@ struct ThreadTicket {
 };
 std::string EncodeThreadTicket(const ThreadTicket& ticket);
 std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value);
+
+// A conversation record (after its time): the owner team, then '\0' and the level (u8) since
+// triaged keeps it; records written before hold the team alone (level unknown).
+std::string EncodeConversationOwner(const router::ConversationOwner& owner);
+router::ConversationOwner DecodeConversationOwner(absl::string_view value);
 
 // A request triaged could not read, all or part of it, kept raw so that a later version can
 // replay it. The value leads with the received time, like a message record, so the same kind

@@ -571,7 +571,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
       batch.Put(messages_cf_, message.key, EncodeMessageRecord(received_ms, message.ticket_json));
       if (!message.conversation_key.empty()) {
         batch.Put(conversations_cf_, message.conversation_key,
-                  EncodeMessageRecord(received_ms, message.conversation_team));
+                  EncodeMessageRecord(received_ms, EncodeConversationOwner(message.conversation)));
       }
       for (const Delivery& delivery : message.deliveries) {
         QueueEntry entry;
@@ -854,27 +854,28 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
 
 namespace {
 
-// A conversation record read with `s`: the team when it is recent enough.
-absl::StatusOr<std::optional<std::string>> ConversationRecord(const rocksdb::Status& s,
-                                                              const std::string& value,
-                                                              absl::Time since) {
-  if (s.IsNotFound()) return std::optional<std::string>();
+// A conversation record read with `s`: its owner when it is recent enough.
+absl::StatusOr<std::optional<router::ConversationOwner>> ConversationRecord(const rocksdb::Status& s,
+                                                                           const std::string& value,
+                                                                           absl::Time since) {
+  if (s.IsNotFound()) return std::optional<router::ConversationOwner>();
   if (!s.ok()) return ToAbsl(s);
   const std::optional<int64_t> when = MessageRecordTime(value);
-  if (!when || *when < absl::ToUnixMillis(since)) return std::optional<std::string>();
-  return std::optional<std::string>(value.substr(8));
+  if (!when || *when < absl::ToUnixMillis(since)) return std::optional<router::ConversationOwner>();
+  return std::optional<router::ConversationOwner>(DecodeConversationOwner(absl::string_view(value).substr(8)));
 }
 
 }  // namespace
 
-absl::StatusOr<std::optional<std::string>> Store::ConversationTeam(absl::string_view key, absl::Time since) {
+absl::StatusOr<std::optional<router::ConversationOwner>> Store::ConversationTeam(absl::string_view key,
+                                                                               absl::Time since) {
   std::string value;
   const rocksdb::Status s =
       db_->Get(rocksdb::ReadOptions(), conversations_cf_, rocksdb::Slice(key.data(), key.size()), &value);
   return ConversationRecord(s, value, since);
 }
 
-std::optional<absl::StatusOr<std::optional<std::string>>> Store::ConversationTeamInMemory(
+std::optional<absl::StatusOr<std::optional<router::ConversationOwner>>> Store::ConversationTeamInMemory(
     absl::string_view key, absl::Time since) {
   rocksdb::ReadOptions memory_only;
   memory_only.read_tier = rocksdb::kBlockCacheTier;

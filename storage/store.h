@@ -77,9 +77,10 @@ struct NewMessage {
   absl::Time sla_deadline = absl::InfinitePast();  // InfinitePast: none
   // The ticket thread (ThreadKey); empty means the message is a thread of its own.
   std::string thread_key;
-  // When set, records that this conversation's owner is `conversation_team` (affinity).
+  // When set, records that this conversation's owner is `conversation.team`, at
+  // `conversation.level` (affinity, and what an escalation must exceed).
   std::string conversation_key;
-  std::string conversation_team;
+  router::ConversationOwner conversation;
 };
 
 struct IngestResult {
@@ -253,10 +254,10 @@ class Store {
 
   // The owner team of a conversation routed at or after `since`; nullopt when none, an error
   // when it cannot be read (the request is answered 503 and retried).
-  absl::StatusOr<std::optional<std::string>> ConversationTeam(absl::string_view key, absl::Time since);
+  absl::StatusOr<std::optional<router::ConversationOwner>> ConversationTeam(absl::string_view key, absl::Time since);
   // The same from memory alone (memtables and block cache), never waiting on a file: nullopt
   // when the answer needs the disk (then ask ConversationTeam where blocking is fine).
-  std::optional<absl::StatusOr<std::optional<std::string>>> ConversationTeamInMemory(
+  std::optional<absl::StatusOr<std::optional<router::ConversationOwner>>> ConversationTeamInMemory(
       absl::string_view key, absl::Time since);
 
   // A destination-wide pause that outlives a restart (a helpdesk's Retry-After): recorded

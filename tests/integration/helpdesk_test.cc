@@ -251,6 +251,34 @@ TEST(HelpdeskTest, AMoreUrgentFollowUpRaisesTheTicketAndALowerOneNeverLowersIt) 
   EXPECT_FALSE(absl::StrContains(calm, "Raised")) << calm;
 }
 
+// A low question owned by support, then "I'm calling my lawyer" in the same conversation: the
+// legal rule takes it and it is more urgent, so the same ticket moves to legal's group.
+TEST(HelpdeskTest, AnEscalationMovesTheSameTicketToTheNewOwnersGroup) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  std::string config = Config(dir.path(), Zendesk(zendesk.port(), "    concurrency: 1\n"));
+  config = absl::StrReplaceAll(config, {{"group_ids: {support: 11}", "group_ids: {support: 11, legal: 12}"},
+                                        {"teams:\n", "teams:\n  legal: {destinations: [helpdesk]}\n"},
+                                        {"  default_team: support\n",
+                                         "  default_team: support\n  rules:\n    - {name: legal-threat, when: "
+                                         "{text_regex: lawyer, levels: [urgent, high]}, team: legal}\n"}});
+  Daemon daemon(dir.path(), config);
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("g1", "how do I change my plan", "conv-g"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 1; })) << daemon.Log();
+  ASSERT_EQ(daemon.PostSigned(Message("g2", "fire, I am calling my lawyer", "conv-g"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets()[0].follow_ups.size() >= 1; }))
+      << daemon.Log();
+  EXPECT_EQ(zendesk.tickets().size(), 1u) << "one conversation, one ticket";
+  const std::string moved = zendesk.tickets()[0].follow_ups[0];
+  EXPECT_EQ(Field(moved, {"ticket", "group_id"}), "12") << moved;
+  EXPECT_EQ(Field(moved, {"ticket", "priority"}), "urgent") << moved;
+  EXPECT_TRUE(absl::StrContains(moved, R"("remove_tags":["level_low","team_support"])")) << moved;
+  const std::string note = Field(moved, {"ticket", "comment", "body"});
+  EXPECT_TRUE(absl::StrContains(note, "Raised by this follow-up: priority low -> urgent, team support -> legal")) << note;
+  EXPECT_TRUE(absl::StrContains(note, "it moves from support to legal")) << note;
+}
+
 TEST(HelpdeskTest, ZendeskFaultsAreRetriedWithoutADuplicateTicket) {
   TempDir dir;
   FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);

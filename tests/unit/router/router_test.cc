@@ -1,5 +1,6 @@
 #include "router/router.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 namespace triage::router {
@@ -181,15 +182,47 @@ TEST(RouterTest, FollowUpsGoToTheConversationsOwner) {
   m.conversation_id = "dm:42";
   Triage t;
   t.categories = {{"billing", {}, 30}};
-  const std::string owner = "legal";
+  const ConversationOwner owner{"legal", std::nullopt};
   router->Route(m, kNow, &owner, &t);
   EXPECT_EQ(t.team, "legal");
   EXPECT_EQ(t.rule, "conversation");
-  const std::string gone = "a-team-removed-from-config";
+  // The rule that matched does not claim a team it did not get.
+  EXPECT_THAT(t.reasons, testing::Contains("rule billing would assign team billing, but the conversation stays with its owner"));
+  EXPECT_THAT(t.reasons, testing::Not(testing::Contains("rule billing assigned team billing")));
+  const ConversationOwner gone{"a-team-removed-from-config", std::nullopt};
   Triage u;
   u.categories = {{"billing", {}, 30}};
   router->Route(m, kNow, &gone, &u);
   EXPECT_EQ(u.team, "billing") << "an owner that no longer exists is ignored";
+}
+
+// "Double charge, I'm calling a lawyer" after a low question to sales: more urgent than the
+// conversation has been, and the legal rule wants it, so it moves; as urgent as before, it stays.
+TEST(RouterTest, AMoreUrgentFollowUpMovesTheConversationToTheTeamItsRuleAssigns) {
+  const auto router = MakeRouter();
+  Message m;
+  m.conversation_id = "dm:42";
+  const ConversationOwner sales{"sales", Level::kLow};
+  Triage t;
+  t.categories = {{"legal", {}, 60}};
+  t.level = Level::kUrgent;
+  router->Route(m, kNow, &sales, &t);
+  EXPECT_EQ(t.team, "legal");
+  EXPECT_EQ(t.rule, "legal");
+  EXPECT_THAT(t.reasons, testing::Contains("follow-up in conversation dm:42 raised the level from low to urgent: "
+                                           "it moves from sales to legal"));
+  const ConversationOwner urgent_sales{"sales", Level::kUrgent};
+  Triage same;
+  same.categories = {{"legal", {}, 60}};
+  same.level = Level::kUrgent;
+  router->Route(m, kNow, &urgent_sales, &same);
+  EXPECT_EQ(same.team, "sales");
+  EXPECT_EQ(same.rule, "conversation");
+  // Without a rule's team, more urgent still stays with the owner.
+  Triage plain;
+  plain.level = Level::kUrgent;
+  router->Route(m, kNow, &sales, &plain);
+  EXPECT_EQ(plain.team, "sales");
 }
 
 TEST(TimeWindowTest, BusinessHoursInParisAcrossTheSpringDstChange) {

@@ -117,4 +117,12 @@ TEST(CodecTest, ThreadTicketsRoundTripAndOlderRecordsAreTheIdAlone) {
   EXPECT_EQ(DecodeThreadTicket(std::string("\x01\x01team\0", 7)), std::nullopt);
 }
 
+TEST(CodecTest, ConversationOwnersKeepTheirLevelAndOlderRecordsAreTheTeamAlone) {
+  const router::ConversationOwner owner{"legal", router::Level::kUrgent};
+  EXPECT_EQ(DecodeConversationOwner(EncodeConversationOwner(owner)), owner);
+  EXPECT_EQ(DecodeConversationOwner("sales"), (router::ConversationOwner{"sales", std::nullopt}));
+  EXPECT_EQ(DecodeConversationOwner(std::string("sales\0\x09", 7)), (router::ConversationOwner{"sales", std::nullopt}))
+      << "not a level";
+}
+
 }  // namespace triage::storage

@@ -866,7 +866,7 @@ TEST(StoreHealthTest, ReadErrorsAreErrorsNeverAbsence) {
   NewMessage first = Msg("first", Level::kLow);
   first.thread_key = "thread";
   first.conversation_key = "conversation";
-  first.conversation_team = "billing";
+  first.conversation = {"billing", Level::kHigh};
   ASSERT_TRUE(SubmitSync(*store, {first}).status.ok());
   const auto lease = store->LeaseNext("d", kT0);
   ASSERT_TRUE(lease.has_value());
@@ -893,11 +893,12 @@ TEST(StoreHealthTest, ReadErrorsAreErrorsNeverAbsence) {
   EXPECT_EQ(*store->RemoteTicket(*lease), std::optional<std::string>("ticket-7"));
   EXPECT_TRUE(*store->ManualPause("d"));
   EXPECT_EQ(*store->DestinationPause("d"), kT0 + absl::Minutes(1));
-  EXPECT_EQ(*store->ConversationTeam("conversation", kT0), std::optional<std::string>("billing"));
+  EXPECT_EQ(*store->ConversationTeam("conversation", kT0),
+            std::optional<router::ConversationOwner>({"billing", Level::kHigh}));
   // Read once, the block is cached: the memory-only read answers now.
   const auto cached = store->ConversationTeamInMemory("conversation", kT0);
   ASSERT_TRUE(cached.has_value());
-  EXPECT_EQ(**cached, std::optional<std::string>("billing"));
+  EXPECT_EQ(**cached, std::optional<router::ConversationOwner>({"billing", Level::kHigh}));
   EXPECT_EQ(DrainIds(*store, "d", kT0 + absl::Seconds(1)), (std::vector<std::string>{"second"}));
 }
 
