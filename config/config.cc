@@ -625,7 +625,7 @@ void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& pat
 // breaker, filter), the ticket keys the type takes, and the type's own settings.
 std::vector<absl::string_view> DestinationKeys(const router::DestinationType& type,
                                                const std::vector<router::Setting>& settings) {
-  std::vector<absl::string_view> keys = {"type"};
+  std::vector<absl::string_view> keys = {"type", "informed"};
   if (type.transport() == router::Transport::kHttp) {
     for (absl::string_view key : {"url", "ca_file", "concurrency", "rate", "burst", "connect_timeout", "timeout",
                                   "max_attempts", "backoff_initial", "backoff_max", "retry_after_max", "probe_max",
@@ -664,6 +664,7 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     }
     // The type's defaults (router/destinations/<type>/), then the block's own values.
     const router::DestinationDefaults defaults = d.type->defaults();
+    d.join_informed = defaults.join_informed;
     d.concurrency = defaults.concurrency;
     d.rate = defaults.rate;
     d.burst = defaults.burst;
@@ -675,6 +676,12 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     if (d.type->transport() == router::Transport::kHttp) LoadHttpOptions(l, body, path, &d);
     LoadTicketOptions(l, body, path, &d);
     LoadSettings(l, body, path, settings, &d.settings);
+    std::string informed = d.join_informed ? "join" : "separate";
+    l.String(body, "informed", path, &informed);
+    if (informed != "join" && informed != "separate") {
+      l.Error(body["informed"], Child(path, "informed"), "must be join or separate");
+    }
+    d.join_informed = informed == "join";
     for (const auto& [key, message] : d.type->Validate(d.settings)) {
       if (key.empty()) {
         l.Error(body, path, message);

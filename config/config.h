@@ -106,6 +106,9 @@ struct DestinationOptions {
   const router::DestinationType* type = nullptr;  // router/destinations/<type>/
   router::Settings settings;  // the type's own keys (path, secret, credentials, ...), secrets resolved
   std::string url;      // http:// or https://: the webhook, the helpdesk's base URL, the Slack hook
+  // informed: join (one ticket or alert per message; informed teams join the owner's) or
+  // separate (each team its own). The type's default.
+  bool join_informed = true;
   std::string ca_file;  // https: extra trusted CAs (PEM); system CAs otherwise
 
   int concurrency = 2;   // requests in flight at most

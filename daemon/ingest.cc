@@ -381,13 +381,19 @@ asio::awaitable<storage::IngestResult> Ingest::RouteAndStore(const Pipeline& pip
                                    ? std::min(*conversation->level, r.triage.level)
                                    : r.triage.level;
     }
+    // One delivery per destination that joins informed teams: the owner's when it uses the
+    // destination, else the first informed team's; the ticket names the others.
     auto add_team = [&](const std::string& team, bool owner) {
       const auto found = pipeline.team_destinations.find(team);
       if (found == pipeline.team_destinations.end()) return;
       for (const config::DestinationOptions* destination : found->second) {
-        if (destination->Accepts(r.triage.level, r.triage.reach)) {
-          out.deliveries.push_back({destination->name, team, owner});
+        if (!destination->Accepts(r.triage.level, r.triage.reach)) continue;
+        if (destination->join_informed &&
+            std::any_of(out.deliveries.begin(), out.deliveries.end(),
+                        [&](const storage::Delivery& d) { return d.destination == destination->name; })) {
+          continue;
         }
+        out.deliveries.push_back({destination->name, team, owner});
       }
     };
     add_team(r.triage.team, true);

@@ -50,6 +50,8 @@ struct DestinationView {
   const Settings& settings;
   const TicketTemplates& templates;
   const std::map<std::string, int64_t>& group_ids;  // team -> the helpdesk group it works in
+  // Informed teams join the owner's ticket (tagged inform_<team>) rather than getting their own.
+  bool join_informed = true;
 
   std::optional<int64_t> GroupOf(const std::string& team) const;
 };
@@ -81,6 +83,9 @@ struct DeliveryContext {
 
 // The defaults of a type's destinations, before the config's own values.
 struct DestinationDefaults {
+  // One delivery per message: informed teams join the owner's ticket (or alert). false: each
+  // team gets its own (event streams, where the receiver routes by team).
+  bool join_informed = true;
   int concurrency = 2;
   double rate = 0;  // requests a second; 0 for no limit
   double burst = 1;

@@ -7,10 +7,15 @@
 
 namespace triage::router {
 
-std::vector<std::string> TicketTags(const TicketView& t, const DeliveryContext& c) {
+std::vector<std::string> TicketTags(const TicketView& t, const DeliveryContext& c, bool join_informed) {
   std::vector<std::string> tags = {"triaged", TagOf(t.platform), absl::StrCat("team_", TagOf(c.team)),
                                    absl::StrCat("level_", TagOf(t.level))};
   if (!c.owner) tags.push_back("informed");
+  if (join_informed) {
+    for (const std::string& team : t.informed) {
+      if (team != c.team) tags.push_back(absl::StrCat("inform_", TagOf(team)));
+    }
+  }
   for (const std::string& category : t.categories) tags.push_back(TagOf(category));
   for (const std::string& tag : t.tags) tags.push_back(TagOf(tag));
   absl::flat_hash_set<std::string> seen;
@@ -52,6 +57,7 @@ DestinationDefaults HelpdeskDefaults(double rate) {
               "Link: {{url}}\n"
               "Triage: {{level}}, urgency {{urgency}}, reach {{reach}}, complaint: {{complaint}}\n"
               "Team: {{team}} ({{role}}), rule: {{rule}}, categories: {{categories}}\n"
+              "Informed: {{informed}}\n"
               "Why:\n{{reasons}}\n",
           .follow_up_template =
               "{{text}}\n\n"

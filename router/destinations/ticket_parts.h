@@ -9,8 +9,9 @@
 namespace triage::router {
 
 // triaged, the platform, team_<team>, level_<level>, the categories and the rules' tags, once
-// each, in helpdesk tag form; "informed" for a team that is informed rather than owner.
-std::vector<std::string> TicketTags(const TicketView& ticket, const DeliveryContext& context);
+// each, in helpdesk tag form; "informed" for a team that is informed rather than owner, and
+// inform_<team> for each informed team that joins this ticket (`join_informed`).
+std::vector<std::string> TicketTags(const TicketView& ticket, const DeliveryContext& context, bool join_informed);
 
 // The event a file line or a webhook carries (Standard Webhooks payload shape): type
 // ticket.created or ticket.informed, timestamp, data {delivery_id, destination, team, role,

@@ -279,6 +279,40 @@ TEST(HelpdeskTest, AnEscalationMovesTheSameTicketToTheNewOwnersGroup) {
   EXPECT_TRUE(absl::StrContains(note, "it moves from support to legal")) << note;
 }
 
+// A message that informs pr: one ticket (tagged inform_pr) and one Slack alert, not one per
+// team; `informed: separate` gives pr a ticket of its own.
+TEST(HelpdeskTest, InformedTeamsJoinTheOwnersTicketUnlessSeparate) {
+  for (const bool separate : {false, true}) {
+    TempDir dir;
+    FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+    FakeHelpdesk slack;
+    const std::string destinations =
+        Zendesk(zendesk.port(), separate ? "    informed: separate\n" : "") +
+        absl::StrCat("  alerts: {type: slack, url: 'http://127.0.0.1:", slack.port(), "/hook'}\n");
+    std::string config = Config(dir.path(), destinations, "[helpdesk, alerts]");
+    config = absl::StrReplaceAll(config, {{"teams:\n", "teams:\n  pr: {destinations: [helpdesk, alerts]}\n"},
+                                          {"  default_team: support\n",
+                                           "  default_team: support\n  rules:\n    - {name: loud, when: "
+                                           "{text_regex: fire}, inform: [pr]}\n"}});
+    Daemon daemon(dir.path(), config);
+    daemon.Start();
+    ASSERT_EQ(daemon.PostSigned(Message("i1", "fire in the shop", "conv-i"), kSecret).status, 200);
+    const size_t want = separate ? 2 : 1;
+    ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= want; }))
+        << daemon.Log();
+    ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return !all.empty(); })) << daemon.Log();
+    ASSERT_TRUE(WaitFor([&] {
+      return daemon.Metric(R"(triage_delivery_attempts_total{destination="alerts",outcome="delivered"})") >= 1 &&
+             daemon.Metric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})") >= want;
+    }));
+    EXPECT_EQ(zendesk.tickets().size(), want) << separate;
+    EXPECT_EQ(slack.received().size(), 1u) << "one alert per message";
+    const std::string owner_ticket = zendesk.tickets()[0].create_body;
+    EXPECT_EQ(HasTag(owner_ticket, "inform_pr"), !separate) << owner_ticket;
+    EXPECT_EQ(absl::StrContains(Field(owner_ticket, {"ticket", "comment", "body"}), "Informed: pr"), true) << owner_ticket;
+  }
+}
+
 TEST(HelpdeskTest, ZendeskFaultsAreRetriedWithoutADuplicateTicket) {
   TempDir dir;
   FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);

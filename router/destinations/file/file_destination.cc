@@ -14,7 +14,7 @@ class FileDestination : public DestinationType {
     return {{.key = "path", .kind = Setting::Kind::kString, .required = true}};
   }
   // The lines of concurrent workers share one write and one fdatasync (group commit).
-  DestinationDefaults defaults() const override { return {.concurrency = 64}; }
+  DestinationDefaults defaults() const override { return {.join_informed = false, .concurrency = 64}; }
   bool reads_tickets() const override { return false; }
   absl::StatusOr<OutboundRequest> Render(const DestinationView&, const TicketView*,
                                          const DeliveryContext& context) const override {

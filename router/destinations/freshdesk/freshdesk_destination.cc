@@ -95,7 +95,7 @@ class FreshdeskDestination : public DestinationType {
     const auto source = d.settings.integers.find("source");
     w.Key("source").Int(source != d.settings.integers.end() ? source->second : ticket.channel == "private" ? 7 : 2);
     w.Key("tags").BeginArray();
-    for (const std::string& tag : TicketTags(ticket, context)) w.String(tag);
+    for (const std::string& tag : TicketTags(ticket, context, d.join_informed)) w.String(tag);
     w.EndArray();
     if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
     w.Key("name").String(RequesterName(ticket));

@@ -26,6 +26,7 @@ class WebhookDestination : public DestinationType {
     }
     return {};
   }
+  DestinationDefaults defaults() const override { return {.join_informed = false}; }
   bool url_is_base() const override { return false; }
   RequestSigning Signing(const Settings& settings) const override {
     return {RequestSigning::Kind::kStandardWebhooks, settings.Get("secret")};

@@ -42,9 +42,9 @@ std::optional<std::pair<const char*, std::string>> Identity(const TicketView& t)
   return std::nullopt;
 }
 
-void WriteTags(JsonWriter& w, const TicketView& t, const DeliveryContext& c) {
+void WriteTags(JsonWriter& w, const TicketView& t, const DeliveryContext& c, bool join_informed) {
   w.Key("tags").BeginArray();
-  for (const std::string& tag : TicketTags(t, c)) w.String(tag);
+  for (const std::string& tag : TicketTags(t, c, join_informed)) w.String(tag);
   w.EndArray();
 }
 
@@ -95,7 +95,7 @@ class ZendeskDestination : public DestinationType {
     w.Key("comment").BeginObject().Key("body").String(body).Key("public").Bool(false).EndObject();
     w.Key("priority").String(ZendeskPriority(ticket.level));
     w.Key("status").String("new");
-    WriteTags(w, ticket, context);
+    WriteTags(w, ticket, context, d.join_informed);
     w.Key("external_id").String(context.delivery_id);
     if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
     if (!context.requester_id.empty()) {
@@ -170,7 +170,7 @@ class ZendeskDestination : public DestinationType {
     if (context.Escalates()) {
       w.Key("priority").String(ZendeskPriority(ticket.level));
       w.Key("additional_tags").BeginArray();
-      for (const std::string& tag : TicketTags(ticket, context)) w.String(tag);
+      for (const std::string& tag : TicketTags(ticket, context, d.join_informed)) w.String(tag);
       w.EndArray();
       std::vector<std::string> removed;
       if (context.ticket_level && *context.ticket_level != context.level) {
