@@ -147,6 +147,25 @@ asio::awaitable<ClientResult> HttpClient::SendOnce(const Request& request) {
   co_return result;
 }
 
+namespace {
+
+// Whether sending `request` twice is harmless: an idempotent method, or a key the server
+// deduplicates by (Zendesk's Idempotency-Key, a Standard Webhooks webhook-id).
+bool SafeToRepeat(const Request& request) {
+  switch (request.method()) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::put:
+    case http::verb::delete_:
+    case http::verb::options:
+      return true;
+    default:
+      return request.count("Idempotency-Key") > 0 || request.count("webhook-id") > 0;
+  }
+}
+
+}  // namespace
+
 asio::awaitable<ClientResult> HttpClient::Send(Request request) {
   request.set(http::field::host, url_.host);
   request.version(11);
@@ -157,7 +176,11 @@ asio::awaitable<ClientResult> HttpClient::Send(Request request) {
   const bool stale = result.error == http::error::end_of_stream ||
                      result.error == asio::error::connection_reset ||
                      result.error == asio::error::broken_pipe || result.error == asio::error::eof;
-  if (reused && stale) result = co_await SendOnce(request);
+  // A kept-alive connection the server closed while idle fails like this: sent again at once on
+  // a fresh one. But the server may have processed it before the connection went, so only a
+  // request that is safe to repeat is; another is retried by its dispatcher, which looks the
+  // ticket up first.
+  if (reused && stale && SafeToRepeat(request)) result = co_await SendOnce(request);
   co_return result;
 }
 

@@ -38,8 +38,10 @@ class HttpClient {
              absl::Duration connect_timeout, absl::Duration timeout);
 
   // Sends `request` (Host is set here). A request that fails on a reused keep-alive
-  // connection before any answer is sent once more on a fresh one: the server may have closed
-  // it while idle. Deliveries carry idempotency keys, so this cannot create a duplicate.
+  // connection before any answer is sent once more on a fresh one (the server may have closed
+  // it while idle), when repeating it is harmless: an idempotent method, or an Idempotency-Key
+  // or webhook-id the server deduplicates by. Others (a Freshdesk creation) fail, and their
+  // dispatcher's retry looks the ticket up first.
   asio::awaitable<ClientResult> Send(Request request);
   void Close();
 

@@ -19,6 +19,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "daemon/crypto.h"
@@ -371,6 +372,26 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
       }
     }
     return finish(reply);
+  }
+  // Freshdesk's search by tag: query="tag:'<tag>'", URL-encoded.
+  if (!zendesk && request.method == "GET" && absl::StartsWith(request.target, "/api/v2/search/tickets?query=")) {
+    const std::string query = absl::StrReplaceAll(request.target.substr(request.target.find('=') + 1),
+                                                  {{"%22", "\""}, {"%27", "'"}});
+    const std::string wanted(absl::StripSuffix(absl::StripPrefix(query, "\"tag:'"), "'\""));
+    std::string list;
+    int total = 0;
+    for (const Ticket& t : tickets_) {
+      simdjson::dom::parser p;
+      simdjson::dom::element created;
+      if (p.parse(t.create_body).get(created) != simdjson::SUCCESS) continue;
+      for (simdjson::dom::element tag : created["tags"].get_array()) {
+        if (std::string_view(tag) == wanted) {
+          absl::StrAppend(&list, list.empty() ? "" : ",", R"({"id":)", t.id, "}");
+          ++total;
+        }
+      }
+    }
+    return finish(JsonReply(200, absl::StrCat(R"({"results":[)", list, R"(],"total":)", total, "}")));
   }
   if (zendesk && request.method == "GET" && absl::StartsWith(request.target, "/api/v2/tickets.json?external_id=")) {
     const std::string wanted = request.target.substr(request.target.find('=') + 1);

@@ -492,6 +492,42 @@ TEST(HelpdeskTest, FreshdeskTicketThenPrivateNoteAndNeverARecreation) {
   EXPECT_EQ(freshdesk.tickets()[0].follow_ups.size(), 1u);
 }
 
+// Freshdesk has no idempotency key: a creation whose answer is lost (or late) is looked up by
+// its delivery id tag before it is tried again, and never made twice.
+TEST(HelpdeskTest, FreshdeskLostAnswersAreLookedUpNeverCreatedTwice) {
+  TempDir dir;
+  ::setenv("TRIAGE_TEST_FRESHDESK_KEY", "fd-key", 1);
+  FakeTicketing freshdesk(FakeTicketing::Flavor::kFreshdesk, kFreshdeskAuth);
+  using Fault = FakeTicketing::Fault;
+  freshdesk.Script({
+      Fault{.reset = true, .after_serving = true},                       // created, answer lost
+      Fault{.status = 503},                                              // the lookup fails: retried
+      Fault{.after_serving = true, .delay = absl::Milliseconds(1500)},  // (lookup) found, but too late
+  });
+  Daemon daemon(dir.path(), Config(dir.path(), Freshdesk(freshdesk.port())));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("l1", "refund please", "conv-l"), kSecret).status, 200);
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 1), 1)
+      << daemon.Log();
+  EXPECT_EQ(freshdesk.tickets().size(), 1u) << "no second ticket";
+  int lookups = 0;
+  for (const auto& r : freshdesk.http().received()) lookups += absl::StartsWith(r.target, "/api/v2/search/tickets") ? 1 : 0;
+  EXPECT_GE(lookups, 2);
+  // The ticket carries its delivery id as a tag: what the lookups searched for.
+  simdjson::dom::parser parser;
+  int delivery_tags = 0;
+  for (simdjson::dom::element tag : parser.parse(freshdesk.tickets()[0].create_body)["tags"].get_array()) {
+    const std::string_view text(tag);
+    delivery_tags += text.size() == 36 && text.substr(0, 4) == "msg_" ? 1 : 0;
+  }
+  EXPECT_EQ(delivery_tags, 1) << freshdesk.tickets()[0].create_body;
+  // Its follow-up is a note on the ticket that was found.
+  ASSERT_EQ(daemon.PostSigned(Message("l2", "hello?", "conv-l"), kSecret).status, 200);
+  ASSERT_TRUE(freshdesk.http().WaitUntil([&](const auto&) { return freshdesk.tickets()[0].follow_ups.size() == 1; }))
+      << daemon.Log();
+  EXPECT_EQ(freshdesk.tickets().size(), 1u);
+}
+
 TEST(HelpdeskTest, CircuitBreakerStopsCallsThenProbesAndResumes) {
   TempDir dir;
   FakeHelpdesk hook;

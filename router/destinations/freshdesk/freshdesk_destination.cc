@@ -3,6 +3,7 @@
 //     the customer as its requester (Requester below), source 7 (Chat) for a private
 //     conversation and 2 (Portal) for a public post: the social source codes Freshdesk shows on
 //     conversations are not documented as accepted on creation (`source` overrides);
+//   - a retry of a creation first searches for the delivery id, one of its tags;
 //   - a follow-up: a private note on the thread's ticket (POST /api/v2/tickets/{id}/notes); a
 //     more urgent one first raises its priority (and group) with PUT /api/v2/tickets/{id}.
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
@@ -96,6 +97,7 @@ class FreshdeskDestination : public DestinationType {
     w.Key("source").Int(source != d.settings.integers.end() ? source->second : ticket.channel == "private" ? 7 : 2);
     w.Key("tags").BeginArray();
     for (const std::string& tag : TicketTags(ticket, context, d.join_informed)) w.String(tag);
+    w.String(context.delivery_id);  // what a retry looks the ticket up by
     w.EndArray();
     if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
     w.Key("name").String(RequesterName(ticket));
@@ -122,6 +124,30 @@ class FreshdeskDestination : public DestinationType {
     const std::optional<int64_t> id = json::Int(root, "id");
     if (!id) return absl::InvalidArgumentError("the answer names no ticket id");
     return std::to_string(*id);
+  }
+
+  // Freshdesk has no idempotency key: every retry of a creation first searches for the
+  // delivery id, a tag of the ticket. (Freshdesk's search index may lag a creation by a few
+  // seconds; the retry's back-off usually covers it.)
+  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
+  // GET /api/v2/search/tickets?query="tag:'<delivery id>'" (msg_ and hex: nothing to escape).
+  std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.method = HttpMethod::kGet;
+    request.target = absl::StrCat("/api/v2/search/tickets?query=%22tag:%27", context.delivery_id, "%27%22");
+    return request;
+  }
+  // {"results":[{"id":N,...}],"total":N}: the first.
+  absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    const auto results = json::Get(root, "results");
+    if (!results || !results->is_array()) return absl::InvalidArgumentError("the answer lists no results");
+    for (const json::element ticket : json::AsArray(*results)) {
+      if (const std::optional<int64_t> id = json::Int(ticket, "id")) return std::to_string(*id);
+    }
+    return std::optional<std::string>();
   }
 
   FeedbackAuth feedback_auth() const override { return {FeedbackAuth::Kind::kToken}; }

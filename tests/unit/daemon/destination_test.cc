@@ -330,6 +330,23 @@ TEST(HelpdeskTest, ZendeskLookupOnlyWhenTheKeyMayHaveExpired) {
   EXPECT_FALSE(zendesk.FoundTicketId(R"({"ticket":{"id":1}})").ok());
 }
 
+TEST(HelpdeskTest, FreshdeskLooksEveryRetriedCreationUpByItsDeliveryTag) {
+  const absl::Time t0 = absl::FromUnixSeconds(1795000000);
+  const DestinationType& freshdesk = Type("freshdesk");
+  EXPECT_FALSE(freshdesk.LookUpBeforeCreating(t0, 0, t0)) << "never tried: nothing to find";
+  EXPECT_TRUE(freshdesk.LookUpBeforeCreating(t0, 1, t0 + absl::Seconds(1))) << "no idempotency key to rely on";
+  const config::DestinationOptions options = Destination(kFreshdesk);
+  const TicketTemplates templates = Templates(options);
+  const std::optional<OutboundRequest> lookup = freshdesk.LookupRequest(
+      DestinationView{options.settings, templates, options.group_ids}, DeliveryContext{.delivery_id = "msg_00ff"});
+  ASSERT_TRUE(lookup.has_value());
+  EXPECT_EQ(lookup->method, HttpMethod::kGet);
+  EXPECT_EQ(lookup->target, "/api/v2/search/tickets?query=%22tag:%27msg_00ff%27%22");
+  EXPECT_EQ(freshdesk.FoundTicketId(R"({"results":[{"id":9001,"tags":["msg_00ff"]}],"total":1})").value(), "9001");
+  EXPECT_EQ(freshdesk.FoundTicketId(R"({"results":[],"total":0})").value(), std::nullopt);
+  EXPECT_FALSE(freshdesk.FoundTicketId(R"({"errors":[]})").ok());
+}
+
 TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
   config::DestinationOptions options =
       Destination("    type: slack\n    url: https://hooks.slack.com/x\n    body: \"{{text}}\"\n");
