@@ -150,6 +150,28 @@ class FreshdeskDestination : public DestinationType {
     return std::optional<std::string>();
   }
 
+  // Open and pending tickets in the team's group: GET /api/v2/search/tickets?query="group_id:G
+  // AND (status:2 OR status:3)" (URL-encoded); the answer's total. Archived tickets are not
+  // counted and the index lags minutes.
+  std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
+    const std::optional<int64_t> group = d.GroupOf(team);
+    if (!group) return std::nullopt;
+    OutboundRequest request;
+    request.method = HttpMethod::kGet;
+    request.target = absl::StrCat("/api/v2/search/tickets?query=%22group_id:", *group,
+                                  "%20AND%20(status:2%20OR%20status:3)%22");
+    return request;
+  }
+  // {"results":[...],"total":N}
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    const std::optional<int64_t> total = json::Int(root, "total");
+    if (!total || *total < 0) return absl::InvalidArgumentError("the answer has no total");
+    return *total;
+  }
+
   FeedbackAuth feedback_auth() const override { return {FeedbackAuth::Kind::kToken}; }
   // 4/3/2/1 or Urgent/High/Medium/Low.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {

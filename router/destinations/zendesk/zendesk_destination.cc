@@ -229,6 +229,26 @@ class ZendeskDestination : public DestinationType {
     return std::optional<std::string>();
   }
 
+  // Unsolved tickets in the team's group: GET /api/v2/search/count?query=type:ticket
+  // status<solved group_id:<id> (URL-encoded). The search index lags new tickets by minutes.
+  std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
+    const std::optional<int64_t> group = d.GroupOf(team);
+    if (!group) return std::nullopt;
+    OutboundRequest request;
+    request.method = HttpMethod::kGet;
+    request.target = absl::StrCat("/api/v2/search/count?query=type%3Aticket%20status%3Csolved%20group_id%3A", *group);
+    return request;
+  }
+  // {"count": N}
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    const std::optional<int64_t> count = json::Int(root, "count");
+    if (!count || *count < 0) return absl::InvalidArgumentError("the answer has no count");
+    return *count;
+  }
+
   FeedbackAuth feedback_auth() const override {
     return {FeedbackAuth::Kind::kHmacTimestamped, "x-zendesk-webhook-signature",
             "x-zendesk-webhook-signature-timestamp"};

@@ -347,6 +347,34 @@ TEST(HelpdeskTest, FreshdeskLooksEveryRetriedCreationUpByItsDeliveryTag) {
   EXPECT_FALSE(freshdesk.FoundTicketId(R"({"errors":[]})").ok());
 }
 
+// The counts the acknowledgement issue reads: unsolved tickets waiting in a team's group.
+TEST(HelpdeskTest, HelpdesksCountTheOpenTicketsInATeamsGroup) {
+  const config::DestinationOptions zendesk = Destination(kZendesk);
+  const TicketTemplates z_templates = Templates(zendesk);
+  const DestinationView z_view{zendesk.settings, z_templates, zendesk.group_ids};
+  const std::optional<OutboundRequest> z = zendesk.type->CountOpenRequest(z_view, "billing");
+  ASSERT_TRUE(z.has_value());
+  EXPECT_EQ(z->method, HttpMethod::kGet);
+  EXPECT_EQ(z->target, "/api/v2/search/count?query=type%3Aticket%20status%3Csolved%20group_id%3A360001");
+  EXPECT_EQ(zendesk.type->OpenCount(R"({"count": 6})").value(), 6);  // the documented answer
+  EXPECT_FALSE(zendesk.type->OpenCount(R"({"view_id":1,"value":null,"fresh":false})").ok());
+  EXPECT_FALSE(zendesk.type->CountOpenRequest(z_view, "no-group-here").has_value());
+
+  const config::DestinationOptions freshdesk = Destination(kFreshdesk);
+  const TicketTemplates f_templates = Templates(freshdesk);
+  const std::optional<OutboundRequest> f =
+      freshdesk.type->CountOpenRequest(DestinationView{freshdesk.settings, f_templates, freshdesk.group_ids}, "billing");
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->target, "/api/v2/search/tickets?query=%22group_id:7000%20AND%20(status:2%20OR%20status:3)%22");
+  EXPECT_EQ(freshdesk.type->OpenCount(R"({"results":[{"id":1}],"total":42})").value(), 42);
+  EXPECT_FALSE(freshdesk.type->OpenCount(R"({"results":[]})").ok());
+  // A Slack hook counts nothing.
+  const config::DestinationOptions slack = Destination("    type: slack\n    url: https://hooks.slack.com/x\n");
+  const TicketTemplates s_templates = Templates(slack);
+  EXPECT_FALSE(slack.type->CountOpenRequest(DestinationView{slack.settings, s_templates, slack.group_ids}, "billing")
+                   .has_value());
+}
+
 TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
   config::DestinationOptions options =
       Destination("    type: slack\n    url: https://hooks.slack.com/x\n    body: \"{{text}}\"\n");
