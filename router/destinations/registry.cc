@@ -10,6 +10,7 @@ const DestinationType& WebhookDestinationType();
 const DestinationType& ZendeskDestinationType();
 const DestinationType& FreshdeskDestinationType();
 const DestinationType& SlackDestinationType();
+const DestinationType& HubSpotDestinationType();
 
 const std::vector<const DestinationType*>& DestinationTypes() {
   static const std::vector<const DestinationType*> types = {
@@ -18,6 +19,7 @@ const std::vector<const DestinationType*>& DestinationTypes() {
       &ZendeskDestinationType(),
       &FreshdeskDestinationType(),
       &SlackDestinationType(),
+      &HubSpotDestinationType(),
   };
   return types;
 }

@@ -81,6 +81,13 @@ const char kFreshdesk[] = R"(    type: freshdesk
     custom_fields: {cf_platform: "{{platform}}"}
 )";
 
+const char kHubSpot[] = R"(    type: hubspot
+    url: https://api.hubapi.com
+    access_token: {value: "pat-na1-abc"}
+    group_ids: {billing: 51234567, pr: 51234568}
+    custom_fields: {triaged_platform: "{{platform}}"}
+)";
+
 struct Rendered {
   OutboundRequest request;
   std::string ticket_json;
@@ -373,6 +380,58 @@ TEST(HelpdeskTest, HelpdesksCountTheOpenTicketsInATeamsGroup) {
   const TicketTemplates s_templates = Templates(slack);
   EXPECT_FALSE(slack.type->CountOpenRequest(DestinationView{slack.settings, s_templates, slack.group_ids}, "billing")
                    .has_value());
+}
+
+// HubSpot, added as one folder: the same ticket, follow-up, escalation, lookup and count.
+TEST(HelpdeskTest, HubSpotTicketsNotesEscalationLookupAndCount) {
+  const config::DestinationOptions options = Destination(kHubSpot);
+  EXPECT_EQ(options.rate, 5);
+  EXPECT_EQ(options.type->Authorization(options.settings), "Bearer pat-na1-abc");
+  const OutboundRequest create = Render(options, true, std::nullopt);
+  EXPECT_EQ(create.method, HttpMethod::kPost);
+  EXPECT_EQ(create.target, "/crm/v3/objects/tickets");
+  EXPECT_TRUE(create.creates_ticket);
+  ExpectFixture(create.body, "hubspot-create.json");
+  EXPECT_EQ(options.type->CreatedTicketId(R"({"id":"512","properties":{"subject":"x"},"archived":false})").value(), "512");
+  EXPECT_FALSE(options.type->CreatedTicketId(R"({"status":"error","category":"VALIDATION_ERROR"})").ok());
+
+  const std::string json = TicketJson();
+  const TicketView view = *ParseTicketView(json);
+  DeliveryContext context{.destination = "helpdesk", .team = "billing", .level = Level::kUrgent,
+                          .delivery_id = "msg_0123456789abcdef", .enqueued_unix_ms = 1795000002000,
+                          .ticket_json = json, .remote_ticket = "512", .ticket_level = Level::kLow,
+                          .ticket_team = "pr"};
+  const OutboundRequest note = Render(options, view, context);
+  EXPECT_EQ(note.target, "/crm/v3/objects/notes");
+  ExpectFixture(note.body, "hubspot-note.json");
+  ASSERT_EQ(note.first.size(), 1u);
+  EXPECT_EQ(note.first[0].method, HttpMethod::kPatch);
+  EXPECT_EQ(note.first[0].target, "/crm/v3/objects/tickets/512");
+  EXPECT_EQ(note.first[0].body, R"({"properties":{"hs_ticket_priority":"URGENT","hubspot_owner_id":"51234567"}})");
+
+  const TicketTemplates templates = Templates(options);
+  const DestinationView d{options.settings, templates, options.group_ids};
+  EXPECT_TRUE(options.type->LookUpBeforeCreating(absl::UnixEpoch(), 1, absl::UnixEpoch()));
+  const std::optional<OutboundRequest> lookup = options.type->LookupRequest(d, context);
+  ASSERT_TRUE(lookup.has_value());
+  EXPECT_EQ(lookup->target, "/crm/v3/objects/tickets/search");
+  EXPECT_EQ(lookup->body,
+            R"({"filterGroups":[{"filters":[{"propertyName":"triaged_delivery_id","operator":"EQ","value":"msg_0123456789abcdef"}]}],)"
+            R"("properties":["hs_object_id"],"limit":1})");
+  EXPECT_EQ(options.type->FoundTicketId(R"({"total":1,"results":[{"id":"512","properties":{}}]})").value(), "512");
+  EXPECT_EQ(options.type->FoundTicketId(R"({"total":0,"results":[]})").value(), std::nullopt);
+  const std::optional<OutboundRequest> count = options.type->CountOpenRequest(d, "billing");
+  ASSERT_TRUE(count.has_value());
+  EXPECT_TRUE(absl::StrContains(count->body, R"({"propertyName":"hs_pipeline_stage","operator":"NEQ","value":"4"})"))
+      << count->body;
+  EXPECT_EQ(options.type->OpenCount(R"({"total":17,"results":[{"id":"9"}]})").value(), 17);
+
+  const std::string errors = config::LoadConfigString(
+      "destinations:\n  helpdesk: {type: hubspot, url: 'https://api.hubapi.com', custom_fields: {Bad-Name: x}}\n"
+      "teams:\n  billing: {destinations: [helpdesk]}\nrouting: {default_team: billing}\n"
+      "sources: {generic: {type: generic, secret: s}}\n", "test.yaml").status().ToString();
+  EXPECT_TRUE(absl::StrContains(errors, "destinations.helpdesk.access_token: is required")) << errors;
+  EXPECT_TRUE(absl::StrContains(errors, "internal name")) << errors;
 }
 
 TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {

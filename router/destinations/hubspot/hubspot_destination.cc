@@ -1,0 +1,196 @@
+// hubspot: tickets in HubSpot's CRM v3 API (https://developers.hubspot.com/docs/api/crm/tickets).
+//   - a new ticket: POST /crm/v3/objects/tickets {"properties": {subject, content,
+//     hs_pipeline, hs_pipeline_stage, hs_ticket_priority, hubspot_owner_id, <delivery id
+//     property>}}; the answer's "id" (a string) is the ticket;
+//   - a follow-up: a note associated with the ticket (POST /crm/v3/objects/notes,
+//     association type 228, note to ticket); one that raises the ticket first PATCHes its
+//     priority and owner (/crm/v3/objects/tickets/{id});
+//   - HubSpot has no idempotency key: the delivery id goes in a ticket property (a single-line
+//     text property the admin creates, `delivery_id_property`, triaged_delivery_id by default),
+//     and every retried creation first searches for it (POST /crm/v3/objects/tickets/search);
+//   - open tickets of a team: the same search, owner = the team's, stage not `closed_stage`.
+// Auth: a private app's access token, Bearer. Private apps get 100 (Free, Starter) to 190
+// (Enterprise) requests per 10 s, and the search endpoints 5 a second per account: 5 a second
+// with a burst of 5 stays inside both. Teams map to owners (group_ids: team -> owner id).
+#include <simdjson.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "router/destinations/destination_type.h"
+#include "router/destinations/ticket_parts.h"
+#include "router/json_util.h"
+#include "router/json_writer.h"
+
+namespace triage::router {
+namespace {
+
+const char* HubSpotPriority(absl::string_view level) {
+  if (level == "urgent") return "URGENT";
+  if (level == "high") return "HIGH";
+  if (level == "normal") return "MEDIUM";
+  return "LOW";
+}
+
+// The search body of tickets whose `property` equals `value` (and, with `stage`, whose stage
+// is not it); `limit` results at most.
+std::string SearchBody(const std::vector<std::tuple<std::string, const char*, std::string>>& filters, int limit) {
+  JsonWriter w;
+  w.BeginObject().Key("filterGroups").BeginArray().BeginObject().Key("filters").BeginArray();
+  for (const auto& [property, op, value] : filters) {
+    w.BeginObject().Key("propertyName").String(property).Key("operator").String(op).Key("value").String(value);
+    w.EndObject();
+  }
+  w.EndArray().EndObject().EndArray();
+  w.Key("properties").BeginArray().String("hs_object_id").EndArray();
+  w.Key("limit").Int(limit);
+  w.EndObject();
+  return w.Take();
+}
+
+// {"total": N, "results": [{"id": "512", ...}]}
+absl::Status ParseSearch(absl::string_view answer, int64_t* total, std::optional<std::string>* first) {
+  simdjson::dom::parser parser;
+  json::element root;
+  if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+  const std::optional<int64_t> count = json::Int(root, "total");
+  const auto results = json::Get(root, "results");
+  if (!count || !results || !results->is_array()) return absl::InvalidArgumentError("not a search answer");
+  *total = *count;
+  for (const json::element ticket : json::AsArray(*results)) {
+    std::string_view id;
+    if (ticket["id"].get(id) == simdjson::SUCCESS && !id.empty()) {
+      *first = std::string(id);
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+class HubSpotDestination : public DestinationType {
+ public:
+  std::string_view name() const override { return "hubspot"; }
+  std::vector<Setting> settings() const override {
+    return {{.key = "access_token", .kind = Setting::Kind::kSecret, .required = true},
+            {.key = "pipeline", .kind = Setting::Kind::kString, .default_value = "0"},
+            {.key = "stage", .kind = Setting::Kind::kString, .default_value = "1"},
+            {.key = "closed_stage", .kind = Setting::Kind::kString, .default_value = "4"},
+            {.key = "delivery_id_property", .kind = Setting::Kind::kString, .default_value = "triaged_delivery_id"}};
+  }
+  DestinationDefaults defaults() const override { return HelpdeskDefaults(5); }
+  TicketKeys ticket_keys() const override {
+    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+  }
+  // Custom fields are ticket properties by internal name; anything else HubSpot refuses.
+  std::string CustomFieldKeyProblem(absl::string_view key) const override {
+    for (const char c : key) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+        return "a HubSpot property is named by its internal name: lower case, digits and _";
+      }
+    }
+    return key.empty() ? "a HubSpot property needs a name" : "";
+  }
+  std::string Authorization(const Settings& s) const override { return absl::StrCat("Bearer ", s.Get("access_token")); }
+  bool keeps_tickets() const override { return true; }
+
+  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
+                                         const DeliveryContext& context) const override {
+    const TicketView& ticket = *ticket_view;
+    OutboundRequest request;
+    JsonWriter w;
+    if (context.remote_ticket) {
+      request.target = "/crm/v3/objects/notes";
+      w.BeginObject().Key("properties").BeginObject();
+      w.Key("hs_note_body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
+      w.Key("hs_timestamp").Time(absl::FromUnixMillis(context.enqueued_unix_ms));
+      w.EndObject();
+      w.Key("associations").BeginArray().BeginObject();
+      w.Key("to").BeginObject().Key("id").String(*context.remote_ticket).EndObject();
+      w.Key("types").BeginArray().BeginObject();
+      w.Key("associationCategory").String("HUBSPOT_DEFINED").Key("associationTypeId").Int(228);
+      w.EndObject().EndArray();
+      w.EndObject().EndArray().EndObject();
+      request.body = w.Take();
+      if (context.Escalates()) {
+        OutboundRequest& raise = request.first.emplace_back();
+        raise.method = HttpMethod::kPatch;
+        raise.target = absl::StrCat("/crm/v3/objects/tickets/", *context.remote_ticket);
+        JsonWriter u;
+        u.BeginObject().Key("properties").BeginObject().Key("hs_ticket_priority").String(HubSpotPriority(ticket.level));
+        if (context.ticket_team != context.team) {
+          if (const auto owner = d.GroupOf(context.team)) u.Key("hubspot_owner_id").String(std::to_string(*owner));
+        }
+        u.EndObject().EndObject();
+        raise.body = u.Take();
+      }
+      return request;
+    }
+    request.target = "/crm/v3/objects/tickets";
+    request.creates_ticket = true;
+    w.BeginObject().Key("properties").BeginObject();
+    w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
+    w.Key("content").String(d.templates.body.Render(ticket, context.team, context.owner));
+    w.Key("hs_pipeline").String(d.settings.Get("pipeline"));
+    w.Key("hs_pipeline_stage").String(d.settings.Get("stage"));
+    w.Key("hs_ticket_priority").String(HubSpotPriority(ticket.level));
+    if (const auto owner = d.GroupOf(context.team)) w.Key("hubspot_owner_id").String(std::to_string(*owner));
+    w.Key(d.settings.Get("delivery_id_property")).String(context.delivery_id);
+    for (const auto& [property, value] : d.templates.custom_fields) {
+      const std::optional<std::string> text = value.RenderIfAny(ticket, context.team, context.owner);
+      if (text) w.Key(property).String(*text);
+    }
+    w.EndObject().EndObject();
+    request.body = w.Take();
+    return request;
+  }
+
+  // {"id":"512","properties":{...}}
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
+    simdjson::dom::parser parser;
+    json::element root;
+    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+    std::string_view id;
+    if (root["id"].get(id) != simdjson::SUCCESS || id.empty()) return absl::InvalidArgumentError("the answer names no ticket id");
+    return std::string(id);
+  }
+
+  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
+  std::optional<OutboundRequest> LookupRequest(const DestinationView& d, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.target = "/crm/v3/objects/tickets/search";
+    request.body = SearchBody({{d.settings.Get("delivery_id_property"), "EQ", context.delivery_id}}, 1);
+    return request;
+  }
+  absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
+    int64_t total = 0;
+    std::optional<std::string> first;
+    if (auto s = ParseSearch(answer, &total, &first); !s.ok()) return s;
+    return first;
+  }
+
+  std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
+    const std::optional<int64_t> owner = d.GroupOf(team);
+    if (!owner) return std::nullopt;
+    OutboundRequest request;
+    request.target = "/crm/v3/objects/tickets/search";
+    request.body = SearchBody({{"hubspot_owner_id", "EQ", std::to_string(*owner)},
+                               {"hs_pipeline", "EQ", d.settings.Get("pipeline")},
+                               {"hs_pipeline_stage", "NEQ", d.settings.Get("closed_stage")}},
+                              1);
+    return request;
+  }
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
+    int64_t total = 0;
+    std::optional<std::string> first;
+    if (auto s = ParseSearch(answer, &total, &first); !s.ok()) return s;
+    return total;
+  }
+};
+
+}  // namespace
+
+const DestinationType& HubSpotDestinationType() {
+  static const HubSpotDestination type;
+  return type;
+}
+
+}  // namespace triage::router
