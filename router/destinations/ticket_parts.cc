@@ -3,6 +3,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include <simdjson.h>
+
+#include "router/json_util.h"
 #include "router/json_writer.h"
 
 namespace triage::router {
@@ -84,6 +87,50 @@ std::string FollowUpNote(const DestinationView& d, const TicketView& ticket, con
   if (!note.empty()) note.append(escape == Template::Escape::kHtml ? "<br>" : "\n");
   AppendEscaped(change, escape, &note);
   return note;
+}
+
+namespace {
+
+std::optional<std::string> IdText(json::element object) {
+  if (const std::optional<int64_t> number = json::Int(object, "id")) return std::to_string(*number);
+  std::string_view text;
+  if (object["id"].get(text) == simdjson::SUCCESS && !text.empty()) return std::string(text);
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder) {
+  simdjson::dom::parser parser;
+  json::element root;
+  if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+  std::optional<json::element> object = root;
+  if (holder != nullptr) object = json::Get(root, holder);
+  std::optional<std::string> id;
+  if (object) id = IdText(*object);
+  if (!id) return absl::InvalidArgumentError(absl::StrCat("the answer names no ", holder == nullptr ? "" : holder, " id"));
+  return *id;
+}
+
+absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list) {
+  simdjson::dom::parser parser;
+  json::element root;
+  if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+  const auto items = json::Get(root, list);
+  if (!items || !items->is_array()) return absl::InvalidArgumentError(absl::StrCat("the answer has no ", list, " list"));
+  for (const json::element item : json::AsArray(*items)) {
+    if (std::optional<std::string> id = IdText(item)) return id;
+  }
+  return std::optional<std::string>();
+}
+
+absl::StatusOr<int64_t> AnswerCount(absl::string_view answer, const char* key) {
+  simdjson::dom::parser parser;
+  json::element root;
+  if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
+  const std::optional<int64_t> count = json::Int(root, key);
+  if (!count || *count < 0) return absl::InvalidArgumentError(absl::StrCat("the answer has no ", key));
+  return *count;
 }
 
 int LevelRank(absl::string_view level) {

@@ -31,6 +31,15 @@ DestinationDefaults HelpdeskDefaults(double rate);
 std::string FollowUpNote(const DestinationView& destination, const TicketView& ticket, const DeliveryContext& context,
                          Template::Escape escape);
 
+// Reading helpdesk answers (JSON). Ids may be numbers or strings; InvalidArgument names what
+// is missing.
+// The id of the object under `holder` ("ticket", "user"), or of the root when `holder` is null.
+absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder);
+// The id of the first object of the array `list`; nullopt when it is empty.
+absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list);
+// The non-negative integer `key` of the root ("count", "total").
+absl::StatusOr<int64_t> AnswerCount(absl::string_view answer, const char* key);
+
 // The level's index, urgent highest (low 0 .. urgent 3); -1 when the name is not a level.
 int LevelRank(absl::string_view level);
 

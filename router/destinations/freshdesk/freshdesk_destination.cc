@@ -8,7 +8,6 @@
 //     more urgent one first raises its priority (and group) with PUT /api/v2/tickets/{id}.
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
 // count; 3 ticket creations a second stays well inside them.
-#include <simdjson.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -16,7 +15,6 @@
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
 #include "router/destinations/ticket_parts.h"
-#include "router/json_util.h"
 #include "router/json_writer.h"
 
 namespace triage::router {
@@ -117,14 +115,7 @@ class FreshdeskDestination : public DestinationType {
   }
 
   // {"id":N,...}
-  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    const std::optional<int64_t> id = json::Int(root, "id");
-    if (!id) return absl::InvalidArgumentError("the answer names no ticket id");
-    return std::to_string(*id);
-  }
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override { return AnswerId(answer, nullptr); }
 
   // Freshdesk has no idempotency key: every retry of a creation first searches for the
   // delivery id, a tag of the ticket. (Freshdesk's search index may lag a creation by a few
@@ -139,15 +130,7 @@ class FreshdeskDestination : public DestinationType {
   }
   // {"results":[{"id":N,...}],"total":N}: the first.
   absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    const auto results = json::Get(root, "results");
-    if (!results || !results->is_array()) return absl::InvalidArgumentError("the answer lists no results");
-    for (const json::element ticket : json::AsArray(*results)) {
-      if (const std::optional<int64_t> id = json::Int(ticket, "id")) return std::to_string(*id);
-    }
-    return std::optional<std::string>();
+    return FirstIdOf(answer, "results");
   }
 
   // Open and pending tickets in the team's group: GET /api/v2/search/tickets?query="group_id:G
@@ -163,14 +146,7 @@ class FreshdeskDestination : public DestinationType {
     return request;
   }
   // {"results":[...],"total":N}
-  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    const std::optional<int64_t> total = json::Int(root, "total");
-    if (!total || *total < 0) return absl::InvalidArgumentError("the answer has no total");
-    return *total;
-  }
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }
 
   FeedbackAuth feedback_auth() const override { return {FeedbackAuth::Kind::kToken}; }
   // 4/3/2/1 or Urgent/High/Medium/Low.

@@ -12,13 +12,10 @@
 // Auth: a private app's access token, Bearer. Private apps get 100 (Free, Starter) to 190
 // (Enterprise) requests per 10 s, and the search endpoints 5 a second per account: 5 a second
 // with a burst of 5 stays inside both. Teams map to owners (group_ids: team -> owner id).
-#include <simdjson.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
 #include "router/destinations/ticket_parts.h"
-#include "router/json_util.h"
 #include "router/json_writer.h"
 
 namespace triage::router {
@@ -45,25 +42,6 @@ std::string SearchBody(const std::vector<std::tuple<std::string, const char*, st
   w.Key("limit").Int(limit);
   w.EndObject();
   return w.Take();
-}
-
-// {"total": N, "results": [{"id": "512", ...}]}
-absl::Status ParseSearch(absl::string_view answer, int64_t* total, std::optional<std::string>* first) {
-  simdjson::dom::parser parser;
-  json::element root;
-  if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-  const std::optional<int64_t> count = json::Int(root, "total");
-  const auto results = json::Get(root, "results");
-  if (!count || !results || !results->is_array()) return absl::InvalidArgumentError("not a search answer");
-  *total = *count;
-  for (const json::element ticket : json::AsArray(*results)) {
-    std::string_view id;
-    if (ticket["id"].get(id) == simdjson::SUCCESS && !id.empty()) {
-      *first = std::string(id);
-      break;
-    }
-  }
-  return absl::OkStatus();
 }
 
 class HubSpotDestination : public DestinationType {
@@ -144,14 +122,7 @@ class HubSpotDestination : public DestinationType {
   }
 
   // {"id":"512","properties":{...}}
-  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    std::string_view id;
-    if (root["id"].get(id) != simdjson::SUCCESS || id.empty()) return absl::InvalidArgumentError("the answer names no ticket id");
-    return std::string(id);
-  }
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override { return AnswerId(answer, nullptr); }
 
   bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
   std::optional<OutboundRequest> LookupRequest(const DestinationView& d, const DeliveryContext& context) const override {
@@ -161,10 +132,7 @@ class HubSpotDestination : public DestinationType {
     return request;
   }
   absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
-    int64_t total = 0;
-    std::optional<std::string> first;
-    if (auto s = ParseSearch(answer, &total, &first); !s.ok()) return s;
-    return first;
+    return FirstIdOf(answer, "results");
   }
 
   std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
@@ -178,12 +146,7 @@ class HubSpotDestination : public DestinationType {
                               1);
     return request;
   }
-  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
-    int64_t total = 0;
-    std::optional<std::string> first;
-    if (auto s = ParseSearch(answer, &total, &first); !s.ok()) return s;
-    return total;
-  }
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }
 };
 
 }  // namespace

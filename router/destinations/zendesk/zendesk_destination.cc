@@ -10,7 +10,6 @@
 //   - a retry after the key may have expired first looks the ticket up by external_id.
 // Auth: Basic base64("{email}/token:{api_token}") or Bearer {oauth_token}. About 10 requests a
 // second fits every plan's account-wide per-minute limit (200 to 700).
-#include <simdjson.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -18,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
 #include "router/destinations/ticket_parts.h"
-#include "router/json_util.h"
 #include "router/json_writer.h"
 
 namespace triage::router {
@@ -145,15 +143,7 @@ class ZendeskDestination : public DestinationType {
     return request;
   }
   // {"user":{"id":N,...}}
-  absl::StatusOr<std::string> RequesterId(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    std::optional<int64_t> id;
-    if (const auto user = json::Get(root, "user")) id = json::Int(*user, "id");
-    if (!id) return absl::InvalidArgumentError("the answer names no user id");
-    return std::to_string(*id);
-  }
+  absl::StatusOr<std::string> RequesterId(absl::string_view answer) const override { return AnswerId(answer, "user"); }
 
   // An internal comment on the thread's ticket (PUT /api/v2/tickets/{id}.json); one that
   // raises the ticket also sets its priority, adds its level, team and category tags (removing
@@ -194,13 +184,7 @@ class ZendeskDestination : public DestinationType {
   }
 
   absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    std::optional<int64_t> id;
-    if (const auto ticket = json::Get(root, "ticket")) id = json::Int(*ticket, "id");
-    if (!id) return absl::InvalidArgumentError("the answer names no ticket id");
-    return std::to_string(*id);
+    return AnswerId(answer, "ticket");
   }
 
   // Zendesk keeps an Idempotency-Key for 2 hours. A creation retried after that could open a
@@ -218,15 +202,7 @@ class ZendeskDestination : public DestinationType {
   }
   // {"tickets":[{"id":N},...]}: the first.
   absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    const auto tickets = json::Get(root, "tickets");
-    if (!tickets || !tickets->is_array()) return absl::InvalidArgumentError("the answer lists no tickets");
-    for (const json::element ticket : json::AsArray(*tickets)) {
-      if (const std::optional<int64_t> id = json::Int(ticket, "id")) return std::to_string(*id);
-    }
-    return std::optional<std::string>();
+    return FirstIdOf(answer, "tickets");
   }
 
   // Unsolved tickets in the team's group: GET /api/v2/search/count?query=type:ticket
@@ -240,14 +216,7 @@ class ZendeskDestination : public DestinationType {
     return request;
   }
   // {"count": N}
-  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
-    simdjson::dom::parser parser;
-    json::element root;
-    if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
-    const std::optional<int64_t> count = json::Int(root, "count");
-    if (!count || *count < 0) return absl::InvalidArgumentError("the answer has no count");
-    return *count;
-  }
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }
 
   FeedbackAuth feedback_auth() const override {
     return {FeedbackAuth::Kind::kHmacTimestamped, "x-zendesk-webhook-signature",
