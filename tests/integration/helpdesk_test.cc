@@ -8,6 +8,7 @@
 #include <future>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -526,6 +527,73 @@ TEST(HelpdeskTest, FreshdeskLostAnswersAreLookedUpNeverCreatedTwice) {
   ASSERT_TRUE(freshdesk.http().WaitUntil([&](const auto&) { return freshdesk.tickets()[0].follow_ups.size() == 1; }))
       << daemon.Log();
   EXPECT_EQ(freshdesk.tickets().size(), 1u);
+}
+
+// HubSpot, a type added as one folder, through the whole daemon: a creation whose answer is lost
+// is found by its delivery id property and not made again; the follow-up is a note on it. The
+// fake keeps tickets and notes as HubSpot's CRM v3 API shapes them.
+TEST(HelpdeskTest, HubSpotLostAnswersAreLookedUpAndFollowUpsAreNotes) {
+  TempDir dir;
+  FakeHelpdesk hubspot;
+  std::mutex mu;
+  std::vector<std::string> tickets, notes;  // create bodies; note bodies
+  bool lose_next_create = true;
+  hubspot.Respond([&](const FakeHelpdesk::Received& r) {
+    std::lock_guard lock(mu);
+    FakeHelpdesk::Reply reply;
+    reply.headers["Content-Type"] = "application/json;charset=utf-8";
+    if (r.headers.count("authorization") == 0 || r.headers.at("authorization") != "Bearer pat-test") {
+      reply.status = 401;
+      reply.body = R"({"status":"error","category":"INVALID_AUTHENTICATION"})";
+    } else if (r.method == "POST" && r.target == "/crm/v3/objects/tickets") {
+      tickets.push_back(r.body);
+      reply.status = 201;
+      reply.body = absl::StrCat(R"({"id":")", tickets.size() + 500, R"(","properties":{},"archived":false})");
+      reply.reset = std::exchange(lose_next_create, false);  // created, answer lost
+    } else if (r.method == "POST" && r.target == "/crm/v3/objects/tickets/search") {
+      simdjson::dom::parser parser;
+      const std::string wanted(std::string_view(parser.parse(r.body)["filterGroups"].at(0)["filters"].at(0)["value"]));
+      std::string results;
+      int total = 0;
+      for (size_t i = 0; i < tickets.size(); ++i) {
+        if (absl::StrContains(tickets[i], absl::StrCat(R"("triaged_delivery_id":")", wanted, R"(")"))) {
+          absl::StrAppend(&results, total++ ? "," : "", R"({"id":")", i + 501, R"("})");
+        }
+      }
+      reply.body = absl::StrCat(R"({"total":)", total, R"(,"results":[)", results, "]}");
+    } else if (r.method == "POST" && r.target == "/crm/v3/objects/notes") {
+      notes.push_back(r.body);
+      reply.status = 201;
+      reply.body = absl::StrCat(R"({"id":")", notes.size() + 900, R"("})");
+    } else {
+      reply.status = 404;
+    }
+    return reply;
+  });
+  const std::string destination = absl::StrCat(R"(  helpdesk:
+    type: hubspot
+    url: http://127.0.0.1:)", hubspot.port(), R"(
+    access_token: pat-test
+    group_ids: {support: 77}
+    timeout: 1s
+    backoff_initial: 20ms
+    backoff_max: 100ms
+)");
+  Daemon daemon(dir.path(), Config(dir.path(), destination));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("h1", "refund please", "conv-h"), kSecret).status, 200);
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 1), 1)
+      << daemon.Log();
+  ASSERT_EQ(daemon.PostSigned(Message("h2", "hello?", "conv-h"), kSecret).status, 200);
+  ASSERT_TRUE(hubspot.WaitUntil([&](const auto&) {
+    std::lock_guard lock(mu);
+    return !notes.empty();
+  })) << daemon.Log();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(tickets.size(), 1u) << "the lost answer was looked up, not created again";
+  EXPECT_TRUE(absl::StrContains(tickets[0], R"("hubspot_owner_id":"77")")) << tickets[0];
+  EXPECT_TRUE(absl::StrContains(notes[0], R"("to":{"id":"501"})")) << notes[0];
+  EXPECT_TRUE(absl::StrContains(notes[0], R"("associationTypeId":228)")) << notes[0];
 }
 
 TEST(HelpdeskTest, CircuitBreakerStopsCallsThenProbesAndResumes) {
