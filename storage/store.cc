@@ -711,13 +711,6 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   return index_.Remove(lease.destination, lease.seq);
 }
 
-absl::StatusOr<std::optional<std::string>> Store::RemoteTicket(const Lease& lease) {
-  absl::StatusOr<std::optional<ThreadTicket>> found = FindThreadTicket(lease);
-  if (!found.ok()) return found.status();
-  if (!found->has_value()) return std::optional<std::string>();
-  return std::optional<std::string>((*found)->id);
-}
-
 absl::StatusOr<std::optional<ThreadTicket>> Store::FindThreadTicket(const Lease& lease) {
   absl::StatusOr<std::optional<ThreadTicket>> found =
       FindThreadTicket(lease.destination, lease.entry.owner, lease.entry.team, lease.entry.thread);

@@ -226,8 +226,6 @@ class Store {
   // whatever their team (one conversation, one ticket: an escalation may move it); an informed
   // team's entry has its own.
   absl::StatusOr<std::optional<ThreadTicket>> FindThreadTicket(const Lease& lease);
-  // Its id alone.
-  absl::StatusOr<std::optional<std::string>> RemoteTicket(const Lease& lease);
   // `owner`: the conversation's ticket; otherwise the informed `team`'s own.
   absl::StatusOr<std::optional<ThreadTicket>> FindThreadTicket(absl::string_view destination, bool owner,
                                                                absl::string_view team, absl::string_view thread);

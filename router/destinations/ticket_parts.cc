@@ -1,10 +1,10 @@
 #include "router/destinations/ticket_parts.h"
 
+#include <simdjson.h>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include <simdjson.h>
-
 #include "router/json_util.h"
 #include "router/json_writer.h"
 
@@ -133,10 +133,5 @@ absl::StatusOr<int64_t> AnswerCount(absl::string_view answer, const char* key) {
   return *count;
 }
 
-int LevelRank(absl::string_view level) {
-  Level parsed;
-  if (!ParseLevel(level, &parsed)) return -1;
-  return kLevelCount - 1 - static_cast<int>(parsed);
-}
 
 }  // namespace triage::router

@@ -40,7 +40,4 @@ absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, c
 // The non-negative integer `key` of the root ("count", "total").
 absl::StatusOr<int64_t> AnswerCount(absl::string_view answer, const char* key);
 
-// The level's index, urgent highest (low 0 .. urgent 3); -1 when the name is not a level.
-int LevelRank(absl::string_view level);
-
 }  // namespace triage::router

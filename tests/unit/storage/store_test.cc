@@ -25,6 +25,14 @@ NewMessage Msg(const std::string& id, Level level, std::vector<std::string> dest
   return m;
 }
 
+// The id of the lease's thread ticket, as FindThreadTicket reads it.
+absl::StatusOr<std::optional<std::string>> TicketId(Store& store, const Lease& lease) {
+  absl::StatusOr<std::optional<ThreadTicket>> found = store.FindThreadTicket(lease);
+  if (!found.ok()) return found.status();
+  if (!found->has_value()) return std::optional<std::string>();
+  return std::optional<std::string>((*found)->id);
+}
+
 // Submits and waits for the writer's answer.
 IngestResult SubmitSync(Store& store, std::vector<NewMessage> messages, absl::Time at = kT0) {
   std::promise<IngestResult> done;
@@ -287,23 +295,23 @@ TEST(StoreTest, RemoteTicketIsRecordedWithTheAckAndSharedByTheThread) {
                     .status.ok());
     auto a = store->LeaseNext("d", kT0);
     ASSERT_TRUE(a.has_value());
-    EXPECT_EQ(*store->RemoteTicket(*a), std::nullopt);
+    EXPECT_EQ(*TicketId(*store, *a), std::nullopt);
     ASSERT_TRUE(store->Ack(*a, "ticket-41").ok());
   }
   auto store = OpenStore(dir.path());
   auto b = store->LeaseNext("d", kT0);
   ASSERT_TRUE(b.has_value());
   EXPECT_EQ(b->entry.message_key.substr(4), "b");
-  EXPECT_EQ(*store->RemoteTicket(*b), "ticket-41");
+  EXPECT_EQ(*TicketId(*store, *b), "ticket-41");
   auto other = store->LeaseNext("d", kT0);
   ASSERT_TRUE(other.has_value());
-  EXPECT_EQ(*store->RemoteTicket(*other), std::nullopt);
+  EXPECT_EQ(*TicketId(*store, *other), std::nullopt);
   // An informed team's entry in the same thread has a ticket of its own (a `separate`
   // destination)...
   Lease for_pr = *b;
   for_pr.entry.team = "pr";
   for_pr.entry.owner = false;
-  EXPECT_EQ(*store->RemoteTicket(for_pr), std::nullopt);
+  EXPECT_EQ(*TicketId(*store, for_pr), std::nullopt);
   // ...but the owner's entries share the conversation's, whatever their team (an escalation
   // may move it), and it says the level and team it was filed at.
   Lease moved = *b;
@@ -739,9 +747,9 @@ TEST(StoreLabelsTest, TicketIdsAndOriginsExpireWithTheirWindowsOnTheStoresClock)
   ASSERT_TRUE(store->Ack(*lease, "ticket-9").ok());
 
   clock.Advance(absl::Hours(24 * 8) - absl::Minutes(1));
-  EXPECT_EQ(*store->RemoteTicket(*lease), std::optional<std::string>("ticket-9"));
+  EXPECT_EQ(*TicketId(*store, *lease), std::optional<std::string>("ticket-9"));
   clock.Advance(absl::Minutes(2));
-  EXPECT_EQ(*store->RemoteTicket(*lease), std::nullopt) << "past the dedup window: a new ticket";
+  EXPECT_EQ(*TicketId(*store, *lease), std::nullopt) << "past the dedup window: a new ticket";
   EXPECT_TRUE(store->FindTicketOrigin("d", "ticket-9").ok()) << "the origin window is longer";
 
   clock.Advance(absl::Hours(24 * 82));
@@ -850,7 +858,7 @@ TEST(StoreHealthTest, AnAckThatCannotBeWrittenKeepsTheEntryLeasedUntilItIs) {
     fs->fail = false;
     ASSERT_TRUE(Eventually([&] { return store->Available(); }));
     ASSERT_TRUE(store->Ack(*a, "ticket-1").ok());  // recorded now, ticket included
-    EXPECT_EQ(*store->RemoteTicket(*a), std::optional<std::string>("ticket-1"));
+    EXPECT_EQ(*TicketId(*store, *a), std::optional<std::string>("ticket-1"));
     EXPECT_EQ(store->QueuedEntries(), 1);
     // `b` stays leased until its dead letter is written; here the store closes first.
   }
@@ -877,7 +885,7 @@ TEST(StoreHealthTest, ReadErrorsAreErrorsNeverAbsence) {
   ASSERT_TRUE(store->Compact().ok());  // everything in table files, nothing in memory
 
   disk.fs->fail_reads = true;
-  EXPECT_EQ(store->RemoteTicket(*lease).status().code(), absl::StatusCode::kUnavailable)
+  EXPECT_EQ(TicketId(*store, *lease).status().code(), absl::StatusCode::kUnavailable)
       << "an unreadable ticket is not 'no ticket' (that would open a second one)";
   EXPECT_EQ(store->ManualPause("d").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(store->DestinationPause("d").status().code(), absl::StatusCode::kUnavailable);
@@ -890,7 +898,7 @@ TEST(StoreHealthTest, ReadErrorsAreErrorsNeverAbsence) {
   EXPECT_EQ(store->QueuedEntries(), 1);
 
   disk.fs->fail_reads = false;
-  EXPECT_EQ(*store->RemoteTicket(*lease), std::optional<std::string>("ticket-7"));
+  EXPECT_EQ(*TicketId(*store, *lease), std::optional<std::string>("ticket-7"));
   EXPECT_TRUE(*store->ManualPause("d"));
   EXPECT_EQ(*store->DestinationPause("d"), kT0 + absl::Minutes(1));
   EXPECT_EQ(*store->ConversationTeam("conversation", kT0),
