@@ -696,8 +696,11 @@ TEST(HelpdeskBacklogTest, TenThousandDrainInPriorityOrderAtTheRateThroughThrottl
   }
   FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
   zendesk.FaultEvery(2500, FakeTicketing::Fault{.status = 429, .retry_after = "1"});
-  const std::string config = Config(dir.path(), Zendesk(zendesk.port(), absl::StrCat("    rate: ", kRate, "\n    burst: ", kBurst,
-                                                                           "\n    concurrency: ", kConcurrency, "\n")));
+  // Requesters by email: one request per ticket, so the rate check counts creations only (the
+  // end-user requests are tested above).
+  const std::string config = Config(
+      dir.path(), Zendesk(zendesk.port(), absl::StrCat("    rate: ", kRate, "\n    burst: ", kBurst, "\n    concurrency: ",
+                                                       kConcurrency, "\n    requester_email: \"{{author_id}}@customers.example\"\n")));
   {
     Daemon daemon(dir.path(), config);
     daemon.Start();
@@ -732,15 +735,14 @@ TEST(HelpdeskBacklogTest, TenThousandDrainInPriorityOrderAtTheRateThroughThrottl
   }));
 
   const std::vector<FakeTicketing::Ticket> tickets = zendesk.tickets();
-  const auto received = zendesk.http().received();  // each creation after its requester's
+  const auto received = zendesk.http().received();
   EXPECT_EQ(tickets.size(), static_cast<size_t>(kEntries)) << "no ticket created twice";
-  EXPECT_EQ(zendesk.users().size(), static_cast<size_t>(kEntries)) << "one end user per author";
   auto id_of = [](const std::string& create_body) {
     const std::string text = Field(create_body, {"ticket", "comment", "body"});
     return absl::StrCat("b", text.substr(16, text.find('\n') - 16));  // "backlog message N\n..."
   };
   std::set<std::string> throttled_ids;
-  for (const auto& r : TicketRequests(received)) {  // the fake throttles ticket requests only
+  for (const auto& r : received) {
     if (r.answered == 429) throttled_ids.insert(id_of(r.body));
   }
   EXPECT_GE(throttled_ids.size(), 3u);
