@@ -11,6 +11,7 @@ const DestinationType& ZendeskDestinationType();
 const DestinationType& FreshdeskDestinationType();
 const DestinationType& SlackDestinationType();
 const DestinationType& HubSpotDestinationType();
+const DestinationType& RtDestinationType();
 
 const std::vector<const DestinationType*>& DestinationTypes() {
   static const std::vector<const DestinationType*> types = {
@@ -20,6 +21,7 @@ const std::vector<const DestinationType*>& DestinationTypes() {
       &FreshdeskDestinationType(),
       &SlackDestinationType(),
       &HubSpotDestinationType(),
+      &RtDestinationType(),
   };
   return types;
 }

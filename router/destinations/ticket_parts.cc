@@ -3,7 +3,9 @@
 #include <simdjson.h>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "router/json_util.h"
 #include "router/json_writer.h"
@@ -100,6 +102,26 @@ std::optional<std::string> IdText(json::element object) {
 
 }  // namespace
 
+OutboundRequest GetRequest(std::string target) {
+  OutboundRequest request;
+  request.method = HttpMethod::kGet;
+  request.target = std::move(target);
+  return request;
+}
+
+std::string PercentEncode(absl::string_view in) {
+  std::string out;
+  for (const char c : in) {
+    const auto b = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(b) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", b);
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder) {
   simdjson::dom::parser parser;
   json::element root;
@@ -132,6 +154,5 @@ absl::StatusOr<int64_t> AnswerCount(absl::string_view answer, const char* key) {
   if (!count || *count < 0) return absl::InvalidArgumentError(absl::StrCat("the answer has no ", key));
   return *count;
 }
-
 
 }  // namespace triage::router

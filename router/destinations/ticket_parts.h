@@ -31,6 +31,12 @@ DestinationDefaults HelpdeskDefaults(double rate);
 std::string FollowUpNote(const DestinationView& destination, const TicketView& ticket, const DeliveryContext& context,
                          Template::Escape escape);
 
+// A GET of `target` (a lookup or a count).
+OutboundRequest GetRequest(std::string target);
+
+// Every byte but RFC 3986's unreserved ones as %XX (a query parameter's value).
+std::string PercentEncode(absl::string_view in);
+
 // Reading helpdesk answers (JSON). Ids may be numbers or strings; InvalidArgument names what
 // is missing.
 // The id of the object under `holder` ("ticket", "user"), or of the root when `holder` is null.

@@ -123,10 +123,7 @@ class FreshdeskDestination : public DestinationType {
   bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
   // GET /api/v2/search/tickets?query="tag:'<delivery id>'" (msg_ and hex: nothing to escape).
   std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.method = HttpMethod::kGet;
-    request.target = absl::StrCat("/api/v2/search/tickets?query=%22tag:%27", context.delivery_id, "%27%22");
-    return request;
+    return GetRequest(absl::StrCat("/api/v2/search/tickets?query=%22tag:%27", context.delivery_id, "%27%22"));
   }
   // {"results":[{"id":N,...}],"total":N}: the first.
   absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
@@ -139,11 +136,8 @@ class FreshdeskDestination : public DestinationType {
   std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
     const std::optional<int64_t> group = d.GroupOf(team);
     if (!group) return std::nullopt;
-    OutboundRequest request;
-    request.method = HttpMethod::kGet;
-    request.target = absl::StrCat("/api/v2/search/tickets?query=%22group_id:", *group,
-                                  "%20AND%20(status:2%20OR%20status:3)%22");
-    return request;
+    return GetRequest(absl::StrCat("/api/v2/search/tickets?query=%22group_id:", *group,
+                                   "%20AND%20(status:2%20OR%20status:3)%22"));
   }
   // {"results":[...],"total":N}
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }

@@ -195,10 +195,7 @@ class ZendeskDestination : public DestinationType {
   }
   // GET /api/v2/tickets.json?external_id=<delivery id> (msg_ and hex: nothing to escape).
   std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.method = HttpMethod::kGet;
-    request.target = absl::StrCat("/api/v2/tickets.json?external_id=", context.delivery_id);
-    return request;
+    return GetRequest(absl::StrCat("/api/v2/tickets.json?external_id=", context.delivery_id));
   }
   // {"tickets":[{"id":N},...]}: the first.
   absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
@@ -210,10 +207,7 @@ class ZendeskDestination : public DestinationType {
   std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
     const std::optional<int64_t> group = d.GroupOf(team);
     if (!group) return std::nullopt;
-    OutboundRequest request;
-    request.method = HttpMethod::kGet;
-    request.target = absl::StrCat("/api/v2/search/count?query=type%3Aticket%20status%3Csolved%20group_id%3A", *group);
-    return request;
+    return GetRequest(absl::StrCat("/api/v2/search/count?query=type%3Aticket%20status%3Csolved%20group_id%3A", *group));
   }
   // {"count": N}
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }

@@ -88,6 +88,14 @@ const char kHubSpot[] = R"(    type: hubspot
     custom_fields: {triaged_platform: "{{platform}}"}
 )";
 
+const char kRt[] = R"(    type: rt
+    url: https://rt.example.com/
+    token: {value: "1-35-7ba9e790"}
+    group_ids: {pr: 4}
+    requester_email: "{{platform}}-{{author_id}}@customers.invalid"
+    custom_fields: {Platform: "{{platform}}"}
+)";
+
 struct Rendered {
   OutboundRequest request;
   std::string ticket_json;
@@ -432,6 +440,71 @@ TEST(HelpdeskTest, HubSpotTicketsNotesEscalationLookupAndCount) {
       "sources: {generic: {type: generic, secret: s}}\n", "test.yaml").status().ToString();
   EXPECT_TRUE(absl::StrContains(errors, "destinations.helpdesk.access_token: is required")) << errors;
   EXPECT_TRUE(absl::StrContains(errors, "internal name")) << errors;
+}
+
+// Request Tracker, one folder too: a queue per team, a numeric priority, the delivery id in a
+// custom field that a retry searches for, comments, a raise by PUT.
+TEST(HelpdeskTest, RtTicketsCommentsEscalationLookupAndCount) {
+  const config::DestinationOptions options = Destination(kRt);
+  EXPECT_EQ(options.rate, 2);
+  EXPECT_EQ(options.concurrency, 1);
+  EXPECT_EQ(options.type->Authorization(options.settings), "token 1-35-7ba9e790");
+  const OutboundRequest create = Render(options, true, std::nullopt);
+  EXPECT_EQ(create.method, HttpMethod::kPost);
+  EXPECT_EQ(create.target, "/REST/2.0/ticket");
+  EXPECT_TRUE(create.creates_ticket);
+  ExpectFixture(create.body, "rt-create.json");
+  // Ids are strings in RT's answers; an error is {"message": ...}.
+  EXPECT_EQ(options.type->CreatedTicketId(R"({"_url":"http://rt/REST/2.0/ticket/7","id":"7","type":"ticket"})").value(), "7");
+  EXPECT_FALSE(options.type->CreatedTicketId(R"({"message":"Could not create ticket. Queue not set"})").ok());
+  // An informed team with its queue id.
+  const OutboundRequest informed = Render(options, false, std::nullopt);
+  EXPECT_TRUE(absl::StartsWith(informed.body, R"({"Queue":4,)")) << informed.body;
+
+  const std::string json = TicketJson();
+  const TicketView view = *ParseTicketView(json);
+  DeliveryContext context{.destination = "helpdesk", .team = "billing", .level = Level::kUrgent,
+                          .delivery_id = "msg_0123456789abcdef", .enqueued_unix_ms = 1795000002000,
+                          .ticket_json = json, .remote_ticket = "7", .ticket_level = Level::kLow,
+                          .ticket_team = "pr"};
+  const OutboundRequest comment = Render(options, view, context);
+  EXPECT_EQ(comment.target, "/REST/2.0/ticket/7/comment");
+  ExpectFixture(comment.body, "rt-comment.json");
+  ASSERT_EQ(comment.first.size(), 1u);
+  EXPECT_EQ(comment.first[0].method, HttpMethod::kPut);
+  EXPECT_EQ(comment.first[0].target, "/REST/2.0/ticket/7");
+  EXPECT_EQ(comment.first[0].body, R"({"Priority":100,"Queue":"billing"})");
+  context.ticket_level = Level::kUrgent;  // as urgent already, same team: a plain comment
+  context.ticket_team = "billing";
+  EXPECT_TRUE(Render(options, view, context).first.empty());
+
+  const TicketTemplates templates = Templates(options);
+  const DestinationView d{options.settings, templates, options.group_ids};
+  EXPECT_FALSE(options.type->LookUpBeforeCreating(absl::UnixEpoch(), 0, absl::UnixEpoch()));
+  EXPECT_TRUE(options.type->LookUpBeforeCreating(absl::UnixEpoch(), 1, absl::UnixEpoch()));
+  const std::optional<OutboundRequest> lookup = options.type->LookupRequest(d, context);
+  ASSERT_TRUE(lookup.has_value());
+  EXPECT_EQ(lookup->method, HttpMethod::kGet);
+  EXPECT_EQ(lookup->target,
+            "/REST/2.0/tickets?per_page=1&query=CF.%7BTriagedDeliveryId%7D%20%3D%20%27msg_0123456789abcdef%27");
+  EXPECT_EQ(options.type->FoundTicketId(R"({"count":1,"total":1,"items":[{"id":"7","type":"ticket"}]})").value(), "7");
+  EXPECT_EQ(options.type->FoundTicketId(R"({"count":0,"total":0,"pages":0.0,"items":[]})").value(), std::nullopt);
+  EXPECT_EQ(options.type->CountOpenRequest(d, "billing")->target,
+            "/REST/2.0/tickets?per_page=1&query=Queue%20%3D%20%27billing%27%20AND%20Status%20%3D%20%27__Active__%27");
+  EXPECT_EQ(options.type->CountOpenRequest(d, "pr")->target,
+            "/REST/2.0/tickets?per_page=1&query=Queue%20%3D%204%20AND%20Status%20%3D%20%27__Active__%27");
+  EXPECT_EQ(options.type->OpenCount(R"({"count":1,"page":1,"pages":9,"per_page":1,"total":9,"items":[]})").value(), 9);
+  EXPECT_EQ(options.type->PriorityLevel("75"), Level::kHigh);
+  EXPECT_EQ(options.type->PriorityLevel("Medium"), Level::kNormal);
+
+  const std::string errors = config::LoadConfigString(
+      "destinations:\n  helpdesk: {type: rt, url: 'https://rt.example.com', delivery_id_field: 'a}b',"
+      " custom_fields: {'x{y': z}}\n"
+      "teams:\n  billing: {destinations: [helpdesk]}\nrouting: {default_team: billing}\n"
+      "sources: {generic: {type: generic, secret: s}}\n", "test.yaml").status().ToString();
+  EXPECT_TRUE(absl::StrContains(errors, "destinations.helpdesk.token: is required")) << errors;
+  EXPECT_TRUE(absl::StrContains(errors, "delivery_id_field: an RT custom field name has no braces")) << errors;
+  EXPECT_TRUE(absl::StrContains(errors, "no braces or quotes")) << errors;
 }
 
 TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {
