@@ -12,6 +12,7 @@ const DestinationType& FreshdeskDestinationType();
 const DestinationType& SlackDestinationType();
 const DestinationType& HubSpotDestinationType();
 const DestinationType& RtDestinationType();
+const DestinationType& JsmDestinationType();
 
 const std::vector<const DestinationType*>& DestinationTypes() {
   static const std::vector<const DestinationType*> types = {
@@ -22,6 +23,7 @@ const std::vector<const DestinationType*>& DestinationTypes() {
       &SlackDestinationType(),
       &HubSpotDestinationType(),
       &RtDestinationType(),
+      &JsmDestinationType(),
   };
   return types;
 }

@@ -93,10 +93,10 @@ std::string FollowUpNote(const DestinationView& d, const TicketView& ticket, con
 
 namespace {
 
-std::optional<std::string> IdText(json::element object) {
-  if (const std::optional<int64_t> number = json::Int(object, "id")) return std::to_string(*number);
+std::optional<std::string> IdText(json::element object, const char* key = "id") {
+  if (const std::optional<int64_t> number = json::Int(object, key)) return std::to_string(*number);
   std::string_view text;
-  if (object["id"].get(text) == simdjson::SUCCESS && !text.empty()) return std::string(text);
+  if (object[key].get(text) == simdjson::SUCCESS && !text.empty()) return std::string(text);
   return std::nullopt;
 }
 
@@ -122,15 +122,17 @@ std::string PercentEncode(absl::string_view in) {
   return out;
 }
 
-absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder) {
+absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder, const char* key) {
   simdjson::dom::parser parser;
   json::element root;
   if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
   std::optional<json::element> object = root;
   if (holder != nullptr) object = json::Get(root, holder);
   std::optional<std::string> id;
-  if (object) id = IdText(*object);
-  if (!id) return absl::InvalidArgumentError(absl::StrCat("the answer names no ", holder == nullptr ? "" : holder, " id"));
+  if (object) id = IdText(*object, key);
+  if (!id) {
+    return absl::InvalidArgumentError(absl::StrCat("the answer names no ", holder == nullptr ? "" : holder, " ", key));
+  }
   return *id;
 }
 

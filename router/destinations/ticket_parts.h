@@ -39,8 +39,9 @@ std::string PercentEncode(absl::string_view in);
 
 // Reading helpdesk answers (JSON). Ids may be numbers or strings; InvalidArgument names what
 // is missing.
-// The id of the object under `holder` ("ticket", "user"), or of the root when `holder` is null.
-absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder);
+// The id (or `key`) of the object under `holder` ("ticket", "user"), or of the root when
+// `holder` is null.
+absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder, const char* key = "id");
 // The id of the first object of the array `list`; nullopt when it is empty.
 absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list);
 // The non-negative integer `key` of the root ("count", "total").

@@ -1,5 +1,6 @@
-// Delivery into helpdesks: the real triaged binary against fake Zendesk, Freshdesk and Slack
-// endpoints on loopback that answer as the documented APIs do, faults included.
+// Delivery into helpdesks: the real triaged binary against fake Zendesk, Freshdesk, HubSpot,
+// Jira Service Management and Slack endpoints on loopback that answer as the documented APIs
+// do, faults included. (A real Request Tracker is in rt_test.cc.)
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -594,6 +595,83 @@ TEST(HelpdeskTest, HubSpotLostAnswersAreLookedUpAndFollowUpsAreNotes) {
   EXPECT_TRUE(absl::StrContains(tickets[0], R"("hubspot_owner_id":"77")")) << tickets[0];
   EXPECT_TRUE(absl::StrContains(notes[0], R"("to":{"id":"501"})")) << notes[0];
   EXPECT_TRUE(absl::StrContains(notes[0], R"("associationTypeId":228)")) << notes[0];
+}
+
+// Jira Service Management: the first creation's answer is lost; the retry searches the
+// delivery id's label (JQL), finds the request and creates nothing; the follow-up is an
+// internal comment on it, and a more urgent one raises its priority first.
+TEST(HelpdeskTest, JsmLostAnswersAreLookedUpAndFollowUpsAreInternalComments) {
+  TempDir dir;
+  FakeHelpdesk jsm;
+  std::mutex mu;
+  std::vector<std::string> requests, comments, raises;  // bodies
+  bool lose_next_create = true;
+  const std::string auth = "Basic " + absl::Base64Escape("agent@acme.example:atl-token");
+  jsm.Respond([&](const FakeHelpdesk::Received& r) {
+    std::lock_guard lock(mu);
+    FakeHelpdesk::Reply reply;
+    reply.headers["Content-Type"] = "application/json;charset=UTF-8";
+    if (r.headers.count("authorization") == 0 || r.headers.at("authorization") != auth) {
+      reply.status = 401;
+      reply.body = R"({"errorMessages":["You are not authenticated."]})";
+    } else if (r.method == "POST" && r.target == "/rest/servicedeskapi/request") {
+      requests.push_back(r.body);
+      reply.status = 201;
+      reply.body = absl::StrCat(R"({"issueId":")", requests.size() + 107000, R"(","issueKey":"HELP-)", requests.size(),
+                                R"(","requestTypeId":"31","serviceDeskId":"4"})");
+      reply.reset = std::exchange(lose_next_create, false);  // created, answer lost
+    } else if (r.method == "GET" && absl::StartsWith(r.target, "/rest/api/3/search/jql?")) {
+      const size_t at = r.target.find("msg_");
+      const std::string wanted = at == std::string::npos ? "" : r.target.substr(at, r.target.find("%22", at) - at);
+      std::string issues;
+      for (size_t i = 0; i < requests.size(); ++i) {
+        if (!wanted.empty() && absl::StrContains(requests[i], absl::StrCat("\"", wanted, "\""))) {
+          absl::StrAppend(&issues, issues.empty() ? "" : ",", R"({"id":")", i + 107001, R"(","key":"HELP-)", i + 1, R"("})");
+        }
+      }
+      reply.body = absl::StrCat(R"({"issues":[)", issues, R"(],"isLast":true})");
+    } else if (r.method == "POST" && r.target == "/rest/servicedeskapi/request/107001/comment") {
+      comments.push_back(r.body);
+      reply.status = 201;
+      reply.body = absl::StrCat(R"({"id":")", comments.size() + 9000, R"(","public":false})");
+    } else if (r.method == "PUT" && r.target == "/rest/api/2/issue/107001") {
+      raises.push_back(r.body);
+      reply.status = 204;
+    } else {
+      reply.status = 404;
+      reply.body = R"({"errorMessages":["Issue does not exist or you do not have permission to see it."]})";
+    }
+    return reply;
+  });
+  const std::string destination = absl::StrCat(R"(  helpdesk:
+    type: jsm
+    url: http://127.0.0.1:)", jsm.port(), R"(
+    email: agent@acme.example
+    api_token: atl-token
+    service_desk_id: "4"
+    request_type_id: "31"
+    concurrency: 1
+    timeout: 1s
+    backoff_initial: 20ms
+    backoff_max: 100ms
+)");
+  Daemon daemon(dir.path(), Config(dir.path(), destination));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("j1", "refund please", "conv-j"), kSecret).status, 200);
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="helpdesk",outcome="delivered"})", 1), 1)
+      << daemon.Log();
+  ASSERT_EQ(daemon.PostSigned(Message("j2", "fire! still nothing", "conv-j"), kSecret).status, 200);
+  ASSERT_TRUE(jsm.WaitUntil([&](const auto&) {
+    std::lock_guard lock(mu);
+    return !comments.empty();
+  })) << daemon.Log();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(requests.size(), 1u) << "the lost answer was looked up, not created again";
+  EXPECT_TRUE(absl::StrContains(requests[0], R"("priority":{"name":"Medium"})")) << requests[0];
+  EXPECT_TRUE(absl::StrContains(comments[0], R"("public":false)")) << comments[0];
+  EXPECT_TRUE(absl::StrContains(comments[0], "Raised by this follow-up: priority normal -> urgent")) << comments[0];
+  ASSERT_EQ(raises.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(raises[0], R"("priority":{"name":"Highest"})")) << raises[0];
 }
 
 TEST(HelpdeskTest, CircuitBreakerStopsCallsThenProbesAndResumes) {

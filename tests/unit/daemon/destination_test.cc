@@ -96,6 +96,16 @@ const char kRt[] = R"(    type: rt
     custom_fields: {Platform: "{{platform}}"}
 )";
 
+const char kJsm[] = R"(    type: jsm
+    url: https://acme.atlassian.net
+    email: agent@acme.example
+    api_token: {value: "atl-token"}
+    service_desk_id: "4"
+    request_type_id: "31"
+    group_ids: {pr: 32}
+    custom_fields: {customfield_10050: "{{reach}}"}
+)";
+
 struct Rendered {
   OutboundRequest request;
   std::string ticket_json;
@@ -505,6 +515,63 @@ TEST(HelpdeskTest, RtTicketsCommentsEscalationLookupAndCount) {
   EXPECT_TRUE(absl::StrContains(errors, "destinations.helpdesk.token: is required")) << errors;
   EXPECT_TRUE(absl::StrContains(errors, "delivery_id_field: an RT custom field name has no braces")) << errors;
   EXPECT_TRUE(absl::StrContains(errors, "no braces or quotes")) << errors;
+}
+
+// Jira Service Management, one folder as well: a customer request per message, labels for the
+// team, level and delivery id, internal comments, a raise through the platform API.
+TEST(HelpdeskTest, JsmRequestsCommentsEscalationLookupAndCount) {
+  const config::DestinationOptions options = Destination(kJsm);
+  EXPECT_EQ(options.rate, 3);
+  EXPECT_EQ(options.type->Authorization(options.settings), "Basic " + absl::Base64Escape("agent@acme.example:atl-token"));
+  const OutboundRequest create = Render(options, true, std::nullopt);
+  EXPECT_EQ(create.method, HttpMethod::kPost);
+  EXPECT_EQ(create.target, "/rest/servicedeskapi/request");
+  EXPECT_TRUE(create.creates_ticket);
+  ExpectFixture(create.body, "jsm-create.json");
+  EXPECT_TRUE(absl::StrContains(Render(options, false, std::nullopt).body, R"("requestTypeId":"32")"));
+  EXPECT_EQ(options.type->CreatedTicketId(R"({"issueId":"107001","issueKey":"HELP-1","requestTypeId":"31"})").value(),
+            "107001");
+  EXPECT_FALSE(options.type->CreatedTicketId(R"({"errorMessage":"Bad request","i18nErrorMessage":{}})").ok());
+
+  const std::string json = TicketJson();
+  const TicketView view = *ParseTicketView(json);
+  DeliveryContext context{.destination = "helpdesk", .team = "billing", .level = Level::kUrgent,
+                          .delivery_id = "msg_0123456789abcdef", .enqueued_unix_ms = 1795000002000,
+                          .ticket_json = json, .remote_ticket = "107001", .ticket_level = Level::kLow,
+                          .ticket_team = "pr"};
+  const OutboundRequest comment = Render(options, view, context);
+  EXPECT_EQ(comment.target, "/rest/servicedeskapi/request/107001/comment");
+  ExpectFixture(comment.body, "jsm-comment.json");
+  ASSERT_EQ(comment.first.size(), 1u);
+  EXPECT_EQ(comment.first[0].method, HttpMethod::kPut);
+  EXPECT_EQ(comment.first[0].target, "/rest/api/2/issue/107001");
+  EXPECT_EQ(comment.first[0].body,
+            R"({"fields":{"priority":{"name":"Highest"}},"update":{"labels":[{"add":"level_urgent"},)"
+            R"({"remove":"level_low"},{"add":"team_billing"},{"remove":"team_pr"}]}})");
+
+  const TicketTemplates templates = Templates(options);
+  const DestinationView d{options.settings, templates, options.group_ids};
+  EXPECT_TRUE(options.type->LookUpBeforeCreating(absl::UnixEpoch(), 1, absl::UnixEpoch()));
+  EXPECT_EQ(options.type->LookupRequest(d, context)->target,
+            "/rest/api/3/search/jql?maxResults=1&fields=id&jql=labels%20%3D%20%22msg_0123456789abcdef%22");
+  EXPECT_EQ(options.type->FoundTicketId(R"({"issues":[{"id":"107001","key":"HELP-1"}],"isLast":true})").value(),
+            "107001");
+  EXPECT_EQ(options.type->FoundTicketId(R"({"issues":[],"isLast":true})").value(), std::nullopt);
+  const std::optional<OutboundRequest> count = options.type->CountOpenRequest(d, "billing");
+  ASSERT_TRUE(count.has_value());
+  EXPECT_EQ(count->method, HttpMethod::kPost);
+  EXPECT_EQ(count->body, R"({"jql":"labels = \"team_billing\" AND statusCategory != Done"})");
+  EXPECT_EQ(options.type->OpenCount(R"({"count":12})").value(), 12);
+  EXPECT_EQ(options.type->PriorityLevel("Highest"), Level::kUrgent);
+
+  const std::string errors = config::LoadConfigString(
+      "destinations:\n  helpdesk: {type: jsm, url: 'https://acme.atlassian.net', custom_fields: {reach: x}}\n"
+      "teams:\n  billing: {destinations: [helpdesk]}\nrouting: {default_team: billing}\n"
+      "sources: {generic: {type: generic, secret: s}}\n", "test.yaml").status().ToString();
+  for (const char* key : {"email", "api_token", "service_desk_id", "request_type_id"}) {
+    EXPECT_TRUE(absl::StrContains(errors, absl::StrCat("destinations.helpdesk.", key, ": is required"))) << errors;
+  }
+  EXPECT_TRUE(absl::StrContains(errors, "customfield_<id>")) << errors;
 }
 
 TEST(HelpdeskTest, SlackTextIsCutAt3000BytesOnACharacterBoundary) {

@@ -1,0 +1,172 @@
+// jsm: Jira Service Management Cloud, its customer requests API
+// (https://developer.atlassian.com/cloud/jira/service-desk/rest/) and, for what that API does
+// not do (priority updates, searches), the Jira platform API v2/v3.
+//   - a new request: POST /rest/servicedeskapi/request {serviceDeskId, requestTypeId (the
+//     team's in group_ids, else `request_type_id`), requestFieldValues {summary, description,
+//     priority {name}, labels}, raiseOnBehalfOf (`requester_email`)}. Priority and Labels must
+//     be fields of the request types triaged uses (they may be hidden from the portal's form
+//     only if the API may still set them: check one request by hand). The answer's issueId is
+//     the ticket;
+//   - teams are labels (team_<team>) as well as request types: queues filter on either. Jira has
+//     no idempotency key, so the delivery id is a label too and every retried creation first
+//     searches for it: GET /rest/api/3/search/jql?jql=labels = "<delivery id>";
+//   - a follow-up: an internal comment (POST /rest/servicedeskapi/request/{id}/comment,
+//     public false); one that raises the request first updates its priority and its level and
+//     team labels (PUT /rest/api/2/issue/{id}). The request type stays: the API cannot change it;
+//   - open requests of a team: POST /rest/api/3/search/approximate-count with labels =
+//     team_<team> AND statusCategory != Done.
+// Auth: Basic base64("{email}:{api_token}") of an agent. Atlassian publishes no fixed request
+// rate for Cloud (cost-based limits, 429 with Retry-After); 3 a second is the default.
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "router/destinations/destination_type.h"
+#include "router/destinations/ticket_parts.h"
+#include "router/json_writer.h"
+
+namespace triage::router {
+namespace {
+
+// Jira's default priority scheme: Highest, High, Medium, Low, Lowest.
+const char* JiraPriority(absl::string_view level) {
+  if (level == "urgent") return "Highest";
+  if (level == "high") return "High";
+  if (level == "normal") return "Medium";
+  return "Low";
+}
+
+class JsmDestination : public DestinationType {
+ public:
+  std::string_view name() const override { return "jsm"; }
+  std::vector<Setting> settings() const override {
+    return {{.key = "email", .kind = Setting::Kind::kString, .required = true},
+            {.key = "api_token", .kind = Setting::Kind::kSecret, .required = true},
+            {.key = "service_desk_id", .kind = Setting::Kind::kString, .required = true},
+            {.key = "request_type_id", .kind = Setting::Kind::kString, .required = true},
+            {.key = "requester_email", .kind = Setting::Kind::kTemplate}};
+  }
+  DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
+  TicketKeys ticket_keys() const override {
+    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+  }
+  std::string CustomFieldKeyProblem(absl::string_view key) const override {
+    return absl::StartsWith(key, "customfield_") ? "" : "a Jira custom field is named customfield_<id>";
+  }
+  std::string Authorization(const Settings& s) const override {
+    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(s.Get("email"), ":", s.Get("api_token"))));
+  }
+  bool keeps_tickets() const override { return true; }
+
+  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
+                                         const DeliveryContext& context) const override {
+    const TicketView& ticket = *ticket_view;
+    OutboundRequest request;
+    JsonWriter w;
+    if (context.remote_ticket) {
+      request.target = absl::StrCat("/rest/servicedeskapi/request/", *context.remote_ticket, "/comment");
+      w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
+      w.Key("public").Bool(false).EndObject();
+      request.body = w.Take();
+      if (context.Escalates()) request.first.push_back(Raise(ticket, context));
+      return request;
+    }
+    request.target = "/rest/servicedeskapi/request";
+    request.creates_ticket = true;
+    w.BeginObject();
+    w.Key("serviceDeskId").String(d.settings.Get("service_desk_id"));
+    const std::optional<int64_t> type = d.GroupOf(context.team);
+    w.Key("requestTypeId").String(type ? std::to_string(*type) : d.settings.Get("request_type_id"));
+    w.Key("requestFieldValues").BeginObject();
+    w.Key("summary").String(d.templates.subject.Render(ticket, context.team, context.owner));
+    w.Key("description").String(d.templates.body.Render(ticket, context.team, context.owner));
+    w.Key("priority").BeginObject().Key("name").String(JiraPriority(ticket.level)).EndObject();
+    w.Key("labels").BeginArray();
+    for (const std::string& label : TicketTags(ticket, context, d.join_informed)) w.String(label);
+    w.String(context.delivery_id);  // what a retry looks the request up by
+    w.EndArray();
+    for (const auto& [field, value] : d.templates.custom_fields) {
+      const std::optional<std::string> text = value.RenderIfAny(ticket, context.team, context.owner);
+      if (text) w.Key(field).String(*text);
+    }
+    w.EndObject();
+    if (d.settings.Has("requester_email")) {
+      w.Key("raiseOnBehalfOf").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
+    }
+    w.EndObject();
+    request.body = w.Take();
+    return request;
+  }
+
+  // PUT /rest/api/2/issue/{id}: the priority, and the level and team labels swapped.
+  static OutboundRequest Raise(const TicketView& ticket, const DeliveryContext& context) {
+    OutboundRequest raise;
+    raise.method = HttpMethod::kPut;
+    raise.target = absl::StrCat("/rest/api/2/issue/", *context.remote_ticket);
+    JsonWriter w;
+    w.BeginObject().Key("fields").BeginObject();
+    w.Key("priority").BeginObject().Key("name").String(JiraPriority(ticket.level)).EndObject();
+    w.EndObject();
+    w.Key("update").BeginObject().Key("labels").BeginArray();
+    auto label = [&w](const char* op, const std::string& value) { w.BeginObject().Key(op).String(value).EndObject(); };
+    label("add", absl::StrCat("level_", TagOf(ticket.level)));
+    if (context.ticket_level && *context.ticket_level != context.level) {
+      label("remove", absl::StrCat("level_", LevelName(*context.ticket_level)));
+    }
+    if (!context.ticket_team.empty() && context.ticket_team != context.team) {
+      label("add", absl::StrCat("team_", TagOf(context.team)));
+      label("remove", absl::StrCat("team_", TagOf(context.ticket_team)));
+    }
+    w.EndArray().EndObject().EndObject();
+    raise.body = w.Take();
+    return raise;
+  }
+
+  // {"issueId":"107001","issueKey":"HELP-1",...}
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
+    return AnswerId(answer, nullptr, "issueId");
+  }
+
+  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
+  std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
+    return GetRequest(absl::StrCat("/rest/api/3/search/jql?maxResults=1&fields=id&jql=",
+                                   PercentEncode(absl::StrCat("labels = \"", context.delivery_id, "\""))));
+  }
+  // {"issues":[{"id":"107001","key":"HELP-1",...}],...}
+  absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
+    return FirstIdOf(answer, "issues");
+  }
+
+  std::optional<OutboundRequest> CountOpenRequest(const DestinationView&, const std::string& team) const override {
+    OutboundRequest request;
+    request.target = "/rest/api/3/search/approximate-count";
+    JsonWriter w;
+    w.BeginObject().Key("jql").String(absl::StrCat("labels = \"team_", TagOf(team), "\" AND statusCategory != Done"));
+    w.EndObject();
+    request.body = w.Take();
+    return request;
+  }
+  // {"count": N}
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }
+
+  // Highest/High/Medium/Low/Lowest.
+  std::optional<Level> PriorityLevel(absl::string_view text) const override {
+    const std::string priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
+    if (priority == "highest") return Level::kUrgent;
+    if (priority == "medium") return Level::kNormal;
+    if (priority == "lowest") return Level::kLow;
+    Level level;
+    if (ParseLevel(priority, &level)) return level;
+    return std::nullopt;
+  }
+};
+
+}  // namespace
+
+const DestinationType& JsmDestinationType() {
+  static const JsmDestination type;
+  return type;
+}
+
+}  // namespace triage::router
