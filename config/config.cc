@@ -639,6 +639,10 @@ std::vector<absl::string_view> DestinationKeys(const router::DestinationType& ty
   if (ticket.follow_up) keys.push_back("follow_up");
   if (ticket.group_ids) keys.push_back("group_ids");
   if (ticket.custom_fields) keys.push_back("custom_fields");
+  if (ticket.ticket_link) {
+    keys.push_back("ticket_link");
+    keys.push_back("ticket_link_wait");
+  }
   for (const router::Setting& setting : settings) keys.push_back(setting.key);
   return keys;
 }
@@ -676,6 +680,11 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     if (d.type->transport() == router::Transport::kHttp) LoadHttpOptions(l, body, path, &d);
     LoadTicketOptions(l, body, path, &d);
     LoadSettings(l, body, path, settings, &d.settings);
+    if (body["ticket_link"].IsDefined()) {
+      d.ticket_link.emplace();
+      l.String(body, "ticket_link", path, &d.ticket_link->destination, true);
+      l.Duration(body, "ticket_link_wait", path, &d.ticket_link_wait, absl::ZeroDuration(), absl::Minutes(10));
+    }
     std::string informed = d.join_informed ? "join" : "separate";
     l.String(body, "informed", path, &informed);
     if (informed != "join" && informed != "separate") {
@@ -690,6 +699,40 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
       }
     }
     out->push_back(std::move(d));
+  }
+}
+
+// A ticket_link names another destination whose tickets have a web page: its type, url and
+// settings are copied in, and the teams that deliver there.
+void ResolveTicketLinks(Loader& l, const YAML::Node& root, Config* config) {
+  for (DestinationOptions& d : config->destinations) {
+    if (!d.ticket_link) continue;
+    DestinationOptions::TicketLink& link = *d.ticket_link;
+    const std::string path = absl::StrCat(Child("destinations", d.name), ".ticket_link");
+    const YAML::Node node = root["destinations"][d.name]["ticket_link"];
+    const auto target = absl::c_find_if(config->destinations,
+                                        [&](const DestinationOptions& o) { return o.name == link.destination; });
+    if (target == config->destinations.end()) {
+      l.Error(node, path, absl::StrCat("unknown destination '", link.destination, "'"));
+      continue;
+    }
+    if (target->type == nullptr) continue;  // reported where it is defined
+    if (!target->type->keeps_tickets() || !target->type->TicketUrl(target->settings, target->url, "1")) {
+      l.Error(node, path,
+              absl::StrCat("destination '", link.destination, "' (", std::string(target->type->name()),
+                           ") has no ticket pages to link to (types that keep tickets: ",
+                           router::DestinationTypeNames([](const router::DestinationType& t) {
+                             return t.keeps_tickets();
+                           }),
+                           ")"));
+      continue;
+    }
+    link.type = target->type;
+    link.url = target->url;
+    link.settings = target->settings;
+    for (const TeamOptions& team : config->teams) {
+      if (absl::c_linear_search(team.destinations, link.destination)) link.teams.insert(team.name);
+    }
   }
 }
 
@@ -1120,6 +1163,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
       }
     }
   }
+  ResolveTicketLinks(l, root, &config);
   if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, config.scoring, &config);
   if (config.sources.empty() && root["sources"].IsDefined() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
   if (!l.ok()) return absl::InvalidArgumentError(l.Report());

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -140,6 +141,20 @@ struct DestinationOptions {
   std::optional<router::Level> min_level;
   std::optional<int64_t> min_reach;
   bool Accepts(router::Level level, int reach) const;
+
+  // Alerts that link to the thread's ticket in another destination (`ticket_link`: a Slack
+  // alert names the helpdesk ticket). An alert whose team delivers there waits up to
+  // `ticket_link_wait` after its message arrived for that ticket to exist, then goes without.
+  struct TicketLink {
+    std::string destination;
+    const router::DestinationType* type = nullptr;
+    std::string url;
+    router::Settings settings;
+    std::set<std::string> teams;  // the teams that deliver to it
+    bool operator==(const TicketLink&) const = default;
+  };
+  std::optional<TicketLink> ticket_link;
+  absl::Duration ticket_link_wait = absl::Seconds(30);
 
   bool operator==(const DestinationOptions&) const = default;
 };

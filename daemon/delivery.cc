@@ -21,6 +21,8 @@ namespace {
 
 // How long a worker waits before looking again at storage that cannot take writes.
 constexpr absl::Duration kStorageWait = absl::Seconds(1);
+// How often an alert that links to a ticket looks for it while it waits (ticket_link_wait).
+constexpr absl::Duration kLinkPoll = absl::Milliseconds(500);
 
 using asio::as_tuple;
 using asio::use_awaitable;
@@ -37,7 +39,7 @@ std::string Snippet(absl::string_view body) {
 
 // What the destination type renders one delivery from.
 router::DeliveryContext Context(const config::DestinationOptions& options, const storage::Lease& lease,
-                                const std::optional<storage::ThreadTicket>& thread_ticket) {
+                                const Known& known) {
   router::DeliveryContext context{
       .destination = options.name,
       .team = lease.entry.team,
@@ -46,11 +48,12 @@ router::DeliveryContext Context(const config::DestinationOptions& options, const
       .delivery_id = DeliveryId(options.name, lease.entry.message_key, lease.entry.team),
       .enqueued_unix_ms = lease.entry.enqueued_unix_ms,
       .ticket_json = lease.entry.ticket_json,
+      .linked_ticket_url = known.linked_ticket_url,
   };
-  if (thread_ticket) {
-    context.remote_ticket = thread_ticket->id;
-    context.ticket_level = thread_ticket->level;
-    context.ticket_team = thread_ticket->team;
+  if (known.thread_ticket) {
+    context.remote_ticket = known.thread_ticket->id;
+    context.ticket_level = known.thread_ticket->level;
+    context.ticket_team = known.thread_ticket->team;
   }
   return context;
 }
@@ -72,12 +75,11 @@ class FileSender : public Sender {
   }
 
   // On the destination's strand, like every Send.
-  asio::awaitable<Attempt> Send(const storage::Lease& lease, const std::optional<storage::ThreadTicket>&,
-                                int /*worker*/) override {
+  asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known&, int /*worker*/) override {
     if (next_ == nullptr) next_ = std::make_shared<Batch>(co_await asio::this_coro::executor);
     const std::shared_ptr<Batch> mine = next_;
     absl::StatusOr<router::OutboundRequest> line = options_.type->Render(
-        view_, nullptr, Context(options_, lease, std::nullopt));
+        view_, nullptr, Context(options_, lease, Known()));
     if (!line.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(line.status().message())};
     mine->lines += line->body;
     mine->lines.push_back('\n');
@@ -223,14 +225,12 @@ class HttpSender : public Sender {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 #endif
-  asio::awaitable<Attempt> Send(const storage::Lease& lease,
-                                const std::optional<storage::ThreadTicket>& thread_ticket,
-                                int worker) override {
-    Delivery delivery{Context(options_, lease, thread_ticket), std::nullopt};
+  asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known& known, int worker) override {
+    Delivery delivery{Context(options_, lease, known), std::nullopt};
     if (absl::Status read = ReadTicket(lease, &delivery); !read.ok()) {
       co_return Attempt{Attempt::Kind::kPermanent, std::string(read.message())};
     }
-    const bool creating = type_.keeps_tickets() && !thread_ticket;
+    const bool creating = type_.keeps_tickets() && !known.thread_ticket;
     std::optional<router::OutboundRequest> lookup;
     if (creating && type_.LookUpBeforeCreating(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
                                                lease.entry.attempts, transport_->clock().Now())) {
@@ -683,7 +683,7 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
 }
 
 asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Tickets tickets) {
-  std::optional<storage::ThreadTicket> thread_ticket;
+  Known known;
   if (sender_->wants_remote_tickets()) {
     // Unreadable is not "none": that would open a second ticket. Wait for storage.
     absl::StatusOr<std::optional<storage::ThreadTicket>> read =
@@ -693,11 +693,40 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
       (void)store_.Return(lease);
       co_return;
     }
-    thread_ticket = *std::move(read);
+    known.thread_ticket = *std::move(read);
+  }
+  if (options_.ticket_link) {
+    const config::DestinationOptions::TicketLink& link = *options_.ticket_link;
+    absl::StatusOr<std::optional<storage::ThreadTicket>> linked = co_await UntilStored(
+        [this, &lease, &link] { return store_.FindThreadTicket(link.destination, true, "", lease.entry.thread); },
+        "read_linked_ticket");
+    if (!linked.ok()) {
+      breaker_.Cancel(tickets.breaker);
+      (void)store_.Return(lease);
+      co_return;
+    }
+    const absl::Time now = clock_.Now();
+    const absl::Time give_up = absl::FromUnixMillis(lease.entry.enqueued_unix_ms) + options_.ticket_link_wait;
+    if (*linked) {
+      known.linked_ticket_url = link.type->TicketUrl(link.settings, link.url, (*linked)->id).value_or("");
+    } else if (link.teams.contains(lease.entry.team) && now < give_up) {
+      // Its ticket is on the way: look again soon, without spending an attempt or a token.
+      breaker_.Cancel(tickets.breaker);
+      bucket_.Return();
+      const absl::Time due = std::min(now + kLinkPoll, give_up);
+      const std::string note = absl::StrCat("waiting for its ticket at ", link.destination);
+      if (absl::Status s = co_await pool_.Run([this, &lease, due, &note] { return store_.Postpone(lease, due, note); });
+          !s.ok()) {
+        spdlog::error("event=delivery_store_failed destination={} operation=postpone error=\"{}\"", options_.name,
+                      std::string(s.message()));
+      }
+      metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", "waiting_for_ticket"}}).Increment();
+      co_return;
+    }
   }
   const absl::Time start = clock_.Now();
   in_flight_gauge_.Increment();
-  const Attempt attempt = co_await sender_->Send(lease, thread_ticket, index);
+  const Attempt attempt = co_await sender_->Send(lease, known, index);
   in_flight_gauge_.Decrement();
   const absl::Time end = clock_.Now();
   metrics_.attempt_latency.Add(labels_, Buckets()).Observe(absl::ToDoubleSeconds(end - start));

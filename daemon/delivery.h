@@ -62,14 +62,19 @@ std::string DeliveryId(absl::string_view destination, absl::string_view message_
                        absl::string_view team);
 
 // Sends one leased entry to a destination. Implementations are used from one strand.
+// What the dispatcher read before a delivery.
+struct Known {
+  // The ticket of the lease's thread at this destination, when one exists (looked up only for
+  // senders that want it).
+  std::optional<storage::ThreadTicket> thread_ticket;
+  // The page of the thread's ticket in the destination this one links to (ticket_link).
+  std::string linked_ticket_url;
+};
+
 class Sender {
  public:
   virtual ~Sender() = default;
-  // `thread_ticket`: the ticket of the lease's thread at this destination, when one exists
-  // (only looked up for senders that want it).
-  virtual asio::awaitable<Attempt> Send(const storage::Lease& lease,
-                                        const std::optional<storage::ThreadTicket>& thread_ticket,
-                                        int worker) = 0;
+  virtual asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known& known, int worker) = 0;
   virtual bool wants_remote_tickets() const { return false; }
 };
 

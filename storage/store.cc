@@ -806,8 +806,16 @@ int64_t Store::LabelCount() {
 }
 
 absl::Status Store::RetryLater(const Lease& lease, absl::Time due, absl::string_view error) {
+  return Reschedule(lease, due, error, 1);
+}
+
+absl::Status Store::Postpone(const Lease& lease, absl::Time due, absl::string_view note) {
+  return Reschedule(lease, due, note, 0);
+}
+
+absl::Status Store::Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts) {
   QueueEntry entry = lease.entry;
-  ++entry.attempts;
+  entry.attempts += attempts;
   entry.next_attempt_unix_ms = absl::ToUnixMillis(due);
   entry.last_error.assign(error.data(), error.size());
   const absl::Status written =

@@ -247,6 +247,9 @@ class Store {
   std::vector<MessageDelivery> Deliveries(absl::string_view message_key);
   // Failed, to try again at `due`; attempts and the error are recorded durably.
   absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
+  // Not ready yet (an alert waiting for the ticket it links to): due again at `due`, its
+  // attempts unchanged, `note` recorded as its last error.
+  absl::Status Postpone(const Lease& lease, absl::Time due, absl::string_view note);
   // Gave up: the entry moves to the dead-letter set with its error, atomically.
   absl::Status DeadLetter(const Lease& lease, absl::string_view error);
 
@@ -321,6 +324,8 @@ class Store {
   void WriterLoop();
   // Records a failed write or background error: the store becomes unavailable.
   void WriteFailed(const absl::Status& status);
+  // RetryLater and Postpone: due again at `due`, `attempts` more attempts counted.
+  absl::Status Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts);
   // While unavailable: RocksDB's Resume and a synced probe write; true when both succeed.
   bool TryResume();
   void CommitGroup(std::vector<Pending>& group);

@@ -71,6 +71,9 @@ struct DeliveryContext {
   std::optional<Level> ticket_level;
   std::string ticket_team;
   std::string requester_id;  // the customer as the helpdesk's user, when RequesterRequest named one
+  // The web address of the thread's ticket in the destination this one links to (ticket_link),
+  // once that ticket exists.
+  std::string linked_ticket_url;
 
   // An owner's follow-up more urgent than its ticket, or owned by another team now (a rule
   // moved the conversation): it raises the ticket (priority, tags, group) as well as adding
@@ -95,6 +98,7 @@ struct DestinationDefaults {
 // Which ticket keys a type's config block takes besides its own settings.
 struct TicketKeys {
   bool subject = false, body = false, follow_up = false, group_ids = false, custom_fields = false;
+  bool ticket_link = false;  // ticket_link, ticket_link_wait: a link to another destination's ticket
 };
 
 // How each request of a destination is signed at the moment it is sent (the daemon owns the
@@ -188,6 +192,13 @@ class DestinationType {
   }
   virtual absl::StatusOr<int64_t> OpenCount(absl::string_view /*answer*/) const {
     return absl::UnimplementedError("this destination cannot count tickets");
+  }
+
+  // Where an agent opens ticket `id` in a browser, given the destination's settings and url;
+  // nullopt when the type has no such page (or lacks the setting that names it).
+  virtual std::optional<std::string> TicketUrl(const Settings&, absl::string_view /*url*/,
+                                               absl::string_view /*id*/) const {
+    return std::nullopt;
   }
 
   // Feedback from the helpdesk's own webhooks (README, "Labels from where agents work").

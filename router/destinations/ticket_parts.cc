@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "router/json_util.h"
 #include "router/json_writer.h"
 
@@ -102,6 +103,10 @@ std::optional<std::string> IdText(json::element object, const char* key = "id") 
 
 }  // namespace
 
+std::string PageUrl(absl::string_view url, absl::string_view path) {
+  return absl::StrCat(absl::StripSuffix(url, "/"), path);
+}
+
 OutboundRequest GetRequest(std::string target) {
   OutboundRequest request;
   request.method = HttpMethod::kGet;
@@ -136,14 +141,14 @@ absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holde
   return *id;
 }
 
-absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list) {
+absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list, const char* key) {
   simdjson::dom::parser parser;
   json::element root;
   if (auto s = json::ParseDocument(parser, answer, 64, &root); !s.ok()) return s;
   const auto items = json::Get(root, list);
   if (!items || !items->is_array()) return absl::InvalidArgumentError(absl::StrCat("the answer has no ", list, " list"));
   for (const json::element item : json::AsArray(*items)) {
-    if (std::optional<std::string> id = IdText(item)) return id;
+    if (std::optional<std::string> id = IdText(item, key)) return id;
   }
   return std::optional<std::string>();
 }

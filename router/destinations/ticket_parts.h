@@ -31,6 +31,9 @@ DestinationDefaults HelpdeskDefaults(double rate);
 std::string FollowUpNote(const DestinationView& destination, const TicketView& ticket, const DeliveryContext& context,
                          Template::Escape escape);
 
+// `url` (a destination's base, with or without a trailing slash) followed by `path`.
+std::string PageUrl(absl::string_view url, absl::string_view path);
+
 // A GET of `target` (a lookup or a count).
 OutboundRequest GetRequest(std::string target);
 
@@ -42,8 +45,9 @@ std::string PercentEncode(absl::string_view in);
 // The id (or `key`) of the object under `holder` ("ticket", "user"), or of the root when
 // `holder` is null.
 absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder, const char* key = "id");
-// The id of the first object of the array `list`; nullopt when it is empty.
-absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list);
+// The id (or `key`) of the first object of the array `list`; nullopt when it is empty.
+absl::StatusOr<std::optional<std::string>> FirstIdOf(absl::string_view answer, const char* list,
+                                                     const char* key = "id");
 // The non-negative integer `key` of the root ("count", "total").
 absl::StatusOr<int64_t> AnswerCount(absl::string_view answer, const char* key);
 

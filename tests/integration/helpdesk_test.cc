@@ -630,11 +630,11 @@ TEST(HelpdeskTest, JsmLostAnswersAreLookedUpAndFollowUpsAreInternalComments) {
         }
       }
       reply.body = absl::StrCat(R"({"issues":[)", issues, R"(],"isLast":true})");
-    } else if (r.method == "POST" && r.target == "/rest/servicedeskapi/request/107001/comment") {
+    } else if (r.method == "POST" && r.target == "/rest/servicedeskapi/request/HELP-1/comment") {
       comments.push_back(r.body);
       reply.status = 201;
       reply.body = absl::StrCat(R"({"id":")", comments.size() + 9000, R"(","public":false})");
-    } else if (r.method == "PUT" && r.target == "/rest/api/2/issue/107001") {
+    } else if (r.method == "PUT" && r.target == "/rest/api/2/issue/HELP-1") {
       raises.push_back(r.body);
       reply.status = 204;
     } else {
@@ -731,6 +731,43 @@ TEST(HelpdeskTest, SlackReceivesOnlyTheAlertsItAsksFor) {
   const std::string text = Field(posts[0].body, {"text"});
   EXPECT_TRUE(absl::StartsWith(text, "*[urgent]* support (owner): x from @handle-author-1 (10 followers)")) << text;
   EXPECT_TRUE(absl::StrContains(text, "> fire &lt;everywhere&gt;")) << text;
+}
+
+// An alert with ticket_link waits for the helpdesk's ticket and links to it; a follow-up's
+// alert links at once. While the helpdesk fails, an alert goes without its link once
+// ticket_link_wait has passed, and no attempt of its own is spent waiting.
+TEST(HelpdeskTest, SlackAlertsLinkToTheHelpdeskTicketOnceItExists) {
+  TempDir dir;
+  FakeHelpdesk slack;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  zendesk.Script({{.after_serving = true, .delay = absl::Milliseconds(600)}});  // the first ticket comes late
+  const std::string destinations = Zendesk(zendesk.port()) + absl::StrCat(R"(  alerts:
+    type: slack
+    url: http://127.0.0.1:)", slack.port(), R"(/hook
+    ticket_link: helpdesk
+    ticket_link_wait: 1500ms
+    max_attempts: 1
+)");
+  Daemon daemon(dir.path(), Config(dir.path(), destinations, "[helpdesk, alerts]"));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("k1", "where is my parcel", "ck"), kSecret).status, 200);
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 1; })) << daemon.Log();
+  ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return !all.empty(); })) << daemon.Log();
+  const std::string url = absl::StrCat("http://127.0.0.1:", zendesk.port(), "/agent/tickets/", zendesk.tickets()[0].id);
+  EXPECT_TRUE(absl::EndsWith(Field(slack.received()[0].body, {"text"}), absl::StrCat("\nTicket: <", url, ">")))
+      << slack.received()[0].body;
+  ASSERT_EQ(daemon.PostSigned(Message("k2", "hello?", "ck"), kSecret).status, 200);
+  ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return all.size() >= 2; })) << daemon.Log();
+  EXPECT_TRUE(absl::StrContains(Field(slack.received()[1].body, {"text"}), url)) << slack.received()[1].body;
+
+  // The helpdesk fails from now on: the next thread's alert goes without a link, delivered
+  // on its first and only attempt (max_attempts 1) after waiting.
+  zendesk.FaultEvery(1, {.status = 503});
+  ASSERT_EQ(daemon.PostSigned(Message("k3", "another thing", "ck2"), kSecret).status, 200);
+  ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return all.size() >= 3; })) << daemon.Log();
+  EXPECT_FALSE(absl::StrContains(Field(slack.received()[2].body, {"text"}), "Ticket:")) << slack.received()[2].body;
+  EXPECT_GE(daemon.Metric(R"(triage_delivery_attempts_total{destination="alerts",outcome="waiting_for_ticket"})"), 1);
+  EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="alerts",outcome="delivered"})"), 3);
 }
 
 // 10,000 entries of mixed levels wait in RocksDB when the daemon starts (written with the

@@ -142,6 +142,10 @@ class FreshdeskDestination : public DestinationType {
   // {"results":[...],"total":N}
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }
 
+  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
+    return PageUrl(url, absl::StrCat("/a/tickets/", id));
+  }
+
   FeedbackAuth feedback_auth() const override { return {FeedbackAuth::Kind::kToken}; }
   // 4/3/2/1 or Urgent/High/Medium/Low.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {

@@ -12,6 +12,7 @@
 // Auth: a private app's access token, Bearer. Private apps get 100 (Free, Starter) to 190
 // (Enterprise) requests per 10 s, and the search endpoints 5 a second per account: 5 a second
 // with a burst of 5 stays inside both. Teams map to owners (group_ids: team -> owner id).
+// Links to tickets (a Slack alert's ticket_link) need the account's `portal_id`.
 
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
@@ -52,7 +53,8 @@ class HubSpotDestination : public DestinationType {
             {.key = "pipeline", .kind = Setting::Kind::kString, .default_value = "0"},
             {.key = "stage", .kind = Setting::Kind::kString, .default_value = "1"},
             {.key = "closed_stage", .kind = Setting::Kind::kString, .default_value = "4"},
-            {.key = "delivery_id_property", .kind = Setting::Kind::kString, .default_value = "triaged_delivery_id"}};
+            {.key = "delivery_id_property", .kind = Setting::Kind::kString, .default_value = "triaged_delivery_id"},
+            {.key = "portal_id", .kind = Setting::Kind::kString}};
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(5); }
   TicketKeys ticket_keys() const override {
@@ -147,6 +149,13 @@ class HubSpotDestination : public DestinationType {
     return request;
   }
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }
+
+  // The ticket's record page in HubSpot's app (object type 0-5 is tickets); it needs the
+  // account's id (`portal_id`, the Hub ID in the account menu).
+  std::optional<std::string> TicketUrl(const Settings& s, absl::string_view, absl::string_view id) const override {
+    if (!s.Has("portal_id")) return std::nullopt;
+    return absl::StrCat("https://app.hubspot.com/contacts/", s.Get("portal_id"), "/record/0-5/", id);
+  }
 };
 
 }  // namespace

@@ -5,8 +5,8 @@
 //     team's in group_ids, else `request_type_id`), requestFieldValues {summary, description,
 //     priority {name}, labels}, raiseOnBehalfOf (`requester_email`)}. Priority and Labels must
 //     be fields of the request types triaged uses (they may be hidden from the portal's form
-//     only if the API may still set them: check one request by hand). The answer's issueId is
-//     the ticket;
+//     only if the API may still set them: check one request by hand). The answer's issueKey
+//     (HELP-1) is the ticket: every endpoint below takes it, and so does /browse/;
 //   - teams are labels (team_<team>) as well as request types: queues filter on either. Jira has
 //     no idempotency key, so the delivery id is a label too and every retried creation first
 //     searches for it: GET /rest/api/3/search/jql?jql=labels = "<delivery id>";
@@ -125,17 +125,17 @@ class JsmDestination : public DestinationType {
 
   // {"issueId":"107001","issueKey":"HELP-1",...}
   absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
-    return AnswerId(answer, nullptr, "issueId");
+    return AnswerId(answer, nullptr, "issueKey");
   }
 
   bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
   std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
-    return GetRequest(absl::StrCat("/rest/api/3/search/jql?maxResults=1&fields=id&jql=",
+    return GetRequest(absl::StrCat("/rest/api/3/search/jql?maxResults=1&fields=key&jql=",
                                    PercentEncode(absl::StrCat("labels = \"", context.delivery_id, "\""))));
   }
   // {"issues":[{"id":"107001","key":"HELP-1",...}],...}
   absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
-    return FirstIdOf(answer, "issues");
+    return FirstIdOf(answer, "issues", "key");
   }
 
   std::optional<OutboundRequest> CountOpenRequest(const DestinationView&, const std::string& team) const override {
@@ -149,6 +149,11 @@ class JsmDestination : public DestinationType {
   }
   // {"count": N}
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }
+
+  // Ids are issue keys (HELP-1): what /browse/ takes.
+  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
+    return PageUrl(url, absl::StrCat("/browse/", id));
+  }
 
   // Highest/High/Medium/Low/Lowest.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {

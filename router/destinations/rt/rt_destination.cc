@@ -154,6 +154,10 @@ class RtDestination : public DestinationType {
   }
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }
 
+  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
+    return PageUrl(url, absl::StrCat("/Ticket/Display.html?id=", id));
+  }
+
   // A number (RtPriority's scale), or Low/Medium/High.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {
     const std::string priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));

@@ -212,6 +212,10 @@ class ZendeskDestination : public DestinationType {
   // {"count": N}
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }
 
+  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
+    return PageUrl(url, absl::StrCat("/agent/tickets/", id));
+  }
+
   FeedbackAuth feedback_auth() const override {
     return {FeedbackAuth::Kind::kHmacTimestamped, "x-zendesk-webhook-signature",
             "x-zendesk-webhook-signature-timestamp"};

@@ -530,21 +530,21 @@ TEST(HelpdeskTest, JsmRequestsCommentsEscalationLookupAndCount) {
   ExpectFixture(create.body, "jsm-create.json");
   EXPECT_TRUE(absl::StrContains(Render(options, false, std::nullopt).body, R"("requestTypeId":"32")"));
   EXPECT_EQ(options.type->CreatedTicketId(R"({"issueId":"107001","issueKey":"HELP-1","requestTypeId":"31"})").value(),
-            "107001");
+            "HELP-1");
   EXPECT_FALSE(options.type->CreatedTicketId(R"({"errorMessage":"Bad request","i18nErrorMessage":{}})").ok());
 
   const std::string json = TicketJson();
   const TicketView view = *ParseTicketView(json);
   DeliveryContext context{.destination = "helpdesk", .team = "billing", .level = Level::kUrgent,
                           .delivery_id = "msg_0123456789abcdef", .enqueued_unix_ms = 1795000002000,
-                          .ticket_json = json, .remote_ticket = "107001", .ticket_level = Level::kLow,
+                          .ticket_json = json, .remote_ticket = "HELP-1", .ticket_level = Level::kLow,
                           .ticket_team = "pr"};
   const OutboundRequest comment = Render(options, view, context);
-  EXPECT_EQ(comment.target, "/rest/servicedeskapi/request/107001/comment");
+  EXPECT_EQ(comment.target, "/rest/servicedeskapi/request/HELP-1/comment");
   ExpectFixture(comment.body, "jsm-comment.json");
   ASSERT_EQ(comment.first.size(), 1u);
   EXPECT_EQ(comment.first[0].method, HttpMethod::kPut);
-  EXPECT_EQ(comment.first[0].target, "/rest/api/2/issue/107001");
+  EXPECT_EQ(comment.first[0].target, "/rest/api/2/issue/HELP-1");
   EXPECT_EQ(comment.first[0].body,
             R"({"fields":{"priority":{"name":"Highest"}},"update":{"labels":[{"add":"level_urgent"},)"
             R"({"remove":"level_low"},{"add":"team_billing"},{"remove":"team_pr"}]}})");
@@ -553,9 +553,9 @@ TEST(HelpdeskTest, JsmRequestsCommentsEscalationLookupAndCount) {
   const DestinationView d{options.settings, templates, options.group_ids};
   EXPECT_TRUE(options.type->LookUpBeforeCreating(absl::UnixEpoch(), 1, absl::UnixEpoch()));
   EXPECT_EQ(options.type->LookupRequest(d, context)->target,
-            "/rest/api/3/search/jql?maxResults=1&fields=id&jql=labels%20%3D%20%22msg_0123456789abcdef%22");
+            "/rest/api/3/search/jql?maxResults=1&fields=key&jql=labels%20%3D%20%22msg_0123456789abcdef%22");
   EXPECT_EQ(options.type->FoundTicketId(R"({"issues":[{"id":"107001","key":"HELP-1"}],"isLast":true})").value(),
-            "107001");
+            "HELP-1");
   EXPECT_EQ(options.type->FoundTicketId(R"({"issues":[],"isLast":true})").value(), std::nullopt);
   const std::optional<OutboundRequest> count = options.type->CountOpenRequest(d, "billing");
   ASSERT_TRUE(count.has_value());
@@ -686,6 +686,65 @@ TEST(HelpdeskTest, SlackTextIsNeverCutInsideAnEntity) {
   const OutboundRequest r2 = Render(options, ticket, DeliveryContext{.team = "support", .delivery_id = "id"});
   const std::string_view text2 = Parse(parser, r2.body)["text"];
   EXPECT_EQ(text2, std::string(2990, 'a') + "&amp;" + "…");
+}
+
+// Where an agent opens a ticket, per type; an alert names it last, escaped, never cut.
+TEST(HelpdeskTest, TicketPagesAndTheSlackLinkToThem) {
+  const Settings none;
+  EXPECT_EQ(Type("zendesk").TicketUrl(none, "https://acme.zendesk.com/", "35436"),
+            "https://acme.zendesk.com/agent/tickets/35436");
+  EXPECT_EQ(Type("freshdesk").TicketUrl(none, "https://acme.freshdesk.com", "1"), "https://acme.freshdesk.com/a/tickets/1");
+  EXPECT_EQ(Type("rt").TicketUrl(none, "https://rt.example.com", "7"), "https://rt.example.com/Ticket/Display.html?id=7");
+  EXPECT_EQ(Type("jsm").TicketUrl(none, "https://acme.atlassian.net", "HELP-1"), "https://acme.atlassian.net/browse/HELP-1");
+  EXPECT_EQ(Type("hubspot").TicketUrl(none, "https://api.hubapi.com", "512"), std::nullopt) << "needs portal_id";
+  Settings hubspot;
+  hubspot.values["portal_id"] = "4711";
+  EXPECT_EQ(Type("hubspot").TicketUrl(hubspot, "https://api.hubapi.com", "512"),
+            "https://app.hubspot.com/contacts/4711/record/0-5/512");
+  for (const char* name : {"file", "webhook", "slack"}) EXPECT_EQ(Type(name).TicketUrl(none, "x", "1"), std::nullopt);
+
+  config::DestinationOptions slack = Destination("    type: slack\n    url: https://hooks.slack.com/x\n    body: \"{{text}}\"\n");
+  TicketView ticket;
+  ticket.text = std::string(4000, 'a');
+  const OutboundRequest r = Render(slack, ticket,
+                                   DeliveryContext{.team = "support", .delivery_id = "id",
+                                                   .linked_ticket_url = "https://rt.example.com/Ticket/Display.html?id=7&x=<1>"});
+  simdjson::dom::parser parser;
+  const std::string_view text = Parse(parser, r.body)["text"];
+  EXPECT_EQ(text.size(), 3000u);
+  EXPECT_TRUE(text.ends_with("…\nTicket: <https://rt.example.com/Ticket/Display.html?id=7&amp;x=&lt;1&gt;>")) << text;
+}
+
+// ticket_link names a destination of this config whose type has ticket pages.
+TEST(HelpdeskTest, ATicketLinkMustNameADestinationWithTicketPages) {
+  auto errors = [](const std::string& link, const std::string& hubspot_extra = "") {
+    return config::LoadConfigString(
+               "destinations:\n  alerts: {type: slack, url: 'https://hooks.slack.com/x', ticket_link: " + link +
+                   ", ticket_link_wait: 10s}\n"
+                   "  hooks: {type: webhook, url: 'https://example.com/h', secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}\n"
+                   "  hub: {type: hubspot, url: 'https://api.hubapi.com', access_token: t" + hubspot_extra + "}\n"
+                   "teams:\n  billing: {destinations: [alerts, hub]}\nrouting: {default_team: billing}\n"
+                   "sources: {generic: {type: generic, secret: s}}\n",
+               "test.yaml")
+        .status();
+  };
+  EXPECT_TRUE(absl::StrContains(errors("nowhere").message(), "ticket_link: unknown destination 'nowhere'")) << errors("nowhere");
+  EXPECT_TRUE(absl::StrContains(errors("hooks").message(), "'hooks' (webhook) has no ticket pages")) << errors("hooks");
+  EXPECT_TRUE(absl::StrContains(errors("hub").message(), "'hub' (hubspot) has no ticket pages")) << errors("hub");
+  EXPECT_TRUE(errors("hub", ", portal_id: '4711'").ok()) << errors("hub", ", portal_id: '4711'");
+  const absl::StatusOr<config::Config> config = config::LoadConfigString(
+      "destinations:\n  alerts: {type: slack, url: 'https://hooks.slack.com/x', ticket_link: rt}\n"
+      "  rt: {type: rt, url: 'https://rt.example.com', token: t}\n"
+      "teams:\n  billing: {destinations: [alerts, rt]}\n  pr: {destinations: [alerts]}\n"
+      "routing: {default_team: billing}\nsources: {generic: {type: generic, secret: s}}\n",
+      "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const auto& link = config->destinations.at(0).ticket_link;
+  ASSERT_TRUE(link.has_value());
+  EXPECT_EQ(link->type, FindDestinationType("rt"));
+  EXPECT_EQ(link->url, "https://rt.example.com");
+  EXPECT_EQ(link->teams, std::set<std::string>{"billing"});
+  EXPECT_EQ(config->destinations.at(0).ticket_link_wait, absl::Seconds(30));
 }
 
 TEST(DestinationRegistryTest, EveryTypeIsFoundByItsNameAndListedWhenATypeIsUnknown) {
