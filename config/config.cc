@@ -605,6 +605,16 @@ void LoadTicketOptions(Loader& l, const YAML::Node& body, const std::string& pat
       }
     }
   }
+  if (const auto watchers = l.Get(body, "watchers", path, false)) {
+    const std::string here = Child(path, "watchers");
+    if (l.Map(*watchers, here)) {
+      for (const auto& item : *watchers) {
+        std::vector<std::string>& users = d->watchers[item.first.Scalar()];
+        l.StringList(*watchers, item.first.Scalar(), here, &users);
+        if (users.empty()) l.Error(item.second, Child(here, item.first.Scalar()), "needs at least one user");
+      }
+    }
+  }
   if (const auto fields = l.Get(body, "custom_fields", path, false)) {
     const std::string here = Child(path, "custom_fields");
     if (l.Map(*fields, here)) {
@@ -639,6 +649,7 @@ std::vector<absl::string_view> DestinationKeys(const router::DestinationType& ty
   if (ticket.follow_up) keys.push_back("follow_up");
   if (ticket.group_ids) keys.push_back("group_ids");
   if (ticket.custom_fields) keys.push_back("custom_fields");
+  if (ticket.watchers) keys.push_back("watchers");
   if (ticket.ticket_link) {
     keys.push_back("ticket_link");
     keys.push_back("ticket_link_wait");
@@ -1164,6 +1175,14 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
     }
   }
   ResolveTicketLinks(l, root, &config);
+  for (const DestinationOptions& d : config.destinations) {
+    for (const auto& [team, users] : d.watchers) {
+      if (!absl::c_any_of(config.teams, [&team](const TeamOptions& t) { return t.name == team; })) {
+        l.Error(root["destinations"][d.name]["watchers"][team], absl::StrCat(Child("destinations", d.name), ".watchers"),
+                absl::StrCat("unknown team '", team, "' (define it under teams)"));
+      }
+    }
+  }
   if (auto n = l.Get(root, "routing", "", true)) LoadRouting(l, *n, config.teams, config.scoring, &config);
   if (config.sources.empty() && root["sources"].IsDefined() && root["sources"].IsMap()) l.Error(root["sources"], "sources", "needs at least one source");
   if (!l.ok()) return absl::InvalidArgumentError(l.Report());

@@ -132,6 +132,8 @@ struct DestinationOptions {
   std::string body_template;
   std::string follow_up_template;  // the note a follow-up adds to its thread's ticket
   std::map<std::string, int64_t> group_ids;  // team -> the helpdesk group it works in
+  // team -> the helpdesk users (ids or e-mail addresses) who follow the tickets it is informed of
+  std::map<std::string, std::vector<std::string>> watchers;
   // Helpdesk field (Zendesk: numeric id, Freshdesk: cf_ name, ...) -> template.
   std::vector<std::pair<std::string, std::string>> custom_fields;
 

@@ -67,7 +67,7 @@ class FileSender : public Sender {
  public:
   FileSender(config::DestinationOptions options, BlockingPool& pool)
       : options_(std::move(options)),
-        view_{options_.settings, templates_, options_.group_ids, options_.join_informed},
+        view_{options_.settings, templates_, options_.group_ids, options_.join_informed, &options_.watchers},
         path_(options_.settings.Get("path")),
         pool_(pool) {}
   ~FileSender() override {
@@ -210,7 +210,7 @@ class HttpSender : public Sender {
         type_(*options_.type),
         transport_(std::move(transport)),
         templates_(std::move(templates)),
-        view_{options_.settings, templates_, options_.group_ids, options_.join_informed},
+        view_{options_.settings, templates_, options_.group_ids, options_.join_informed, &options_.watchers},
         authorization_(type_.Authorization(options_.settings)),
         signing_(type_.Signing(options_.settings).kind),
         signing_key_(std::move(signing_key)) {}

@@ -52,8 +52,12 @@ struct DestinationView {
   const std::map<std::string, int64_t>& group_ids;  // team -> the helpdesk group it works in
   // Informed teams join the owner's ticket (tagged inform_<team>) rather than getting their own.
   bool join_informed = true;
+  // team -> the helpdesk users (ids or e-mail addresses) who follow a ticket their team joins.
+  const std::map<std::string, std::vector<std::string>>* watchers = nullptr;
 
   std::optional<int64_t> GroupOf(const std::string& team) const;
+  // The watchers of the teams a ticket informs (when they join it), each once, in order.
+  std::vector<std::string> InformedWatchers(const TicketView& ticket, const std::string& owner_team) const;
 };
 
 // One delivery: who it is for, and what is already known about its thread.
@@ -99,6 +103,7 @@ struct DestinationDefaults {
 struct TicketKeys {
   bool subject = false, body = false, follow_up = false, group_ids = false, custom_fields = false;
   bool ticket_link = false;  // ticket_link, ticket_link_wait: a link to another destination's ticket
+  bool watchers = false;     // watchers: {team: [user, ...]}, who follows a ticket the team joins
 };
 
 // How each request of a destination is signed at the moment it is sent (the daemon owns the

@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "router/destinations/destination_type.h"
@@ -47,6 +49,20 @@ std::optional<int64_t> DestinationView::GroupOf(const std::string& team) const {
   const auto found = group_ids.find(team);
   if (found == group_ids.end()) return std::nullopt;
   return found->second;
+}
+
+std::vector<std::string> DestinationView::InformedWatchers(const TicketView& ticket, const std::string& owner_team) const {
+  std::vector<std::string> out;
+  if (!join_informed || watchers == nullptr) return out;
+  for (const std::string& team : ticket.informed) {
+    if (team == owner_team) continue;
+    const auto found = watchers->find(team);
+    if (found == watchers->end()) continue;
+    for (const std::string& user : found->second) {
+      if (std::find(out.begin(), out.end(), user) == out.end()) out.push_back(user);
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<TicketTemplates> CompileTemplates(const std::string& subject, const std::string& body,

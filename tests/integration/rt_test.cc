@@ -206,6 +206,7 @@ destinations:
     token: {file: DIR/rt.token}
     requester_email: "{{platform}}-{{author_id}}@customers.invalid"
     custom_fields: {Platform: "{{platform}}"}
+    watchers: {billing: [billing-lead@rt.test]}
     concurrency: 1
     timeout: 5s
     backoff_initial: 20ms
@@ -252,6 +253,9 @@ TEST_F(RtTest, OneTicketPerConversationRaisedAndMovedByAFollowUp) {
   EXPECT_TRUE(absl::StrContains(comment, "Raised by this follow-up: priority low -> urgent, team support -> legal"))
       << comment;
   EXPECT_EQ(rt_->Find("Requestor = 'x-a-c1@customers.invalid'").size(), 1u) << "one conversation, one ticket";
+  // Created before billing was informed: billing's watcher is not on it (RT is told of watchers
+  // on creation only).
+  EXPECT_EQ(rt_->TicketField(id, "AdminCc.0.id"), "");
 
   // The type's own count and lookup requests, answered by the real RT.
   const absl::StatusOr<config::Config> config = config::LoadConfigString(
@@ -272,6 +276,20 @@ TEST_F(RtTest, OneTicketPerConversationRaisedAndMovedByAFollowUp) {
                rt.type->LookupRequest(view, {.delivery_id = rt_->CustomField(id, "TriagedDeliveryId")})->target, "",
                {{"Authorization", rt.type->Authorization(rt.settings)}});
   EXPECT_EQ(rt.type->FoundTicketId(found.body).value(), id) << found.body;
+}
+
+// A message that informs billing: one ticket in support's queue, billing's watcher its AdminCc.
+TEST_F(RtTest, InformedTeamsJoinTheTicketAsAdminCc) {
+  TempDir dir;
+  Daemon daemon(dir.path(), Config(dir.path(), absl::StrCat("http://127.0.0.1:", RealRt::port())));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(Message("w1", "fire in the car park", "c5"), kSecret).status, 200);
+  std::vector<std::string> tickets;
+  ASSERT_TRUE(WaitFor([&] { return !(tickets = rt_->Find("Requestor = 'x-a-c5@customers.invalid'")).empty(); }))
+      << daemon.Log();
+  ASSERT_EQ(tickets.size(), 1u);
+  EXPECT_EQ(rt_->TicketField(tickets[0], "AdminCc.0.id"), "billing-lead@rt.test");
+  EXPECT_EQ(rt_->Find(absl::StrCat("id = ", tickets[0], " AND Queue = 'support'")).size(), 1u);
 }
 
 // The answer to a creation is lost after RT made the ticket: the retry finds it by its delivery

@@ -10,6 +10,8 @@
 //     requestor; one that raises the ticket first sets its priority and queue
 //     (PUT /REST/2.0/ticket/{id});
 //   - open tickets of a team: the same search, Queue and Status '__Active__', its total;
+//   - informed teams join the ticket: their `watchers` (RT user names or e-mails) are its
+//     AdminCc, whom RT tells of every comment;
 //   - the requester: `requester_email`, a template (RT's requestors are e-mail addresses; social
 //     authors have none), else RT's default (the API user).
 // Auth: "Authorization: token <auth token>" (RT::Authen::Token, made in RT's web UI under
@@ -75,7 +77,7 @@ class RtDestination : public DestinationType {
     return defaults;
   }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true, .watchers = true};
   }
   // Custom fields are named as in RT (CF.{Name} in its searches: no braces).
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
@@ -123,6 +125,11 @@ class RtDestination : public DestinationType {
     w.Key("Priority").Int(RtPriority(ticket.level));
     if (d.settings.Has("requester_email")) {
       w.Key("Requestor").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
+    }
+    if (const std::vector<std::string> users = d.InformedWatchers(ticket, context.team); !users.empty()) {
+      w.Key("AdminCc").BeginArray();
+      for (const std::string& user : users) w.String(user);
+      w.EndArray();
     }
     w.Key("CustomFields").BeginObject();
     w.Key(d.settings.Get("delivery_id_field")).String(context.delivery_id);

@@ -7,7 +7,9 @@
 //   - the requester is the customer as a Zendesk end user (users/create_or_update by
 //     external_id "<platform>:<author id>", with a twitter, facebook or phone_number identity),
 //     or, with `requester_email`, the user of that email;
-//   - a retry after the key may have expired first looks the ticket up by external_id.
+//   - a retry after the key may have expired first looks the ticket up by external_id;
+//   - informed teams join the ticket: their `watchers` (agent ids or e-mails) become its
+//     followers, on the ticket or on the follow-up that informs them.
 // Auth: Basic base64("{email}/token:{api_token}") or Bearer {oauth_token}. About 10 requests a
 // second fits every plan's account-wide per-minute limit (200 to 700).
 
@@ -46,6 +48,26 @@ void WriteTags(JsonWriter& w, const TicketView& t, const DeliveryContext& c, boo
   w.EndArray();
 }
 
+// The informed teams' watchers follow the ticket: {"user_id": "N"} for an id (a string, as in
+// Zendesk's "Setting followers" example), else {"user_email": E}; "put" adds one who is not a
+// follower yet and leaves the others.
+void WriteFollowers(JsonWriter& w, const DestinationView& d, const TicketView& t, const DeliveryContext& c) {
+  const std::vector<std::string> users = d.InformedWatchers(t, c.team);
+  if (users.empty()) return;
+  w.Key("followers").BeginArray();
+  for (const std::string& user : users) {
+    int64_t id = 0;
+    w.BeginObject();
+    if (absl::SimpleAtoi(user, &id)) {
+      w.Key("user_id").String(user);
+    } else {
+      w.Key("user_email").String(user);
+    }
+    w.Key("action").String("put").EndObject();
+  }
+  w.EndArray();
+}
+
 class ZendeskDestination : public DestinationType {
  public:
   std::string_view name() const override { return "zendesk"; }
@@ -57,7 +79,7 @@ class ZendeskDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(10); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true, .watchers = true};
   }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     int64_t id = 0;
@@ -94,6 +116,7 @@ class ZendeskDestination : public DestinationType {
     w.Key("priority").String(ZendeskPriority(ticket.level));
     w.Key("status").String("new");
     WriteTags(w, ticket, context, d.join_informed);
+    WriteFollowers(w, d, ticket, context);
     w.Key("external_id").String(context.delivery_id);
     if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
     if (!context.requester_id.empty()) {
@@ -157,6 +180,7 @@ class ZendeskDestination : public DestinationType {
     w.Key("comment").BeginObject();
     w.Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kNone)).Key("public").Bool(false);
     w.EndObject();
+    WriteFollowers(w, d, ticket, context);  // teams this follow-up informs join too
     if (context.Escalates()) {
       w.Key("priority").String(ZendeskPriority(ticket.level));
       w.Key("additional_tags").BeginArray();

@@ -59,7 +59,7 @@ std::string TicketJson() {
 
 config::DestinationOptions Destination(const std::string& yaml_body) {
   const std::string yaml = "destinations:\n  helpdesk:\n" + yaml_body +
-                           "teams:\n  billing: {destinations: [helpdesk]}\n"
+                           "teams:\n  billing: {destinations: [helpdesk]}\n  pr: {destinations: [helpdesk]}\n"
                            "routing: {default_team: billing}\n"
                            "sources: {generic: {type: generic, secret: s}}\n";
   absl::StatusOr<config::Config> config = config::LoadConfigString(yaml, "test.yaml");
@@ -72,6 +72,7 @@ const char kZendesk[] = R"(    type: zendesk
     email: bot@acme.example
     api_token: {value: "abc123"}
     group_ids: {billing: 360001, pr: 360002}
+    watchers: {pr: ["361000", pr-lead@acme.example], billing: ["362000"]}
     custom_fields: {"25356371": "{{platform}}", "25356372": "{{reach}}"}
 )";
 const char kFreshdesk[] = R"(    type: freshdesk
@@ -122,7 +123,9 @@ OutboundRequest Render(const config::DestinationOptions& options, const TicketVi
                        const DeliveryContext& context) {
   const TicketTemplates templates = Templates(options);
   absl::StatusOr<OutboundRequest> request =
-      options.type->Render(DestinationView{options.settings, templates, options.group_ids}, &ticket, context);
+      options.type->Render(
+          DestinationView{options.settings, templates, options.group_ids, options.join_informed, &options.watchers},
+          &ticket, context);
   EXPECT_TRUE(request.ok()) << request.status();
   return request.ok() ? *std::move(request) : OutboundRequest();
 }
@@ -184,6 +187,11 @@ void ExpectZendeskCreateSchema(const std::string& body) {
   }
   EXPECT_TRUE(ticket["group_id"].is_int64());
   EXPECT_LE(std::string_view(ticket["external_id"]).size(), 255u);
+  // Followers: {user_id | user_email, action: put | delete}.
+  for (simdjson::dom::element follower : ticket["followers"].get_array()) {
+    EXPECT_TRUE(follower["user_id"].is_string() || follower["user_email"].is_string());
+    EXPECT_EQ(std::string_view(follower["action"]), "put");
+  }
 }
 
 // Freshdesk's create: subject, description, status 2-5, priority 1-4, one requester identity.
@@ -713,6 +721,28 @@ TEST(HelpdeskTest, TicketPagesAndTheSlackLinkToThem) {
   const std::string_view text = Parse(parser, r.body)["text"];
   EXPECT_EQ(text.size(), 3000u);
   EXPECT_TRUE(text.ends_with("…\nTicket: <https://rt.example.com/Ticket/Display.html?id=7&amp;x=&lt;1&gt;>")) << text;
+}
+
+// watchers: teams of this config, each with at least one user; only on types that take them.
+TEST(HelpdeskTest, WatchersAreUsersOfKnownTeams) {
+  auto load = [](const std::string& destination) {
+    return config::LoadConfigString("destinations:\n  helpdesk: " + destination +
+                                        "\nteams:\n  billing: {destinations: [helpdesk]}\nrouting: {default_team: billing}\n"
+                                        "sources: {generic: {type: generic, secret: s}}\n",
+                                    "test.yaml")
+        .status();
+  };
+  const std::string zendesk = "{type: zendesk, url: 'https://a.zendesk.com', email: e, api_token: t, ";
+  EXPECT_TRUE(load(zendesk + "watchers: {billing: [1, a@b.c]}}").ok()) << load(zendesk + "watchers: {billing: [1]}}");
+  EXPECT_TRUE(absl::StrContains(load(zendesk + "watchers: {legal: [1]}}").message(),
+                                "destinations.helpdesk.watchers: unknown team 'legal'"))
+      << load(zendesk + "watchers: {legal: [1]}}");
+  EXPECT_TRUE(absl::StrContains(load(zendesk + "watchers: {billing: []}}").message(), "needs at least one user"))
+      << load(zendesk + "watchers: {billing: []}}");
+  EXPECT_TRUE(absl::StrContains(load("{type: freshdesk, url: 'https://a.freshdesk.com', api_key: k, watchers: {billing: [1]}}")
+                                    .message(),
+                                "watchers"))
+      << "freshdesk has no watchers key";
 }
 
 // ticket_link names a destination of this config whose type has ticket pages.
