@@ -15,13 +15,13 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "config/config.h"
 #include "daemon/triagectl_learn.h"
 #include "router/sources/generic/generic_source.h"
 #include "router/ticket_json.h"
 #include "router/router.h"
+#include "router/text.h"
 
 namespace {
 
@@ -153,20 +153,6 @@ int Call(const Admin& admin, boost::beast::http::verb method, const std::string&
     return 1;
   }
   return 0;
-}
-
-// Every byte but the unreserved ones (RFC 3986) as %XX.
-std::string PercentEncode(absl::string_view in) {
-  std::string out;
-  for (const char c : in) {
-    const auto b = static_cast<unsigned char>(c);
-    if (absl::ascii_isalnum(b) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(c);
-    } else {
-      absl::StrAppendFormat(&out, "%%%02X", b);
-    }
-  }
-  return out;
 }
 
 std::string Text(simdjson::dom::element e, const char* key) {
@@ -403,8 +389,8 @@ int AdminCommand(int argc, char** argv) {
     // Ids may hold spaces, '/', '%' or '?': each part goes percent-encoded.
     const size_t slash = args[1].find('/');
     rc = Call(admin, http::verb::get,
-              absl::StrCat("/v1/messages/", PercentEncode(args[1].substr(0, slash)), "/",
-                           PercentEncode(args[1].substr(slash + 1))),
+              absl::StrCat("/v1/messages/", triage::router::PercentEncode(args[1].substr(0, slash)), "/",
+                           triage::router::PercentEncode(args[1].substr(slash + 1))),
               "", &answer);
     if (rc == 0 && !admin.json) PrintMessage(answer.body);
   } else if (command == "requeue" && args.size() == 3) {
@@ -423,10 +409,10 @@ int AdminCommand(int argc, char** argv) {
       std::printf("requeued %s\n", Text(parser.parse(answer.body), "requeued").c_str());
     }
   } else if (command == "quarantine" && args.size() == 3 && args[1] == "show") {
-    rc = Call(admin, http::verb::get, "/v1/quarantine/" + PercentEncode(args[2]), "", &answer);
+    rc = Call(admin, http::verb::get, "/v1/quarantine/" + triage::router::PercentEncode(args[2]), "", &answer);
     if (rc == 0 && !admin.json) PrintQuarantined(answer.body);
   } else if (command == "quarantine" && (args.size() == 1 || (args.size() == 3 && args[1] == "--limit"))) {
-    rc = Call(admin, http::verb::get, args.size() == 3 ? "/v1/quarantine?limit=" + PercentEncode(args[2]) : "/v1/quarantine",
+    rc = Call(admin, http::verb::get, args.size() == 3 ? "/v1/quarantine?limit=" + triage::router::PercentEncode(args[2]) : "/v1/quarantine",
               "", &answer);
     if (rc == 0 && !admin.json) PrintQuarantine(answer.body);
   } else if (command == "replay" && args.size() == 2) {

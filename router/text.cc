@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
 
 namespace triage::router {
 namespace {
@@ -119,6 +120,19 @@ TextSignals ReadSignals(absl::string_view text) {
   // Words like "I", "OK", "USA" make a few capitals normal; shouting is most of a real text.
   signals.shouting = letters >= 12 && capitals * 10 >= letters * 7;
   return signals;
+}
+
+std::string PercentEncode(absl::string_view in) {
+  std::string out;
+  for (const char c : in) {
+    const auto b = static_cast<unsigned char>(c);
+    if (absl::ascii_isalnum(b) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      absl::StrAppendFormat(&out, "%%%02X", b);
+    }
+  }
+  return out;
 }
 
 }  // namespace triage::router

@@ -23,4 +23,7 @@ struct TextSignals {
 };
 TextSignals ReadSignals(absl::string_view text);
 
+// Every byte but RFC 3986's unreserved ones as %XX (a URL path segment or query value).
+std::string PercentEncode(absl::string_view in);
+
 }  // namespace triage::router

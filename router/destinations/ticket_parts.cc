@@ -5,7 +5,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "router/json_util.h"
@@ -103,6 +102,17 @@ std::optional<std::string> IdText(json::element object, const char* key = "id") 
 
 }  // namespace
 
+std::optional<Level> LevelOfPriority(absl::string_view priority,
+                                     std::initializer_list<std::pair<absl::string_view, Level>> names) {
+  const std::string text = absl::AsciiStrToLower(absl::StripAsciiWhitespace(priority));
+  for (const auto& [name, level] : names) {
+    if (text == name) return level;
+  }
+  Level level;
+  if (ParseLevel(text, &level)) return level;
+  return std::nullopt;
+}
+
 std::string PageUrl(absl::string_view url, absl::string_view path) {
   return absl::StrCat(absl::StripSuffix(url, "/"), path);
 }
@@ -112,19 +122,6 @@ OutboundRequest GetRequest(std::string target) {
   request.method = HttpMethod::kGet;
   request.target = std::move(target);
   return request;
-}
-
-std::string PercentEncode(absl::string_view in) {
-  std::string out;
-  for (const char c : in) {
-    const auto b = static_cast<unsigned char>(c);
-    if (absl::ascii_isalnum(b) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(c);
-    } else {
-      absl::StrAppendFormat(&out, "%%%02X", b);
-    }
-  }
-  return out;
 }
 
 absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder, const char* key) {

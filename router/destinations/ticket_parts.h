@@ -1,10 +1,14 @@
 // Pieces several destination types share.
 #pragma once
 
+#include <initializer_list>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "router/destinations/destination_type.h"
+#include "router/text.h"
 
 namespace triage::router {
 
@@ -21,6 +25,10 @@ std::string EventBody(const DeliveryContext& context);
 // The customer as a helpdesk names them: the display name, else "@handle", else the id.
 std::string RequesterName(const TicketView& ticket);
 
+// The ticket keys of a helpdesk: subject, body, follow_up, group_ids, custom_fields.
+inline constexpr TicketKeys kHelpdeskTicketKeys{
+    .subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+
 // A helpdesk's defaults: two requests in flight, `rate` a second, and the ticket subject and
 // body every helpdesk type starts from.
 DestinationDefaults HelpdeskDefaults(double rate);
@@ -34,11 +42,25 @@ std::string FollowUpNote(const DestinationView& destination, const TicketView& t
 // `url` (a destination's base, with or without a trailing slash) followed by `path`.
 std::string PageUrl(absl::string_view url, absl::string_view path);
 
+// A helpdesk's priority for each level (a ticket's level as TicketView spells it).
+template <typename T>
+struct PriorityScale {
+  T urgent, high, normal, low;
+  T Of(absl::string_view level) const {
+    if (level == "urgent") return urgent;
+    if (level == "high") return high;
+    if (level == "normal") return normal;
+    return low;
+  }
+};
+
+// The level of a priority a helpdesk wrote (feedback): one of `names` (lower case), else a
+// level's own name, case and spaces ignored; nullopt when neither.
+std::optional<Level> LevelOfPriority(absl::string_view priority,
+                                     std::initializer_list<std::pair<absl::string_view, Level>> names);
+
 // A GET of `target` (a lookup or a count).
 OutboundRequest GetRequest(std::string target);
-
-// Every byte but RFC 3986's unreserved ones as %XX (a query parameter's value).
-std::string PercentEncode(absl::string_view in);
 
 // Reading helpdesk answers (JSON). Ids may be numbers or strings; InvalidArgument names what
 // is missing.

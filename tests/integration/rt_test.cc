@@ -181,13 +181,10 @@ class RtTest : public ::testing::Test {
   // and pr, which has no queue in RT.
   std::string Config(const std::string& dir, const std::string& url) {
     std::ofstream(dir + "/rt.token") << rt_->token() << "\n";
-    return absl::StrReplaceAll(R"(log_level: debug
-server: {listen: 127.0.0.1:0, io_threads: 2}
-admin: {listen: 127.0.0.1:0, read_without_token: true}
-storage: {path: DIR/db}
-sources:
-  generic: {type: generic, secret: SECRET}
-SCORING
+    // The admin API readable without a token: the dead letters are checked.
+    const std::string base = absl::StrReplaceAll(LoopbackConfig(dir, kSecret),
+                                                 {{"admin: {listen: 127.0.0.1:0}", "admin: {listen: 127.0.0.1:0, read_without_token: true}"}});
+    return base + absl::StrReplaceAll(R"(SCORING
 teams:
   support: {destinations: [rt]}
   billing: {destinations: [rt]}
@@ -212,7 +209,7 @@ destinations:
     backoff_initial: 20ms
     backoff_max: 200ms
 )",
-                               {{"DIR", dir}, {"SECRET", kSecret}, {"SCORING\n", kTestScoring}, {"URL", url}});
+                               {{"DIR", dir}, {"SCORING\n", kTestScoring}, {"URL", url}});
   }
 
   static std::string Message(const std::string& id, const std::string& text, const std::string& conversation) {

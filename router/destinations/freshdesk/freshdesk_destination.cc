@@ -9,7 +9,6 @@
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
 // count; 3 ticket creations a second stays well inside them.
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -20,12 +19,7 @@
 namespace triage::router {
 namespace {
 
-int FreshdeskPriority(absl::string_view level) {  // 1 low, 2 medium, 3 high, 4 urgent
-  if (level == "urgent") return 4;
-  if (level == "high") return 3;
-  if (level == "normal") return 2;
-  return 1;
-}
+constexpr PriorityScale<int> kPriority{4, 3, 2, 1};  // urgent, high, medium, low
 
 // The customer as Freshdesk finds a contact: twitter_id (the X handle), facebook_id (the user
 // id), phone (WhatsApp's wa_id is the number), else unique_external_id "<platform>:<author id>".
@@ -47,7 +41,7 @@ class FreshdeskDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+    return kHelpdeskTicketKeys;
   }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     return absl::StartsWith(key, "cf_") ? "" : "a Freshdesk custom field name starts with cf_";
@@ -74,7 +68,7 @@ class FreshdeskDestination : public DestinationType {
         raise.method = HttpMethod::kPut;
         raise.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket);
         JsonWriter u;
-        u.BeginObject().Key("priority").Int(FreshdeskPriority(ticket.level));
+        u.BeginObject().Key("priority").Int(kPriority.Of(ticket.level));
         if (context.ticket_team != context.team) {
           if (const auto group = d.GroupOf(context.team)) u.Key("group_id").Int(*group);
         }
@@ -90,7 +84,7 @@ class FreshdeskDestination : public DestinationType {
     w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
     w.Key("description").String(html);
     w.Key("status").Int(2);  // open
-    w.Key("priority").Int(FreshdeskPriority(ticket.level));
+    w.Key("priority").Int(kPriority.Of(ticket.level));
     const auto source = d.settings.integers.find("source");
     w.Key("source").Int(source != d.settings.integers.end() ? source->second : ticket.channel == "private" ? 7 : 2);
     w.Key("tags").BeginArray();
@@ -149,14 +143,8 @@ class FreshdeskDestination : public DestinationType {
   FeedbackAuth feedback_auth() const override { return {FeedbackAuth::Kind::kToken}; }
   // 4/3/2/1 or Urgent/High/Medium/Low.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {
-    const std::string priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
-    if (priority == "4") return Level::kUrgent;
-    if (priority == "3") return Level::kHigh;
-    if (priority == "2" || priority == "medium") return Level::kNormal;
-    if (priority == "1") return Level::kLow;
-    Level level;
-    if (ParseLevel(priority, &level)) return level;
-    return std::nullopt;
+    return LevelOfPriority(text, {{"4", Level::kUrgent}, {"3", Level::kHigh}, {"2", Level::kNormal},
+                                  {"medium", Level::kNormal}, {"1", Level::kLow}});
   }
 };
 

@@ -22,12 +22,7 @@
 namespace triage::router {
 namespace {
 
-const char* HubSpotPriority(absl::string_view level) {
-  if (level == "urgent") return "URGENT";
-  if (level == "high") return "HIGH";
-  if (level == "normal") return "MEDIUM";
-  return "LOW";
-}
+constexpr PriorityScale<const char*> kPriority{"URGENT", "HIGH", "MEDIUM", "LOW"};
 
 // The search body of tickets whose `property` equals `value` (and, with `stage`, whose stage
 // is not it); `limit` results at most.
@@ -58,7 +53,7 @@ class HubSpotDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(5); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+    return kHelpdeskTicketKeys;
   }
   // Custom fields are ticket properties by internal name; anything else HubSpot refuses.
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
@@ -95,7 +90,7 @@ class HubSpotDestination : public DestinationType {
         raise.method = HttpMethod::kPatch;
         raise.target = absl::StrCat("/crm/v3/objects/tickets/", *context.remote_ticket);
         JsonWriter u;
-        u.BeginObject().Key("properties").BeginObject().Key("hs_ticket_priority").String(HubSpotPriority(ticket.level));
+        u.BeginObject().Key("properties").BeginObject().Key("hs_ticket_priority").String(kPriority.Of(ticket.level));
         if (context.ticket_team != context.team) {
           if (const auto owner = d.GroupOf(context.team)) u.Key("hubspot_owner_id").String(std::to_string(*owner));
         }
@@ -111,7 +106,7 @@ class HubSpotDestination : public DestinationType {
     w.Key("content").String(d.templates.body.Render(ticket, context.team, context.owner));
     w.Key("hs_pipeline").String(d.settings.Get("pipeline"));
     w.Key("hs_pipeline_stage").String(d.settings.Get("stage"));
-    w.Key("hs_ticket_priority").String(HubSpotPriority(ticket.level));
+    w.Key("hs_ticket_priority").String(kPriority.Of(ticket.level));
     if (const auto owner = d.GroupOf(context.team)) w.Key("hubspot_owner_id").String(std::to_string(*owner));
     w.Key(d.settings.Get("delivery_id_property")).String(context.delivery_id);
     for (const auto& [property, value] : d.templates.custom_fields) {

@@ -18,7 +18,6 @@
 // Auth: Basic base64("{email}:{api_token}") of an agent. Atlassian publishes no fixed request
 // rate for Cloud (cost-based limits, 429 with Retry-After); 3 a second is the default.
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -30,12 +29,7 @@ namespace triage::router {
 namespace {
 
 // Jira's default priority scheme: Highest, High, Medium, Low, Lowest.
-const char* JiraPriority(absl::string_view level) {
-  if (level == "urgent") return "Highest";
-  if (level == "high") return "High";
-  if (level == "normal") return "Medium";
-  return "Low";
-}
+constexpr PriorityScale<const char*> kPriority{"Highest", "High", "Medium", "Low"};
 
 class JsmDestination : public DestinationType {
  public:
@@ -49,7 +43,7 @@ class JsmDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
+    return kHelpdeskTicketKeys;
   }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     return absl::StartsWith(key, "customfield_") ? "" : "a Jira custom field is named customfield_<id>";
@@ -81,7 +75,7 @@ class JsmDestination : public DestinationType {
     w.Key("requestFieldValues").BeginObject();
     w.Key("summary").String(d.templates.subject.Render(ticket, context.team, context.owner));
     w.Key("description").String(d.templates.body.Render(ticket, context.team, context.owner));
-    w.Key("priority").BeginObject().Key("name").String(JiraPriority(ticket.level)).EndObject();
+    w.Key("priority").BeginObject().Key("name").String(kPriority.Of(ticket.level)).EndObject();
     w.Key("labels").BeginArray();
     for (const std::string& label : TicketTags(ticket, context, d.join_informed)) w.String(label);
     w.String(context.delivery_id);  // what a retry looks the request up by
@@ -106,7 +100,7 @@ class JsmDestination : public DestinationType {
     raise.target = absl::StrCat("/rest/api/2/issue/", *context.remote_ticket);
     JsonWriter w;
     w.BeginObject().Key("fields").BeginObject();
-    w.Key("priority").BeginObject().Key("name").String(JiraPriority(ticket.level)).EndObject();
+    w.Key("priority").BeginObject().Key("name").String(kPriority.Of(ticket.level)).EndObject();
     w.EndObject();
     w.Key("update").BeginObject().Key("labels").BeginArray();
     auto label = [&w](const char* op, const std::string& value) { w.BeginObject().Key(op).String(value).EndObject(); };
@@ -157,13 +151,7 @@ class JsmDestination : public DestinationType {
 
   // Highest/High/Medium/Low/Lowest.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {
-    const std::string priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
-    if (priority == "highest") return Level::kUrgent;
-    if (priority == "medium") return Level::kNormal;
-    if (priority == "lowest") return Level::kLow;
-    Level level;
-    if (ParseLevel(priority, &level)) return level;
-    return std::nullopt;
+    return LevelOfPriority(text, {{"highest", Level::kUrgent}, {"medium", Level::kNormal}, {"lowest", Level::kLow}});
   }
 };
 

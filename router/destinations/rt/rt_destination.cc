@@ -31,12 +31,7 @@ namespace triage::router {
 namespace {
 
 // RT's priorities are numbers; RT 5 names 0 Low, 50 Medium and 100 High (%PriorityAsString).
-int RtPriority(absl::string_view level) {
-  if (level == "urgent") return 100;
-  if (level == "high") return 75;
-  if (level == "normal") return 50;
-  return 0;
-}
+constexpr PriorityScale<int> kPriority{100, 75, 50, 0};
 
 // The queue of a team: its id in group_ids, else the queue named as the team.
 void WriteQueue(JsonWriter& w, const DestinationView& d, const std::string& team) {
@@ -77,7 +72,9 @@ class RtDestination : public DestinationType {
     return defaults;
   }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true, .watchers = true};
+    TicketKeys keys = kHelpdeskTicketKeys;
+    keys.watchers = true;
+    return keys;
   }
   // Custom fields are named as in RT (CF.{Name} in its searches: no braces).
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
@@ -108,7 +105,7 @@ class RtDestination : public DestinationType {
         raise.method = HttpMethod::kPut;
         raise.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket);
         JsonWriter u;
-        u.BeginObject().Key("Priority").Int(RtPriority(ticket.level));
+        u.BeginObject().Key("Priority").Int(kPriority.Of(ticket.level));
         if (context.ticket_team != context.team) WriteQueue(u, d, context.team);
         u.EndObject();
         raise.body = u.Take();
@@ -122,7 +119,7 @@ class RtDestination : public DestinationType {
     w.Key("Subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
     w.Key("Content").String(d.templates.body.Render(ticket, context.team, context.owner));
     w.Key("ContentType").String("text/plain");
-    w.Key("Priority").Int(RtPriority(ticket.level));
+    w.Key("Priority").Int(kPriority.Of(ticket.level));
     if (d.settings.Has("requester_email")) {
       w.Key("Requestor").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
     }
@@ -165,20 +162,16 @@ class RtDestination : public DestinationType {
     return PageUrl(url, absl::StrCat("/Ticket/Display.html?id=", id));
   }
 
-  // A number (RtPriority's scale), or Low/Medium/High.
+  // A number (at or above a level's on kPriority's scale), or Low/Medium/High.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {
-    const std::string priority = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
     int number = 0;
-    if (absl::SimpleAtoi(priority, &number)) {
-      if (number >= 100) return Level::kUrgent;
-      if (number >= 75) return Level::kHigh;
-      if (number >= 50) return Level::kNormal;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &number)) {
+      if (number >= kPriority.urgent) return Level::kUrgent;
+      if (number >= kPriority.high) return Level::kHigh;
+      if (number >= kPriority.normal) return Level::kNormal;
       return Level::kLow;
     }
-    if (priority == "medium") return Level::kNormal;
-    Level level;
-    if (ParseLevel(priority, &level)) return level;
-    return std::nullopt;
+    return LevelOfPriority(text, {{"medium", Level::kNormal}});
   }
 };
 

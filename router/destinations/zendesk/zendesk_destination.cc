@@ -13,7 +13,6 @@
 // Auth: Basic base64("{email}/token:{api_token}") or Bearer {oauth_token}. About 10 requests a
 // second fits every plan's account-wide per-minute limit (200 to 700).
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,12 +23,7 @@
 namespace triage::router {
 namespace {
 
-const char* ZendeskPriority(absl::string_view level) {
-  if (level == "urgent") return "urgent";
-  if (level == "high") return "high";
-  if (level == "normal") return "normal";
-  return "low";
-}
+constexpr PriorityScale<const char*> kPriority{"urgent", "high", "normal", "low"};
 
 // The Zendesk user identity of a platform's author, where Zendesk has that type: twitter (the
 // handle), facebook (the user id), phone_number (WhatsApp's wa_id is the number).
@@ -79,7 +73,9 @@ class ZendeskDestination : public DestinationType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(10); }
   TicketKeys ticket_keys() const override {
-    return {.subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true, .watchers = true};
+    TicketKeys keys = kHelpdeskTicketKeys;
+    keys.watchers = true;
+    return keys;
   }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     int64_t id = 0;
@@ -113,7 +109,7 @@ class ZendeskDestination : public DestinationType {
     w.BeginObject().Key("ticket").BeginObject();
     w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
     w.Key("comment").BeginObject().Key("body").String(body).Key("public").Bool(false).EndObject();
-    w.Key("priority").String(ZendeskPriority(ticket.level));
+    w.Key("priority").String(kPriority.Of(ticket.level));
     w.Key("status").String("new");
     WriteTags(w, ticket, context, d.join_informed);
     WriteFollowers(w, d, ticket, context);
@@ -182,7 +178,7 @@ class ZendeskDestination : public DestinationType {
     w.EndObject();
     WriteFollowers(w, d, ticket, context);  // teams this follow-up informs join too
     if (context.Escalates()) {
-      w.Key("priority").String(ZendeskPriority(ticket.level));
+      w.Key("priority").String(kPriority.Of(ticket.level));
       w.Key("additional_tags").BeginArray();
       for (const std::string& tag : TicketTags(ticket, context, d.join_informed)) w.String(tag);
       w.EndArray();
@@ -245,11 +241,7 @@ class ZendeskDestination : public DestinationType {
             "x-zendesk-webhook-signature-timestamp"};
   }
   // urgent, high, normal, low.
-  std::optional<Level> PriorityLevel(absl::string_view priority) const override {
-    Level level;
-    if (ParseLevel(absl::AsciiStrToLower(absl::StripAsciiWhitespace(priority)), &level)) return level;
-    return std::nullopt;
-  }
+  std::optional<Level> PriorityLevel(absl::string_view priority) const override { return LevelOfPriority(priority, {}); }
 };
 
 }  // namespace
