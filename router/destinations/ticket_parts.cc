@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -111,6 +112,25 @@ std::optional<Level> LevelOfPriority(absl::string_view priority,
   Level level;
   if (ParseLevel(text, &level)) return level;
   return std::nullopt;
+}
+
+absl::StatusOr<OutboundRequest> TicketingType::Render(const DestinationView& d, const TicketView* ticket,
+                                                      const DeliveryContext& context) const {
+  if (ticket == nullptr) return absl::InvalidArgumentError("no ticket to render");
+  if (context.remote_ticket) {
+    OutboundRequest note = Note(d, *ticket, context);
+    if (context.Escalates()) {
+      if (std::optional<OutboundRequest> raise = Raise(d, *ticket, context)) note.first.push_back(*std::move(raise));
+    }
+    return note;
+  }
+  OutboundRequest create = Create(d, *ticket, context);
+  create.creates_ticket = true;
+  return create;
+}
+
+std::string BasicAuthorization(absl::string_view user, absl::string_view password) {
+  return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(user, ":", password)));
 }
 
 std::string PageUrl(absl::string_view url, absl::string_view path) {

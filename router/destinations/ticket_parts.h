@@ -29,6 +29,32 @@ std::string RequesterName(const TicketView& ticket);
 inline constexpr TicketKeys kHelpdeskTicketKeys{
     .subject = true, .body = true, .follow_up = true, .group_ids = true, .custom_fields = true};
 
+// A helpdesk that keeps tickets: a message opens one (Create), a follow-up adds a note to its
+// thread's ticket (Note) and, when it escalates, first raises it (Raise: priority, group or
+// queue), unless the note's own request raises it.
+class TicketingType : public DestinationType {
+ public:
+  TicketKeys ticket_keys() const override { return kHelpdeskTicketKeys; }
+  bool keeps_tickets() const final { return true; }
+  absl::StatusOr<OutboundRequest> Render(const DestinationView& destination, const TicketView* ticket,
+                                         const DeliveryContext& context) const final;
+
+ protected:
+  // The request that creates the ticket (creates_ticket is set by Render).
+  virtual OutboundRequest Create(const DestinationView&, const TicketView&, const DeliveryContext&) const = 0;
+  // The note a follow-up adds to context.remote_ticket.
+  virtual OutboundRequest Note(const DestinationView&, const TicketView&, const DeliveryContext&) const = 0;
+  // The update sent before the note of a follow-up that escalates (idempotent: it is sent again
+  // when the note fails); nullopt when the note raises the ticket itself.
+  virtual std::optional<OutboundRequest> Raise(const DestinationView&, const TicketView&,
+                                               const DeliveryContext&) const {
+    return std::nullopt;
+  }
+};
+
+// "Basic " and base64 of "user:password".
+std::string BasicAuthorization(absl::string_view user, absl::string_view password);
+
 // A helpdesk's defaults: two requests in flight, `rate` a second, and the ticket subject and
 // body every helpdesk type starts from.
 DestinationDefaults HelpdeskDefaults(double rate);

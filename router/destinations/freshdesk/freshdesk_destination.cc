@@ -9,7 +9,6 @@
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
 // count; 3 ticket creations a second stays well inside them.
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
@@ -32,7 +31,7 @@ std::pair<const char*, std::string> Requester(const TicketView& t) {
   return {"unique_external_id", absl::StrCat(t.platform, ":", t.author_id)};
 }
 
-class FreshdeskDestination : public DestinationType {
+class FreshdeskDestination : public TicketingType {
  public:
   std::string_view name() const override { return "freshdesk"; }
   std::vector<Setting> settings() const override {
@@ -40,45 +39,44 @@ class FreshdeskDestination : public DestinationType {
             {.key = "source", .kind = Setting::Kind::kInteger, .min = 1, .max = 100}};
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
-  TicketKeys ticket_keys() const override {
-    return kHelpdeskTicketKeys;
-  }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     return absl::StartsWith(key, "cf_") ? "" : "a Freshdesk custom field name starts with cf_";
   }
   std::string Authorization(const Settings& s) const override {
-    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(s.Get("api_key"), ":X")));
+    return BasicAuthorization(s.Get("api_key"), "X");
   }
-  bool keeps_tickets() const override { return true; }
 
-  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
-                                         const DeliveryContext& context) const override {
-    const TicketView& ticket = *ticket_view;
+  // A private note.
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes");
+    JsonWriter w;
+    w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
+    w.Key("private").Bool(true).EndObject();
+    request.body = w.Take();
+    return request;
+  }
+  // PUT /api/v2/tickets/{id}: the priority, and the group of a new owner.
+  std::optional<OutboundRequest> Raise(const DestinationView& d, const TicketView& ticket,
+                                       const DeliveryContext& context) const override {
+    OutboundRequest raise;
+    raise.method = HttpMethod::kPut;
+    raise.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket);
+    JsonWriter w;
+    w.BeginObject().Key("priority").Int(kPriority.Of(ticket.level));
+    if (context.ticket_team != context.team) {
+      if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
+    }
+    w.EndObject();
+    raise.body = w.Take();
+    return raise;
+  }
+
+  OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
+                         const DeliveryContext& context) const override {
     OutboundRequest request;
     JsonWriter w;
-    if (context.remote_ticket) {
-      // A private note; one that raises the ticket first updates its priority and group
-      // (PUT, idempotent: sent again if the note fails).
-      request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes");
-      w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
-      w.Key("private").Bool(true).EndObject();
-      request.body = w.Take();
-      if (context.Escalates()) {
-        OutboundRequest& raise = request.first.emplace_back();
-        raise.method = HttpMethod::kPut;
-        raise.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket);
-        JsonWriter u;
-        u.BeginObject().Key("priority").Int(kPriority.Of(ticket.level));
-        if (context.ticket_team != context.team) {
-          if (const auto group = d.GroupOf(context.team)) u.Key("group_id").Int(*group);
-        }
-        u.EndObject();
-        raise.body = u.Take();
-      }
-      return request;
-    }
     request.target = "/api/v2/tickets";
-    request.creates_ticket = true;
     const std::string html = d.templates.body.Render(ticket, context.team, context.owner, Template::Escape::kHtml);
     w.BeginObject();
     w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));

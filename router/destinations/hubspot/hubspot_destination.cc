@@ -40,7 +40,7 @@ std::string SearchBody(const std::vector<std::tuple<std::string, const char*, st
   return w.Take();
 }
 
-class HubSpotDestination : public DestinationType {
+class HubSpotDestination : public TicketingType {
  public:
   std::string_view name() const override { return "hubspot"; }
   std::vector<Setting> settings() const override {
@@ -52,9 +52,6 @@ class HubSpotDestination : public DestinationType {
             {.key = "portal_id", .kind = Setting::Kind::kString}};
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(5); }
-  TicketKeys ticket_keys() const override {
-    return kHelpdeskTicketKeys;
-  }
   // Custom fields are ticket properties by internal name; anything else HubSpot refuses.
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     for (const char c : key) {
@@ -65,42 +62,46 @@ class HubSpotDestination : public DestinationType {
     return key.empty() ? "a HubSpot property needs a name" : "";
   }
   std::string Authorization(const Settings& s) const override { return absl::StrCat("Bearer ", s.Get("access_token")); }
-  bool keeps_tickets() const override { return true; }
 
-  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
-                                         const DeliveryContext& context) const override {
-    const TicketView& ticket = *ticket_view;
+  // A note associated with the ticket (type 228, note to ticket).
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.target = "/crm/v3/objects/notes";
+    JsonWriter w;
+    w.BeginObject().Key("properties").BeginObject();
+    w.Key("hs_note_body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
+    w.Key("hs_timestamp").Time(absl::FromUnixMillis(context.enqueued_unix_ms));
+    w.EndObject();
+    w.Key("associations").BeginArray().BeginObject();
+    w.Key("to").BeginObject().Key("id").String(*context.remote_ticket).EndObject();
+    w.Key("types").BeginArray().BeginObject();
+    w.Key("associationCategory").String("HUBSPOT_DEFINED").Key("associationTypeId").Int(228);
+    w.EndObject().EndArray();
+    w.EndObject().EndArray().EndObject();
+    request.body = w.Take();
+    return request;
+  }
+  // PATCH /crm/v3/objects/tickets/{id}: the priority, and the owner of a new owner team.
+  std::optional<OutboundRequest> Raise(const DestinationView& d, const TicketView& ticket,
+                                       const DeliveryContext& context) const override {
+    OutboundRequest raise;
+    raise.method = HttpMethod::kPatch;
+    raise.target = absl::StrCat("/crm/v3/objects/tickets/", *context.remote_ticket);
+    JsonWriter w;
+    w.BeginObject().Key("properties").BeginObject().Key("hs_ticket_priority").String(kPriority.Of(ticket.level));
+    if (context.ticket_team != context.team) {
+      if (const auto owner = d.GroupOf(context.team)) w.Key("hubspot_owner_id").String(std::to_string(*owner));
+    }
+    w.EndObject().EndObject();
+    raise.body = w.Take();
+    return raise;
+  }
+
+  OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
+                         const DeliveryContext& context) const override {
     OutboundRequest request;
     JsonWriter w;
-    if (context.remote_ticket) {
-      request.target = "/crm/v3/objects/notes";
-      w.BeginObject().Key("properties").BeginObject();
-      w.Key("hs_note_body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
-      w.Key("hs_timestamp").Time(absl::FromUnixMillis(context.enqueued_unix_ms));
-      w.EndObject();
-      w.Key("associations").BeginArray().BeginObject();
-      w.Key("to").BeginObject().Key("id").String(*context.remote_ticket).EndObject();
-      w.Key("types").BeginArray().BeginObject();
-      w.Key("associationCategory").String("HUBSPOT_DEFINED").Key("associationTypeId").Int(228);
-      w.EndObject().EndArray();
-      w.EndObject().EndArray().EndObject();
-      request.body = w.Take();
-      if (context.Escalates()) {
-        OutboundRequest& raise = request.first.emplace_back();
-        raise.method = HttpMethod::kPatch;
-        raise.target = absl::StrCat("/crm/v3/objects/tickets/", *context.remote_ticket);
-        JsonWriter u;
-        u.BeginObject().Key("properties").BeginObject().Key("hs_ticket_priority").String(kPriority.Of(ticket.level));
-        if (context.ticket_team != context.team) {
-          if (const auto owner = d.GroupOf(context.team)) u.Key("hubspot_owner_id").String(std::to_string(*owner));
-        }
-        u.EndObject().EndObject();
-        raise.body = u.Take();
-      }
-      return request;
-    }
     request.target = "/crm/v3/objects/tickets";
-    request.creates_ticket = true;
     w.BeginObject().Key("properties").BeginObject();
     w.Key("subject").String(d.templates.subject.Render(ticket, context.team, context.owner));
     w.Key("content").String(d.templates.body.Render(ticket, context.team, context.owner));

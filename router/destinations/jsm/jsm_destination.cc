@@ -18,7 +18,6 @@
 // Auth: Basic base64("{email}:{api_token}") of an agent. Atlassian publishes no fixed request
 // rate for Cloud (cost-based limits, 429 with Retry-After); 3 a second is the default.
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
@@ -31,7 +30,7 @@ namespace {
 // Jira's default priority scheme: Highest, High, Medium, Low, Lowest.
 constexpr PriorityScale<const char*> kPriority{"Highest", "High", "Medium", "Low"};
 
-class JsmDestination : public DestinationType {
+class JsmDestination : public TicketingType {
  public:
   std::string_view name() const override { return "jsm"; }
   std::vector<Setting> settings() const override {
@@ -42,32 +41,29 @@ class JsmDestination : public DestinationType {
             {.key = "requester_email", .kind = Setting::Kind::kTemplate}};
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
-  TicketKeys ticket_keys() const override {
-    return kHelpdeskTicketKeys;
-  }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     return absl::StartsWith(key, "customfield_") ? "" : "a Jira custom field is named customfield_<id>";
   }
   std::string Authorization(const Settings& s) const override {
-    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(s.Get("email"), ":", s.Get("api_token"))));
+    return BasicAuthorization(s.Get("email"), s.Get("api_token"));
   }
-  bool keeps_tickets() const override { return true; }
 
-  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
-                                         const DeliveryContext& context) const override {
-    const TicketView& ticket = *ticket_view;
+  // An internal comment.
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.target = absl::StrCat("/rest/servicedeskapi/request/", *context.remote_ticket, "/comment");
+    JsonWriter w;
+    w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
+    w.Key("public").Bool(false).EndObject();
+    request.body = w.Take();
+    return request;
+  }
+
+  OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
+                         const DeliveryContext& context) const override {
     OutboundRequest request;
     JsonWriter w;
-    if (context.remote_ticket) {
-      request.target = absl::StrCat("/rest/servicedeskapi/request/", *context.remote_ticket, "/comment");
-      w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
-      w.Key("public").Bool(false).EndObject();
-      request.body = w.Take();
-      if (context.Escalates()) request.first.push_back(Raise(ticket, context));
-      return request;
-    }
     request.target = "/rest/servicedeskapi/request";
-    request.creates_ticket = true;
     w.BeginObject();
     w.Key("serviceDeskId").String(d.settings.Get("service_desk_id"));
     const std::optional<int64_t> type = d.GroupOf(context.team);
@@ -94,7 +90,8 @@ class JsmDestination : public DestinationType {
   }
 
   // PUT /rest/api/2/issue/{id}: the priority, and the level and team labels swapped.
-  static OutboundRequest Raise(const TicketView& ticket, const DeliveryContext& context) {
+  std::optional<OutboundRequest> Raise(const DestinationView&, const TicketView& ticket,
+                                       const DeliveryContext& context) const override {
     OutboundRequest raise;
     raise.method = HttpMethod::kPut;
     raise.target = absl::StrCat("/rest/api/2/issue/", *context.remote_ticket);

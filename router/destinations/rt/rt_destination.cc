@@ -58,7 +58,7 @@ OutboundRequest Search(const std::string& query) {
   return GetRequest(absl::StrCat("/REST/2.0/tickets?per_page=1&query=", PercentEncode(query)));
 }
 
-class RtDestination : public DestinationType {
+class RtDestination : public TicketingType {
  public:
   std::string_view name() const override { return "rt"; }
   std::vector<Setting> settings() const override {
@@ -88,32 +88,36 @@ class RtDestination : public DestinationType {
     return {};
   }
   std::string Authorization(const Settings& s) const override { return absl::StrCat("token ", s.Get("token")); }
-  bool keeps_tickets() const override { return true; }
 
-  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
-                                         const DeliveryContext& context) const override {
-    const TicketView& ticket = *ticket_view;
+  // A comment (RT mails it to the AdminCc, never to the requestor).
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
+    OutboundRequest request;
+    request.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket, "/comment");
+    JsonWriter w;
+    w.BeginObject().Key("Content").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
+    w.Key("ContentType").String("text/plain").EndObject();
+    request.body = w.Take();
+    return request;
+  }
+  // PUT /REST/2.0/ticket/{id}: the priority, and the queue of a new owner team.
+  std::optional<OutboundRequest> Raise(const DestinationView& d, const TicketView& ticket,
+                                       const DeliveryContext& context) const override {
+    OutboundRequest raise;
+    raise.method = HttpMethod::kPut;
+    raise.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket);
+    JsonWriter w;
+    w.BeginObject().Key("Priority").Int(kPriority.Of(ticket.level));
+    if (context.ticket_team != context.team) WriteQueue(w, d, context.team);
+    w.EndObject();
+    raise.body = w.Take();
+    return raise;
+  }
+
+  OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
+                         const DeliveryContext& context) const override {
     OutboundRequest request;
     JsonWriter w;
-    if (context.remote_ticket) {
-      request.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket, "/comment");
-      w.BeginObject().Key("Content").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
-      w.Key("ContentType").String("text/plain").EndObject();
-      request.body = w.Take();
-      if (context.Escalates()) {
-        OutboundRequest& raise = request.first.emplace_back();
-        raise.method = HttpMethod::kPut;
-        raise.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket);
-        JsonWriter u;
-        u.BeginObject().Key("Priority").Int(kPriority.Of(ticket.level));
-        if (context.ticket_team != context.team) WriteQueue(u, d, context.team);
-        u.EndObject();
-        raise.body = u.Take();
-      }
-      return request;
-    }
     request.target = "/REST/2.0/ticket";
-    request.creates_ticket = true;
     w.BeginObject();
     WriteQueue(w, d, context.team);
     w.Key("Subject").String(d.templates.subject.Render(ticket, context.team, context.owner));

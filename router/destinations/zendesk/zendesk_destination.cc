@@ -13,7 +13,6 @@
 // Auth: Basic base64("{email}/token:{api_token}") or Bearer {oauth_token}. About 10 requests a
 // second fits every plan's account-wide per-minute limit (200 to 700).
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "router/destinations/destination_type.h"
@@ -62,7 +61,7 @@ void WriteFollowers(JsonWriter& w, const DestinationView& d, const TicketView& t
   w.EndArray();
 }
 
-class ZendeskDestination : public DestinationType {
+class ZendeskDestination : public TicketingType {
  public:
   std::string_view name() const override { return "zendesk"; }
   std::vector<Setting> settings() const override {
@@ -89,19 +88,15 @@ class ZendeskDestination : public DestinationType {
   }
   std::string Authorization(const Settings& s) const override {
     if (s.Has("oauth_token")) return absl::StrCat("Bearer ", s.Get("oauth_token"));
-    return absl::StrCat("Basic ", absl::Base64Escape(absl::StrCat(s.Get("email"), "/token:", s.Get("api_token"))));
+    return BasicAuthorization(absl::StrCat(s.Get("email"), "/token"), s.Get("api_token"));
   }
-  bool keeps_tickets() const override { return true; }
 
-  absl::StatusOr<OutboundRequest> Render(const DestinationView& d, const TicketView* ticket_view,
-                                         const DeliveryContext& context) const override {
-    const TicketView& ticket = *ticket_view;
+  OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
+                         const DeliveryContext& context) const override {
     OutboundRequest request;
     JsonWriter w;
-    if (context.remote_ticket) return FollowUp(d, ticket, context);
     const std::string body = d.templates.body.Render(ticket, context.team, context.owner);
     request.target = "/api/v2/tickets.json";
-    request.creates_ticket = true;
     // Zendesk replays the first answer for a key it has seen (2 hours): a retry after a lost
     // answer cannot open a second ticket. The body is rendered from stored data only, so it is
     // byte-identical on every retry, as Zendesk requires.
@@ -167,7 +162,7 @@ class ZendeskDestination : public DestinationType {
   // An internal comment on the thread's ticket (PUT /api/v2/tickets/{id}.json); one that
   // raises the ticket also sets its priority, adds its level, team and category tags (removing
   // the old level's) and moves it to the new owner's group, in the same update.
-  static OutboundRequest FollowUp(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) {
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
     OutboundRequest request;
     request.method = HttpMethod::kPut;
     request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, ".json");
