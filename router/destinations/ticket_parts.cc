@@ -137,12 +137,15 @@ std::string PageUrl(absl::string_view url, absl::string_view path) {
   return absl::StrCat(absl::StripSuffix(url, "/"), path);
 }
 
-OutboundRequest GetRequest(std::string target) {
+OutboundRequest Request(HttpMethod method, std::string target, std::string body) {
   OutboundRequest request;
-  request.method = HttpMethod::kGet;
+  request.method = method;
   request.target = std::move(target);
+  request.body = std::move(body);
   return request;
 }
+
+OutboundRequest GetRequest(std::string target) { return Request(HttpMethod::kGet, std::move(target), ""); }
 
 absl::StatusOr<std::string> AnswerId(absl::string_view answer, const char* holder, const char* key) {
   simdjson::dom::parser parser;

@@ -85,7 +85,8 @@ struct PriorityScale {
 std::optional<Level> LevelOfPriority(absl::string_view priority,
                                      std::initializer_list<std::pair<absl::string_view, Level>> names);
 
-// A GET of `target` (a lookup or a count).
+// A request of `method` to `target` with `body`; GetRequest: a GET (a lookup or a count).
+OutboundRequest Request(HttpMethod method, std::string target, std::string body);
 OutboundRequest GetRequest(std::string target);
 
 // Reading helpdesk answers (JSON). Ids may be numbers or strings; InvalidArgument names what

@@ -2,13 +2,12 @@
 // for this suite by tests/fixtures/rt/start-rt.sh, with the real triaged binary in front of it.
 // Without RT installed (tests/fixtures/rt/install-rt.sh) the suite is skipped, unless
 // TRIAGE_REQUIRE_RT is set (CI sets it): then it fails.
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <simdjson.h>
 #include <stdio.h>
 #include <sys/socket.h>
-
-#include <gtest/gtest.h>
-#include <simdjson.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -51,13 +50,14 @@ class RealRt {
  public:
   static RealRt* Start(const std::string& dir) {
     port_ = FreePort();
-    const std::string command =
-        absl::StrCat(TRIAGE_FIXTURES, "/rt/start-rt.sh ", dir, "/rt ", port_, " 2>", dir, "/start-rt.log");
+    const std::string command = absl::StrCat(TRIAGE_FIXTURES, "/rt/start-rt.sh ", dir, "/rt ",
+                                             port_, " 2>", dir, "/start-rt.log");
     FILE* out = popen(command.c_str(), "r");
     if (out == nullptr) return nullptr;
     char line[512];
     std::vector<std::string> lines;
-    while (fgets(line, sizeof(line), out) != nullptr) lines.emplace_back(absl::StripTrailingAsciiWhitespace(line));
+    while (fgets(line, sizeof(line), out) != nullptr)
+      lines.emplace_back(absl::StripTrailingAsciiWhitespace(line));
     const int status = pclose(out);
     std::ifstream pid_file(dir + "/rt/rt.pid");
     pid_t pid = 0;
@@ -74,13 +74,15 @@ class RealRt {
   }
   ~RealRt() {
     kill(-pid_, SIGTERM);  // the master passes it to its workers
-    if (!WaitFor([] { return HttpCall(port_, "GET", "/").status == 0; }, absl::Seconds(10))) kill(-pid_, SIGKILL);
+    if (!WaitFor([] { return HttpCall(port_, "GET", "/").status == 0; }, absl::Seconds(10)))
+      kill(-pid_, SIGKILL);
   }
 
   static uint16_t port() { return port_; }
   const std::string& token() const { return token_; }
 
-  HttpResult Call(const std::string& method, const std::string& target, const std::string& body = "") const {
+  HttpResult Call(const std::string& method, const std::string& target,
+                  const std::string& body = "") const {
     return HttpCall(port_, method, "/REST/2.0" + target, body,
                     {{"Authorization", "token " + token_}, {"Content-Type", "application/json"}});
   }
@@ -94,7 +96,8 @@ class RealRt {
       ADD_FAILURE() << r.status << " " << r.body;
       return ids;
     }
-    for (simdjson::dom::element item : root["items"].get_array()) ids.emplace_back(std::string_view(item["id"]));
+    for (simdjson::dom::element item : root["items"].get_array())
+      ids.emplace_back(std::string_view(item["id"]));
     return ids;
   }
   // A field of ticket `id` as text ("Priority", "Queue.id", "Requestor.0.id").
@@ -105,7 +108,8 @@ class RealRt {
     if (parser.parse(r.body).get(e) != simdjson::SUCCESS) return "";
     for (absl::string_view key : absl::StrSplit(path, '.')) {
       size_t index = 0;
-      const auto next = absl::SimpleAtoi(key, &index) ? e.at(index) : e[std::string_view(key.data(), key.size())];
+      const auto next =
+          absl::SimpleAtoi(key, &index) ? e.at(index) : e[std::string_view(key.data(), key.size())];
       if (next.get(e) != simdjson::SUCCESS) return "";
     }
     if (e.is_string()) return std::string(std::string_view(e));
@@ -119,7 +123,8 @@ class RealRt {
     if (parser.parse(r.body).get(root) != simdjson::SUCCESS) return "";
     for (simdjson::dom::element field : root["CustomFields"].get_array()) {
       if (std::string_view(field["name"]) != name) continue;
-      for (simdjson::dom::element value : field["values"].get_array()) return std::string(std::string_view(value));
+      for (simdjson::dom::element value : field["values"].get_array())
+        return std::string(std::string_view(value));
     }
     return "";
   }
@@ -134,7 +139,8 @@ class RealRt {
       if (std::string_view(item["Type"]) != "Comment") continue;
       // A transaction's content is in its attachments; the history item links them.
       const HttpResult attachments =
-          Call("GET", "/transaction/" + std::string(std::string_view(item["id"])) + "/attachments?fields=Content");
+          Call("GET", "/transaction/" + std::string(std::string_view(item["id"])) +
+                          "/attachments?fields=Content");
       simdjson::dom::parser inner;
       simdjson::dom::element list;
       if (inner.parse(attachments.body).get(list) != simdjson::SUCCESS) continue;
@@ -142,7 +148,10 @@ class RealRt {
         std::string_view content;
         if (a["Content"].get(content) == simdjson::SUCCESS && !content.empty()) {
           std::string decoded;
-          out.push_back(absl::Base64Unescape(absl::string_view(content.data(), content.size()), &decoded) ? decoded : std::string(content));
+          out.push_back(
+              absl::Base64Unescape(absl::string_view(content.data(), content.size()), &decoded)
+                  ? decoded
+                  : std::string(content));
         }
       }
     }
@@ -171,7 +180,8 @@ class RtTest : public ::testing::Test {
   void SetUp() override {
     if (rt_ != nullptr) return;
     if (std::getenv("TRIAGE_REQUIRE_RT") != nullptr) {
-      FAIL() << "TRIAGE_REQUIRE_RT is set, but no RT runs (tests/fixtures/rt/install-rt.sh, then see the log)";
+      FAIL() << "TRIAGE_REQUIRE_RT is set, but no RT runs (tests/fixtures/rt/install-rt.sh, then "
+                "see the log)";
     }
     GTEST_SKIP() << "Request Tracker 5 is not installed: tests/fixtures/rt/install-rt.sh";
   }
@@ -182,8 +192,9 @@ class RtTest : public ::testing::Test {
   std::string Config(const std::string& dir, const std::string& url) {
     std::ofstream(dir + "/rt.token") << rt_->token() << "\n";
     // The admin API readable without a token: the dead letters are checked.
-    const std::string base = absl::StrReplaceAll(LoopbackConfig(dir, kSecret),
-                                                 {{"admin: {listen: 127.0.0.1:0}", "admin: {listen: 127.0.0.1:0, read_without_token: true}"}});
+    const std::string base = absl::StrReplaceAll(
+        LoopbackConfig(dir, kSecret), {{"admin: {listen: 127.0.0.1:0}",
+                                        "admin: {listen: 127.0.0.1:0, read_without_token: true}"}});
     return base + absl::StrReplaceAll(R"(SCORING
 teams:
   support: {destinations: [rt]}
@@ -209,13 +220,15 @@ destinations:
     backoff_initial: 20ms
     backoff_max: 200ms
 )",
-                               {{"DIR", dir}, {"SCORING\n", kTestScoring}, {"URL", url}});
+                                      {{"DIR", dir}, {"SCORING\n", kTestScoring}, {"URL", url}});
   }
 
-  static std::string Message(const std::string& id, const std::string& text, const std::string& conversation) {
+  static std::string Message(const std::string& id, const std::string& text,
+                             const std::string& conversation) {
     return absl::StrCat(R"({"id":")", id, R"(","platform":"x","text":")", text,
-                        R"(","created_at":"2026-11-30T10:00:00Z","conversation_id":")", conversation,
-                        R"(","author":{"id":"a-)", conversation, R"(","handle":"h)", conversation, R"("}})");
+                        R"(","created_at":"2026-11-30T10:00:00Z","conversation_id":")",
+                        conversation, R"(","author":{"id":"a-)", conversation, R"(","handle":"h)",
+                        conversation, R"("}})");
   }
 
   static inline TempDir* dir_ = nullptr;
@@ -232,24 +245,33 @@ TEST_F(RtTest, OneTicketPerConversationRaisedAndMovedByAFollowUp) {
   daemon.Start();
   ASSERT_EQ(daemon.PostSigned(Message("q1", "how do I change my plan", "c1"), kSecret).status, 200);
   std::vector<std::string> tickets;
-  ASSERT_TRUE(WaitFor([&] { return !(tickets = rt_->Find("CF.{Platform} = 'x' AND Requestor = 'x-a-c1@customers.invalid'")).empty(); }))
-      << daemon.Log();
+  ASSERT_TRUE(WaitFor([&] {
+    return !(tickets = rt_->Find("CF.{Platform} = 'x' AND Requestor = 'x-a-c1@customers.invalid'"))
+                .empty();
+  })) << daemon.Log();
   const std::string id = tickets[0];
   EXPECT_EQ(rt_->Find("Queue = 'support'"), std::vector<std::string>{id});
   const std::string support_queue = rt_->TicketField(id, "Queue.id");
   EXPECT_EQ(rt_->TicketField(id, "Priority"), "0");
-  EXPECT_TRUE(absl::StartsWith(rt_->TicketField(id, "Subject"), "[low] x")) << rt_->TicketField(id, "Subject");
-  EXPECT_TRUE(absl::StartsWith(rt_->CustomField(id, "TriagedDeliveryId"), "msg_")) << rt_->CustomField(id, "TriagedDeliveryId");
+  EXPECT_TRUE(absl::StartsWith(rt_->TicketField(id, "Subject"), "[low] x"))
+      << rt_->TicketField(id, "Subject");
+  EXPECT_TRUE(absl::StartsWith(rt_->CustomField(id, "TriagedDeliveryId"), "msg_"))
+      << rt_->CustomField(id, "TriagedDeliveryId");
 
-  ASSERT_EQ(daemon.PostSigned(Message("q2", "fire in the shop, I am calling my lawyer", "c1"), kSecret).status, 200);
+  ASSERT_EQ(
+      daemon.PostSigned(Message("q2", "fire in the shop, I am calling my lawyer", "c1"), kSecret)
+          .status,
+      200);
   ASSERT_TRUE(WaitFor([&] { return rt_->TicketField(id, "Priority") == "100"; })) << daemon.Log();
   ASSERT_TRUE(WaitFor([&] { return !rt_->Comments(id).empty(); })) << daemon.Log();
   EXPECT_NE(rt_->TicketField(id, "Queue.id"), support_queue);
   EXPECT_EQ(rt_->Find("Queue = 'legal'"), std::vector<std::string>{id});
   const std::string comment = rt_->Comments(id)[0];
-  EXPECT_TRUE(absl::StrContains(comment, "Raised by this follow-up: priority low -> urgent, team support -> legal"))
+  EXPECT_TRUE(absl::StrContains(
+      comment, "Raised by this follow-up: priority low -> urgent, team support -> legal"))
       << comment;
-  EXPECT_EQ(rt_->Find("Requestor = 'x-a-c1@customers.invalid'").size(), 1u) << "one conversation, one ticket";
+  EXPECT_EQ(rt_->Find("Requestor = 'x-a-c1@customers.invalid'").size(), 1u)
+      << "one conversation, one ticket";
   // Created before billing was informed: billing's watcher is not on it (RT is told of watchers
   // on creation only).
   EXPECT_EQ(rt_->TicketField(id, "AdminCc.0.id"), "");
@@ -259,19 +281,23 @@ TEST_F(RtTest, OneTicketPerConversationRaisedAndMovedByAFollowUp) {
       Config(dir.path(), absl::StrCat("http://127.0.0.1:", RealRt::port())), "rt.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   const config::DestinationOptions& rt = config->destinations.at(0);
-  const router::TicketTemplates templates = *router::CompileTemplates(
-      rt.subject_template, rt.body_template, rt.follow_up_template, rt.custom_fields, *rt.type, rt.settings);
+  const router::TicketTemplates templates =
+      *router::CompileTemplates(rt.subject_template, rt.body_template, rt.follow_up_template,
+                                rt.custom_fields, *rt.type, rt.settings);
   const router::DestinationView view{rt.settings, templates, rt.group_ids};
-  for (const auto& [team, open] : std::vector<std::pair<std::string, int64_t>>{{"legal", 1}, {"support", 0}}) {
-    const HttpResult count = HttpCall(RealRt::port(), "GET", rt.type->CountOpenRequest(view, team)->target, "",
-                                      {{"Authorization", rt.type->Authorization(rt.settings)}});
+  for (const auto& [team, open] :
+       std::vector<std::pair<std::string, int64_t>>{{"legal", 1}, {"support", 0}}) {
+    const HttpResult count =
+        HttpCall(RealRt::port(), "GET", rt.type->CountOpenRequest(view, team)->target, "",
+                 {{"Authorization", rt.type->Authorization(rt.settings)}});
     ASSERT_EQ(count.status, 200) << count.body;
     EXPECT_EQ(rt.type->OpenCount(count.body).value(), open) << team;
   }
-  const HttpResult found =
-      HttpCall(RealRt::port(), "GET",
-               rt.type->LookupRequest(view, {.delivery_id = rt_->CustomField(id, "TriagedDeliveryId")})->target, "",
-               {{"Authorization", rt.type->Authorization(rt.settings)}});
+  const HttpResult found = HttpCall(
+      RealRt::port(), "GET",
+      rt.type->LookupRequest(view, {.delivery_id = rt_->CustomField(id, "TriagedDeliveryId")})
+          ->target,
+      "", {{"Authorization", rt.type->Authorization(rt.settings)}});
   EXPECT_EQ(rt.type->FoundTicketId(found.body).value(), id) << found.body;
 }
 
@@ -282,8 +308,9 @@ TEST_F(RtTest, InformedTeamsJoinTheTicketAsAdminCc) {
   daemon.Start();
   ASSERT_EQ(daemon.PostSigned(Message("w1", "fire in the car park", "c5"), kSecret).status, 200);
   std::vector<std::string> tickets;
-  ASSERT_TRUE(WaitFor([&] { return !(tickets = rt_->Find("Requestor = 'x-a-c5@customers.invalid'")).empty(); }))
-      << daemon.Log();
+  ASSERT_TRUE(WaitFor([&] {
+    return !(tickets = rt_->Find("Requestor = 'x-a-c5@customers.invalid'")).empty();
+  })) << daemon.Log();
   ASSERT_EQ(tickets.size(), 1u);
   EXPECT_EQ(rt_->TicketField(tickets[0], "AdminCc.0.id"), "billing-lead@rt.test");
   EXPECT_EQ(rt_->Find(absl::StrCat("id = ", tickets[0], " AND Queue = 'support'")).size(), 1u);
@@ -298,24 +325,30 @@ TEST_F(RtTest, ALostCreationAnswerIsFoundByItsDeliveryIdNotCreatedTwice) {
   proxy.Respond([&](const FakeHelpdesk::Received& request) {
     std::map<std::string, std::string> headers;
     for (const char* name : {"authorization", "content-type"}) {
-      if (const auto h = request.headers.find(name); h != request.headers.end()) headers[name] = h->second;
+      if (const auto h = request.headers.find(name); h != request.headers.end())
+        headers[name] = h->second;
     }
-    const HttpResult answer = HttpCall(RealRt::port(), request.method, request.target, request.body, headers);
+    const HttpResult answer =
+        HttpCall(RealRt::port(), request.method, request.target, request.body, headers);
     FakeHelpdesk::Reply reply{.status = answer.status, .body = answer.body};
     reply.headers["Content-Type"] = "application/json";
     std::lock_guard lock(mu);
-    if (request.method == "POST" && request.target == "/REST/2.0/ticket" && creations++ == 0) reply.reset = true;
+    if (request.method == "POST" && request.target == "/REST/2.0/ticket" && creations++ == 0)
+      reply.reset = true;
     return reply;
   });
   TempDir dir;
   Daemon daemon(dir.path(), Config(dir.path(), absl::StrCat("http://127.0.0.1:", proxy.port())));
   daemon.Start();
   ASSERT_EQ(daemon.PostSigned(Message("l1", "where is my parcel", "c2"), kSecret).status, 200);
-  ASSERT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="rt",outcome="delivered"})", 1), 1)
+  ASSERT_EQ(daemon.WaitForMetric(
+                R"(triage_delivery_attempts_total{destination="rt",outcome="delivered"})", 1),
+            1)
       << daemon.Log();
   ASSERT_EQ(daemon.PostSigned(Message("l2", "any news?", "c2"), kSecret).status, 200);
   ASSERT_TRUE(WaitFor([&] {
-    return daemon.Metric(R"(triage_delivery_attempts_total{destination="rt",outcome="delivered"})") >= 2;
+    return daemon.Metric(
+               R"(triage_delivery_attempts_total{destination="rt",outcome="delivered"})") >= 2;
   })) << daemon.Log();
   const std::vector<std::string> tickets = rt_->Find("Requestor = 'x-a-c2@customers.invalid'");
   ASSERT_EQ(tickets.size(), 1u) << "no second ticket after the lost answer";
@@ -331,12 +364,17 @@ TEST_F(RtTest, AQueueRtRefusesIsDeadLetteredWithItsAnswer) {
   TempDir dir;
   Daemon daemon(dir.path(), Config(dir.path(), absl::StrCat("http://127.0.0.1:", RealRt::port())));
   daemon.Start();
-  ASSERT_EQ(daemon.PostSigned(Message("p1", "I am a journalist, comment please", "c3"), kSecret).status, 200);
+  ASSERT_EQ(
+      daemon.PostSigned(Message("p1", "I am a journalist, comment please", "c3"), kSecret).status,
+      200);
   EXPECT_EQ(daemon.WaitForMetric("triage_storage_dead_letters", 1), 1) << daemon.Log();
   const HttpResult dead = HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters");
-  EXPECT_TRUE(absl::StrContains(dead.body, "No permission to create tickets in the queue")) << dead.body;
+  EXPECT_TRUE(absl::StrContains(dead.body, "No permission to create tickets in the queue"))
+      << dead.body;
   ASSERT_EQ(daemon.PostSigned(Message("p2", "my invoice is wrong", "c4"), kSecret).status, 200);
-  EXPECT_TRUE(WaitFor([&] { return rt_->Find("Requestor = 'x-a-c4@customers.invalid'").size() == 1; })) << daemon.Log();
+  EXPECT_TRUE(WaitFor([&] {
+    return rt_->Find("Requestor = 'x-a-c4@customers.invalid'").size() == 1;
+  })) << daemon.Log();
 }
 
 }  // namespace

@@ -48,28 +48,21 @@ class FreshdeskDestination : public TicketingType {
 
   // A private note.
   OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes");
     JsonWriter w;
     w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
     w.Key("private").Bool(true).EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(HttpMethod::kPost, absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes"), w.Take());
   }
   // PUT /api/v2/tickets/{id}: the priority, and the group of a new owner.
   std::optional<OutboundRequest> Raise(const DestinationView& d, const TicketView& ticket,
                                        const DeliveryContext& context) const override {
-    OutboundRequest raise;
-    raise.method = HttpMethod::kPut;
-    raise.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket);
     JsonWriter w;
     w.BeginObject().Key("priority").Int(kPriority.Of(ticket.level));
     if (context.ticket_team != context.team) {
       if (const auto group = d.GroupOf(context.team)) w.Key("group_id").Int(*group);
     }
     w.EndObject();
-    raise.body = w.Take();
-    return raise;
+    return Request(HttpMethod::kPut, absl::StrCat("/api/v2/tickets/", *context.remote_ticket), w.Take());
   }
 
   OutboundRequest Create(const DestinationView& d, const TicketView& ticket,

@@ -65,8 +65,6 @@ class HubSpotDestination : public TicketingType {
 
   // A note associated with the ticket (type 228, note to ticket).
   OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.target = "/crm/v3/objects/notes";
     JsonWriter w;
     w.BeginObject().Key("properties").BeginObject();
     w.Key("hs_note_body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
@@ -78,23 +76,18 @@ class HubSpotDestination : public TicketingType {
     w.Key("associationCategory").String("HUBSPOT_DEFINED").Key("associationTypeId").Int(228);
     w.EndObject().EndArray();
     w.EndObject().EndArray().EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(HttpMethod::kPost, "/crm/v3/objects/notes", w.Take());
   }
   // PATCH /crm/v3/objects/tickets/{id}: the priority, and the owner of a new owner team.
   std::optional<OutboundRequest> Raise(const DestinationView& d, const TicketView& ticket,
                                        const DeliveryContext& context) const override {
-    OutboundRequest raise;
-    raise.method = HttpMethod::kPatch;
-    raise.target = absl::StrCat("/crm/v3/objects/tickets/", *context.remote_ticket);
     JsonWriter w;
     w.BeginObject().Key("properties").BeginObject().Key("hs_ticket_priority").String(kPriority.Of(ticket.level));
     if (context.ticket_team != context.team) {
       if (const auto owner = d.GroupOf(context.team)) w.Key("hubspot_owner_id").String(std::to_string(*owner));
     }
     w.EndObject().EndObject();
-    raise.body = w.Take();
-    return raise;
+    return Request(HttpMethod::kPatch, absl::StrCat("/crm/v3/objects/tickets/", *context.remote_ticket), w.Take());
   }
 
   OutboundRequest Create(const DestinationView& d, const TicketView& ticket,

@@ -42,21 +42,23 @@ class JsmDestination : public TicketingType {
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
-    return absl::StartsWith(key, "customfield_") ? "" : "a Jira custom field is named customfield_<id>";
+    return absl::StartsWith(key, "customfield_") ? ""
+                                                 : "a Jira custom field is named customfield_<id>";
   }
   std::string Authorization(const Settings& s) const override {
     return BasicAuthorization(s.Get("email"), s.Get("api_token"));
   }
 
   // An internal comment.
-  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.target = absl::StrCat("/rest/servicedeskapi/request/", *context.remote_ticket, "/comment");
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket,
+                       const DeliveryContext& context) const override {
     JsonWriter w;
     w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
     w.Key("public").Bool(false).EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(
+        HttpMethod::kPost,
+        absl::StrCat("/rest/servicedeskapi/request/", *context.remote_ticket, "/comment"),
+        w.Take());
   }
 
   OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
@@ -77,12 +79,15 @@ class JsmDestination : public TicketingType {
     w.String(context.delivery_id);  // what a retry looks the request up by
     w.EndArray();
     for (const auto& [field, value] : d.templates.custom_fields) {
-      const std::optional<std::string> text = value.RenderIfAny(ticket, context.team, context.owner);
+      const std::optional<std::string> text =
+          value.RenderIfAny(ticket, context.team, context.owner);
       if (text) w.Key(field).String(*text);
     }
     w.EndObject();
     if (d.settings.Has("requester_email")) {
-      w.Key("raiseOnBehalfOf").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
+      w.Key("raiseOnBehalfOf")
+          .String(d.templates.settings.at("requester_email")
+                      .Render(ticket, context.team, context.owner));
     }
     w.EndObject();
     request.body = w.Take();
@@ -92,15 +97,14 @@ class JsmDestination : public TicketingType {
   // PUT /rest/api/2/issue/{id}: the priority, and the level and team labels swapped.
   std::optional<OutboundRequest> Raise(const DestinationView&, const TicketView& ticket,
                                        const DeliveryContext& context) const override {
-    OutboundRequest raise;
-    raise.method = HttpMethod::kPut;
-    raise.target = absl::StrCat("/rest/api/2/issue/", *context.remote_ticket);
     JsonWriter w;
     w.BeginObject().Key("fields").BeginObject();
     w.Key("priority").BeginObject().Key("name").String(kPriority.Of(ticket.level)).EndObject();
     w.EndObject();
     w.Key("update").BeginObject().Key("labels").BeginArray();
-    auto label = [&w](const char* op, const std::string& value) { w.BeginObject().Key(op).String(value).EndObject(); };
+    auto label = [&w](const char* op, const std::string& value) {
+      w.BeginObject().Key(op).String(value).EndObject();
+    };
     label("add", absl::StrCat("level_", TagOf(ticket.level)));
     if (context.ticket_level && *context.ticket_level != context.level) {
       label("remove", absl::StrCat("level_", LevelName(*context.ticket_level)));
@@ -110,8 +114,8 @@ class JsmDestination : public TicketingType {
       label("remove", absl::StrCat("team_", TagOf(context.ticket_team)));
     }
     w.EndArray().EndObject().EndObject();
-    raise.body = w.Take();
-    return raise;
+    return Request(HttpMethod::kPut, absl::StrCat("/rest/api/2/issue/", *context.remote_ticket),
+                   w.Take());
   }
 
   // {"issueId":"107001","issueKey":"HELP-1",...}
@@ -119,36 +123,44 @@ class JsmDestination : public TicketingType {
     return AnswerId(answer, nullptr, "issueKey");
   }
 
-  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
-  std::optional<OutboundRequest> LookupRequest(const DestinationView&, const DeliveryContext& context) const override {
-    return GetRequest(absl::StrCat("/rest/api/3/search/jql?maxResults=1&fields=key&jql=",
-                                   PercentEncode(absl::StrCat("labels = \"", context.delivery_id, "\""))));
+  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override {
+    return attempts > 0;
+  }
+  std::optional<OutboundRequest> LookupRequest(const DestinationView&,
+                                               const DeliveryContext& context) const override {
+    return GetRequest(
+        absl::StrCat("/rest/api/3/search/jql?maxResults=1&fields=key&jql=",
+                     PercentEncode(absl::StrCat("labels = \"", context.delivery_id, "\""))));
   }
   // {"issues":[{"id":"107001","key":"HELP-1",...}],...}
-  absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
+  absl::StatusOr<std::optional<std::string>> FoundTicketId(
+      absl::string_view answer) const override {
     return FirstIdOf(answer, "issues", "key");
   }
 
-  std::optional<OutboundRequest> CountOpenRequest(const DestinationView&, const std::string& team) const override {
-    OutboundRequest request;
-    request.target = "/rest/api/3/search/approximate-count";
+  std::optional<OutboundRequest> CountOpenRequest(const DestinationView&,
+                                                  const std::string& team) const override {
     JsonWriter w;
-    w.BeginObject().Key("jql").String(absl::StrCat("labels = \"team_", TagOf(team), "\" AND statusCategory != Done"));
+    w.BeginObject().Key("jql").String(
+        absl::StrCat("labels = \"team_", TagOf(team), "\" AND statusCategory != Done"));
     w.EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(HttpMethod::kPost, "/rest/api/3/search/approximate-count", w.Take());
   }
   // {"count": N}
-  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
+    return AnswerCount(answer, "count");
+  }
 
   // Ids are issue keys (HELP-1): what /browse/ takes.
-  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
+  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url,
+                                       absl::string_view id) const override {
     return PageUrl(url, absl::StrCat("/browse/", id));
   }
 
   // Highest/High/Medium/Low/Lowest.
   std::optional<Level> PriorityLevel(absl::string_view text) const override {
-    return LevelOfPriority(text, {{"highest", Level::kUrgent}, {"medium", Level::kNormal}, {"lowest", Level::kLow}});
+    return LevelOfPriority(
+        text, {{"highest", Level::kUrgent}, {"medium", Level::kNormal}, {"lowest", Level::kLow}});
   }
 };
 

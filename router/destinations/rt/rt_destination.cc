@@ -63,7 +63,9 @@ class RtDestination : public TicketingType {
   std::string_view name() const override { return "rt"; }
   std::vector<Setting> settings() const override {
     return {{.key = "token", .kind = Setting::Kind::kSecret, .required = true},
-            {.key = "delivery_id_field", .kind = Setting::Kind::kString, .default_value = "TriagedDeliveryId"},
+            {.key = "delivery_id_field",
+             .kind = Setting::Kind::kString,
+             .default_value = "TriagedDeliveryId"},
             {.key = "requester_email", .kind = Setting::Kind::kTemplate}};
   }
   DestinationDefaults defaults() const override {
@@ -79,7 +81,8 @@ class RtDestination : public TicketingType {
   // Custom fields are named as in RT (CF.{Name} in its searches: no braces).
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     if (key.empty()) return "an RT custom field needs a name";
-    if (key.find_first_of("{}'") != absl::string_view::npos) return "an RT custom field name has no braces or quotes";
+    if (key.find_first_of("{}'") != absl::string_view::npos)
+      return "an RT custom field name has no braces or quotes";
     return "";
   }
   std::vector<std::pair<std::string, std::string>> Validate(const Settings& s) const override {
@@ -87,30 +90,29 @@ class RtDestination : public TicketingType {
     if (!problem.empty()) return {{"delivery_id_field", problem}};
     return {};
   }
-  std::string Authorization(const Settings& s) const override { return absl::StrCat("token ", s.Get("token")); }
+  std::string Authorization(const Settings& s) const override {
+    return absl::StrCat("token ", s.Get("token"));
+  }
 
   // A comment (RT mails it to the AdminCc, never to the requestor).
-  OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket, "/comment");
+  OutboundRequest Note(const DestinationView& d, const TicketView& ticket,
+                       const DeliveryContext& context) const override {
     JsonWriter w;
-    w.BeginObject().Key("Content").String(FollowUpNote(d, ticket, context, Template::Escape::kNone));
+    w.BeginObject().Key("Content").String(
+        FollowUpNote(d, ticket, context, Template::Escape::kNone));
     w.Key("ContentType").String("text/plain").EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(HttpMethod::kPost,
+                   absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket, "/comment"), w.Take());
   }
   // PUT /REST/2.0/ticket/{id}: the priority, and the queue of a new owner team.
   std::optional<OutboundRequest> Raise(const DestinationView& d, const TicketView& ticket,
                                        const DeliveryContext& context) const override {
-    OutboundRequest raise;
-    raise.method = HttpMethod::kPut;
-    raise.target = absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket);
     JsonWriter w;
     w.BeginObject().Key("Priority").Int(kPriority.Of(ticket.level));
     if (context.ticket_team != context.team) WriteQueue(w, d, context.team);
     w.EndObject();
-    raise.body = w.Take();
-    return raise;
+    return Request(HttpMethod::kPut, absl::StrCat("/REST/2.0/ticket/", *context.remote_ticket),
+                   w.Take());
   }
 
   OutboundRequest Create(const DestinationView& d, const TicketView& ticket,
@@ -125,9 +127,12 @@ class RtDestination : public TicketingType {
     w.Key("ContentType").String("text/plain");
     w.Key("Priority").Int(kPriority.Of(ticket.level));
     if (d.settings.Has("requester_email")) {
-      w.Key("Requestor").String(d.templates.settings.at("requester_email").Render(ticket, context.team, context.owner));
+      w.Key("Requestor")
+          .String(d.templates.settings.at("requester_email")
+                      .Render(ticket, context.team, context.owner));
     }
-    if (const std::vector<std::string> users = d.InformedWatchers(ticket, context.team); !users.empty()) {
+    if (const std::vector<std::string> users = d.InformedWatchers(ticket, context.team);
+        !users.empty()) {
       w.Key("AdminCc").BeginArray();
       for (const std::string& user : users) w.String(user);
       w.EndArray();
@@ -135,7 +140,8 @@ class RtDestination : public TicketingType {
     w.Key("CustomFields").BeginObject();
     w.Key(d.settings.Get("delivery_id_field")).String(context.delivery_id);
     for (const auto& [field, value] : d.templates.custom_fields) {
-      const std::optional<std::string> text = value.RenderIfAny(ticket, context.team, context.owner);
+      const std::optional<std::string> text =
+          value.RenderIfAny(ticket, context.team, context.owner);
       if (text) w.Key(field).String(*text);
     }
     w.EndObject();
@@ -145,24 +151,36 @@ class RtDestination : public TicketingType {
   }
 
   // {"_url":"...","id":"N","type":"ticket"}
-  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override { return AnswerId(answer, nullptr); }
+  absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
+    return AnswerId(answer, nullptr);
+  }
 
-  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override { return attempts > 0; }
-  std::optional<OutboundRequest> LookupRequest(const DestinationView& d, const DeliveryContext& context) const override {
-    return Search(absl::StrCat("CF.{", d.settings.Get("delivery_id_field"), "} = ", SqlString(context.delivery_id)));
+  bool LookUpBeforeCreating(absl::Time, uint32_t attempts, absl::Time) const override {
+    return attempts > 0;
+  }
+  std::optional<OutboundRequest> LookupRequest(const DestinationView& d,
+                                               const DeliveryContext& context) const override {
+    return Search(absl::StrCat("CF.{", d.settings.Get("delivery_id_field"),
+                               "} = ", SqlString(context.delivery_id)));
   }
   // {"count":1,"total":1,"items":[{"id":"N","type":"ticket",...}],...}
-  absl::StatusOr<std::optional<std::string>> FoundTicketId(absl::string_view answer) const override {
+  absl::StatusOr<std::optional<std::string>> FoundTicketId(
+      absl::string_view answer) const override {
     return FirstIdOf(answer, "items");
   }
 
-  std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d, const std::string& team) const override {
+  std::optional<OutboundRequest> CountOpenRequest(const DestinationView& d,
+                                                  const std::string& team) const override {
     const std::optional<int64_t> id = d.GroupOf(team);
-    return Search(absl::StrCat("Queue = ", id ? std::to_string(*id) : SqlString(team), " AND Status = '__Active__'"));
+    return Search(absl::StrCat("Queue = ", id ? std::to_string(*id) : SqlString(team),
+                               " AND Status = '__Active__'"));
   }
-  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "total"); }
+  absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
+    return AnswerCount(answer, "total");
+  }
 
-  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
+  std::optional<std::string> TicketUrl(const Settings&, absl::string_view url,
+                                       absl::string_view id) const override {
     return PageUrl(url, absl::StrCat("/Ticket/Display.html?id=", id));
   }
 

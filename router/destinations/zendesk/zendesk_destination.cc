@@ -140,8 +140,6 @@ class ZendeskDestination : public TicketingType {
   std::optional<OutboundRequest> RequesterRequest(const DestinationView& d, const TicketView& ticket,
                                                   const DeliveryContext&) const override {
     if (d.settings.Has("requester_email") || ticket.author_id.empty()) return std::nullopt;
-    OutboundRequest request;
-    request.target = "/api/v2/users/create_or_update.json";
     JsonWriter w;
     w.BeginObject().Key("user").BeginObject();
     w.Key("name").String(RequesterName(ticket));
@@ -153,8 +151,7 @@ class ZendeskDestination : public TicketingType {
       w.EndArray();
     }
     w.EndObject().EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(HttpMethod::kPost, "/api/v2/users/create_or_update.json", w.Take());
   }
   // {"user":{"id":N,...}}
   absl::StatusOr<std::string> RequesterId(absl::string_view answer) const override { return AnswerId(answer, "user"); }
@@ -163,9 +160,6 @@ class ZendeskDestination : public TicketingType {
   // raises the ticket also sets its priority, adds its level, team and category tags (removing
   // the old level's) and moves it to the new owner's group, in the same update.
   OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
-    OutboundRequest request;
-    request.method = HttpMethod::kPut;
-    request.target = absl::StrCat("/api/v2/tickets/", *context.remote_ticket, ".json");
     JsonWriter w;
     w.BeginObject().Key("ticket").BeginObject();
     w.Key("comment").BeginObject();
@@ -194,8 +188,7 @@ class ZendeskDestination : public TicketingType {
       }
     }
     w.EndObject().EndObject();
-    request.body = w.Take();
-    return request;
+    return Request(HttpMethod::kPut, absl::StrCat("/api/v2/tickets/", *context.remote_ticket, ".json"), w.Take());
   }
 
   absl::StatusOr<std::string> CreatedTicketId(absl::string_view answer) const override {
