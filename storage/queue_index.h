@@ -40,8 +40,9 @@ struct IndexEntry {
   int64_t enqueued_unix_ms = 0;
   int64_t due_unix_ms = 0;           // 0: ready; otherwise in back-off until then
   int64_t sla_deadline_unix_ms = 0;  // owner entries only; 0 for none
-  // The entry's thread (a hash of team and thread; 0 when its thread is its own message). A
-  // collision could only make an entry wait behind another thread, never lose or reorder one.
+  // The entry's chain (a hash of its thread and, for an informed team, the team; 0 when its
+  // thread is its own message). A collision could only make an entry wait behind another
+  // thread, never lose or reorder one.
   uint64_t chain = 0;
   uint32_t team = 0;  // QueueIndex::TeamId
   router::Level level = router::Level::kLow;
@@ -56,7 +57,7 @@ struct IndexEntry {
 //
 // Leasing: the best ready entry by level (urgent first) after aging (one level per
 // `aging_step` waited), then arrival (seq). Entries in back-off wait aside. Entries of one
-// chain (a team's thread) leave in arrival order: only the chain's head is ready, in back-off
+// chain (a thread's owner entries, or an informed team's) leave in arrival order: only the chain's head is ready, in back-off
 // or leased; the others are blocked until it leaves.
 class QueueIndex {
  public:

@@ -101,10 +101,15 @@ std::string ChainKey(absl::string_view team, absl::string_view thread) {
 }
 
 // The chain of the in-memory index (per process, never stored); 0 for an entry whose thread is
-// its own message: no other entry can share it.
-uint64_t ChainHash(absl::string_view team, absl::string_view thread, absl::string_view message_key) {
-  if (thread == message_key) return 0;
-  const uint64_t hash = absl::HashOf(team, thread);
+// its own message: no other entry can share it. The owner's entries of a thread are one chain
+// whatever their team, like their ticket: when a follow-up moves the conversation to another
+// team, its note waits for the ticket the first team's entry creates. An informed team's
+// entries are a chain of their own.
+template <typename Entry>  // QueueEntry or QueueEntryView
+uint64_t ChainOf(const Entry& entry) {
+  if (entry.thread == entry.message_key) return 0;
+  const uint64_t hash =
+      absl::HashOf(entry.owner ? absl::string_view() : absl::string_view(entry.team), entry.thread);
   return hash == 0 ? 1 : hash;
 }
 
@@ -377,7 +382,7 @@ absl::Status Store::Recover(absl::Time now) {
                  IndexEntry{.enqueued_unix_ms = entry->enqueued_unix_ms,
                     .due_unix_ms = entry->next_attempt_unix_ms > now_ms ? entry->next_attempt_unix_ms : 0,
                     .sla_deadline_unix_ms = OwnerDeadline(*entry),
-                    .chain = ChainHash(entry->team, entry->thread, entry->message_key),
+                    .chain = ChainOf(*entry),
                     .team = index_.TeamId(entry->team),
                     .level = key->level});
       it.Next();
@@ -591,7 +596,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         added.push_back({&delivery.destination, seq,
                          IndexEntry{.enqueued_unix_ms = received_ms,
                               .sla_deadline_unix_ms = OwnerDeadline(entry),
-                              .chain = ChainHash(entry.team, entry.thread, entry.message_key),
+                              .chain = ChainOf(entry),
                               .level = message.level},
                          &delivery.team});
         ++seq;
@@ -960,7 +965,7 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     moved.push_back({key->seq, entry->team,
                      IndexEntry{.enqueued_unix_ms = entry->enqueued_unix_ms,
                           .sla_deadline_unix_ms = OwnerDeadline(*entry),
-                          .chain = ChainHash(entry->team, entry->thread, entry->message_key),
+                          .chain = ChainOf(*entry),
                           .level = key->level}});
   }
   if (!it->status().ok()) return ToAbsl(it->status());

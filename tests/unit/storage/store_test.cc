@@ -274,6 +274,30 @@ TEST(StoreTest, AThreadLeavesInArrivalOrderWhateverTheLevels) {
   EXPECT_EQ(DrainIds(*store, "d", kT0), std::vector<std::string>{"t1-third"});
 }
 
+// A follow-up that moved the conversation to legal waits for support's entry, which creates the
+// thread's ticket: the owner's entries of a thread leave in order whatever their team. An
+// informed team's entry does not wait for them.
+TEST(StoreTest, AnOwnersEntriesOfAThreadLeaveInOrderAcrossTeams) {
+  testing::TempDir dir;
+  auto store = OpenStore(dir.path());
+  NewMessage first = InThread("first", Level::kLow, "t");
+  NewMessage moved = InThread("moved", Level::kUrgent, "t");
+  moved.deliveries = {{"d", "legal", true}, {"d", "pr", false}};
+  ASSERT_TRUE(SubmitSync(*store, {first, moved}).status.ok());
+  auto informed = store->LeaseNext("d", kT0);  // urgent, and in a chain of its own
+  ASSERT_TRUE(informed.has_value());
+  EXPECT_EQ(informed->entry.team, "pr");
+  auto head = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->entry.message_key.substr(4), "first");
+  EXPECT_FALSE(store->LeaseNext("d", kT0).has_value()) << "legal's follow-up waits for the ticket";
+  ASSERT_TRUE(store->Ack(*head, "ticket-7", true).ok());
+  auto follow_up = store->LeaseNext("d", kT0);
+  ASSERT_TRUE(follow_up.has_value());
+  EXPECT_EQ(follow_up->entry.team, "legal");
+  EXPECT_EQ(*TicketId(*store, *follow_up), "ticket-7");
+}
+
 TEST(StoreTest, ThreadOrderSurvivesRestart) {
   testing::TempDir dir;
   {
