@@ -175,6 +175,10 @@ void Router::Route(const Message& message, absl::Time received_at,
                                            e));
   }
   bool level_changed = false;
+  // The reason that names the rule's team, and what it says instead when the conversation's
+  // owner keeps the message.
+  std::optional<size_t> team_reason;
+  std::string team_reason_if_kept;
   for (size_t i = 0; i < options_.rules.size(); ++i) {
     const RuleOptions& rule = options_.rules[i];
     if (!Matches(rule, message, received_at, *triage, regex_hits, i)) continue;
@@ -187,13 +191,21 @@ void Router::Route(const Message& message, absl::Time received_at,
     if (triage->team.empty() && !rule.team.empty()) {
       triage->team = rule.team;
       triage->rule = rule.name;
+      team_reason = triage->reasons.size();
       triage->reasons.push_back(absl::StrCat("rule ", rule.name, " assigned team ", rule.team));
+      team_reason_if_kept = absl::StrCat("rule ", rule.name, " would assign team ", rule.team,
+                                         ", but the conversation stays with its owner");
     }
     if (triage->team.empty() && rule.model_team && !triage->model_team.empty()) {
       triage->team = triage->model_team;
       triage->rule = rule.name;
+      team_reason = triage->reasons.size();
       triage->reasons.push_back(absl::StrFormat("rule %s took the model's team %s (probability %.2f)", rule.name,
                                                 triage->team, triage->model_team_confidence));
+      team_reason_if_kept =
+          absl::StrFormat("rule %s would take the model's team %s (probability %.2f), but the conversation "
+                          "stays with its owner",
+                          rule.name, triage->team, triage->model_team_confidence);
     }
     for (const std::string& team : rule.inform) {
       if (!Contains(triage->informed, team)) triage->informed.push_back(team);
@@ -231,16 +243,8 @@ void Router::Route(const Message& message, absl::Time received_at,
                                              LevelName(triage->level), ": it moves from ", conversation->team,
                                              " to ", triage->team));
     } else {
-      if (assigned) {
-        // The rule's team does not take it: say so instead of "assigned".
-        const std::string assigned_reason = absl::StrCat("rule ", triage->rule, " assigned team ", triage->team);
-        for (std::string& reason : triage->reasons) {
-          if (reason == assigned_reason) {
-            reason = absl::StrCat("rule ", triage->rule, " would assign team ", triage->team,
-                                  ", but the conversation stays with its owner");
-          }
-        }
-      }
+      // The rule's team does not take it: say so instead of "assigned".
+      if (team_reason) triage->reasons[*team_reason] = std::move(team_reason_if_kept);
       triage->reasons.push_back(absl::StrCat("follow-up in conversation ", message.conversation_id,
                                              ": same owner as before, ", conversation->team));
       triage->team = conversation->team;

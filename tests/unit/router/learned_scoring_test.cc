@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "router/router.h"
 #include "router/scorer.h"
 #include "router/sentiment.h"
@@ -191,6 +193,35 @@ TEST(RouterModelTest, RulesTakeTheModelsTeamAboveAConfidence) {
   r = (*triager)->Triage(m, kNow);
   EXPECT_EQ(r.triage.team, "support");
   EXPECT_EQ(r.triage.model_team, "billing");
+}
+
+// A follow-up in a conversation support owns: the model's team does not take it, and the reason
+// says so rather than claiming the rule took it.
+TEST(RouterModelTest, TheModelsTeamYieldsToTheConversationsOwner) {
+  RouterOptions options;
+  options.teams = {"support", "billing"};
+  options.default_team = "support";
+  RuleOptions learned;
+  learned.name = "learned";
+  learned.model_team = true;
+  options.rules = {learned};
+  options.model = RoutingModel{TeamModel(), "team.model"};
+  auto triager = Triager::Create(Options(), options);
+  ASSERT_TRUE(triager.ok()) << triager.status();
+  Message m;
+  m.text = "I was charged twice, refund please";
+  m.conversation_id = "dm:7";
+  const ConversationOwner owner{"support", Level::kUrgent};
+  const RoutedMessage r = (*triager)->Triage(m, kNow, &owner);
+  EXPECT_EQ(r.triage.team, "support");
+  EXPECT_EQ(r.triage.rule, "conversation");
+  bool yielded = false;
+  for (const std::string& reason : r.triage.reasons) {
+    EXPECT_FALSE(absl::StartsWith(reason, "rule learned took")) << reason;
+    yielded |= absl::StartsWith(reason, "rule learned would take the model's team billing (probability ") &&
+               absl::EndsWith(reason, "), but the conversation stays with its owner");
+  }
+  EXPECT_TRUE(yielded) << absl::StrJoin(r.triage.reasons, "\n");
 }
 
 TEST(RouterModelTest, ModelRulesNeedAModelWhoseTeamsExist) {
