@@ -1,6 +1,11 @@
 #include "storage/codec.h"
 
 #include <cstring>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 #include "router/ticket_template.h"
 
@@ -197,6 +202,23 @@ std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value) {
   ticket.team = std::string(rest.substr(0, zero));
   ticket.id = std::string(rest.substr(zero + 1));
   return ticket;
+}
+
+std::string EncodeDelivered(const DeliveredRecord& record) {
+  const absl::string_view zero("\0", 1);
+  return absl::StrCat(record.attempts, zero, record.team, zero, record.owner ? "owner" : "informed", zero,
+                      record.remote_ticket);
+}
+
+std::optional<DeliveredRecord> DecodeDelivered(absl::string_view value) {
+  const std::vector<absl::string_view> fields = absl::StrSplit(value, absl::MaxSplits('\0', 3));
+  DeliveredRecord record;
+  if (fields.size() != 4 || !absl::SimpleAtoi(fields[0], &record.attempts)) return std::nullopt;
+  if (fields[2] != "owner" && fields[2] != "informed") return std::nullopt;
+  record.team = std::string(fields[1]);
+  record.owner = fields[2] == "owner";
+  record.remote_ticket = std::string(fields[3]);
+  return record;
 }
 
 std::string EncodeConversationOwner(const router::ConversationOwner& owner) {

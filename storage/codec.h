@@ -85,6 +85,20 @@ struct ThreadTicket {
 std::string EncodeThreadTicket(const ThreadTicket& ticket);
 std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value);
 
+// A delivery record (the `delivered` record after its time): the attempts it took, its team
+// and role, and the ticket it created or raised (empty for none). Encoded as text fields joined
+// by '\0': attempts (decimal), team, "owner" or "informed", ticket. A later version would start
+// with a byte below '0'.
+struct DeliveredRecord {
+  uint32_t attempts = 0;
+  std::string team;
+  bool owner = true;
+  std::string remote_ticket;
+  bool operator==(const DeliveredRecord&) const = default;
+};
+std::string EncodeDelivered(const DeliveredRecord& record);
+std::optional<DeliveredRecord> DecodeDelivered(absl::string_view value);
+
 // A conversation record (after its time): the owner team, then '\0' and the level (u8) since
 // triaged keeps it; records written before hold the team alone (level unknown).
 std::string EncodeConversationOwner(const router::ConversationOwner& owner);

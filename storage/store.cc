@@ -686,10 +686,8 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   batch.Delete(by_message_cf_, ByMessageKey(lease.entry.message_key, key));
   const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
   batch.Put(delivered_cf_, ByMessageKey(lease.entry.message_key, key),
-            EncodeMessageRecord(now_ms, absl::StrCat(lease.entry.attempts + 1, absl::string_view("\0", 1),
-                                                     lease.entry.team, absl::string_view("\0", 1),
-                                                     lease.entry.owner ? "owner" : "informed",
-                                                     absl::string_view("\0", 1), remote_ticket)));
+            EncodeMessageRecord(now_ms, EncodeDelivered({lease.entry.attempts + 1, lease.entry.team, lease.entry.owner,
+                                                         std::string(remote_ticket)})));
   absl::Status written;
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
@@ -1029,14 +1027,14 @@ std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()).substr(prefix.size()));
     const std::optional<int64_t> when = MessageRecordTime(Sv(it->value()));
     if (!key || !when) continue;
-    const std::vector<absl::string_view> fields = absl::StrSplit(Sv(it->value()).substr(8), absl::MaxSplits('\0', 3));
-    if (fields.size() != 4) continue;
+    std::optional<DeliveredRecord> record = DecodeDelivered(Sv(it->value()).substr(8));
+    if (!record) continue;
     MessageDelivery d{key->destination, key->seq, {}, "delivered", -1};
-    if (!absl::SimpleAtoi(fields[0], &d.entry.attempts)) continue;
-    d.entry.team = std::string(fields[1]);
-    d.entry.owner = fields[2] == "owner";
+    d.entry.attempts = record->attempts;
+    d.entry.team = std::move(record->team);
+    d.entry.owner = record->owner;
     d.delivered_at = absl::FromUnixMillis(*when);
-    d.remote_ticket = std::string(fields[3]);
+    d.remote_ticket = std::move(record->remote_ticket);
     out.push_back(std::move(d));
   }
   // Where each queued one stands in its destination's index.

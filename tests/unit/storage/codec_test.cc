@@ -117,6 +117,17 @@ TEST(CodecTest, ThreadTicketsRoundTripAndOlderRecordsAreTheIdAlone) {
   EXPECT_EQ(DecodeThreadTicket(std::string("\x01\x01team\0", 7)), std::nullopt);
 }
 
+TEST(CodecTest, DeliveredRecordsRoundTripAndDamageIsRefused) {
+  const DeliveredRecord owner{3, "billing", true, "35436"};
+  EXPECT_EQ(DecodeDelivered(EncodeDelivered(owner)), owner);
+  EXPECT_EQ(EncodeDelivered(owner), std::string("3\0billing\0owner\0" "35436", 21)) << "the format records have had";
+  const DeliveredRecord informed{1, "pr", false, ""};
+  EXPECT_EQ(DecodeDelivered(EncodeDelivered(informed)), informed);
+  EXPECT_EQ(DecodeDelivered(std::string("x\0pr\0owner\0", 11)), std::nullopt);
+  EXPECT_EQ(DecodeDelivered(std::string("1\0pr\0owner", 10)), std::nullopt);
+  EXPECT_EQ(DecodeDelivered(std::string("1\0pr\0boss\0", 11)), std::nullopt);
+}
+
 TEST(CodecTest, ConversationOwnersKeepTheirLevelAndOlderRecordsAreTheTeamAlone) {
   const router::ConversationOwner owner{"legal", router::Level::kUrgent};
   EXPECT_EQ(DecodeConversationOwner(EncodeConversationOwner(owner)), owner);
