@@ -229,17 +229,18 @@ absl::string_view MissingText(absl::string_view f) {
 std::optional<std::string> Template::RenderIfAny(const TicketView& t, absl::string_view team, bool owner,
                                                  Escape escape) const {
   bool any_field = false, any_present = false;
-  for (const Part& part : parts_) {
-    if (!part.field) continue;
-    any_field = true;
-    if (FieldValue(part.text, t, team, owner)) any_present = true;
-  }
+  std::string out = Render(t, team, owner, escape, &any_field, &any_present);
   if (any_field && !any_present) return std::nullopt;
-  return Render(t, team, owner, escape);
+  return out;
 }
 
-std::string Template::Render(const TicketView& t, absl::string_view team, bool owner,
-                             Escape escape) const {
+std::string Template::Render(const TicketView& t, absl::string_view team, bool owner, Escape escape) const {
+  bool any_field = false, any_present = false;
+  return Render(t, team, owner, escape, &any_field, &any_present);
+}
+
+std::string Template::Render(const TicketView& t, absl::string_view team, bool owner, Escape escape,
+                             bool* any_field, bool* any_present) const {
   const absl::string_view newline = escape == Escape::kHtml ? "<br>" : "\n";
   std::string out;
   // The line being rendered: kept only if it has no field, or at least one present.
@@ -270,9 +271,11 @@ std::string Template::Render(const TicketView& t, absl::string_view team, bool o
       continue;
     }
     line_fields = true;
+    *any_field = true;
     const std::optional<std::string> value = FieldValue(part.text, t, team, owner);
     if (value) {
       line_present = true;
+      *any_present = true;
       AppendEscaped(*value, escape, &line);
     } else {
       const absl::string_view missing = MissingText(part.text);

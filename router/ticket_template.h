@@ -67,6 +67,9 @@ class Template {
     bool field;
     std::string text;  // literal text, or the field name
   };
+  // Render, also telling whether the template has fields and whether any was present.
+  std::string Render(const TicketView& ticket, absl::string_view team, bool owner, Escape escape, bool* any_field,
+                     bool* any_present) const;
   std::vector<Part> parts_;
 };
 
