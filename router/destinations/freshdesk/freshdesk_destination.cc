@@ -5,7 +5,10 @@
 //     conversations are not documented as accepted on creation (`source` overrides);
 //   - a retry of a creation first searches for the delivery id, one of its tags;
 //   - a follow-up: a private note on the thread's ticket (POST /api/v2/tickets/{id}/notes); a
-//     more urgent one first raises its priority (and group) with PUT /api/v2/tickets/{id}.
+//     more urgent one first raises its priority (and group) with PUT /api/v2/tickets/{id}. The
+//     `watchers` (agent e-mails) of the teams a follow-up informs are notified of its note
+//     (notify_emails); Freshdesk has no watchers on creation: a ticket's inform_<team> tag is
+//     what an automation rule notifies the team by.
 // Auth: Basic base64("{api_key}:X"). Rate limits are account-wide per plan and invalid requests
 // count; 3 ticket creations a second stays well inside them.
 
@@ -39,6 +42,11 @@ class FreshdeskDestination : public TicketingType {
             {.key = "source", .kind = Setting::Kind::kInteger, .min = 1, .max = 100}};
   }
   DestinationDefaults defaults() const override { return HelpdeskDefaults(3); }
+  TicketKeys ticket_keys() const override {
+    TicketKeys keys = kHelpdeskTicketKeys;
+    keys.watchers = true;
+    return keys;
+  }
   std::string CustomFieldKeyProblem(absl::string_view key) const override {
     return absl::StartsWith(key, "cf_") ? "" : "a Freshdesk custom field name starts with cf_";
   }
@@ -46,11 +54,17 @@ class FreshdeskDestination : public TicketingType {
     return BasicAuthorization(s.Get("api_key"), "X");
   }
 
-  // A private note.
+  // A private note; the watchers of the teams it informs are notified of it (notify_emails).
   OutboundRequest Note(const DestinationView& d, const TicketView& ticket, const DeliveryContext& context) const override {
     JsonWriter w;
     w.BeginObject().Key("body").String(FollowUpNote(d, ticket, context, Template::Escape::kHtml));
-    w.Key("private").Bool(true).EndObject();
+    w.Key("private").Bool(true);
+    if (const std::vector<std::string> users = d.InformedWatchers(ticket, context.team); !users.empty()) {
+      w.Key("notify_emails").BeginArray();
+      for (const std::string& user : users) w.String(user);
+      w.EndArray();
+    }
+    w.EndObject();
     return Request(HttpMethod::kPost, absl::StrCat("/api/v2/tickets/", *context.remote_ticket, "/notes"), w.Take());
   }
   // PUT /api/v2/tickets/{id}: the priority, and the group of a new owner.

@@ -79,6 +79,7 @@ const char kFreshdesk[] = R"(    type: freshdesk
     url: https://acme.freshdesk.com
     api_key: {value: "fd-key"}
     group_ids: {billing: 7000}
+    watchers: {pr: [pr-lead@acme.example]}
     custom_fields: {cf_platform: "{{platform}}"}
 )";
 
@@ -739,10 +740,11 @@ TEST(HelpdeskTest, WatchersAreUsersOfKnownTeams) {
       << load(zendesk + "watchers: {legal: [1]}}");
   EXPECT_TRUE(absl::StrContains(load(zendesk + "watchers: {billing: []}}").message(), "needs at least one user"))
       << load(zendesk + "watchers: {billing: []}}");
-  EXPECT_TRUE(absl::StrContains(load("{type: freshdesk, url: 'https://a.freshdesk.com', api_key: k, watchers: {billing: [1]}}")
+  EXPECT_TRUE(absl::StrContains(load("{type: jsm, url: 'https://a.atlassian.net', email: e, api_token: t, "
+                                     "service_desk_id: '1', request_type_id: '2', watchers: {billing: [1]}}")
                                     .message(),
                                 "watchers"))
-      << "freshdesk has no watchers key";
+      << "jsm has no watchers key";
 }
 
 // ticket_link names a destination of this config whose type has ticket pages.
