@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "daemon/crypto.h"
 #include "tests/integration/harness.h"
@@ -105,7 +106,16 @@ TEST(SystemdTest, UnitFilesPassSystemdAnalyzeVerify) {
                                               "triaged.service triaged.socket > ", output, " 2>&1")
                                      .c_str());
   EXPECT_EQ(status, 0) << ReadFile(output);
-  EXPECT_EQ(ReadFile(output), "") << "verify prints nothing for clean units";
+  // Verify loads the units ours depend on, and reports the host's own faults too (Debian's
+  // request-tracker5.service, which the RT tests install, names units that do not exist):
+  // only lines about other unit files of the host are left out.
+  std::string ours;
+  for (absl::string_view line : absl::StrSplit(ReadFile(output), '\n', absl::SkipEmpty())) {
+    const bool host_unit = absl::StartsWith(line, "/lib/systemd/") || absl::StartsWith(line, "/usr/lib/systemd/") ||
+                           absl::StartsWith(line, "/etc/systemd/");
+    if (!host_unit) absl::StrAppend(&ours, line, "\n");
+  }
+  EXPECT_EQ(ours, "") << "verify prints nothing for clean units";
 }
 
 // A listening socket on loopback, as systemd would hold it; its port in `port`.
