@@ -61,7 +61,6 @@ absl::Duration RetryDelay(const config::DestinationOptions& options, uint32_t at
 std::string DeliveryId(absl::string_view destination, absl::string_view message_key,
                        absl::string_view team);
 
-// Sends one leased entry to a destination. Implementations are used from one strand.
 // What the dispatcher read before a delivery.
 struct Known {
   // The ticket of the lease's thread at this destination, when one exists (looked up only for
@@ -71,6 +70,7 @@ struct Known {
   std::string linked_ticket_url;
 };
 
+// Sends one leased entry to a destination. Implementations are used from one strand.
 class Sender {
  public:
   virtual ~Sender() = default;
