@@ -650,6 +650,7 @@ std::vector<absl::string_view> DestinationKeys(const router::DestinationType& ty
   if (ticket.group_ids) keys.push_back("group_ids");
   if (ticket.custom_fields) keys.push_back("custom_fields");
   if (ticket.watchers) keys.push_back("watchers");
+  if (type.keeps_tickets()) keys.push_back("count_interval");
   if (ticket.ticket_link) {
     keys.push_back("ticket_link");
     keys.push_back("ticket_link_wait");
@@ -691,6 +692,12 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
     if (d.type->transport() == router::Transport::kHttp) LoadHttpOptions(l, body, path, &d);
     LoadTicketOptions(l, body, path, &d);
     LoadSettings(l, body, path, settings, &d.settings);
+    if (d.type->keeps_tickets()) {
+      l.Duration(body, "count_interval", path, &d.count_interval, absl::ZeroDuration(), absl::Hours(24));
+      if (d.count_interval > absl::ZeroDuration() && d.count_interval < absl::Seconds(1)) {
+        l.Error(body["count_interval"], Child(path, "count_interval"), "must be 0 (off) or at least 1s");
+      }
+    }
     if (body["ticket_link"].IsDefined()) {
       d.ticket_link.emplace();
       l.String(body, "ticket_link", path, &d.ticket_link->destination, true);
@@ -741,9 +748,7 @@ void ResolveTicketLinks(Loader& l, const YAML::Node& root, Config* config) {
     link.type = target->type;
     link.url = target->url;
     link.settings = target->settings;
-    for (const TeamOptions& team : config->teams) {
-      if (absl::c_linear_search(team.destinations, link.destination)) link.teams.insert(team.name);
-    }
+    link.teams.insert(target->teams.begin(), target->teams.end());
   }
 }
 
@@ -1172,6 +1177,11 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
                   absl::StrCat("unknown destination '", d.Scalar(), "' (define it under destinations)"));
         }
       }
+    }
+  }
+  for (DestinationOptions& d : config.destinations) {
+    for (const TeamOptions& team : config.teams) {
+      if (absl::c_linear_search(team.destinations, d.name)) d.teams.push_back(team.name);
     }
   }
   ResolveTicketLinks(l, root, &config);

@@ -158,6 +158,12 @@ struct DestinationOptions {
   std::optional<TicketLink> ticket_link;
   absl::Duration ticket_link_wait = absl::Seconds(30);
 
+  // The teams that deliver here (from teams.*.destinations).
+  std::vector<std::string> teams;
+  // How often the open tickets of each team's group are counted at the helpdesk (its
+  // CountOpenRequest), in the background at the destination's pace; 0: never.
+  absl::Duration count_interval = absl::ZeroDuration();
+
   bool operator==(const DestinationOptions&) const = default;
 };
 

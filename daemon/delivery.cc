@@ -21,6 +21,8 @@ namespace {
 
 // How long a worker waits before looking again at storage that cannot take writes.
 constexpr absl::Duration kStorageWait = absl::Seconds(1);
+// How long the count loop steps aside when deliveries are due (they take the tokens first).
+constexpr absl::Duration kCountYield = absl::Milliseconds(200);
 // How often an alert that links to a ticket looks for it while it waits (ticket_link_wait).
 constexpr absl::Duration kLinkPoll = absl::Milliseconds(500);
 
@@ -141,8 +143,8 @@ class FileSender : public Sender {
   int fd_ = -1;  // used by one Append at a time
 };
 
-// The connections of one HTTP destination: a keep-alive client per delivery worker, so the
-// pool holds `concurrency` connections at most.
+// The connections of one HTTP destination: a keep-alive client per delivery worker, and one
+// for the counts of open tickets, so the pool holds `concurrency` + 1 connections at most.
 class HttpTransport {
  public:
   static absl::StatusOr<std::unique_ptr<HttpTransport>> Create(
@@ -157,12 +159,15 @@ class HttpTransport {
       tls = *std::move(context);
     }
     auto transport = std::unique_ptr<HttpTransport>(new HttpTransport(*std::move(url), clock));
-    for (int i = 0; i < options.concurrency; ++i) {
+    // One per delivery worker, and one for the counts (kCountClient).
+    for (int i = 0; i <= options.concurrency; ++i) {
       transport->clients_.push_back(std::make_unique<HttpClient>(
           executor, transport->url_, tls, options.connect_timeout, options.timeout));
     }
     return transport;
   }
+  // The connection the counts of open tickets use (CountOpen), besides the workers'.
+  int count_client() const { return static_cast<int>(clients_.size()) - 1; }
 
   // A request to `target` under the URL's path (the whole URL when `target` is empty).
   Request NewRequest(http::verb method, absl::string_view target) const {
@@ -216,6 +221,19 @@ class HttpSender : public Sender {
         signing_key_(std::move(signing_key)) {}
 
   bool wants_remote_tickets() const override { return type_.keeps_tickets(); }
+
+  asio::awaitable<absl::StatusOr<std::optional<int64_t>>> CountOpen(const std::string& team) override {
+    std::optional<router::OutboundRequest> request = type_.CountOpenRequest(view_, team);
+    if (!request) co_return std::optional<int64_t>();
+    std::string answer;
+    const router::DeliveryContext context{.destination = options_.name, .team = team};
+    const Attempt attempt = co_await transport_->Send(Finish(*std::move(request), context),
+                                                      transport_->count_client(), &answer);
+    if (attempt.kind != Attempt::Kind::kDelivered) co_return absl::UnavailableError(attempt.detail);
+    absl::StatusOr<int64_t> count = type_.OpenCount(answer);
+    if (!count.ok()) co_return count.status();
+    co_return std::optional<int64_t>(*count);
+  }
 
   // Up to three requests: the lookup of a ticket an earlier attempt may have created, the
   // customer as the helpdesk's requester, then the ticket or the follow-up.
@@ -513,9 +531,14 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool
       streak_(options_.backoff_initial, options_.probe_max, options_.retry_after_max),
       bucket_(options_.rate, options_.burst, clock_.Now()),
       breaker_(CappedBreaker(options_)) {
-  for (int i = 0; i < options_.concurrency; ++i) {
+  // One per worker, and the count loop's last.
+  for (int i = 0; i <= options_.concurrency; ++i) {
     timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
   }
+}
+
+asio::awaitable<absl::StatusOr<std::optional<int64_t>>> Sender::CountOpen(const std::string&) {
+  co_return std::optional<int64_t>();
 }
 
 void Dispatcher::Start() {
@@ -574,6 +597,65 @@ asio::awaitable<void> Dispatcher::Run() {
     ++running_;
     asio::co_spawn(strand_, Worker(i), [this, self = shared_from_this()](std::exception_ptr e) { Ended(e); });
   }
+  if (options_.count_interval > absl::ZeroDuration() && !options_.teams.empty() && !stopping_) {
+    ++running_;
+    asio::co_spawn(strand_, CountLoop(), [this, self = shared_from_this()](std::exception_ptr e) { Ended(e); });
+  }
+}
+
+asio::awaitable<void> Dispatcher::CountLoop() {
+  asio::steady_timer& timer = *timers_.back();
+  absl::Time next_round = clock_.Now();
+  size_t next_team = 0;
+  while (!stopping_) {
+    const absl::Time now = clock_.Now();
+    // The next thing to do: the next round, the end of a pause (a failing or paused helpdesk
+    // is not asked for counts), or a token.
+    absl::Time wake_at = next_round;
+    if (now >= next_round) {
+      const absl::Time gate =
+          manual_pause_ || probing_ ? absl::InfiniteFuture() : std::max(paused_until_, breaker_.Admits(now));
+      const absl::Time token = bucket_.Available(now);
+      if (gate > now) {
+        wake_at = gate == absl::InfiniteFuture() ? now + options_.count_interval : gate;
+      } else if (token > now) {
+        wake_at = token;
+      } else if (store_.NextDue(options_.name) <= now) {
+        wake_at = now + kCountYield;  // deliveries first: the token is theirs
+      } else {
+        bucket_.Take(now);
+        const std::string team = options_.teams[next_team];
+        absl::StatusOr<std::optional<int64_t>> count = co_await sender_->CountOpen(team);
+        if (!count.ok()) {
+          spdlog::warn("event=count_failed destination={} team={} error=\"{}\"", options_.name, team,
+                       std::string(count.status().message()));
+        } else if (*count) {
+          const absl::Time at = clock_.Now();
+          {
+            absl::MutexLock lock(&counts_mu_);
+            counts_[team] = OpenCount{**count, at};
+          }
+          const prometheus::Labels labels{{"destination", options_.name}, {"team", team}};
+          metrics_.helpdesk_open.Add(labels).Set(static_cast<double>(**count));
+          metrics_.helpdesk_open_counted.Add(labels).Set(absl::ToDoubleSeconds(at - absl::UnixEpoch()));
+        }
+        if (++next_team == options_.teams.size()) {
+          next_team = 0;
+          next_round = std::max(next_round + options_.count_interval, clock_.Now());
+        }
+        continue;
+      }
+    }
+    timer.expires_after(ToChrono(std::max(absl::ZeroDuration(), wake_at - now)));
+    co_await timer.async_wait(as_tuple(use_awaitable));
+  }
+}
+
+std::optional<Dispatcher::OpenCount> Dispatcher::OpenTickets(const std::string& team) const {
+  absl::MutexLock lock(&counts_mu_);
+  const auto found = counts_.find(team);
+  if (found == counts_.end()) return std::nullopt;
+  return found->second;
 }
 
 void Dispatcher::Wake() {

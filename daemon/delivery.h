@@ -76,6 +76,10 @@ class Sender {
   virtual ~Sender() = default;
   virtual asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known& known, int worker) = 0;
   virtual bool wants_remote_tickets() const { return false; }
+  // The open tickets in `team`'s group at the helpdesk, on a connection of its own; nullopt
+  // when the destination cannot count them (its type, or no group for the team), an error
+  // when the helpdesk did not answer with a count.
+  virtual asio::awaitable<absl::StatusOr<std::optional<int64_t>>> CountOpen(const std::string& team);
 };
 
 // Builds the sender of a destination from its type (router/destinations/<type>/): a file's
@@ -129,6 +133,14 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // threads); attempts in flight finish.
   absl::Status SetManualPause(bool paused);
 
+  // The open tickets of a team's group at this helpdesk, as last counted (count_interval);
+  // nullopt before the first count. Any thread.
+  struct OpenCount {
+    int64_t count = 0;
+    absl::Time counted_at;
+  };
+  std::optional<OpenCount> OpenTickets(const std::string& team) const;
+
   struct Status {
     bool manual_pause = false;
     absl::Time paused_until;  // a failure or Retry-After pause; InfinitePast when none
@@ -144,6 +156,9 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   };
   asio::awaitable<void> Run();
   asio::awaitable<void> Worker(int index);
+  // Counts each team's open tickets every count_interval, a token each, while the destination
+  // is neither paused nor failing and no delivery is due (deliveries take the tokens first).
+  asio::awaitable<void> CountLoop();
   asio::awaitable<void> Deliver(storage::Lease lease, int index, Tickets tickets);
   // Runs the storage call `op` on the pool until it succeeds or the dispatcher stops, once per
   // second; returns its last outcome.
@@ -184,6 +199,8 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   std::atomic<bool> manual_pause_seen_{false};
   std::atomic<int64_t> paused_until_ms_{0};
   std::atomic<int> breaker_seen_{0};
+  mutable absl::Mutex counts_mu_;
+  std::map<std::string, OpenCount> counts_ ABSL_GUARDED_BY(counts_mu_);  // by team
 };
 
 // The running dispatchers by destination name. A reload adds, replaces and removes them

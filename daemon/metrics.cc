@@ -126,6 +126,16 @@ Metrics::Metrics()
                            .Help("Times a delivery worker waited for the destination's token "
                                  "bucket, by destination")
                            .Register(*registry)),
+      helpdesk_open(prometheus::BuildGauge()
+                        .Name("triage_helpdesk_open_tickets")
+                        .Help("Open tickets in a team's group at a helpdesk, as last counted there "
+                              "(count_interval), by destination and team")
+                        .Register(*registry)),
+      helpdesk_open_counted(prometheus::BuildGauge()
+                                .Name("triage_helpdesk_open_tickets_counted_timestamp_seconds")
+                                .Help("When triage_helpdesk_open_tickets was last counted, by "
+                                      "destination and team (unix seconds)")
+                                .Register(*registry)),
       breaker_state(prometheus::BuildGauge()
                         .Name("triage_delivery_breaker_state")
                         .Help("Circuit breaker of a destination: 0 closed, 1 open, 2 half-open")

@@ -393,6 +393,23 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
     }
     return finish(JsonReply(200, absl::StrCat(R"({"results":[)", list, R"(],"total":)", total, "}")));
   }
+  // Zendesk's search count of unsolved tickets in a group (tickets here are never solved):
+  // query=type:ticket status<solved group_id:<id>, URL-encoded.
+  if (zendesk && request.method == "GET" && absl::StartsWith(request.target, "/api/v2/search/count?query=")) {
+    const size_t at = request.target.find("group_id%3A");
+    const std::string group = at == std::string::npos ? "" : request.target.substr(at + 11);
+    int count = 0;
+    for (const Ticket& t : tickets_) {
+      simdjson::dom::parser p;
+      simdjson::dom::element created;
+      int64_t id = 0;
+      if (p.parse(t.create_body).get(created) == simdjson::SUCCESS &&
+          created["ticket"]["group_id"].get(id) == simdjson::SUCCESS && std::to_string(id) == group) {
+        ++count;
+      }
+    }
+    return finish(JsonReply(200, absl::StrCat(R"({"count":)", count, "}")));
+  }
   if (zendesk && request.method == "GET" && absl::StartsWith(request.target, "/api/v2/tickets.json?external_id=")) {
     const std::string wanted = request.target.substr(request.target.find('=') + 1);
     std::string list;

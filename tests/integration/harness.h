@@ -107,7 +107,8 @@ class FakeHelpdesk {
 // /api/v2/tickets/{id}.json) or notes (Freshdesk POST /api/v2/tickets/{id}/notes), unknown
 // tickets are 404, invalid bodies 422 (Zendesk RecordInvalid) or 400 (Freshdesk), a wrong
 // Authorization 401. Zendesk's GET /api/v2/tickets.json?external_id= lists the tickets with
-// that external_id. Zendesk's Idempotency-Key is honoured: a key seen before replays the
+// that external_id, and GET /api/v2/search/count?query=... group_id:<id> counts a group's
+// tickets (none is ever solved here). Zendesk's Idempotency-Key is honoured: a key seen before replays the
 // first answer (x-idempotency-lookup: hit), with another body it is 400
 // IdempotentRequestError. Faults can be scripted for the next requests or every n-th one.
 class FakeTicketing {

@@ -770,6 +770,32 @@ TEST(HelpdeskTest, SlackAlertsLinkToTheHelpdeskTicketOnceItExists) {
   EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="alerts",outcome="delivered"})"), 3);
 }
 
+// count_interval: each team's open tickets are counted at the helpdesk in the background, a
+// token each from the destination's pace, and shown as metrics; support's group fills up.
+TEST(HelpdeskTest, OpenTicketsOfEachTeamAreCountedInTheBackground) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  Daemon daemon(dir.path(), Config(dir.path(), Zendesk(zendesk.port(), "    count_interval: 1s\n")));
+  daemon.Start();
+  const std::string open = R"(triage_helpdesk_open_tickets{destination="helpdesk",team="support"})";
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(open) == 0; })) << daemon.Log();
+  for (const char* id : {"n1", "n2"}) {
+    ASSERT_EQ(daemon.PostSigned(Message(id, "refund please", id), kSecret).status, 200);
+  }
+  ASSERT_TRUE(zendesk.http().WaitUntil([&](const auto&) { return zendesk.tickets().size() >= 2; })) << daemon.Log();
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(open) == 2; })) << daemon.Log();
+  EXPECT_GT(daemon.Metric(R"(triage_helpdesk_open_tickets_counted_timestamp_seconds{destination="helpdesk",team="support"})"),
+            1.7e9);
+  int counts = 0;
+  for (const auto& r : zendesk.http().received()) {
+    if (!absl::StartsWith(r.target, "/api/v2/search/count?")) continue;
+    ++counts;
+    EXPECT_EQ(r.target, "/api/v2/search/count?query=type%3Aticket%20status%3Csolved%20group_id%3A11");
+    EXPECT_EQ(r.headers.at("authorization"), kZendeskAuth);
+  }
+  EXPECT_GE(counts, 2);
+}
+
 // 10,000 entries of mixed levels wait in RocksDB when the daemon starts (written with the
 // Store, as a burst would leave them). They drain urgent first, never faster than the
 // configured rate, through 429s, and a kill -9 halfway loses nothing and duplicates nothing.

@@ -358,6 +358,27 @@ TEST_F(RtTest, ALostCreationAnswerIsFoundByItsDeliveryIdNotCreatedTwice) {
   EXPECT_TRUE(absl::StartsWith(comments[0], "any news?")) << comments[0];
 }
 
+// The open tickets of each team's queue, counted by the real RT in the background.
+TEST_F(RtTest, OpenTicketsOfEachQueueAreCountedInTheBackground) {
+  TempDir dir;
+  std::string config = Config(dir.path(), absl::StrCat("http://127.0.0.1:", RealRt::port()));
+  config = absl::StrReplaceAll(config, {{"    concurrency: 1\n", "    concurrency: 1\n    count_interval: 1s\n"}});
+  Daemon daemon(dir.path(), config);
+  daemon.Start();
+  const int64_t before = static_cast<int64_t>(rt_->Find("Queue = 'billing' AND Status = '__Active__'").size());
+  ASSERT_EQ(daemon.PostSigned(Message("o1", "my invoice is wrong", "c6"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return !rt_->Find("Requestor = 'x-a-c6@customers.invalid'").empty(); }))
+      << daemon.Log();
+  // The invoice rule is not there: support owns it. Counted per queue, as RT counts.
+  const int64_t support = static_cast<int64_t>(rt_->Find("Queue = 'support' AND Status = '__Active__'").size());
+  ASSERT_TRUE(WaitFor([&] {
+    return daemon.Metric(R"(triage_helpdesk_open_tickets{destination="rt",team="support"})") == support;
+  })) << daemon.Log();
+  EXPECT_TRUE(WaitFor([&] {
+    return daemon.Metric(R"(triage_helpdesk_open_tickets{destination="rt",team="billing"})") == before;
+  })) << daemon.Log();
+}
+
 // A team without a queue in RT: RT answers 403 ("No permission to create tickets in the queue
 // 'pr'"), which no retry mends: dead-lettered with RT's answer, and nothing else is held up.
 TEST_F(RtTest, AQueueRtRefusesIsDeadLetteredWithItsAnswer) {

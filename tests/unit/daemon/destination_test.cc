@@ -747,6 +747,31 @@ TEST(HelpdeskTest, WatchersAreUsersOfKnownTeams) {
       << "jsm has no watchers key";
 }
 
+// count_interval: on destinations that keep tickets, off by default, at least a second; the
+// teams counted are those that deliver there.
+TEST(HelpdeskTest, CountIntervalIsForTicketDestinations) {
+  auto load = [](const std::string& destination) {
+    return config::LoadConfigString("destinations:\n  helpdesk: " + destination +
+                                        "\n  file: {type: file, path: /tmp/x.jsonl}\n"
+                                        "teams:\n  billing: {destinations: [helpdesk]}\n  pr: {destinations: [helpdesk]}\n"
+                                        "  legal: {destinations: [file]}\nrouting: {default_team: billing}\n"
+                                        "sources: {generic: {type: generic, secret: s}}\n",
+                                    "test.yaml");
+  };
+  const std::string rt = "{type: rt, url: 'https://rt.example.com', token: t";
+  const absl::StatusOr<config::Config> off = load(rt + "}");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->destinations[0].count_interval, absl::ZeroDuration());
+  EXPECT_EQ(off->destinations[0].teams, (std::vector<std::string>{"billing", "pr"}));
+  const absl::StatusOr<config::Config> on = load(rt + ", count_interval: 2m}");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_EQ(on->destinations[0].count_interval, absl::Minutes(2));
+  EXPECT_TRUE(absl::StrContains(load(rt + ", count_interval: 100ms}").status().message(), "at least 1s"));
+  EXPECT_TRUE(absl::StrContains(
+      load("{type: slack, url: 'https://hooks.slack.com/x', count_interval: 1m}").status().message(),
+      "count_interval"));
+}
+
 // ticket_link names a destination of this config whose type has ticket pages.
 TEST(HelpdeskTest, ATicketLinkMustNameADestinationWithTicketPages) {
   auto errors = [](const std::string& link, const std::string& hubspot_extra = "") {
