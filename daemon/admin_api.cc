@@ -151,6 +151,17 @@ Response AdminApi::Queues() {
       w.Null();
     }
     w.Key("breaker").String(BreakerName(status.breaker));
+    // The open tickets of each team's group at the helpdesk, as last counted (count_interval).
+    w.Key("helpdesk_open").BeginArray();
+    if (dispatcher) {
+      for (const std::string& team : dispatcher->options().teams) {
+        const std::optional<Dispatcher::OpenCount> open = dispatcher->OpenTickets(team);
+        if (!open) continue;
+        w.BeginObject().Key("team").String(team).Key("tickets").Int(open->count);
+        w.Key("counted_at").Time(open->counted_at).EndObject();
+      }
+    }
+    w.EndArray();
     w.Key("queues").BeginArray();
     for (const storage::QueueDepth& d : stats) {
       if (d.destination != name) continue;

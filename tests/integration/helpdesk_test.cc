@@ -794,6 +794,9 @@ TEST(HelpdeskTest, OpenTicketsOfEachTeamAreCountedInTheBackground) {
     EXPECT_EQ(r.headers.at("authorization"), kZendeskAuth);
   }
   EXPECT_GE(counts, 2);
+  const HttpResult queues = HttpCall(daemon.admin_port(), "GET", "/v1/queues");
+  EXPECT_TRUE(absl::StrContains(queues.body, R"("helpdesk_open":[{"team":"support","tickets":2,"counted_at":")"))
+      << queues.body;
 }
 
 // 10,000 entries of mixed levels wait in RocksDB when the daemon starts (written with the
