@@ -13,7 +13,7 @@
 //   - informed teams join the ticket: their `watchers` (RT user names or e-mails) are its
 //     AdminCc, whom RT tells of every comment;
 //   - the requester: `requester_email`, a template (RT's requestors are e-mail addresses; social
-//     authors have none), else RT's default (the API user).
+//     authors have none), else none (RT drops a requestor that is not an address).
 // Auth: "Authorization: token <auth token>" (RT::Authen::Token, made in RT's web UI under
 // Settings, Auth Tokens). RT checks the token with bcrypt on every request (about 0.25 s of
 // CPU at RT's default cost 12), so 2 requests a second, one at a time, is the default.
