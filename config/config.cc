@@ -725,7 +725,7 @@ void LoadDestinations(Loader& l, const YAML::Node& node, std::vector<Destination
 void ResolveTicketLinks(Loader& l, const YAML::Node& root, Config* config) {
   for (DestinationOptions& d : config->destinations) {
     if (!d.ticket_link) continue;
-    DestinationOptions::TicketLink& link = *d.ticket_link;
+    TicketLink& link = *d.ticket_link;
     const std::string path = absl::StrCat(Child("destinations", d.name), ".ticket_link");
     const YAML::Node node = root["destinations"][d.name]["ticket_link"];
     const auto target = absl::c_find_if(config->destinations,
@@ -1186,7 +1186,8 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
   }
   ResolveTicketLinks(l, root, &config);
   for (const DestinationOptions& d : config.destinations) {
-    for (const auto& [team, users] : d.watchers) {
+    for (const auto& watched : d.watchers) {
+      const std::string& team = watched.first;
       if (!absl::c_any_of(config.teams, [&team](const TeamOptions& t) { return t.name == team; })) {
         l.Error(root["destinations"][d.name]["watchers"][team], absl::StrCat(Child("destinations", d.name), ".watchers"),
                 absl::StrCat("unknown team '", team, "' (define it under teams)"));

@@ -102,6 +102,16 @@ struct BreakerOptions {
   bool operator==(const BreakerOptions&) const = default;
 };
 
+// The destination whose tickets a destination's alerts link to (DestinationOptions::ticket_link).
+struct TicketLink {
+  std::string destination;
+  const router::DestinationType* type = nullptr;
+  std::string url;
+  router::Settings settings;
+  std::set<std::string> teams;  // the teams that deliver to it
+  bool operator==(const TicketLink&) const = default;
+};
+
 struct DestinationOptions {
   std::string name;
   const router::DestinationType* type = nullptr;  // router/destinations/<type>/
@@ -147,14 +157,6 @@ struct DestinationOptions {
   // Alerts that link to the thread's ticket in another destination (`ticket_link`: a Slack
   // alert names the helpdesk ticket). An alert whose team delivers there waits up to
   // `ticket_link_wait` after its message arrived for that ticket to exist, then goes without.
-  struct TicketLink {
-    std::string destination;
-    const router::DestinationType* type = nullptr;
-    std::string url;
-    router::Settings settings;
-    std::set<std::string> teams;  // the teams that deliver to it
-    bool operator==(const TicketLink&) const = default;
-  };
   std::optional<TicketLink> ticket_link;
   absl::Duration ticket_link_wait = absl::Seconds(30);
 

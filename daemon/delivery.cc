@@ -778,7 +778,7 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
     known.thread_ticket = *std::move(read);
   }
   if (options_.ticket_link) {
-    const config::DestinationOptions::TicketLink& link = *options_.ticket_link;
+    const config::TicketLink& link = *options_.ticket_link;
     absl::StatusOr<std::optional<storage::ThreadTicket>> linked = co_await UntilStored(
         [this, &lease, &link] { return store_.FindThreadTicket(link.destination, true, "", lease.entry.thread); },
         "read_linked_ticket");
