@@ -910,6 +910,66 @@ void LoadScoring(Loader& l, const YAML::Node& node, router::ScorerOptions* s) {
   }
 }
 
+void LoadTimeWindow(Loader& l, const YAML::Node& node, const std::string& path,
+                    std::optional<router::TimeWindow>* out);
+void LoadLevels(Loader& l, const YAML::Node& node, absl::string_view path, std::vector<router::Level>* out);
+
+constexpr char kDefaultAcknowledgement[] =
+    "Thanks for your message. This is an automated reply: it is with our {{team}} team, {{ahead}} requests are "
+    "ahead of yours and we expect to answer {{expected_wait}}. Ref {{reference}}";
+constexpr char kDefaultAcknowledgementFallback[] =
+    "Thanks for your message. This is an automated reply: it is with our {{team}} team, who will answer you as "
+    "soon as they can. Ref {{reference}}";
+constexpr char kDefaultAcknowledgementClosed[] =
+    "Thanks for your message. This is an automated reply: our {{team}} team is away and back at {{opens_at}}. "
+    "Your message is in their queue. Ref {{reference}}";
+
+void LoadAcknowledge(Loader& l, const YAML::Node& node, const std::string& path, AcknowledgeOptions* a) {
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path,
+         {"via", "levels", "complaint", "channels", "platforms", "once_per", "max_delay", "text", "closed_text",
+          "fallback", "hours", "tickets_per_hour"});
+  l.StringList(node, "via", path, &a->via);
+  if (a->via.empty()) l.Error(node, Child(path, "via"), "names at least one reply destination");
+  LoadLevels(l, node, path, &a->levels);
+  l.Bool(node, "complaint", path, &a->complaint);
+  if (node["channels"].IsDefined()) {
+    a->channels.clear();
+    l.StringList(node, "channels", path, &a->channels);
+  }
+  for (const std::string& channel : a->channels) {
+    if (channel != "public" && channel != "private") {
+      l.Error(node["channels"], Child(path, "channels"), absl::StrCat("unknown channel '", channel, "' (public, private)"));
+    }
+  }
+  l.StringList(node, "platforms", path, &a->platforms);
+  l.Duration(node, "once_per", path, &a->once_per, absl::ZeroDuration(), absl::Hours(24 * 30));
+  l.Duration(node, "max_delay", path, &a->max_delay, absl::Minutes(1), absl::Hours(24 * 7));
+  l.Double(node, "tickets_per_hour", path, &a->tickets_per_hour, 0, 1e6);
+  if (const auto hours = l.Get(node, "hours", path, false)) LoadTimeWindow(l, *hours, Child(path, "hours"), &a->hours);
+  a->text = kDefaultAcknowledgement;
+  a->fallback = kDefaultAcknowledgementFallback;
+  a->closed_text = kDefaultAcknowledgementClosed;
+  for (const auto& [key, text] : {std::pair<const char*, std::string*>{"text", &a->text},
+                                  {"closed_text", &a->closed_text},
+                                  {"fallback", &a->fallback}}) {
+    l.String(node, key, path, text);
+    absl::StatusOr<router::Template> parsed = router::Template::Parse(*text, kAcknowledgeFields);
+    const YAML::Node at = node[key].IsDefined() ? node[key] : node;
+    if (!parsed.ok()) {
+      l.Error(at, Child(path, key), parsed.status().message());
+      continue;
+    }
+    if (parsed->Uses("opens_at") && !a->hours) {
+      l.Error(at, Child(path, key), "{{opens_at}} needs hours (when the team is open)");
+    }
+    if (std::string_view(key) == "fallback" &&
+        absl::c_any_of(kAcknowledgeFigures, [&](const std::string& f) { return parsed->Uses(f); })) {
+      l.Error(at, Child(path, key), "the fallback is for unknown figures: it cannot name ahead, position or expected_wait");
+    }
+  }
+}
+
 void LoadTeams(Loader& l, const YAML::Node& node, std::vector<TeamOptions>* teams) {
   if (!l.Map(node, "teams")) return;
   for (const auto& item : node) {
@@ -917,12 +977,54 @@ void LoadTeams(Loader& l, const YAML::Node& node, std::vector<TeamOptions>* team
     team.name = item.first.Scalar();
     const std::string path = Child("teams", team.name);
     if (!l.Map(item.second, path)) continue;
-    l.Keys(item.second, path, {"destinations"});
+    l.Keys(item.second, path, {"destinations", "acknowledge"});
     l.StringList(item.second, "destinations", path, &team.destinations);
     if (team.destinations.empty()) {
       l.Error(item.second, Child(path, "destinations"), "a team needs at least one destination");
     }
+    if (const auto ack = l.Get(item.second, "acknowledge", path, false)) {
+      LoadAcknowledge(l, *ack, Child(path, "acknowledge"), &team.acknowledge.emplace());
+    }
     teams->push_back(std::move(team));
+  }
+}
+
+// A team's destinations take tickets (no reply-only type), and its acknowledgements go through
+// destinations that send replies.
+void CheckTeamDestinations(Loader& l, const YAML::Node& root, const Config& config) {
+  auto find = [&](const std::string& name) -> const DestinationOptions* {
+    const auto found = absl::c_find_if(config.destinations, [&](const DestinationOptions& d) { return d.name == name; });
+    return found == config.destinations.end() || found->type == nullptr ? nullptr : &*found;
+  };
+  for (const TeamOptions& team : config.teams) {
+    const std::string path = Child("teams", team.name);
+    const YAML::Node node = root["teams"][team.name];
+    for (const std::string& name : team.destinations) {
+      const DestinationOptions* d = find(name);
+      if (d != nullptr && d->type->replies_only()) {
+        l.Error(node["destinations"], Child(path, "destinations"),
+                absl::StrCat("destination '", name, "' (", std::string(d->type->name()),
+                             ") only sends acknowledgements: name it in acknowledge.via"));
+      }
+    }
+    if (!team.acknowledge) continue;
+    for (const std::string& name : team.acknowledge->via) {
+      const DestinationOptions* d = find(name);
+      const YAML::Node at = node["acknowledge"]["via"];
+      if (d == nullptr) {
+        if (!absl::c_any_of(config.destinations, [&](const DestinationOptions& o) { return o.name == name; })) {
+          l.Error(at, Child(path, "acknowledge.via"), absl::StrCat("unknown destination '", name, "'"));
+        }
+      } else if (!d->type->sends_replies()) {
+        l.Error(at, Child(path, "acknowledge.via"),
+                absl::StrCat("destination '", name, "' (", std::string(d->type->name()),
+                             ") sends no replies (types that do: ",
+                             router::DestinationTypeNames([](const router::DestinationType& t) {
+                               return t.sends_replies();
+                             }),
+                             ")"));
+      }
+    }
   }
 }
 
@@ -1185,6 +1287,7 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
     }
   }
   ResolveTicketLinks(l, root, &config);
+  CheckTeamDestinations(l, root, config);
   for (const DestinationOptions& d : config.destinations) {
     for (const auto& watched : d.watchers) {
       const std::string& team = watched.first;

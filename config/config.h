@@ -188,9 +188,41 @@ struct FeedbackOptions {
   bool operator==(const FeedbackOptions&) const = default;
 };
 
+// What a team tells the customer when their message arrives (teams.<team>.acknowledge): an
+// automated reply in the conversation they wrote in, once per conversation within `once_per`,
+// naming their place in line and the expected wait when both are known.
+struct AcknowledgeOptions {
+  // Reply destinations (types that send replies): a message goes to the first that can answer
+  // it (its platform, kind and channel).
+  std::vector<std::string> via;
+  std::vector<router::Level> levels;  // empty: every level
+  std::optional<bool> complaint;      // unset: complaints or not
+  std::vector<std::string> channels = {"private"};  // public replies only when listed
+  std::vector<std::string> platforms;               // empty: any `via` can answer
+  absl::Duration once_per = absl::Hours(24);
+  // An acknowledgement not sent this long after its message arrived is dropped: a late "we got
+  // your message" helps nobody, and Meta's and WhatsApp's 24-hour windows would refuse it.
+  absl::Duration max_delay = absl::Hours(1);
+  // Templates: the ticket's fields, and {{ahead}}, {{position}}, {{expected_wait}},
+  // {{opens_at}} and {{reference}}. `text` when every figure it names is known, `closed_text`
+  // outside `hours`, `fallback` (which names no figure) otherwise.
+  std::string text, closed_text, fallback;
+  std::optional<router::TimeWindow> hours;  // business hours; none: always open
+  // Tickets the team answers an hour, when neither the helpdesk nor triaged's own deliveries
+  // have measured it yet; 0: unknown.
+  double tickets_per_hour = 0;
+};
+
+// The figures an acknowledgement template may name besides the ticket's fields, and those a
+// fallback cannot (they may be unknown).
+inline const std::vector<std::string> kAcknowledgeFields = {"ahead", "position", "expected_wait", "opens_at",
+                                                            "reference"};
+inline const std::vector<std::string> kAcknowledgeFigures = {"ahead", "position", "expected_wait"};
+
 struct TeamOptions {
   std::string name;
   std::vector<std::string> destinations;
+  std::optional<AcknowledgeOptions> acknowledge;
 };
 
 struct Config {

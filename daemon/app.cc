@@ -109,6 +109,8 @@ absl::Status App::Start() {
   spdlog::info("event=storage_open path={} queued={} dead_letters={}", store_options.path,
                store_->QueuedEntries(), store_->DeadLetterCount());
 
+  acknowledger_ = std::make_unique<Acknowledger>(*store_, dispatchers_);
+  acknowledger_->Update(config_);
   for (const config::DestinationOptions& destination : config_.destinations) {
     absl::StatusOr<std::shared_ptr<Dispatcher>> dispatcher = MakeDispatcher(destination);
     if (!dispatcher.ok()) return dispatcher.status();
@@ -192,7 +194,7 @@ absl::StatusOr<std::shared_ptr<Dispatcher>> App::MakeDispatcher(
         absl::StrCat("destination ", destination.name, ": ", sender.status().message()));
   }
   return std::make_shared<Dispatcher>(io_, *store_, pool_, storage::Clock::Real(), destination,
-                                      *std::move(sender), metrics_);
+                                      *std::move(sender), metrics_, acknowledger_.get());
 }
 
 void App::NotifyStatus(bool ready) {
@@ -404,6 +406,7 @@ absl::Status App::Reload() {
                  FindDestination(config_, dispatcher->options().name) ? "replaced" : "added",
                  dispatcher->options().name);
   }
+  acknowledger_->Update(*next);
   ingest_->Swap(*std::move(pipeline));
   feedback_->Swap(Feedback::FromConfig(*next));
   for (const std::string& name : removed) {

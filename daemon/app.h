@@ -73,6 +73,8 @@ class App {
   std::unique_ptr<Ingest> ingest_;
   std::unique_ptr<Feedback> feedback_;
   Dispatchers dispatchers_;
+  // What reply entries say; holds the running config's acknowledge blocks.
+  std::unique_ptr<Acknowledger> acknowledger_;
   // Swapped out by reloads, kept until their workers have ended (Reload and Shutdown only).
   std::vector<std::shared_ptr<Dispatcher>> retired_;
   std::unique_ptr<AdminApi> admin_api_;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "daemon/async.h"
@@ -23,6 +24,8 @@ namespace {
 constexpr absl::Duration kStorageWait = absl::Seconds(1);
 // How long the count loop steps aside when deliveries are due (they take the tokens first).
 constexpr absl::Duration kCountYield = absl::Milliseconds(200);
+// The last error of a reply entry while it is being sent (Store::MarkSending).
+constexpr absl::string_view kSendingNote = "sending: if this stays after a restart, the outcome is unknown";
 // How often an alert that links to a ticket looks for it while it waits (ticket_link_wait).
 constexpr absl::Duration kLinkPoll = absl::Milliseconds(500);
 
@@ -51,6 +54,7 @@ router::DeliveryContext Context(const config::DestinationOptions& options, const
       .enqueued_unix_ms = lease.entry.enqueued_unix_ms,
       .ticket_json = lease.entry.ticket_json,
       .linked_ticket_url = known.linked_ticket_url,
+      .reply_text = known.reply_text,
   };
   if (known.thread_ticket) {
     context.remote_ticket = known.thread_ticket->id;
@@ -77,11 +81,13 @@ class FileSender : public Sender {
   }
 
   // On the destination's strand, like every Send.
-  asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known&, int /*worker*/) override {
+  asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known& known, int /*worker*/) override {
     if (next_ == nullptr) next_ = std::make_shared<Batch>(co_await asio::this_coro::executor);
     const std::shared_ptr<Batch> mine = next_;
+    Known line_known;
+    line_known.reply_text = known.reply_text;
     absl::StatusOr<router::OutboundRequest> line = options_.type->Render(
-        view_, nullptr, Context(options_, lease, Known()));
+        view_, nullptr, Context(options_, lease, line_known));
     if (!line.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(line.status().message())};
     mine->lines += line->body;
     mine->lines.push_back('\n');
@@ -158,7 +164,7 @@ class HttpTransport {
       if (!context.ok()) return context.status();
       tls = *std::move(context);
     }
-    auto transport = std::unique_ptr<HttpTransport>(new HttpTransport(*std::move(url), clock));
+    auto transport = std::unique_ptr<HttpTransport>(new HttpTransport(*std::move(url), *options.type, clock));
     // One per delivery worker, and one for the counts (kCountClient).
     for (int i = 0; i <= options.concurrency; ++i) {
       transport->clients_.push_back(std::make_unique<HttpClient>(
@@ -166,6 +172,8 @@ class HttpTransport {
     }
     return transport;
   }
+  // Closes a worker's kept-alive connection: the next request opens a fresh one.
+  void Fresh(int worker) { clients_[worker]->Close(); }
   // The connection the counts of open tickets use (CountOpen), besides the workers'.
   int count_client() const { return static_cast<int>(clients_.size()) - 1; }
 
@@ -182,11 +190,18 @@ class HttpTransport {
     return request;
   }
 
-  // Sends on the worker's connection; a 2xx answer's body goes to `answer` when given.
-  asio::awaitable<Attempt> Send(Request request, int worker, std::string* answer = nullptr) {
+  // Sends on the worker's connection; a 2xx answer's body goes to `answer` when given, and the
+  // transport's error and stage to `sent`.
+  asio::awaitable<Attempt> Send(Request request, int worker, std::string* answer = nullptr,
+                                ClientResult* sent = nullptr) {
     ClientResult result = co_await clients_[worker]->Send(std::move(request));
+    if (sent != nullptr) {
+      sent->error = result.error;
+      sent->error_stage = result.error_stage;
+    }
     if (result.error) co_return ClassifyTransportError(result.error, result.error_stage);
     Attempt attempt = ClassifyResponse(result.response, clock_.Now());
+    ApplyTypeClass(result.response, &attempt);
     if (answer != nullptr && attempt.kind == Attempt::Kind::kDelivered) {
       *answer = std::move(result.response.body());
     }
@@ -196,9 +211,39 @@ class HttpTransport {
   const storage::Clock& clock() const { return clock_; }
 
  private:
-  HttpTransport(Url url, const storage::Clock& clock) : url_(std::move(url)), clock_(clock) {}
+  HttpTransport(Url url, const router::DestinationType& type, const storage::Clock& clock)
+      : url_(std::move(url)), type_(type), clock_(clock) {}
+
+  // The destination type's own reading of the answer, where it has one.
+  void ApplyTypeClass(const Response& response, Attempt* attempt) const {
+    const router::HeaderReader header = [&response](absl::string_view name) -> std::optional<std::string> {
+      const auto found = response.find(boost::beast::string_view(name.data(), name.size()));
+      if (found == response.end()) return std::nullopt;
+      return std::string(ToAbsl(found->value()));
+    };
+    const std::optional<router::AnswerClass> read =
+        type_.ClassifyAnswer(attempt->status, response.body(), header, clock_.Now());
+    if (!read) return;
+    switch (read->kind) {
+      case router::AnswerClass::Kind::kDelivered:
+        attempt->kind = Attempt::Kind::kDelivered;
+        attempt->quota_reset = read->retry_after;
+        return;
+      case router::AnswerClass::Kind::kRetry:
+        attempt->kind = Attempt::Kind::kRetry;
+        attempt->retry_after = read->retry_after ? read->retry_after : attempt->retry_after;
+        break;
+      case router::AnswerClass::Kind::kPermanent:
+        attempt->kind = Attempt::Kind::kPermanent;
+        break;
+    }
+    attempt->throttled = read->throttled;
+    attempt->reason = read->reason;
+    if (!read->detail.empty()) attempt->detail = read->detail;
+  }
 
   const Url url_;
+  const router::DestinationType& type_;
   const storage::Clock& clock_;
   std::vector<std::unique_ptr<HttpClient>> clients_;
 };
@@ -248,6 +293,7 @@ class HttpSender : public Sender {
     if (absl::Status read = ReadTicket(lease, &delivery); !read.ok()) {
       co_return Attempt{Attempt::Kind::kPermanent, std::string(read.message())};
     }
+    if (known.reply_text) co_return co_await SendReply(delivery, worker);
     const bool creating = type_.keeps_tickets() && !known.thread_ticket;
     std::optional<router::OutboundRequest> lookup;
     if (creating && type_.LookUpBeforeCreating(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
@@ -297,6 +343,32 @@ class HttpSender : public Sender {
     router::DeliveryContext context;
     std::optional<router::TicketView> ticket;  // when the type reads tickets
   };
+
+  // An acknowledgement: one request, which no platform deduplicates. An answer lost after the
+  // request was written may mean it was sent, so it is final ("unknown"), never repeated; a
+  // failure to connect is retried. The platform's id of the reply (else the delivery id) is
+  // recorded as the conversation's last acknowledgement.
+  asio::awaitable<Attempt> SendReply(const Delivery& delivery, int worker) {
+    absl::StatusOr<router::OutboundRequest> out = Render(delivery);
+    if (!out.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(out.status().message())};
+    std::string answer;
+    ClientResult sent;
+    // On a fresh connection: one the server closed while idle would fail after the write, which
+    // cannot be told from a lost answer.
+    transport_->Fresh(worker);
+    Attempt attempt = co_await transport_->Send(Finish(*std::move(out), delivery.context), worker, &answer, &sent);
+    if (sent.error && (sent.error_stage == "write" || sent.error_stage == "read")) {
+      attempt.kind = Attempt::Kind::kPermanent;
+      attempt.reason = "unknown";
+      attempt.detail = absl::StrCat("the answer was lost (", attempt.detail,
+                                    "): it may have been sent, and is not sent again");
+    }
+    if (attempt.kind != Attempt::Kind::kDelivered) co_return attempt;
+    absl::StatusOr<std::string> id = type_.ReplyId(answer);
+    attempt.remote_ticket = id.ok() ? *std::move(id) : delivery.context.delivery_id;
+    attempt.detail = absl::StrCat("sent ", attempt.remote_ticket);
+    co_return attempt;
+  }
 
   absl::Status ReadTicket(const storage::Lease& lease, Delivery* delivery) const {
     if (!type_.reads_tickets()) return absl::OkStatus();
@@ -515,13 +587,14 @@ config::BreakerOptions CappedBreaker(const config::DestinationOptions& options) 
 
 Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool& pool,
                        const storage::Clock& clock, config::DestinationOptions options,
-                       std::unique_ptr<Sender> sender, Metrics& metrics)
+                       std::unique_ptr<Sender> sender, Metrics& metrics, Acknowledger* acknowledger)
     : store_(store),
       pool_(pool),
       clock_(clock),
       options_(std::move(options)),
       sender_(std::move(sender)),
       metrics_(metrics),
+      acknowledger_(acknowledger),
       labels_{{"destination", options_.name}},
       paused_gauge_(metrics.destination_paused.Add(labels_)),
       in_flight_gauge_(metrics.delivery_in_flight.Add(labels_)),
@@ -764,9 +837,82 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
   }
 }
 
+void Dispatcher::CountReply(const std::string& platform, absl::string_view outcome) {
+  metrics_.acknowledgements
+      .Add({{"destination", options_.name}, {"platform", platform.empty() ? "unknown" : platform},
+            {"outcome", std::string(outcome)}})
+      .Increment();
+}
+
+asio::awaitable<bool> Dispatcher::PrepareReply(const storage::Lease& lease, Known* known, std::string* platform) {
+  absl::StatusOr<std::optional<storage::ThreadTicket>> last = co_await UntilStored(
+      [this, &lease] { return store_.FindThreadTicket(lease); }, "read_last_acknowledgement");
+  if (!last.ok()) {  // stopped first: the entry goes back, untouched
+    (void)store_.Return(lease);
+    co_return false;
+  }
+  const absl::Time now = clock_.Now();
+  Acknowledger::Plan plan;
+  if (acknowledger_ != nullptr) {
+    plan = co_await pool_.Run([this, &lease, &last, now] { return acknowledger_->Compose(lease, *last, now); });
+  } else {
+    plan.skipped = "off";
+    plan.detail = "acknowledgements are not configured";
+  }
+  *platform = plan.platform;
+  std::function<absl::Status()> record;
+  std::string outcome, detail;
+  if (absl::StartsWith(lease.entry.last_error, kSendingNote)) {
+    // Marked before a send whose outcome was never recorded (a crash, a kill -9): it may have
+    // been sent, and no platform deduplicates a second one.
+    outcome = "unknown";
+    detail = "its send was under way at a restart: it may have been sent, and is not sent again";
+    record = [this, &lease, &detail] { return store_.DeadLetter(lease, detail); };
+  } else if (!plan.text) {
+    outcome = plan.skipped;
+    detail = plan.detail;
+    if (outcome == "unreadable") {
+      record = [this, &lease, &detail] { return store_.DeadLetter(lease, detail); };
+    } else {
+      record = [this, &lease] { return store_.Ack(lease); };  // settled: nothing to send
+    }
+  } else {
+    // Recorded before it goes: a restart that finds the mark does not send it again.
+    record = [this, &lease] { return store_.MarkSending(lease, kSendingNote); };
+    auto as_status_or = [&record]() -> absl::StatusOr<bool> {
+      absl::Status s = record();
+      if (!s.ok()) return s;
+      return true;
+    };
+    if (!(co_await UntilStored(as_status_or, "mark_sending")).ok()) {
+      (void)store_.Return(lease);
+      co_return false;
+    }
+    known->reply_text = *std::move(plan.text);
+    co_return true;
+  }
+  auto as_status_or = [&record]() -> absl::StatusOr<bool> {
+    absl::Status s = record();
+    if (!s.ok()) return s;
+    return true;
+  };
+  (void)co_await UntilStored(as_status_or, "settle_acknowledgement");
+  spdlog::info("event=acknowledgement_not_sent destination={} team={} outcome={} detail=\"{}\"", options_.name,
+               lease.entry.team, outcome, detail);
+  CountReply(*platform, outcome);
+  co_return false;
+}
+
 asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Tickets tickets) {
   Known known;
-  if (sender_->wants_remote_tickets()) {
+  std::string platform;  // a reply's
+  if (lease.entry.reply) {
+    if (!co_await PrepareReply(lease, &known, &platform)) {
+      breaker_.Cancel(tickets.breaker);
+      bucket_.Return();
+      co_return;
+    }
+  } else if (sender_->wants_remote_tickets()) {
     // Unreadable is not "none": that would open a second ticket. Wait for storage.
     absl::StatusOr<std::optional<storage::ThreadTicket>> read =
         co_await UntilStored([this, &lease] { return store_.FindThreadTicket(lease); }, "read_remote_ticket");
@@ -777,7 +923,7 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
     }
     known.thread_ticket = *std::move(read);
   }
-  if (options_.ticket_link) {
+  if (options_.ticket_link && !lease.entry.reply) {
     const config::TicketLink& link = *options_.ticket_link;
     absl::StatusOr<std::optional<storage::ThreadTicket>> linked = co_await UntilStored(
         [this, &lease, &link] { return store_.FindThreadTicket(link.destination, true, "", lease.entry.thread); },
@@ -832,6 +978,9 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
   switch (attempt.kind) {
     case Attempt::Kind::kDelivered:
       streak_.Succeeded();
+      if (acknowledger_ != nullptr && lease.entry.owner && !lease.entry.reply) {
+        acknowledger_->Delivered(options_.name, lease.entry.team, end);
+      }
       record = [this, &lease, &attempt] { return store_.Ack(lease, attempt.remote_ticket, attempt.ticket_created); };
       must_record = true;
       if (attempt.quota_reset) {
@@ -859,6 +1008,12 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
         // schedule and its attempt count, so an outage of any length neither dead-letters
         // the backlog nor pushes it back by hours.
         record = [this, &lease] { return store_.Return(lease); };
+        if (lease.entry.reply) {
+          // Its mark (MarkSending) is cleared: the failure was certain, it may go again.
+          record = [this, &lease, &attempt] {
+            return store_.Postpone(lease, absl::FromUnixMillis(lease.entry.next_attempt_unix_ms), attempt.detail);
+          };
+        }
       } else if (lease.entry.attempts + 1 >= static_cast<uint32_t>(options_.max_attempts)) {
         outcome = "dead_letter";
         record = [this, &lease, error = absl::StrCat("gave up after ", options_.max_attempts,
@@ -913,6 +1068,13 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
                   outcome, std::string(stored.status().message()));
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
+  if (lease.entry.reply && attempt.kind == Attempt::Kind::kDelivered) {
+    spdlog::info("event=acknowledgement_sent destination={} team={} id={}", options_.name, lease.entry.team,
+                 attempt.remote_ticket);
+    CountReply(platform, "sent");
+  } else if (lease.entry.reply && std::string_view(outcome) == "dead_letter") {
+    CountReply(platform, attempt.reason.empty() ? "refused" : attempt.reason);
+  }
 }
 
 std::shared_ptr<Dispatcher> Dispatchers::Find(absl::string_view name) const {

@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "daemon/acknowledge.h"
 #include "daemon/blocking.h"
 #include "daemon/http.h"
 #include "daemon/http_client.h"
@@ -38,6 +39,9 @@ struct Attempt {
   // or the one a follow-up raised.
   std::string remote_ticket;
   bool ticket_created = false;
+  // Why, in one word, when the destination's type read the answer (AnswerClass::reason), or
+  // "unknown" when a reply may have been sent but its answer was lost.
+  std::string reason;
 };
 
 // 2xx delivered; 408, 425, 429 and 5xx retried (Retry-After honoured, in seconds or as an
@@ -68,6 +72,8 @@ struct Known {
   std::optional<storage::ThreadTicket> thread_ticket;
   // The page of the thread's ticket in the destination this one links to (ticket_link).
   std::string linked_ticket_url;
+  // A reply entry: the acknowledgement to send (Acknowledger::Compose).
+  std::optional<std::string> reply_text;
 };
 
 // Sends one leased entry to a destination. Implementations are used from one strand.
@@ -116,9 +122,11 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
 class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
  public:
   // `clock` decides pauses, back-off and the breaker (its timers wait in steady time).
+  // `acknowledger` composes the reply entries' texts and hears of tickets delivered (null: no
+  // acknowledgements).
   Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool& pool,
              const storage::Clock& clock, config::DestinationOptions options,
-             std::unique_ptr<Sender> sender, Metrics& metrics);
+             std::unique_ptr<Sender> sender, Metrics& metrics, Acknowledger* acknowledger = nullptr);
 
   const config::DestinationOptions& options() const { return options_; }
   // Reads the stored pauses (on the pool, until they can be read), then starts the workers.
@@ -160,6 +168,10 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // is neither paused nor failing and no delivery is due (deliveries take the tokens first).
   asio::awaitable<void> CountLoop();
   asio::awaitable<void> Deliver(storage::Lease lease, int index, Tickets tickets);
+  // Before a reply entry is sent: its text, or false when it was settled without sending (too
+  // late, already acknowledged, its outcome unknown after a restart) or the dispatcher stopped.
+  asio::awaitable<bool> PrepareReply(const storage::Lease& lease, Known* known, std::string* platform);
+  void CountReply(const std::string& platform, absl::string_view outcome);
   // Runs the storage call `op` on the pool until it succeeds or the dispatcher stops, once per
   // second; returns its last outcome.
   template <typename Op>
@@ -175,6 +187,7 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   const config::DestinationOptions options_;
   std::unique_ptr<Sender> sender_;
   Metrics& metrics_;
+  Acknowledger* const acknowledger_;
   const prometheus::Labels labels_;
   prometheus::Gauge& paused_gauge_;
   prometheus::Gauge& in_flight_gauge_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "daemon/acknowledge.h"
 #include "daemon/async.h"
 #include "daemon/crypto.h"
 #include "router/ticket_json.h"
@@ -27,12 +28,23 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Pipeline::Create(const config::C
   pipeline->conversation_window = config.conversation_window;
   pipeline->trusted_proxies = config.server.trusted_proxies;
   pipeline->destinations = config.destinations;
-  for (const config::TeamOptions& team : config.teams) {
+  pipeline->teams = config.teams;
+  auto find = [&](const std::string& name) -> const config::DestinationOptions* {
+    for (const config::DestinationOptions& d : pipeline->destinations) {
+      if (d.name == name) return &d;
+    }
+    return nullptr;
+  };
+  for (const config::TeamOptions& team : pipeline->teams) {
     auto& out = pipeline->team_destinations[team.name];
     for (const std::string& name : team.destinations) {
-      for (const config::DestinationOptions& d : pipeline->destinations) {
-        if (d.name == name) out.push_back(&d);
-      }
+      if (const config::DestinationOptions* d = find(name)) out.push_back(d);
+    }
+    if (!team.acknowledge) continue;
+    Pipeline::Acknowledging& acknowledging = pipeline->acknowledging[team.name];
+    acknowledging.options = &*team.acknowledge;
+    for (const std::string& name : team.acknowledge->via) {
+      if (const config::DestinationOptions* d = find(name)) acknowledging.via.push_back(d);
     }
   }
   return pipeline;
@@ -398,6 +410,14 @@ asio::awaitable<storage::IngestResult> Ingest::RouteAndStore(const Pipeline& pip
     };
     add_team(r.triage.team, true);
     for (const std::string& team : r.triage.informed) add_team(team, false);
+    // The customer hears that their message arrived, through the owner team's reply
+    // destination, queued in the same write as the ticket.
+    if (const auto found = pipeline.acknowledging.find(r.triage.team); found != pipeline.acknowledging.end()) {
+      if (const config::DestinationOptions* reply =
+              WhichReplyDestination(*found->second.options, found->second.via, r, source.parse.brand_ids)) {
+        out.deliveries.push_back({reply->name, r.triage.team, true, true});
+      }
+    }
   }
 
   storage::IngestResult result =

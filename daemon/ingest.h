@@ -28,8 +28,15 @@ struct Pipeline {
   absl::Duration conversation_window;
   std::vector<config::IpNetwork> trusted_proxies;  // server.trusted_proxies
   std::vector<config::DestinationOptions> destinations;
-  // Points into `destinations`, which is never resized after Create.
+  std::vector<config::TeamOptions> teams;
+  // Point into `destinations` and `teams`, which are never resized after Create.
   absl::flat_hash_map<std::string, std::vector<const config::DestinationOptions*>> team_destinations;
+  // The teams that acknowledge messages: their block and its reply destinations.
+  struct Acknowledging {
+    const config::AcknowledgeOptions* options = nullptr;
+    std::vector<const config::DestinationOptions*> via;
+  };
+  absl::flat_hash_map<std::string, Acknowledging> acknowledging;
 };
 
 // Who sent a request: its client's address (trusted_proxies applied) and the request's id

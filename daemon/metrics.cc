@@ -136,6 +136,13 @@ Metrics::Metrics()
                                 .Help("When triage_helpdesk_open_tickets was last counted, by "
                                       "destination and team (unix seconds)")
                                 .Register(*registry)),
+      acknowledgements(prometheus::BuildCounter()
+                           .Name("triage_acknowledgements_total")
+                           .Help("Acknowledgements to customers by reply destination, platform and outcome: sent; "
+                                 "skipped as already_acknowledged, too_late or off; failed as window_closed, "
+                                 "duplicate, not_allowed, recipient, credentials, refused or unknown (sent or not, "
+                                 "the answer was lost: never sent again)")
+                           .Register(*registry)),
       breaker_state(prometheus::BuildGauge()
                         .Name("triage_delivery_breaker_state")
                         .Help("Circuit breaker of a destination: 0 closed, 1 open, 2 half-open")

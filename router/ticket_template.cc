@@ -144,7 +144,13 @@ absl::StatusOr<TicketView> ParseTicketView(absl::string_view ticket_json) {
   return t;
 }
 
-absl::StatusOr<Template> Template::Parse(absl::string_view text) {
+absl::StatusOr<Template> Template::Parse(absl::string_view text) { return Parse(text, {}); }
+
+bool Template::Uses(absl::string_view field) const {
+  return std::any_of(parts_.begin(), parts_.end(), [&](const Part& p) { return p.field && p.text == field; });
+}
+
+absl::StatusOr<Template> Template::Parse(absl::string_view text, const std::vector<std::string>& extra_fields) {
   Template t;
   while (!text.empty()) {
     const size_t open = text.find("{{");
@@ -158,8 +164,9 @@ absl::StatusOr<Template> Template::Parse(absl::string_view text) {
       return absl::InvalidArgumentError(absl::StrCat("unclosed {{ at offset ", open));
     }
     const std::string name(absl::StripAsciiWhitespace(text.substr(open + 2, close - open - 2)));
-    if (!KnownField(name)) {
+    if (!KnownField(name) && std::find(extra_fields.begin(), extra_fields.end(), name) == extra_fields.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown field {{", name, "}} (known: ",
+                                                     absl::StrJoin(extra_fields, ", "), extra_fields.empty() ? "" : ", ",
                                                      absl::StrJoin(kFields, ", "), ", informed)"));
     }
     t.parts_.push_back({true, name});
@@ -229,18 +236,19 @@ absl::string_view MissingText(absl::string_view f) {
 std::optional<std::string> Template::RenderIfAny(const TicketView& t, absl::string_view team, bool owner,
                                                  Escape escape) const {
   bool any_field = false, any_present = false;
-  std::string out = Render(t, team, owner, escape, &any_field, &any_present);
+  std::string out = Render(t, team, owner, escape, nullptr, &any_field, &any_present);
   if (any_field && !any_present) return std::nullopt;
   return out;
 }
 
-std::string Template::Render(const TicketView& t, absl::string_view team, bool owner, Escape escape) const {
+std::string Template::Render(const TicketView& t, absl::string_view team, bool owner, Escape escape,
+                             const Values* values) const {
   bool any_field = false, any_present = false;
-  return Render(t, team, owner, escape, &any_field, &any_present);
+  return Render(t, team, owner, escape, values, &any_field, &any_present);
 }
 
 std::string Template::Render(const TicketView& t, absl::string_view team, bool owner, Escape escape,
-                             bool* any_field, bool* any_present) const {
+                             const Values* values, bool* any_field, bool* any_present) const {
   const absl::string_view newline = escape == Escape::kHtml ? "<br>" : "\n";
   std::string out;
   // The line being rendered: kept only if it has no field, or at least one present.
@@ -272,7 +280,13 @@ std::string Template::Render(const TicketView& t, absl::string_view team, bool o
     }
     line_fields = true;
     *any_field = true;
-    const std::optional<std::string> value = FieldValue(part.text, t, team, owner);
+    std::optional<std::string> value;
+    if (const auto given = values == nullptr ? Values::const_iterator() : values->find(part.text);
+        values != nullptr && given != values->end()) {
+      value = given->second;
+    } else if (KnownField(part.text)) {
+      value = FieldValue(part.text, t, team, owner);
+    }
     if (value) {
       line_present = true;
       *any_present = true;

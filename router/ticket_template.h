@@ -1,5 +1,7 @@
 #pragma once
 
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,12 +53,18 @@ class Template {
   enum class Escape { kNone, kHtml, kSlack };
 
   static absl::StatusOr<Template> Parse(absl::string_view text);
+  // With fields of the caller's own besides the ticket's (`extra_fields`), whose values Render
+  // takes in `values`; one absent there is missing.
+  using Values = std::map<std::string, std::string, std::less<>>;
+  static absl::StatusOr<Template> Parse(absl::string_view text, const std::vector<std::string>& extra_fields);
+  // Whether the template names `field`.
+  bool Uses(absl::string_view field) const;
 
   // Values are escaped for the target (HTML: & < > " and newlines as <br>; Slack mrkdwn:
   // & < >); the template's own text is kept as written, except that its newlines become <br>
   // in HTML.
   std::string Render(const TicketView& ticket, absl::string_view team, bool owner,
-                     Escape escape = Escape::kNone) const;
+                     Escape escape = Escape::kNone, const Values* values = nullptr) const;
   // As Render, but nullopt when the template has fields and all of them are missing (a custom
   // field with nothing to say is left out rather than sent empty or "unknown").
   std::optional<std::string> RenderIfAny(const TicketView& ticket, absl::string_view team, bool owner,
@@ -68,8 +76,8 @@ class Template {
     std::string text;  // literal text, or the field name
   };
   // Render, also telling whether the template has fields and whether any was present.
-  std::string Render(const TicketView& ticket, absl::string_view team, bool owner, Escape escape, bool* any_field,
-                     bool* any_present) const;
+  std::string Render(const TicketView& ticket, absl::string_view team, bool owner, Escape escape,
+                     const Values* values, bool* any_field, bool* any_present) const;
   std::vector<Part> parts_;
 };
 

@@ -14,7 +14,11 @@ namespace {
 
 // Version 2 added the thread; version 1 records read back with the message as their thread.
 // Version 3 added the SLA deadline; older records take it from their ticket JSON.
-constexpr uint8_t kEntryVersion = 3;
+// Version 4 is version 3 with a role byte that may also say "reply" (2). Only reply entries
+// are written as version 4, so a downgraded binary refuses them rather than filing a reply as
+// a ticket, and reads every other entry.
+constexpr uint8_t kEntryVersion = 4;
+constexpr uint8_t kRoleReply = 2;
 constexpr uint8_t kQuarantineVersion = 1;
 
 void PutFixed64(std::string* out, uint64_t v) {
@@ -101,8 +105,8 @@ std::string MessageKey(absl::string_view source, absl::string_view id) { return 
 std::string EncodeEntry(const QueueEntry& e) {
   std::string out;
   out.reserve(64 + e.message_key.size() + e.team.size() + e.last_error.size() + e.ticket_json.size());
-  out.push_back(static_cast<char>(kEntryVersion));
-  out.push_back(static_cast<char>(e.owner ? 1 : 0));
+  out.push_back(static_cast<char>(e.reply ? kEntryVersion : 3));
+  out.push_back(static_cast<char>(e.reply ? kRoleReply : e.owner ? 1 : 0));
   out.push_back(static_cast<char>(e.level));
   PutFixed32(&out, e.attempts);
   PutFixed64(&out, static_cast<uint64_t>(e.enqueued_unix_ms));
@@ -122,7 +126,7 @@ std::optional<QueueEntryView> DecodeEntryView(absl::string_view value) {
   uint8_t version = 0, owner = 0, level = 0;
   uint64_t enqueued = 0, next = 0, deadline = 0;
   if (!r.Byte(&version) || version < 1 || version > kEntryVersion || !r.Byte(&owner) ||
-      !r.Byte(&level) || level >= router::kLevelCount || !r.Fixed32(&e.attempts) ||
+      owner > (version >= 4 ? kRoleReply : 1) || !r.Byte(&level) || level >= router::kLevelCount || !r.Fixed32(&e.attempts) ||
       !r.Fixed64(&enqueued) || !r.Fixed64(&next) || !r.String(&e.message_key) ||
       !r.String(&e.team) || !r.String(&e.last_error) || !r.String(&e.ticket_json) ||
       (version >= 2 && !r.String(&e.thread)) || (version >= 3 && !r.Fixed64(&deadline)) ||
@@ -136,6 +140,7 @@ std::optional<QueueEntryView> DecodeEntryView(absl::string_view value) {
   }
   if (e.thread.empty()) e.thread = e.message_key;
   e.owner = owner != 0;
+  e.reply = owner == kRoleReply;
   e.level = static_cast<router::Level>(level);
   e.enqueued_unix_ms = static_cast<int64_t>(enqueued);
   e.next_attempt_unix_ms = static_cast<int64_t>(next);
@@ -150,6 +155,7 @@ std::optional<QueueEntry> DecodeEntry(absl::string_view value) {
   e.team = std::string(v->team);
   e.thread = std::string(v->thread);
   e.owner = v->owner;
+  e.reply = v->reply;
   e.level = v->level;
   e.attempts = v->attempts;
   e.enqueued_unix_ms = v->enqueued_unix_ms;
@@ -206,7 +212,7 @@ std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value) {
 
 std::string EncodeDelivered(const DeliveredRecord& record) {
   const absl::string_view zero("\0", 1);
-  return absl::StrCat(record.attempts, zero, record.team, zero, record.owner ? "owner" : "informed", zero,
+  return absl::StrCat(record.attempts, zero, record.team, zero, record.reply ? "reply" : record.owner ? "owner" : "informed", zero,
                       record.remote_ticket);
 }
 
@@ -214,9 +220,10 @@ std::optional<DeliveredRecord> DecodeDelivered(absl::string_view value) {
   const std::vector<absl::string_view> fields = absl::StrSplit(value, absl::MaxSplits('\0', 3));
   DeliveredRecord record;
   if (fields.size() != 4 || !absl::SimpleAtoi(fields[0], &record.attempts)) return std::nullopt;
-  if (fields[2] != "owner" && fields[2] != "informed") return std::nullopt;
+  if (fields[2] != "owner" && fields[2] != "informed" && fields[2] != "reply") return std::nullopt;
   record.team = std::string(fields[1]);
-  record.owner = fields[2] == "owner";
+  record.owner = fields[2] != "informed";
+  record.reply = fields[2] == "reply";
   record.remote_ticket = std::string(fields[3]);
   return record;
 }

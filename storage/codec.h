@@ -20,6 +20,9 @@ struct QueueEntry {
   // (team, thread) leave a destination's queue in arrival order, and share a remote ticket.
   std::string thread;
   bool owner = true;  // the owner team's entry is the ticket; the others inform
+  // The acknowledgement sent to the customer (an owner entry at a reply destination), not a
+  // ticket.
+  bool reply = false;
   router::Level level = router::Level::kLow;
   uint32_t attempts = 0;
   int64_t enqueued_unix_ms = 0;
@@ -58,6 +61,7 @@ struct QueueEntryView {
   absl::string_view team;
   absl::string_view thread;  // the message key when the record has none
   bool owner = true;
+  bool reply = false;
   router::Level level = router::Level::kLow;
   uint32_t attempts = 0;
   int64_t enqueued_unix_ms = 0;
@@ -80,20 +84,24 @@ struct ThreadTicket {
   std::string id;
   std::optional<router::Level> level;
   std::string team;
-  bool operator==(const ThreadTicket&) const = default;
+  // When it was recorded (the record's time, read by the store; not part of the encoding nor
+  // of equality). At a reply destination: when the conversation was last acknowledged.
+  absl::Time recorded_at = absl::InfinitePast();
+  bool operator==(const ThreadTicket& o) const { return id == o.id && level == o.level && team == o.team; }
 };
 std::string EncodeThreadTicket(const ThreadTicket& ticket);
 std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value);
 
 // A delivery record (the `delivered` record after its time): the attempts it took, its team
-// and role, and the ticket it created or raised (empty for none). Encoded as text fields joined
-// by '\0': attempts (decimal), team, "owner" or "informed", ticket. A later version would start
-// with a byte below '0'.
+// and role, and the ticket it created or raised (empty for none; for a reply, the platform's
+// message id). Encoded as text fields joined by '\0': attempts (decimal), team, "owner",
+// "informed" or "reply", ticket. A later version would start with a byte below '0'.
 struct DeliveredRecord {
   uint32_t attempts = 0;
   std::string team;
   bool owner = true;
   std::string remote_ticket;
+  bool reply = false;
   bool operator==(const DeliveredRecord&) const = default;
 };
 std::string EncodeDelivered(const DeliveredRecord& record);

@@ -123,6 +123,15 @@ std::string ThreadTicketKey(absl::string_view destination, bool owner, absl::str
   return TicketKey(destination, ChainKey(owner ? "" : team, thread));
 }
 
+// The record of a lease's thread at its destination: its ticket, or for a reply the last
+// acknowledgement of the conversation (under a team name no config can write, so that a
+// destination taking both never mistakes one for the other).
+constexpr absl::string_view kReplyChain = "\x01reply";
+std::string ThreadTicketKey(const Lease& lease) {
+  if (lease.entry.reply) return ThreadTicketKey(lease.destination, false, kReplyChain, lease.entry.thread);
+  return ThreadTicketKey(lease.destination, lease.entry.owner, lease.entry.team, lease.entry.thread);
+}
+
 std::string EncodeSeq(uint64_t seq) {
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((seq >> (8 * i)) & 0xff);
@@ -583,10 +592,11 @@ void Store::CommitGroup(std::vector<Pending>& group) {
         entry.message_key = message.key;
         entry.team = delivery.team;
         entry.thread = message.thread_key.empty() ? message.key : message.thread_key;
-        entry.owner = delivery.owner;
+        entry.owner = delivery.owner || delivery.reply;
+        entry.reply = delivery.reply;
         entry.level = message.level;
         entry.enqueued_unix_ms = received_ms;
-        entry.sla_deadline_unix_ms = message.sla_deadline == absl::InfinitePast()
+        entry.sla_deadline_unix_ms = message.sla_deadline == absl::InfinitePast() || delivery.reply
                                          ? 0
                                          : absl::ToUnixMillis(message.sla_deadline);
         entry.ticket_json = message.ticket_json;
@@ -687,15 +697,13 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
   batch.Put(delivered_cf_, ByMessageKey(lease.entry.message_key, key),
             EncodeMessageRecord(now_ms, EncodeDelivered({lease.entry.attempts + 1, lease.entry.team, lease.entry.owner,
-                                                         std::string(remote_ticket)})));
+                                                         std::string(remote_ticket), lease.entry.reply})));
   absl::Status written;
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
   } else {
     const ThreadTicket filed{std::string(remote_ticket), lease.entry.level, lease.entry.team};
-    batch.Put(tickets_cf_,
-              ThreadTicketKey(lease.destination, lease.entry.owner, lease.entry.team, lease.entry.thread),
-              EncodeMessageRecord(now_ms, EncodeThreadTicket(filed)));
+    batch.Put(tickets_cf_, ThreadTicketKey(lease), EncodeMessageRecord(now_ms, EncodeThreadTicket(filed)));
     if (created) {
       batch.Put(ticket_origins_cf_, JoinKey(lease.destination, remote_ticket),
                 EncodeMessageRecord(now_ms, JoinKey(lease.entry.message_key, lease.entry.ticket_json)));
@@ -715,6 +723,7 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
 }
 
 absl::StatusOr<std::optional<ThreadTicket>> Store::FindThreadTicket(const Lease& lease) {
+  if (lease.entry.reply) return FindThreadTicket(lease.destination, false, kReplyChain, lease.entry.thread);
   absl::StatusOr<std::optional<ThreadTicket>> found =
       FindThreadTicket(lease.destination, lease.entry.owner, lease.entry.team, lease.entry.thread);
   if (found.ok() && !found->has_value() && lease.entry.owner) {
@@ -738,6 +747,7 @@ absl::StatusOr<std::optional<ThreadTicket>> Store::FindThreadTicket(absl::string
   }
   std::optional<ThreadTicket> ticket = DecodeThreadTicket(absl::string_view(value).substr(8));
   if (!ticket) return absl::DataLossError(absl::StrCat("unreadable ticket record for ", destination));
+  ticket->recorded_at = absl::FromUnixMillis(*when);
   return ticket;
 }
 
@@ -832,6 +842,18 @@ absl::Status Store::Reschedule(const Lease& lease, absl::Time due, absl::string_
     callback = ready_callback_;
   }
   if (callback) callback(lease.destination);
+  return written;
+}
+
+absl::Status Store::MarkSending(const Lease& lease, absl::string_view note) {
+  QueueEntry entry = lease.entry;
+  ++entry.attempts;
+  entry.last_error.assign(note.data(), note.size());
+  rocksdb::WriteOptions write_options;
+  write_options.sync = true;  // what a restart reads to know that it may have been sent
+  const absl::Status written = ToAbsl(db_->Put(write_options, queue_cf_,
+                                               QueueKey(lease.destination, entry.level, lease.seq), EncodeEntry(entry)));
+  if (!written.ok()) WriteFailed(written);
   return written;
 }
 
@@ -1033,6 +1055,7 @@ std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
     d.entry.attempts = record->attempts;
     d.entry.team = std::move(record->team);
     d.entry.owner = record->owner;
+    d.entry.reply = record->reply;
     d.delivered_at = absl::FromUnixMillis(*when);
     d.remote_ticket = std::move(record->remote_ticket);
     out.push_back(std::move(d));

@@ -66,6 +66,7 @@ struct Delivery {
   std::string destination;
   std::string team;
   bool owner = true;
+  bool reply = false;  // the acknowledgement to the customer (owner is then true)
 };
 
 // One routed message as an ingest request stores it.
@@ -247,6 +248,10 @@ class Store {
   std::vector<MessageDelivery> Deliveries(absl::string_view message_key);
   // Failed, to try again at `due`; attempts and the error are recorded durably.
   absl::Status RetryLater(const Lease& lease, absl::Time due, absl::string_view error);
+  // About to be sent where a lost answer cannot be told from a refusal and a retry could repeat
+  // it (a reply to the customer): its attempt and `note` are recorded, synced, before it goes,
+  // and it stays leased. A restart then finds the note instead of sending it again blindly.
+  absl::Status MarkSending(const Lease& lease, absl::string_view note);
   // Not ready yet (an alert waiting for the ticket it links to): due again at `due`, its
   // attempts unchanged, `note` recorded as its last error.
   absl::Status Postpone(const Lease& lease, absl::Time due, absl::string_view note);

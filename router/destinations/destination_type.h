@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -78,6 +79,8 @@ struct DeliveryContext {
   // The web address of the thread's ticket in the destination this one links to (ticket_link),
   // once that ticket exists.
   std::string linked_ticket_url;
+  // A reply entry: the acknowledgement to send to the customer, composed by the daemon.
+  std::optional<std::string> reply_text;
 
   // An owner's follow-up more urgent than its ticket, or owned by another team now (a rule
   // moved the conversation): it raises the ticket (priority, tags, group) as well as adding
@@ -127,6 +130,28 @@ struct FeedbackAuth {
   Kind kind = Kind::kNone;
   std::string signature_header, timestamp_header;  // kHmacTimestamped
 };
+
+// What a reply answers: where the customer wrote (Message::platform, kind, channel).
+struct ReplyTarget {
+  std::string platform, kind, channel;
+};
+
+// A type's reading of an answer that the generic rules (2xx delivered; 408, 425, 429, 5xx
+// retried; the rest permanent) would misread: a Graph error in a 400 that is temporary, an X
+// 403 that is final, a 200 that carries an error.
+struct AnswerClass {
+  enum class Kind { kDelivered, kRetry, kPermanent };
+  Kind kind = Kind::kPermanent;
+  bool throttled = false;                     // over a quota: the platform is up
+  std::optional<absl::Duration> retry_after;  // when the quota resets
+  // For the metrics and the dead letter: window_closed, duplicate, not_allowed, recipient,
+  // credentials, rate_limited, temporary.
+  std::string reason;
+  std::string detail;  // in words, with the platform's code
+};
+
+// Reads one header of an answer; nullopt when it is absent.
+using HeaderReader = std::function<std::optional<std::string>(absl::string_view name)>;
 
 // How a destination's deliveries leave: appended to a file, or HTTP requests.
 enum class Transport { kFile, kHttp };
@@ -203,6 +228,24 @@ class DestinationType {
   // nullopt when the type has no such page (or lacks the setting that names it).
   virtual std::optional<std::string> TicketUrl(const Settings&, absl::string_view /*url*/,
                                                absl::string_view /*id*/) const {
+    return std::nullopt;
+  }
+
+  // Replies (acknowledgements to the customer on the platform they wrote from): "" when the
+  // type can answer a message of this platform, kind and channel, else why not. A reply entry
+  // reaches Render with context.reply_text set.
+  virtual std::string ReplyProblem(const ReplyTarget& /*target*/) const { return "it sends no replies"; }
+  bool sends_replies() const { return ReplyProblem({}) != "it sends no replies" || replies_only(); }
+  // It sends nothing but replies (a platform's API): no team delivers tickets to it.
+  virtual bool replies_only() const { return false; }
+  // The platform's id of the reply sent, in a 2xx answer.
+  virtual absl::StatusOr<std::string> ReplyId(absl::string_view /*answer*/) const {
+    return absl::UnimplementedError("this destination sends no replies");
+  }
+  // The type's own reading of an answer (status, body, headers at `now`); nullopt when the
+  // generic rules hold.
+  virtual std::optional<AnswerClass> ClassifyAnswer(int /*status*/, absl::string_view /*body*/,
+                                                    const HeaderReader& /*header*/, absl::Time /*now*/) const {
     return std::nullopt;
   }
 

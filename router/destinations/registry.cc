@@ -15,6 +15,9 @@ const DestinationType& SlackDestinationType();
 const DestinationType& HubSpotDestinationType();
 const DestinationType& RtDestinationType();
 const DestinationType& JsmDestinationType();
+const DestinationType& XDestinationType();
+const DestinationType& MetaDestinationType();
+const DestinationType& WhatsAppDestinationType();
 
 const std::vector<const DestinationType*>& DestinationTypes() {
   static const std::vector<const DestinationType*> types = {
@@ -26,6 +29,9 @@ const std::vector<const DestinationType*>& DestinationTypes() {
       &HubSpotDestinationType(),
       &RtDestinationType(),
       &JsmDestinationType(),
+      &XDestinationType(),
+      &MetaDestinationType(),
+      &WhatsAppDestinationType(),
   };
   return types;
 }

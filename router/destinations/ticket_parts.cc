@@ -35,13 +35,15 @@ std::vector<std::string> TicketTags(const TicketView& t, const DeliveryContext& 
 std::string EventBody(const DeliveryContext& context) {
   JsonWriter w;
   w.BeginObject();
-  w.Key("type").String(context.owner ? "ticket.created" : "ticket.informed");
+  const bool reply = context.reply_text.has_value();
+  w.Key("type").String(reply ? "acknowledgement.sent" : context.owner ? "ticket.created" : "ticket.informed");
   w.Key("timestamp").Time(absl::FromUnixMillis(context.enqueued_unix_ms));
   w.Key("data").BeginObject();
   w.Key("delivery_id").String(context.delivery_id);
   w.Key("destination").String(context.destination);
   w.Key("team").String(context.team);
-  w.Key("role").String(context.owner ? "owner" : "informed");
+  w.Key("role").String(reply ? "reply" : context.owner ? "owner" : "informed");
+  if (reply) w.Key("text").String(*context.reply_text);
   w.Key("ticket").Raw(context.ticket_json);
   w.EndObject();
   w.EndObject();

@@ -18,8 +18,8 @@ namespace triage::router {
 std::vector<std::string> TicketTags(const TicketView& ticket, const DeliveryContext& context, bool join_informed);
 
 // The event a file line or a webhook carries (Standard Webhooks payload shape): type
-// ticket.created or ticket.informed, timestamp, data {delivery_id, destination, team, role,
-// ticket}.
+// ticket.created, ticket.informed or acknowledgement.sent, timestamp, data {delivery_id,
+// destination, team, role (owner, informed, reply), text (a reply's), ticket}.
 std::string EventBody(const DeliveryContext& context);
 
 // The customer as a helpdesk names them: the display name, else "@handle", else the id.

@@ -16,6 +16,8 @@ class FileDestination : public DestinationType {
   // The lines of concurrent workers share one write and one fdatasync (group commit).
   DestinationDefaults defaults() const override { return {.join_informed = false, .concurrency = 64}; }
   bool reads_tickets() const override { return false; }
+  // Acknowledgements too, whatever the platform: the line is what would have been sent.
+  std::string ReplyProblem(const ReplyTarget&) const override { return ""; }
   absl::StatusOr<OutboundRequest> Render(const DestinationView&, const TicketView*,
                                          const DeliveryContext& context) const override {
     OutboundRequest line;

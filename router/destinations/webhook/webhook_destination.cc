@@ -32,6 +32,8 @@ class WebhookDestination : public DestinationType {
     return {RequestSigning::Kind::kStandardWebhooks, settings.Get("secret")};
   }
   bool reads_tickets() const override { return false; }
+  // Acknowledgements too (acknowledgement.sent events): the receiver sends them on.
+  std::string ReplyProblem(const ReplyTarget&) const override { return ""; }
   absl::StatusOr<OutboundRequest> Render(const DestinationView&, const TicketView*,
                                          const DeliveryContext& context) const override {
     OutboundRequest request;
