@@ -960,7 +960,7 @@ void LoadAcknowledge(Loader& l, const YAML::Node& node, const std::string& path,
       l.Error(at, Child(path, key), parsed.status().message());
       continue;
     }
-    if (parsed->Uses("opens_at") && !a->hours) {
+    if (parsed->Uses("opens_at") && !a->hours && std::string_view(key) != "closed_text") {
       l.Error(at, Child(path, key), "{{opens_at}} needs hours (when the team is open)");
     }
     if (std::string_view(key) == "fallback" &&

@@ -62,6 +62,11 @@ absl::Status ParseOne(element object, absl::string_view path, absl::string_view 
   }
   if (auto s = ReadString(object, path, "platform", strict, 64, &m->platform); !s.ok()) return s;
   if (m->platform.empty()) m->platform = "unknown";
+  if (auto s = ReadString(object, path, "kind", false, 64, &m->kind); !s.ok()) return s;
+  if (auto s = ReadString(object, path, "channel", false, 16, &m->channel); !s.ok()) return s;
+  if (!m->channel.empty() && m->channel != "public" && m->channel != "private") {
+    return FieldError(path, "channel", "must be public or private");
+  }
   if (auto s = ReadString(object, path, "text", false, limits.max_text_bytes, &m->text); !s.ok()) {
     return s;
   }

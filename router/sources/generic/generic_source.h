@@ -17,10 +17,10 @@ namespace triage::router {
 //
 //   {"id": "...", "platform": "x", "text": "...", "created_at": "2026-03-03T10:02:11Z",
 //    "author": {"id": "...", "handle": "...", "name": "...", "followers": 120, "verified": false},
-//    "conversation_id": "...", "url": "..."}
+//    "conversation_id": "...", "url": "...", "kind": "direct_message", "channel": "private"}
 //
 // Required: id, platform, text, created_at (RFC 3339 string or integer epoch milliseconds),
-// author.id. Unknown fields are ignored. The whole body is validated before anything is
+// author.id. kind and channel (public or private) are optional. Unknown fields are ignored. The whole body is validated before anything is
 // returned, so a request is accepted whole or rejected whole. Errors are InvalidArgument with
 // the JSON path of the first problem ("[2].author.followers: must be a non-negative integer").
 absl::StatusOr<std::vector<Message>> ParseGenericPayload(absl::string_view body,

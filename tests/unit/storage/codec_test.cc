@@ -128,6 +128,30 @@ TEST(CodecTest, DeliveredRecordsRoundTripAndDamageIsRefused) {
   EXPECT_EQ(DecodeDelivered(std::string("1\0pr\0boss\0", 11)), std::nullopt);
 }
 
+TEST(CodecTest, ReplyEntriesAreVersionFourAndEveryOtherEntryStaysVersionThree) {
+  QueueEntry ticket;
+  ticket.message_key = MessageKey("generic", "m1");
+  ticket.team = "support";
+  ticket.thread = "t";
+  ticket.ticket_json = "{}";
+  QueueEntry reply = ticket;
+  reply.reply = true;
+  const std::string ticket_bytes = EncodeEntry(ticket), reply_bytes = EncodeEntry(reply);
+  EXPECT_EQ(ticket_bytes[0], 3) << "a downgraded binary still reads tickets";
+  EXPECT_EQ(reply_bytes[0], 4) << "and refuses replies rather than filing them as tickets";
+  const std::optional<QueueEntry> read = DecodeEntry(reply_bytes);
+  ASSERT_TRUE(read);
+  EXPECT_TRUE(read->reply);
+  EXPECT_TRUE(read->owner);
+  EXPECT_FALSE(DecodeEntry(ticket_bytes)->reply);
+  std::string damaged = ticket_bytes;
+  damaged[1] = 2;  // the reply role in a version 3 record
+  EXPECT_EQ(DecodeEntry(damaged), std::nullopt);
+  const DeliveredRecord sent{1, "support", true, "wamid.X", true};
+  EXPECT_EQ(DecodeDelivered(EncodeDelivered(sent)), sent);
+  EXPECT_EQ(EncodeDelivered(sent), std::string("1\0support\0reply\0wamid.X", 23));
+}
+
 TEST(CodecTest, ConversationOwnersKeepTheirLevelAndOlderRecordsAreTheTeamAlone) {
   const router::ConversationOwner owner{"legal", router::Level::kUrgent};
   EXPECT_EQ(DecodeConversationOwner(EncodeConversationOwner(owner)), owner);

@@ -347,6 +347,50 @@ TEST(StoreTest, RemoteTicketIsRecordedWithTheAckAndSharedByTheThread) {
   EXPECT_EQ(**store->FindThreadTicket(*b), (ThreadTicket{"ticket-41", Level::kUrgent, "legal"}));
 }
 
+// A reply entry (the acknowledgement to the customer) is marked, synced, before it is sent, and
+// stays leased; a restart finds the mark. Its record of the conversation's last
+// acknowledgement is apart from any ticket of the thread at the same destination.
+TEST(StoreTest, RepliesAreMarkedBeforeSendingAndRecordedApartFromTickets) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    NewMessage m = InThread("a", Level::kLow, "t");
+    m.deliveries = {{"d", "support", true, false}, {"d", "support", true, true}};
+    m.sla_deadline = kT0 + absl::Minutes(5);
+    ASSERT_TRUE(SubmitSync(*store, {m}).status.ok());
+    auto ticket = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(ticket.has_value());
+    EXPECT_FALSE(ticket->entry.reply);
+    ASSERT_TRUE(store->Ack(*ticket, "ticket-7").ok());
+    auto reply = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_TRUE(reply->entry.reply);
+    EXPECT_EQ(reply->entry.sla_deadline_unix_ms, 0) << "a reply is no ticket: no SLA";
+    EXPECT_EQ(*TicketId(*store, *reply), std::nullopt) << "the thread's ticket is not its acknowledgement";
+    ASSERT_TRUE(store->MarkSending(*reply, "sending").ok());
+    EXPECT_FALSE(store->LeaseNext("d", kT0).has_value()) << "still leased";
+  }
+  {
+    auto store = OpenStore(dir.path());
+    auto reply = store->LeaseNext("d", kT0);
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_TRUE(reply->entry.reply);
+    EXPECT_EQ(reply->entry.last_error, "sending");
+    EXPECT_EQ(reply->entry.attempts, 1u);
+    ASSERT_TRUE(store->Ack(*reply, "wamid.1", /*created=*/false).ok());
+    const absl::StatusOr<std::optional<ThreadTicket>> last = store->FindThreadTicket(*reply);
+    ASSERT_TRUE(last.ok() && last->has_value());
+    EXPECT_EQ((*last)->id, "wamid.1");
+    EXPECT_LT(absl::AbsDuration(absl::Now() - (*last)->recorded_at), absl::Minutes(1)) << "the store's clock";
+    Lease ticket = *reply;
+    ticket.entry.reply = false;
+    EXPECT_EQ(*TicketId(*store, ticket), "ticket-7");
+    const std::vector<MessageDelivery> deliveries = store->Deliveries(MessageKey("src", "a"));
+    ASSERT_EQ(deliveries.size(), 2u);
+    EXPECT_EQ(deliveries[0].entry.reply + deliveries[1].entry.reply, 1);
+  }
+}
+
 TEST(StoreTest, AProbeLeasesTheEntryDueSoonestAndReturnsItUnchanged) {
   testing::TempDir dir;
   auto store = OpenStore(dir.path());
