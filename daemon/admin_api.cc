@@ -364,7 +364,7 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     w.Key("destination").String(d.destination);
     w.Key("seq").Int(static_cast<int64_t>(d.seq));
     w.Key("team").String(d.entry.team);
-    w.Key("role").String(d.entry.owner ? "owner" : "informed");
+    w.Key("role").String(d.entry.reply ? "reply" : d.entry.owner ? "owner" : "informed");
     w.Key("state").String(d.state);
     w.Key("position");
     if (d.position > 0) {
@@ -392,6 +392,7 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     } else {
       w.Null();
     }
+    if (d.entry.reply) w.Key("text").String(d.text);  // what the customer was told
     w.EndObject();
   }
   w.EndArray();

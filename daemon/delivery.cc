@@ -874,7 +874,9 @@ asio::awaitable<bool> Dispatcher::PrepareReply(const storage::Lease& lease, Know
     if (outcome == "unreadable") {
       record = [this, &lease, &detail] { return store_.DeadLetter(lease, detail); };
     } else {
-      record = [this, &lease] { return store_.Ack(lease); };  // settled: nothing to send
+      // Settled: nothing to send, and the delivery record says why.
+      detail = absl::StrCat("not sent (", outcome, "): ", detail);
+      record = [this, &lease, &detail] { return store_.Ack(lease, "", false, detail); };
     }
   } else {
     // Recorded before it goes: a restart that finds the mark does not send it again.
@@ -981,7 +983,9 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
       if (acknowledger_ != nullptr && lease.entry.owner && !lease.entry.reply) {
         acknowledger_->Delivered(options_.name, lease.entry.team, end);
       }
-      record = [this, &lease, &attempt] { return store_.Ack(lease, attempt.remote_ticket, attempt.ticket_created); };
+      record = [this, &lease, &attempt, &known] {
+        return store_.Ack(lease, attempt.remote_ticket, attempt.ticket_created, known.reply_text.value_or(""));
+      };
       must_record = true;
       if (attempt.quota_reset) {
         paused_until_ = std::max(paused_until_, end + std::min(*attempt.quota_reset, options_.retry_after_max));

@@ -264,9 +264,18 @@ void PrintMessage(const std::string& body) {
         detail += ", ticket " + ticket;
       }
     }
+    const bool reply = Text(d, "role") == "reply";
+    if (reply && Text(d, "state") == "delivered") {
+      const std::string id = Text(d, "remote_ticket");
+      detail = "at " + Text(d, "delivered_at") + (id != "-" ? ", message " + id : "");
+    }
     std::printf("%-16s %-12s %-9s %-19s %8s %8s  %s\n", Text(d, "destination").c_str(), Text(d, "team").c_str(),
                 Text(d, "role").c_str(), Text(d, "state").c_str(), Text(d, "position").c_str(),
                 Text(d, "attempts").c_str(), detail.c_str());
+    // An acknowledgement: what the customer was told, or why nothing was sent.
+    if (reply && Text(d, "state") == "delivered") {
+      std::printf(Text(d, "remote_ticket") != "-" ? "  told the customer: %s\n" : "  %s\n", Text(d, "text").c_str());
+    }
   }
   for (simdjson::dom::element r : root["remote_tickets"].get_array()) {
     std::printf("ticket %s at %s (team %s)\n", Text(r, "ticket").c_str(), Text(r, "destination").c_str(),

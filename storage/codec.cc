@@ -213,7 +213,7 @@ std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value) {
 std::string EncodeDelivered(const DeliveredRecord& record) {
   const absl::string_view zero("\0", 1);
   return absl::StrCat(record.attempts, zero, record.team, zero, record.reply ? "reply" : record.owner ? "owner" : "informed", zero,
-                      record.remote_ticket);
+                      record.remote_ticket, record.reply ? zero : "", record.reply ? record.text : "");
 }
 
 std::optional<DeliveredRecord> DecodeDelivered(absl::string_view value) {
@@ -224,6 +224,13 @@ std::optional<DeliveredRecord> DecodeDelivered(absl::string_view value) {
   record.team = std::string(fields[1]);
   record.owner = fields[2] != "informed";
   record.reply = fields[2] == "reply";
+  if (record.reply) {
+    const size_t end = fields[3].find('\0');
+    if (end == absl::string_view::npos) return std::nullopt;
+    record.remote_ticket = std::string(fields[3].substr(0, end));
+    record.text = std::string(fields[3].substr(end + 1));
+    return record;
+  }
   record.remote_ticket = std::string(fields[3]);
   return record;
 }

@@ -95,13 +95,15 @@ std::optional<ThreadTicket> DecodeThreadTicket(absl::string_view value);
 // A delivery record (the `delivered` record after its time): the attempts it took, its team
 // and role, and the ticket it created or raised (empty for none; for a reply, the platform's
 // message id). Encoded as text fields joined by '\0': attempts (decimal), team, "owner",
-// "informed" or "reply", ticket. A later version would start with a byte below '0'.
+// "informed" or "reply", ticket, and for a reply its text. A later version would start with a
+// byte below '0'.
 struct DeliveredRecord {
   uint32_t attempts = 0;
   std::string team;
   bool owner = true;
   std::string remote_ticket;
   bool reply = false;
+  std::string text;  // a reply's: what the customer was told
   bool operator==(const DeliveredRecord&) const = default;
 };
 std::string EncodeDelivered(const DeliveredRecord& record);

@@ -689,7 +689,7 @@ absl::Status Store::Return(const Lease& lease) {
   return index_.Return(lease.destination, lease.seq);
 }
 
-absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created) {
+absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created, absl::string_view text) {
   const std::string key = QueueKey(lease.destination, lease.entry.level, lease.seq);
   rocksdb::WriteBatch batch;
   batch.Delete(queue_cf_, key);
@@ -697,7 +697,8 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
   batch.Put(delivered_cf_, ByMessageKey(lease.entry.message_key, key),
             EncodeMessageRecord(now_ms, EncodeDelivered({lease.entry.attempts + 1, lease.entry.team, lease.entry.owner,
-                                                         std::string(remote_ticket), lease.entry.reply})));
+                                                         std::string(remote_ticket), lease.entry.reply,
+                                                         std::string(text)})));
   absl::Status written;
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
@@ -1058,6 +1059,7 @@ std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
     d.entry.reply = record->reply;
     d.delivered_at = absl::FromUnixMillis(*when);
     d.remote_ticket = std::move(record->remote_ticket);
+    d.text = std::move(record->text);
     out.push_back(std::move(d));
   }
   // Where each queued one stands in its destination's index.

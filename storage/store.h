@@ -122,6 +122,7 @@ struct MessageDelivery {
   int64_t position = -1;
   absl::Time delivered_at = absl::InfinitePast();  // delivered
   std::string remote_ticket;                       // delivered: the helpdesk's ticket, if any
+  std::string text;                                // a delivered reply's text
 };
 
 // The message whose delivery created a helpdesk ticket, as it was delivered.
@@ -220,7 +221,9 @@ class Store {
   // follow-up raised): a ticket that was acknowledged is never created again, follow-ups find
   // it, and a more urgent one raises it. A created ticket's origin (TicketOrigin) is kept for
   // `ticket_origin_window`.
-  absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {}, bool created = true);
+  // A reply's `text` (what the customer was told) is kept in its delivery record.
+  absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {}, bool created = true,
+                   absl::string_view text = {});
   // The ticket of the lease's thread at its destination, if one was recorded within the dedup
   // window of its last delivery; an error when it cannot be read (try again later: never
   // "none", which would open a second ticket). The owner's entries of a thread share one ticket

@@ -1,0 +1,293 @@
+// Acknowledgements through the real daemon: a WhatsApp Cloud API fake on loopback that answers
+// as Meta documents (ids, the 24-hour window error), a Zendesk fake whose group count is the
+// helpdesk's queue, and restarts and kill -9 between the ticket and the acknowledgement.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <mutex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "tests/integration/harness.h"
+#include "tests/test_util.h"
+
+namespace triage::testing {
+namespace {
+
+constexpr char kSecret[] = "test-ingest-secret";
+const std::string kZendeskAuth = "Basic " + std::string("Ym90QGFjbWUuZXhhbXBsZS90b2tlbjp6ZC10b2tlbg==");
+
+// Support delivers to Zendesk (counted every second) and acknowledges WhatsApp messages with
+// `ack` added to its acknowledge block.
+std::string Config(const std::string& dir, uint16_t zendesk, uint16_t whatsapp, const std::string& ack = "") {
+  return absl::StrReplaceAll(R"(log_level: debug
+server: {listen: 127.0.0.1:0, io_threads: 2}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
+storage: {path: DIR/db}
+sources:
+  generic: {type: generic, secret: SECRET}
+SCORING
+teams:
+  support:
+    destinations: [helpdesk]
+    acknowledge:
+      via: [wa]
+ACK
+routing:
+  default_team: support
+destinations:
+  helpdesk:
+    type: zendesk
+    url: http://127.0.0.1:ZENDESK
+    email: bot@acme.example
+    api_token: zd-token
+    group_ids: {support: 11}
+    count_interval: 1s
+    timeout: 1s
+  wa:
+    type: whatsapp
+    url: http://127.0.0.1:WHATSAPP/v25.0
+    access_token: wa-token
+    phone_number_id: "1065"
+    rate: 100
+    burst: 100
+    timeout: 5s
+    backoff_initial: 20ms
+    backoff_max: 100ms
+    probe_max: 200ms
+)",
+                             {{"DIR", dir},
+                              {"SECRET", kSecret},
+                              {"SCORING\n", kTestScoring},
+                              {"ZENDESK", std::to_string(zendesk)},
+                              {"WHATSAPP", std::to_string(whatsapp)},
+                              {"ACK\n", ack}});
+}
+
+// A WhatsApp DM in the generic source's shape.
+std::string WhatsAppMessage(const std::string& id, const std::string& author, const std::string& conversation,
+                            const std::string& text = "where is my refund") {
+  return absl::StrCat(R"({"id":")", id, R"(","platform":"whatsapp","kind":"direct_message","channel":"private",)",
+                      R"("text":")", text, R"(","created_at":"2026-11-23T10:00:00Z","conversation_id":")", conversation,
+                      R"(","author":{"id":")", author, R"("}})");
+}
+
+std::string Field(const std::string& json, std::initializer_list<const char*> path) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e = parser.parse(json);
+  for (const char* key : path) e = e[key];
+  if (e.is_string()) return std::string(std::string_view(e));
+  return simdjson::to_string(e);
+}
+
+// The Cloud API's messages endpoint: a wamid per accepted text, or what `next` scripts.
+class FakeWhatsApp {
+ public:
+  FakeWhatsApp() {
+    http_.Respond([this](const FakeHelpdesk::Received& r) {
+      std::lock_guard lock(mu_);
+      if (r.method != "POST" || r.target != "/v25.0/1065/messages") return Json(404, R"({"error":{"code":100}})");
+      if (r.headers.count("authorization") == 0 || r.headers.at("authorization") != "Bearer wa-token") {
+        return Json(401, R"({"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}})");
+      }
+      if (!script_.empty()) {
+        FakeHelpdesk::Reply reply = script_.front();
+        script_.pop_front();
+        return reply;
+      }
+      ++accepted_;
+      return Json(200, absl::StrCat(R"({"messaging_product":"whatsapp","contacts":[{"input":")",
+                                    Field(r.body, {"to"}), R"(","wa_id":")", Field(r.body, {"to"}),
+                                    R"("}],"messages":[{"id":"wamid.)", accepted_, R"("}]})"));
+    });
+  }
+  uint16_t port() const { return http_.port(); }
+  FakeHelpdesk& http() { return http_; }
+  void Script(std::vector<FakeHelpdesk::Reply> replies) {
+    std::lock_guard lock(mu_);
+    script_.assign(replies.begin(), replies.end());
+  }
+  // The texts sent to `to`, in order.
+  std::vector<std::string> TextsTo(const std::string& to) {
+    std::vector<std::string> out;
+    for (const auto& r : http_.received()) {
+      if (r.answered == 200 && Field(r.body, {"to"}) == to) out.push_back(Field(r.body, {"text", "body"}));
+    }
+    return out;
+  }
+  static FakeHelpdesk::Reply Json(int status, std::string body) {
+    return FakeHelpdesk::Reply{status, {{"Content-Type", "application/json"}}, std::move(body)};
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<FakeHelpdesk::Reply> script_;
+  int accepted_ = 0;
+  FakeHelpdesk http_;  // last: stops serving before the state above goes
+};
+
+// The acknowledgements metric of the wa destination with `outcome`, for WhatsApp.
+std::string Acks(const std::string& outcome) {
+  return absl::StrCat(R"(triage_acknowledgements_total{destination="wa",outcome=")", outcome, R"(",platform="whatsapp"})");
+}
+
+// The customer hears once per conversation, with their place in line counted from triaged's
+// queue and the helpdesk's open tickets, and a wait from the pace tickets left at: the first
+// customers, before any pace is known, get the fallback without figures.
+TEST(AcknowledgeTest, OncePerConversationWithThePlaceInLineAndTheWaitComputed) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  for (int i = 0; i < 4; ++i) zendesk.Seed(R"({"ticket":{"group_id":11}})");  // agents' backlog
+  FakeWhatsApp whatsapp;
+  Daemon daemon(dir.path(), Config(dir.path(), zendesk.port(), whatsapp.port()));
+  daemon.Start();
+  const std::string open = R"(triage_helpdesk_open_tickets{destination="helpdesk",team="support"})";
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(open) == 4; })) << daemon.Log();
+  for (int i = 1; i <= 5; ++i) {
+    const std::string n = std::to_string(i);
+    ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.in" + n, "3161234567" + n, "c" + n), kSecret).status, 200);
+  }
+  ASSERT_TRUE(WaitFor([&] { return zendesk.tickets().size() == 9 && daemon.Metric(open) == 9; })) << daemon.Log();
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(Acks("sent")) == 5; })) << daemon.Log();
+  // No pace measured yet when the first ones went: the fallback, which names no figure.
+  const std::vector<std::string> first = whatsapp.TextsTo("31612345671");
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_TRUE(absl::StrContains(first[0], "who will answer you as soon as they can")) << first[0];
+
+  // Five tickets have left triaged now: the sixth customer hears their place and the wait.
+  ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.in6", "31612345676", "c6"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return whatsapp.TextsTo("31612345676").size() == 1; })) << daemon.Log();
+  const std::string told = whatsapp.TextsTo("31612345676")[0];
+  // Ahead: the 9 open tickets of the group (4 from agents, 5 from triaged) whether this one's
+  // ticket was still queued here or created and counted (then it is not ahead of itself); 10
+  // only if the count ran while its creation was in flight.
+  const size_t at = told.find(" requests are ahead of yours");
+  ASSERT_NE(at, std::string::npos) << told;
+  int ahead = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(told.substr(told.rfind(' ', at - 1) + 1, at - told.rfind(' ', at - 1) - 1), &ahead))
+      << told;
+  EXPECT_GE(ahead, 9) << told;
+  EXPECT_LE(ahead, 10) << told;
+  // About 60 tickets an hour left triaged (5 in at least 5 minutes' span): 10 ahead is minutes.
+  EXPECT_TRUE(absl::StrContains(told, "we expect to answer within 15 minutes")) << told;
+  EXPECT_TRUE(absl::StrContains(told, "This is an automated reply")) << told;
+  const auto sent = whatsapp.http().received();
+  const auto request = std::find_if(sent.begin(), sent.end(),
+                                    [](const auto& r) { return Field(r.body, {"to"}) == "31612345676"; });
+  ASSERT_NE(request, sent.end());
+  EXPECT_EQ(Field(request->body, {"context", "message_id"}), "wamid.in6");
+  EXPECT_EQ(Field(request->body, {"type"}), "text");
+
+  // The same customer again in that conversation: not acknowledged twice within once_per.
+  ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.in7", "31612345676", "c6", "hello?"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(Acks("already_acknowledged")) == 1; }))
+      << daemon.Log();
+  EXPECT_EQ(whatsapp.TextsTo("31612345676").size(), 1u);
+
+  // triagectl show says what the customer was told, with WhatsApp's message id, and why the
+  // second one was not sent.
+  const CommandRun shown = Triagectl(absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " show generic/wamid.in6"));
+  EXPECT_EQ(shown.exit_code, 0) << shown.out;
+  EXPECT_TRUE(absl::StrContains(shown.out, "reply")) << shown.out;
+  EXPECT_TRUE(absl::StrContains(shown.out, "message wamid.")) << shown.out;
+  EXPECT_TRUE(absl::StrContains(shown.out, "told the customer: " + told)) << shown.out;
+  const CommandRun second = Triagectl(absl::StrCat("--admin 127.0.0.1:", daemon.admin_port(), " show generic/wamid.in7"));
+  EXPECT_TRUE(absl::StrContains(second.out, "not sent (already_acknowledged): the conversation was acknowledged at"))
+      << second.out;
+}
+
+// Outside business hours the closed text says when the team is back.
+TEST(AcknowledgeTest, OutOfHoursTheCustomerHearsWhenTheTeamIsBack) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  FakeWhatsApp whatsapp;
+  // Open for an hour starting two hours from now (UTC): closed now.
+  const absl::CivilMinute now = absl::ToCivilMinute(absl::Now(), absl::UTCTimeZone());
+  const int from = (now.hour() * 60 + now.minute() + 120) % (24 * 60);
+  const int to = std::max(from + 60, 0) % (24 * 60);
+  const auto clock = [](int minute) { return absl::StrFormat("\"%02d:%02d\"", minute / 60, minute % 60); };
+  const std::string hours = absl::StrCat("      hours: {zone: UTC, from: ", clock(from), ", to: ",
+                                         to == 0 ? "\"24:00\"" : clock(to), "}\n");
+  Daemon daemon(dir.path(), Config(dir.path(), zendesk.port(), whatsapp.port(), hours));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.night", "31600000001", "n1"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return whatsapp.TextsTo("31600000001").size() == 1; })) << daemon.Log();
+  const std::string told = whatsapp.TextsTo("31600000001")[0];
+  EXPECT_TRUE(absl::StrContains(told, absl::StrCat("is away and back at ", absl::StrFormat("%02d:%02d", from / 60, from % 60),
+                                                   " UTC")))
+      << told;
+}
+
+// WhatsApp's 24-hour window error is final: dead-lettered with its reason, never retried.
+TEST(AcknowledgeTest, AClosedWindowIsDeadLetteredNotRetried) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  FakeWhatsApp whatsapp;
+  whatsapp.Script({FakeWhatsApp::Json(
+      400, absl::StrCat(R"({"error":)", ReadFixture("replies/whatsapp_error_131047_object.json"), "}"))});
+  Daemon daemon(dir.path(), Config(dir.path(), zendesk.port(), whatsapp.port()));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.late", "31600000002", "w1"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(Acks("window_closed")) == 1; })) << daemon.Log();
+  EXPECT_EQ(whatsapp.http().received().size(), 1u);
+  const HttpResult dead = HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?destination=wa");
+  EXPECT_TRUE(absl::StrContains(dead.body, "Graph error 131047")) << dead.body;
+  EXPECT_TRUE(absl::StrContains(dead.body, "more than 24 hours")) << dead.body;
+  ASSERT_TRUE(WaitFor([&] { return zendesk.tickets().size() == 1; })) << "the ticket is not held up";
+}
+
+// A restart between the ticket and the acknowledgement sends it once: after a failure that
+// certainly sent nothing (503), it goes when the daemon is back; after a kill -9 while it was
+// on the wire, it is never sent again (no platform deduplicates), and says so.
+TEST(AcknowledgeTest, ARestartBetweenTheTicketAndTheAcknowledgementSendsItOnce) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  FakeWhatsApp whatsapp;
+  std::vector<FakeHelpdesk::Reply> down(50, FakeWhatsApp::Json(503, R"({"error":{"code":2,"message":"down"}})"));
+  whatsapp.Script(down);
+  const std::string config = Config(dir.path(), zendesk.port(), whatsapp.port());
+  {
+    Daemon daemon(dir.path(), config);
+    daemon.Start();
+    ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.r1", "31600000003", "r1"), kSecret).status, 200);
+    ASSERT_TRUE(whatsapp.http().WaitUntil([](const auto& r) { return r.size() >= 2; })) << daemon.Log();
+    ASSERT_TRUE(WaitFor([&] { return zendesk.tickets().size() == 1; }));
+    EXPECT_EQ(daemon.Stop(SIGTERM), 0);
+  }
+  whatsapp.Script({});
+  {
+    Daemon daemon(dir.path(), config);
+    daemon.Start();
+    ASSERT_TRUE(WaitFor([&] { return whatsapp.TextsTo("31600000003").size() == 1; })) << daemon.Log();
+    EXPECT_EQ(daemon.Metric(Acks("sent")), 1);
+    // On the wire when the daemon dies: the fake answers after the timeout (which alone would
+    // also make it "unknown"), and the kill comes first.
+    whatsapp.Script({FakeHelpdesk::Reply{200, {}, R"({"messages":[{"id":"wamid.slow"}]})", absl::Seconds(8)}});
+    ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.r2", "31600000004", "r2"), kSecret).status, 200);
+    ASSERT_TRUE(WaitFor([&] { return daemon.Metric(R"(triage_delivery_in_flight{destination="wa"})") == 1; }))
+        << daemon.Log();
+    daemon.Stop(SIGKILL);
+  }
+  Daemon daemon(dir.path(), config);
+  daemon.Start();
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(Acks("unknown")) == 1; })) << daemon.Log();
+  // The fake records a request once it has answered it (8 s after it came).
+  auto to_r2 = [](const std::vector<FakeHelpdesk::Received>& received) {
+    return std::count_if(received.begin(), received.end(),
+                         [](const auto& r) { return Field(r.body, {"to"}) == "31600000004"; });
+  };
+  ASSERT_TRUE(whatsapp.http().WaitUntil([&](const auto& r) { return to_r2(r) >= 1; }));
+  EXPECT_EQ(to_r2(whatsapp.http().received()), 1);
+  EXPECT_EQ(whatsapp.TextsTo("31600000003").size(), 1u);
+  const HttpResult dead = HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?destination=wa");
+  EXPECT_TRUE(absl::StrContains(dead.body, "may have been sent, and is not sent again")) << dead.body;
+}
+
+}  // namespace
+}  // namespace triage::testing
