@@ -915,8 +915,8 @@ void LoadTimeWindow(Loader& l, const YAML::Node& node, const std::string& path,
 void LoadLevels(Loader& l, const YAML::Node& node, absl::string_view path, std::vector<router::Level>* out);
 
 constexpr char kDefaultAcknowledgement[] =
-    "Thanks for your message. This is an automated reply: it is with our {{team}} team, {{ahead}} requests are "
-    "ahead of yours and we expect to answer {{expected_wait}}. Ref {{reference}}";
+    "Thanks for your message. This is an automated reply: you are number {{position}} in our {{team}} team's line, "
+    "and we expect to answer {{expected_wait}}. Ref {{reference}}";
 constexpr char kDefaultAcknowledgementFallback[] =
     "Thanks for your message. This is an automated reply: it is with our {{team}} team, who will answer you as "
     "soon as they can. Ref {{reference}}";

@@ -364,9 +364,9 @@ class HttpSender : public Sender {
                                     "): it may have been sent, and is not sent again");
     }
     if (attempt.kind != Attempt::Kind::kDelivered) co_return attempt;
-    absl::StatusOr<std::string> id = type_.ReplyId(answer);
-    attempt.remote_ticket = id.ok() ? *std::move(id) : delivery.context.delivery_id;
-    attempt.detail = absl::StrCat("sent ", attempt.remote_ticket);
+    // The platform's id of the reply; without one (a webhook), the dispatcher records the
+    // delivery id.
+    if (absl::StatusOr<std::string> id = type_.ReplyId(answer); id.ok()) attempt.remote_ticket = *std::move(id);
     co_return attempt;
   }
 
@@ -984,7 +984,12 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
         acknowledger_->Delivered(options_.name, lease.entry.team, end);
       }
       record = [this, &lease, &attempt, &known] {
-        return store_.Ack(lease, attempt.remote_ticket, attempt.ticket_created, known.reply_text.value_or(""));
+        // A reply is recorded as the conversation's last acknowledgement: by the platform's
+        // id, else the delivery id (a file line, a webhook).
+        const std::string reply_id = lease.entry.reply && attempt.remote_ticket.empty()
+                                         ? DeliveryId(options_.name, lease.entry.message_key, lease.entry.team)
+                                         : attempt.remote_ticket;
+        return store_.Ack(lease, reply_id, attempt.ticket_created, known.reply_text.value_or(""));
       };
       must_record = true;
       if (attempt.quota_reset) {
@@ -1073,8 +1078,8 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
   if (lease.entry.reply && attempt.kind == Attempt::Kind::kDelivered) {
-    spdlog::info("event=acknowledgement_sent destination={} team={} id={}", options_.name, lease.entry.team,
-                 attempt.remote_ticket);
+    spdlog::info("event=acknowledgement_sent destination={} team={} platform={} id={}", options_.name,
+                 lease.entry.team, platform, attempt.remote_ticket);
     CountReply(platform, "sent");
   } else if (lease.entry.reply && std::string_view(outcome) == "dead_letter") {
     CountReply(platform, attempt.reason.empty() ? "refused" : attempt.reason);

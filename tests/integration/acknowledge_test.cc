@@ -166,14 +166,14 @@ TEST(AcknowledgeTest, OncePerConversationWithThePlaceInLineAndTheWaitComputed) {
   const std::string told = whatsapp.TextsTo("31612345676")[0];
   // Ahead: the 9 open tickets of the group (4 from agents, 5 from triaged) whether this one's
   // ticket was still queued here or created and counted (then it is not ahead of itself); 10
-  // only if the count ran while its creation was in flight.
-  const size_t at = told.find(" requests are ahead of yours");
+  // only if the count ran while its creation was in flight. Its place is one more.
+  const size_t at = told.find("you are number ");
   ASSERT_NE(at, std::string::npos) << told;
-  int ahead = 0;
-  ASSERT_TRUE(absl::SimpleAtoi(told.substr(told.rfind(' ', at - 1) + 1, at - told.rfind(' ', at - 1) - 1), &ahead))
-      << told;
-  EXPECT_GE(ahead, 9) << told;
-  EXPECT_LE(ahead, 10) << told;
+  int position = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(told.substr(at + 15, told.find(' ', at + 15) - at - 15), &position)) << told;
+  EXPECT_GE(position, 10) << told;
+  EXPECT_LE(position, 11) << told;
+  EXPECT_TRUE(absl::StrContains(told, "in our support team's line")) << told;
   // About 60 tickets an hour left triaged (5 in at least 5 minutes' span): 10 ahead is minutes.
   EXPECT_TRUE(absl::StrContains(told, "we expect to answer within 15 minutes")) << told;
   EXPECT_TRUE(absl::StrContains(told, "This is an automated reply")) << told;
@@ -287,6 +287,37 @@ TEST(AcknowledgeTest, ARestartBetweenTheTicketAndTheAcknowledgementSendsItOnce) 
   EXPECT_EQ(whatsapp.TextsTo("31600000003").size(), 1u);
   const HttpResult dead = HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?destination=wa");
   EXPECT_TRUE(absl::StrContains(dead.body, "may have been sent, and is not sent again")) << dead.body;
+}
+
+// The newcomer's acknowledgements: one block on the default file sink, once per conversation
+// there too (the delivery id stands for the platform's message id).
+TEST(AcknowledgeTest, AFileSinkCarriesTheAcknowledgementOncePerConversation) {
+  TempDir dir;
+  const std::string config = absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
+storage: {path: DIR/db}
+sources:
+  generic: {type: generic, secret: SECRET}
+teams:
+  support: {destinations: [tickets], acknowledge: {via: [tickets]}}
+routing: {default_team: support}
+destinations:
+  tickets: {type: file, path: DIR/tickets.jsonl}
+)",
+                                                 {{"DIR", dir.path()}, {"SECRET", kSecret}});
+  Daemon daemon(dir.path(), config);
+  daemon.Start();
+  for (const char* id : {"d1", "d2"}) {
+    ASSERT_EQ(daemon.PostSigned(WhatsAppMessage(id, "31600000009", "same"), kSecret).status, 200);
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return daemon.Metric(R"(triage_acknowledgements_total{destination="tickets",outcome="already_acknowledged",platform="whatsapp"})") == 1;
+  })) << daemon.Log();
+  const std::string lines = ReadFile(dir.path() + "/tickets.jsonl");
+  size_t acknowledgements = 0;
+  for (size_t at = 0; (at = lines.find("\"acknowledgement.sent\"", at)) != std::string::npos; ++at) ++acknowledgements;
+  EXPECT_EQ(acknowledgements, 1u) << lines;
+  EXPECT_TRUE(absl::StrContains(lines, "This is an automated reply")) << lines;
 }
 
 }  // namespace

@@ -147,9 +147,10 @@ TEST(CodecTest, ReplyEntriesAreVersionFourAndEveryOtherEntryStaysVersionThree) {
   std::string damaged = ticket_bytes;
   damaged[1] = 2;  // the reply role in a version 3 record
   EXPECT_EQ(DecodeEntry(damaged), std::nullopt);
-  const DeliveredRecord sent{1, "support", true, "wamid.X", true};
+  const DeliveredRecord sent{1, "support", true, "wamid.X", true, "Thanks\0 for writing"};
   EXPECT_EQ(DecodeDelivered(EncodeDelivered(sent)), sent);
-  EXPECT_EQ(EncodeDelivered(sent), std::string("1\0support\0reply\0wamid.X", 23));
+  EXPECT_EQ(EncodeDelivered(sent).substr(0, 30), std::string("1\0support\0reply\0wamid.X\0Thanks", 30));
+  EXPECT_EQ(DecodeDelivered(std::string("1\0support\0reply\0wamid.X", 23)), std::nullopt) << "a reply has its text";
 }
 
 TEST(CodecTest, ConversationOwnersKeepTheirLevelAndOlderRecordsAreTheTeamAlone) {
