@@ -364,7 +364,10 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     w.Key("destination").String(d.destination);
     w.Key("seq").Int(static_cast<int64_t>(d.seq));
     w.Key("team").String(d.entry.team);
-    w.Key("role").String(d.entry.reply ? "reply" : d.entry.owner ? "owner" : "informed");
+    // A reply at a helpdesk that keeps tickets is its note on what the customer was told.
+    const std::shared_ptr<Dispatcher> at = d.entry.reply ? dispatchers_.Find(d.destination) : nullptr;
+    const bool note = at != nullptr && at->options().type->keeps_tickets();
+    w.Key("role").String(note ? "reply_note" : d.entry.reply ? "reply" : d.entry.owner ? "owner" : "informed");
     w.Key("state").String(d.state);
     w.Key("position");
     if (d.position > 0) {
@@ -392,7 +395,7 @@ Response AdminApi::Message(absl::string_view source, absl::string_view id) {
     } else {
       w.Null();
     }
-    if (d.entry.reply) w.Key("text").String(d.text);  // what the customer was told
+    if (d.entry.reply && !note) w.Key("text").String(d.text);  // what the customer was told, or why not
     w.EndObject();
   }
   w.EndArray();

@@ -26,6 +26,9 @@ constexpr absl::Duration kStorageWait = absl::Seconds(1);
 constexpr absl::Duration kCountYield = absl::Milliseconds(200);
 // The last error of a reply entry while it is being sent (Store::MarkSending).
 constexpr absl::string_view kSendingNote = "sending: if this stays after a restart, the outcome is unknown";
+// How long a helpdesk's note on the acknowledgement waits for it to be sent (the thread's later
+// notes wait behind it).
+constexpr absl::Duration kReplyNoteWait = absl::Seconds(30);
 // How often an alert that links to a ticket looks for it while it waits (ticket_link_wait).
 constexpr absl::Duration kLinkPoll = absl::Milliseconds(500);
 
@@ -293,7 +296,7 @@ class HttpSender : public Sender {
     if (absl::Status read = ReadTicket(lease, &delivery); !read.ok()) {
       co_return Attempt{Attempt::Kind::kPermanent, std::string(read.message())};
     }
-    if (known.reply_text) co_return co_await SendReply(delivery, worker);
+    if (known.reply_text && !type_.keeps_tickets()) co_return co_await SendReply(delivery, worker);
     const bool creating = type_.keeps_tickets() && !known.thread_ticket;
     std::optional<router::OutboundRequest> lookup;
     if (creating && type_.LookUpBeforeCreating(absl::FromUnixMillis(lease.entry.enqueued_unix_ms),
@@ -860,55 +863,108 @@ asio::awaitable<bool> Dispatcher::PrepareReply(const storage::Lease& lease, Know
     plan.detail = "acknowledgements are not configured";
   }
   *platform = plan.platform;
-  std::function<absl::Status()> record;
   std::string outcome, detail;
+  bool dead = true;
   if (absl::StartsWith(lease.entry.last_error, kSendingNote)) {
     // Marked before a send whose outcome was never recorded (a crash, a kill -9): it may have
     // been sent, and no platform deduplicates a second one.
     outcome = "unknown";
     detail = "its send was under way at a restart: it may have been sent, and is not sent again";
-    record = [this, &lease, &detail] { return store_.DeadLetter(lease, detail); };
   } else if (!plan.text) {
     outcome = plan.skipped;
     detail = plan.detail;
-    if (outcome == "unreadable") {
-      record = [this, &lease, &detail] { return store_.DeadLetter(lease, detail); };
-    } else {
-      // Settled: nothing to send, and the delivery record says why.
+    if (outcome != "unreadable") {
+      dead = false;  // settled: nothing to send, and the delivery record says why
       detail = absl::StrCat("not sent (", outcome, "): ", detail);
-      record = [this, &lease, &detail] { return store_.Ack(lease, "", false, detail); };
     }
   } else {
     // Recorded before it goes: a restart that finds the mark does not send it again.
-    record = [this, &lease] { return store_.MarkSending(lease, kSendingNote); };
-    auto as_status_or = [&record]() -> absl::StatusOr<bool> {
-      absl::Status s = record();
+    auto mark = [this, &lease]() -> absl::StatusOr<bool> {
+      absl::Status s = store_.MarkSending(lease, kSendingNote);
       if (!s.ok()) return s;
       return true;
     };
-    if (!(co_await UntilStored(as_status_or, "mark_sending")).ok()) {
+    if (!(co_await UntilStored(mark, "mark_sending")).ok()) {
       (void)store_.Return(lease);
       co_return false;
     }
     known->reply_text = *std::move(plan.text);
     co_return true;
   }
-  auto as_status_or = [&record]() -> absl::StatusOr<bool> {
-    absl::Status s = record();
-    if (!s.ok()) return s;
-    return true;
-  };
-  (void)co_await UntilStored(as_status_or, "settle_acknowledgement");
+  co_await Settle(lease, dead, detail, "settle_acknowledgement");
   spdlog::info("event=acknowledgement_not_sent destination={} team={} outcome={} detail=\"{}\"", options_.name,
                lease.entry.team, outcome, detail);
   CountReply(*platform, outcome);
   co_return false;
 }
 
+asio::awaitable<void> Dispatcher::Settle(const storage::Lease& lease, bool dead, const std::string& note,
+                                         const char* what) {
+  auto record = [this, &lease, dead, &note]() -> absl::StatusOr<bool> {
+    absl::Status s = dead ? store_.DeadLetter(lease, note) : store_.Ack(lease, "", false, note);
+    if (!s.ok()) return s;
+    return true;
+  };
+  (void)co_await UntilStored(record, what);
+}
+
+asio::awaitable<bool> Dispatcher::PrepareReplyNote(const storage::Lease& lease, Known* known) {
+  storage::Lease ticket_lease = lease;
+  ticket_lease.entry.reply = false;  // the thread's ticket, not an acknowledgement record
+  absl::StatusOr<std::optional<storage::ThreadTicket>> ticket = co_await UntilStored(
+      [this, &ticket_lease] { return store_.FindThreadTicket(ticket_lease); }, "read_remote_ticket");
+  if (!ticket.ok()) {
+    (void)store_.Return(lease);
+    co_return false;
+  }
+  if (!ticket->has_value()) {
+    co_await Settle(lease, false, "no ticket here to note the acknowledgement on", "settle_reply_note");
+    co_return false;
+  }
+  // How the acknowledgement went, at its reply destination.
+  const std::vector<storage::MessageDelivery> deliveries =
+      co_await pool_.Run([this, &lease] { return store_.Deliveries(lease.entry.message_key); });
+  const auto reply = std::find_if(deliveries.begin(), deliveries.end(), [&](const storage::MessageDelivery& d) {
+    return d.entry.reply && d.destination != options_.name;
+  });
+  const absl::Time now = clock_.Now();
+  std::string note;
+  if (reply != deliveries.end() && reply->state == "delivered" && !reply->remote_ticket.empty()) {
+    note = absl::StrCat("Acknowledged to the customer through ", reply->destination, " at ",
+                        absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", reply->delivered_at, absl::UTCTimeZone()), " (",
+                        reply->remote_ticket, "):\n", reply->text);
+  } else if (reply != deliveries.end() && reply->state == "dead_letter") {
+    note = absl::StrCat("The customer could not be acknowledged through ", reply->destination, ": ",
+                        reply->entry.last_error);
+  } else if (reply != deliveries.end() && reply->state != "delivered" &&
+             now < absl::FromUnixMillis(lease.entry.enqueued_unix_ms) + kReplyNoteWait) {
+    // The acknowledgement is on its way: look again soon, without an attempt or a token (the
+    // thread's later notes wait behind this one, so not for long).
+    const absl::Time due = now + kLinkPoll;
+    (void)co_await pool_.Run([this, &lease, due, &reply] {
+      return store_.Postpone(lease, due, absl::StrCat("waiting for the acknowledgement at ", reply->destination));
+    });
+    co_return false;
+  } else {
+    co_await Settle(lease, false, "no acknowledgement was sent to note", "settle_reply_note");
+    co_return false;
+  }
+  known->thread_ticket = **std::move(ticket);
+  known->reply_text = std::move(note);
+  co_return true;
+}
+
 asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Tickets tickets) {
   Known known;
   std::string platform;  // a reply's
-  if (lease.entry.reply) {
+  const bool reply_note = lease.entry.reply && sender_->wants_remote_tickets();  // at a helpdesk
+  if (reply_note) {
+    if (!co_await PrepareReplyNote(lease, &known)) {
+      breaker_.Cancel(tickets.breaker);
+      bucket_.Return();
+      co_return;
+    }
+  } else if (lease.entry.reply) {
     if (!co_await PrepareReply(lease, &known, &platform)) {
       breaker_.Cancel(tickets.breaker);
       bucket_.Return();
@@ -983,9 +1039,10 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
       if (acknowledger_ != nullptr && lease.entry.owner && !lease.entry.reply) {
         acknowledger_->Delivered(options_.name, lease.entry.team, end);
       }
-      record = [this, &lease, &attempt, &known] {
+      record = [this, &lease, &attempt, &known, reply_note] {
         // A reply is recorded as the conversation's last acknowledgement: by the platform's
         // id, else the delivery id (a file line, a webhook).
+        if (reply_note) return store_.Ack(lease);  // the ticket stays as it was recorded
         const std::string reply_id = lease.entry.reply && attempt.remote_ticket.empty()
                                          ? DeliveryId(options_.name, lease.entry.message_key, lease.entry.team)
                                          : attempt.remote_ticket;
@@ -1077,7 +1134,9 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
                   outcome, std::string(stored.status().message()));
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
-  if (lease.entry.reply && attempt.kind == Attempt::Kind::kDelivered) {
+  if (reply_note) {
+    // The note on the ticket is the helpdesk's delivery like any other (counted above).
+  } else if (lease.entry.reply && attempt.kind == Attempt::Kind::kDelivered) {
     spdlog::info("event=acknowledgement_sent destination={} team={} platform={} id={}", options_.name,
                  lease.entry.team, platform, attempt.remote_ticket);
     CountReply(platform, "sent");

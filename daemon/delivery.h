@@ -171,6 +171,13 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // Before a reply entry is sent: its text, or false when it was settled without sending (too
   // late, already acknowledged, its outcome unknown after a restart) or the dispatcher stopped.
   asio::awaitable<bool> PrepareReply(const storage::Lease& lease, Known* known, std::string* platform);
+  // Before a reply entry at a helpdesk (the note on the ticket about the acknowledgement): the
+  // thread's ticket and the note, or false when there is nothing to note (no ticket, nothing
+  // sent), it waits for the acknowledgement, or the dispatcher stopped.
+  asio::awaitable<bool> PrepareReplyNote(const storage::Lease& lease, Known* known);
+  // Settles a lease without sending: recorded (until storage takes it) as delivered with
+  // `note`, or as a dead letter.
+  asio::awaitable<void> Settle(const storage::Lease& lease, bool dead, const std::string& note, const char* what);
   void CountReply(const std::string& platform, absl::string_view outcome);
   // Runs the storage call `op` on the pool until it succeeds or the dispatcher stops, once per
   // second; returns its last outcome.

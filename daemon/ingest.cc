@@ -46,6 +46,9 @@ absl::StatusOr<std::shared_ptr<const Pipeline>> Pipeline::Create(const config::C
     for (const std::string& name : team.acknowledge->via) {
       if (const config::DestinationOptions* d = find(name)) acknowledging.via.push_back(d);
     }
+    for (const config::DestinationOptions* d : out) {
+      if (d->type->keeps_tickets()) acknowledging.notes.insert(d->name);
+    }
   }
   return pipeline;
 }
@@ -416,6 +419,15 @@ asio::awaitable<storage::IngestResult> Ingest::RouteAndStore(const Pipeline& pip
       if (const config::DestinationOptions* reply =
               WhichReplyDestination(*found->second.options, found->second.via, r, source.parse.brand_ids)) {
         out.deliveries.push_back({reply->name, r.triage.team, true, true});
+        // Each helpdesk of the ticket notes on it what the customer was told (after the
+        // ticket: one chain).
+        for (size_t i = 0, n = out.deliveries.size(); i < n; ++i) {
+          if (out.deliveries[i].owner && !out.deliveries[i].reply &&
+              found->second.notes.contains(out.deliveries[i].destination)) {
+            std::string helpdesk = out.deliveries[i].destination;
+            out.deliveries.push_back({std::move(helpdesk), r.triage.team, true, true});
+          }
+        }
       }
     }
   }

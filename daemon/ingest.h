@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "config/config.h"
 #include "daemon/blocking.h"
@@ -35,6 +36,9 @@ struct Pipeline {
   struct Acknowledging {
     const config::AcknowledgeOptions* options = nullptr;
     std::vector<const config::DestinationOptions*> via;
+    // The team's helpdesks that keep tickets: a note on the ticket says what the customer was
+    // told.
+    absl::flat_hash_set<std::string> notes;
   };
   absl::flat_hash_map<std::string, Acknowledging> acknowledging;
 };

@@ -264,8 +264,8 @@ void PrintMessage(const std::string& body) {
         detail += ", ticket " + ticket;
       }
     }
-    const bool reply = Text(d, "role") == "reply";
-    if (reply && Text(d, "state") == "delivered") {
+    const bool reply = Text(d, "role") == "reply";  // a reply_note is the helpdesk's note about it
+    if (reply && Text(d, "state") == "delivered" && Text(d, "text") != "-") {
       const std::string id = Text(d, "remote_ticket");
       detail = "at " + Text(d, "delivered_at") + (id != "-" ? ", message " + id : "");
     }
@@ -273,7 +273,7 @@ void PrintMessage(const std::string& body) {
                 Text(d, "role").c_str(), Text(d, "state").c_str(), Text(d, "position").c_str(),
                 Text(d, "attempts").c_str(), detail.c_str());
     // An acknowledgement: what the customer was told, or why nothing was sent.
-    if (reply && Text(d, "state") == "delivered") {
+    if (reply && Text(d, "state") == "delivered" && Text(d, "text") != "-") {
       std::printf(Text(d, "remote_ticket") != "-" ? "  told the customer: %s\n" : "  %s\n", Text(d, "text").c_str());
     }
   }

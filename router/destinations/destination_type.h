@@ -79,14 +79,16 @@ struct DeliveryContext {
   // The web address of the thread's ticket in the destination this one links to (ticket_link),
   // once that ticket exists.
   std::string linked_ticket_url;
-  // A reply entry: the acknowledgement to send to the customer, composed by the daemon.
+  // A reply entry: the acknowledgement to send to the customer, composed by the daemon. At a
+  // helpdesk that keeps tickets, the internal note on the thread's ticket that says what the
+  // customer was told.
   std::optional<std::string> reply_text;
 
   // An owner's follow-up more urgent than its ticket, or owned by another team now (a rule
   // moved the conversation): it raises the ticket (priority, tags, group) as well as adding
   // its note. A lower level never lowers a ticket.
   bool Escalates() const {
-    return owner && remote_ticket &&
+    return owner && remote_ticket && !reply_text &&
            ((ticket_level && level < *ticket_level) || (!ticket_team.empty() && ticket_team != team));
   }
 };

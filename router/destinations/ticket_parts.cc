@@ -75,7 +75,12 @@ DestinationDefaults HelpdeskDefaults(double rate) {
 
 std::string FollowUpNote(const DestinationView& d, const TicketView& ticket, const DeliveryContext& c,
                          Template::Escape escape) {
-  std::string note = d.templates.follow_up.Render(ticket, c.team, c.owner, escape);
+  std::string note;
+  if (c.reply_text) {  // what the customer was told
+    AppendEscaped(*c.reply_text, escape, &note);
+    return note;
+  }
+  note = d.templates.follow_up.Render(ticket, c.team, c.owner, escape);
   if (!c.Escalates()) return note;
   std::vector<std::string> changes;
   if (c.ticket_level && c.level < *c.ticket_level) {

@@ -61,7 +61,8 @@ DestinationDefaults HelpdeskDefaults(double rate);
 
 // The note a follow-up adds to its thread's ticket: the destination's follow_up template (the
 // new message, who wrote it and how it was triaged, not the whole block again) and, when it
-// raises the ticket, what changed and why.
+// raises the ticket, what changed and why. For a reply entry, the daemon's note on what the
+// customer was told (context.reply_text).
 std::string FollowUpNote(const DestinationView& destination, const TicketView& ticket, const DeliveryContext& context,
                          Template::Escape escape);
 

@@ -184,6 +184,18 @@ TEST(AcknowledgeTest, OncePerConversationWithThePlaceInLineAndTheWaitComputed) {
   EXPECT_EQ(Field(request->body, {"context", "message_id"}), "wamid.in6");
   EXPECT_EQ(Field(request->body, {"type"}), "text");
 
+  // The agents see on the ticket what the customer was told, as an internal note.
+  auto noted = [&](const std::string& what) {
+    for (const FakeTicketing::Ticket& t : zendesk.tickets()) {
+      for (const std::string& note : t.follow_ups) {
+        if (absl::StrContains(note, what)) return Field(note, {"ticket", "comment", "public"}) == "false";
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(WaitFor([&] { return noted("Acknowledged to the customer through wa at ") && noted(told); }))
+      << daemon.Log();
+
   // The same customer again in that conversation: not acknowledged twice within once_per.
   ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.in7", "31612345676", "c6", "hello?"), kSecret).status, 200);
   ASSERT_TRUE(WaitFor([&] { return daemon.Metric(Acks("already_acknowledged")) == 1; }))
@@ -240,6 +252,12 @@ TEST(AcknowledgeTest, AClosedWindowIsDeadLetteredNotRetried) {
   EXPECT_TRUE(absl::StrContains(dead.body, "Graph error 131047")) << dead.body;
   EXPECT_TRUE(absl::StrContains(dead.body, "more than 24 hours")) << dead.body;
   ASSERT_TRUE(WaitFor([&] { return zendesk.tickets().size() == 1; })) << "the ticket is not held up";
+  // And the agents see why the customer heard nothing.
+  ASSERT_TRUE(WaitFor([&] {
+    const auto tickets = zendesk.tickets();
+    return !tickets[0].follow_ups.empty() &&
+           absl::StrContains(tickets[0].follow_ups[0], "The customer could not be acknowledged through wa");
+  })) << daemon.Log();
 }
 
 // A restart between the ticket and the acknowledgement sends it once: after a failure that
