@@ -307,6 +307,179 @@ TEST(AcknowledgeTest, ARestartBetweenTheTicketAndTheAcknowledgementSendsItOnce) 
   EXPECT_TRUE(absl::StrContains(dead.body, "may have been sent, and is not sent again")) << dead.body;
 }
 
+// A platform's reply API on loopback: `serve` answers each request (its path and body), unless
+// the script says otherwise first.
+class FakePlatform {
+ public:
+  using Serve = std::function<FakeHelpdesk::Reply(const FakeHelpdesk::Received&)>;
+  explicit FakePlatform(Serve serve) : serve_(std::move(serve)) {
+    http_.Respond([this](const FakeHelpdesk::Received& r) {
+      std::lock_guard lock(mu_);
+      if (!script_.empty()) {
+        FakeHelpdesk::Reply reply = script_.front();
+        script_.pop_front();
+        return reply;
+      }
+      return serve_(r);
+    });
+  }
+  uint16_t port() const { return http_.port(); }
+  FakeHelpdesk& http() { return http_; }
+  void Script(std::vector<FakeHelpdesk::Reply> replies) {
+    std::lock_guard lock(mu_);
+    script_.assign(replies.begin(), replies.end());
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<FakeHelpdesk::Reply> script_;
+  Serve serve_;
+  FakeHelpdesk http_;  // last: stops serving before the state above goes
+};
+
+std::string ReplyConfig(const std::string& dir, const std::string& destination, const std::string& ack) {
+  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
+storage: {path: DIR/db}
+sources:
+  generic: {type: generic, secret: SECRET}
+teams:
+  support: {destinations: [tickets], acknowledge: {via: [replies], ACK}}
+routing: {default_team: support}
+destinations:
+  tickets: {type: file, path: DIR/tickets.jsonl}
+  replies: {DESTINATION, timeout: 5s, backoff_initial: 20ms, backoff_max: 100ms, probe_max: 10s}
+)",
+                             {{"DIR", dir}, {"SECRET", kSecret}, {"DESTINATION", destination}, {"ACK", ack}});
+}
+
+std::string PlatformMessage(const std::string& platform, const std::string& kind, const std::string& channel,
+                            const std::string& id, const std::string& author) {
+  return absl::StrCat(R"({"id":")", id, R"(","platform":")", platform, R"(","kind":")", kind, R"(","channel":")",
+                      channel, R"(","text":"my order never arrived","created_at":"2026-11-23T10:00:00Z",)",
+                      R"("conversation_id":")", id, R"(","author":{"id":")", author, R"("}})");
+}
+
+std::string XAcks(const std::string& outcome, const std::string& platform = "x") {
+  return absl::StrCat(R"(triage_acknowledgements_total{destination="replies",outcome=")", outcome,
+                      R"(",platform=")", platform, R"("})");
+}
+
+// X: a reply to a mention and a DM, as X API v2 takes them; a spent rate window (its headers)
+// holds the next reply until it resets; a 429 is retried after its reset; a duplicate-content
+// 403 is final; a post that did not engage the brand gets nothing.
+TEST(AcknowledgeTest, XRepliesFollowItsRateHeadersAndDuplicatesAreFinal) {
+  TempDir dir;
+  int posted = 0;
+  FakePlatform x([&posted](const FakeHelpdesk::Received& r) {
+    if (r.headers.count("authorization") == 0 || r.headers.at("authorization") != "Bearer x-user-token") {
+      return FakeWhatsApp::Json(401, R"({"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"})");
+    }
+    ++posted;
+    if (r.target == "/2/tweets") {
+      return FakeWhatsApp::Json(201, absl::StrCat(R"({"data":{"id":"18000000000000000)", posted, R"(","text":"ok"}})"));
+    }
+    return FakeWhatsApp::Json(201, absl::StrCat(R"({"data":{"dm_conversation_id":"1-2","dm_event_id":"19)", posted, R"("}})"));
+  });
+  const std::string reset_in_2s = std::to_string(absl::ToUnixSeconds(absl::Now()) + 2);
+  x.Script({FakeHelpdesk::Reply{201,
+                                {{"Content-Type", "application/json"},
+                                 {"x-rate-limit-limit", "100"},
+                                 {"x-rate-limit-remaining", "0"},
+                                 {"x-rate-limit-reset", reset_in_2s}},
+                                R"({"data":{"id":"1800000000000000001","text":"ok"}})"}});
+  Daemon daemon(dir.path(),
+                ReplyConfig(dir.path(),
+                            absl::StrCat("type: x, url: \"http://127.0.0.1:", x.port(), "\", access_token: x-user-token"),
+                            "channels: [private, public]"));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("x", "mention", "public", "1790000000000000001", "u1"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("sent")) == 1; })) << daemon.Log();
+  const auto first = x.http().received();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].target, "/2/tweets");
+  EXPECT_EQ(Field(first[0].body, {"reply", "in_reply_to_tweet_id"}), "1790000000000000001");
+  // The window is spent until its reset: the DM waits for it.
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("x", "direct_message", "private", "dm-2", "u2"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("sent")) == 2; })) << daemon.Log();
+  const auto second = x.http().received();
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(second[1].target, "/2/dm_conversations/with/u2/messages");
+  EXPECT_GE(second[1].at, absl::FromUnixSeconds(std::stoll(reset_in_2s)) - absl::Milliseconds(5));
+
+  // A 429 says when its window resets (epoch seconds): retried then, not before.
+  const std::string reset_again = std::to_string(absl::ToUnixSeconds(absl::Now()) + 2);
+  x.Script({FakeHelpdesk::Reply{429,
+                                {{"Content-Type", "application/json"},
+                                 {"x-rate-limit-remaining", "0"},
+                                 {"x-rate-limit-reset", reset_again}},
+                                ReadFixture("replies/x_error_rate_limit_429.json")}});
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("x", "direct_message", "private", "dm-3", "u3"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("sent")) == 3; })) << daemon.Log();
+  const auto third = x.http().received();
+  ASSERT_EQ(third.size(), 4u);
+  EXPECT_EQ(third[2].answered, 429);
+  EXPECT_GE(third[3].at, absl::FromUnixSeconds(std::stoll(reset_again)) - absl::Milliseconds(5));
+
+  // Duplicate content: final, never retried.
+  x.Script({FakeWhatsApp::Json(403, ReadFixture("replies/x_post_error_duplicate_403.json"))});
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("x", "reply", "public", "1790000000000000004", "u4"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("duplicate")) == 1; })) << daemon.Log();
+  EXPECT_EQ(x.http().received().size(), 5u);
+
+  // A post that matched without mentioning the brand: no reply at all.
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("x", "post", "public", "1790000000000000005", "u5"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(dir.path() + "/tickets.jsonl").find("1790000000000000005") != std::string::npos; }));
+  const HttpResult shown = HttpCall(daemon.admin_port(), "GET", "/v1/messages/generic/1790000000000000005");
+  EXPECT_FALSE(absl::StrContains(shown.body, R"("role":"reply")")) << shown.body;
+  EXPECT_EQ(x.http().received().size(), 5u);
+}
+
+// Meta: a Messenger DM through the Send API and a Facebook comment answered in public; an
+// expired Page token (190) is a credentials failure, dead-lettered with Meta's message.
+TEST(AcknowledgeTest, MetaRepliesUseTheSendApiAndCommentsAndAnExpiredTokenIsReported) {
+  TempDir dir;
+  FakePlatform graph([](const FakeHelpdesk::Received& r) {
+    if (!absl::StrContains(r.target, "access_token=page-token")) {
+      return FakeWhatsApp::Json(400, R"({"error":{"message":"An access token is required","type":"OAuthException","code":104}})");
+    }
+    if (absl::StartsWith(r.target, "/v25.0/me/messages?")) {
+      return FakeWhatsApp::Json(200, absl::StrCat(R"({"recipient_id":")", Field(r.body, {"recipient", "id"}),
+                                                  R"(","message_id":"m_1"})"));
+    }
+    return FakeWhatsApp::Json(200, R"({"id":"123_789"})");
+  });
+  Daemon daemon(dir.path(),
+                ReplyConfig(dir.path(),
+                            absl::StrCat("type: meta, url: \"http://127.0.0.1:", graph.port(),
+                                         "/v25.0\", page_token: page-token"),
+                            "channels: [private, public]"));
+  daemon.Start();
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("messenger", "direct_message", "private", "mid.1", "psid-1"), kSecret).status,
+            200);
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("facebook", "comment", "public", "123_456", "fb-2"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("sent", "messenger")) == 1 && daemon.Metric(XAcks("sent", "facebook")) == 1; }))
+      << daemon.Log();
+  bool dm = false, comment = false;
+  for (const auto& r : graph.http().received()) {
+    if (absl::StartsWith(r.target, "/v25.0/me/messages?")) {
+      dm = Field(r.body, {"recipient", "id"}) == "psid-1" && Field(r.body, {"messaging_type"}) == "RESPONSE";
+    }
+    if (absl::StartsWith(r.target, "/v25.0/123_456/comments?")) comment = !Field(r.body, {"message"}).empty();
+  }
+  EXPECT_TRUE(dm);
+  EXPECT_TRUE(comment);
+
+  graph.Script({FakeWhatsApp::Json(
+      401, R"({"error":{"message":"Error validating access token: Session has expired","type":"OAuthException","code":190,"error_subcode":463}})")});
+  ASSERT_EQ(daemon.PostSigned(PlatformMessage("messenger", "direct_message", "private", "mid.3", "psid-3"), kSecret).status,
+            200);
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("credentials", "messenger")) == 1; })) << daemon.Log();
+  const HttpResult dead = HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?destination=replies");
+  EXPECT_TRUE(absl::StrContains(dead.body, "Graph error 190/463: Error validating access token")) << dead.body;
+  EXPECT_FALSE(absl::StrContains(daemon.Log(), "page-token")) << "the token stays out of the log";
+}
+
 // The newcomer's acknowledgements: one block on the default file sink, once per conversation
 // there too (the delivery id stands for the platform's message id).
 TEST(AcknowledgeTest, AFileSinkCarriesTheAcknowledgementOncePerConversation) {
