@@ -1096,7 +1096,8 @@ void LoadTimeWindow(Loader& l, const YAML::Node& node, const std::string& path,
 void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
               const std::function<void(const YAML::Node&, absl::string_view, const std::string&)>& check_team,
               router::RuleOptions* rule) {
-  l.Keys(rule_node, here, {"name", "when", "team", "model_team", "inform", "tags", "level", "raise", "drop"});
+  l.Keys(rule_node, here,
+         {"name", "when", "team", "model_team", "inform", "tags", "level", "raise", "drop", "acknowledge"});
   l.String(rule_node, "name", here, &rule->name, true);
   l.String(rule_node, "team", here, &rule->team);
   check_team(rule_node["team"], Child(here, "team"), rule->team);
@@ -1114,9 +1115,11 @@ void LoadRule(Loader& l, const YAML::Node& rule_node, const std::string& here,
   std::optional<bool> drop;
   l.Bool(rule_node, "drop", here, &drop);
   rule->drop = drop.value_or(false);
+  l.Bool(rule_node, "acknowledge", here, &rule->acknowledge);
   if (rule->team.empty() && !rule->model_team && rule->inform.empty() && rule->tags.empty() && !rule->set_level &&
-      rule->raise_levels == 0 && !rule->drop) {
-    l.Error(rule_node, here, "a rule needs an action: team, model_team, inform, tags, level, raise or drop");
+      rule->raise_levels == 0 && !rule->drop && !rule->acknowledge) {
+    l.Error(rule_node, here,
+            "a rule needs an action: team, model_team, inform, tags, level, raise, drop or acknowledge");
   }
   const auto when = l.Get(rule_node, "when", here, false);
   if (!when) return;
@@ -1230,6 +1233,11 @@ void LoadRouting(Loader& l, const YAML::Node& node, const std::vector<TeamOption
     }
     if ((rule.model_team || rule.min_model_confidence) && !r->model && !node["model"].IsDefined()) {
       l.Error(rule_node, here, "uses the team model, but routing.model is not set");
+    }
+    if (rule.acknowledge.value_or(false) &&
+        std::none_of(teams.begin(), teams.end(), [](const TeamOptions& t) { return t.acknowledge.has_value(); })) {
+      l.Error(rule_node["acknowledge"], Child(here, "acknowledge"),
+              "no team has an acknowledge block (its reply destinations and texts)");
     }
     r->rules.push_back(std::move(rule));
   }

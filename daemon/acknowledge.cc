@@ -35,10 +35,13 @@ const config::DestinationOptions* WhichReplyDestination(
   const router::Message& m = routed.message;
   const router::Triage& t = routed.triage;
   if (t.dropped || m.author.id.empty() || m.author.id == m.account_id || Has(brand_ids, m.author.id)) return nullptr;
-  if (!acknowledge.levels.empty() && !Has(acknowledge.levels, t.level)) return nullptr;
-  if (acknowledge.complaint && *acknowledge.complaint != t.complaint) return nullptr;
-  if (!Has(acknowledge.channels, m.channel)) return nullptr;
-  if (!acknowledge.platforms.empty() && !Has(acknowledge.platforms, m.platform)) return nullptr;
+  if (t.acknowledge == false) return nullptr;  // a rule said never
+  if (!t.acknowledge) {                        // a rule saying yes overrides the block's conditions
+    if (!acknowledge.levels.empty() && !Has(acknowledge.levels, t.level)) return nullptr;
+    if (acknowledge.complaint && *acknowledge.complaint != t.complaint) return nullptr;
+    if (!Has(acknowledge.channels, m.channel)) return nullptr;
+    if (!acknowledge.platforms.empty() && !Has(acknowledge.platforms, m.platform)) return nullptr;
+  }
   for (const config::DestinationOptions* d : via) {
     if (d->type->ReplyProblem({m.platform, m.kind, m.channel}).empty()) return d;
   }

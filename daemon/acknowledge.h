@@ -26,9 +26,10 @@ namespace triage::daemon {
 class Dispatchers;
 
 // The reply destination that acknowledges `message` for its owner team, or nullptr when none
-// does: the team has no acknowledge block, the message misses its conditions (level,
-// complaint, channel, platform), its author is the brand, or no `via` destination can answer
-// it (its type's ReplyProblem).
+// does: the team has no acknowledge block, a rule said not to (Triage::acknowledge), the
+// message misses the block's conditions (level, complaint, channel, platform: unless a rule
+// said to acknowledge it), its author is the brand, or no `via` destination can answer it (its
+// type's ReplyProblem).
 const config::DestinationOptions* WhichReplyDestination(
     const config::AcknowledgeOptions& acknowledge, const std::vector<const config::DestinationOptions*>& via,
     const router::RoutedMessage& message, const std::vector<std::string>& brand_ids);

@@ -77,6 +77,9 @@ struct Triage {
   std::string rule;                  // name of the rule that chose the owner, or "default"
   std::vector<std::string> tags;     // from the rules that matched
   bool dropped = false;              // a rule dropped it: stored for dedup, delivered nowhere
+  // A rule's say on acknowledging the customer (RuleOptions::acknowledge); unset: the owner
+  // team's acknowledge block decides by its conditions.
+  std::optional<bool> acknowledge;
   std::vector<std::string> reasons;
   // What the trained models said, when configured: the complaint probability, and the team
   // model's proposal with its probability.

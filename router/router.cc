@@ -66,7 +66,7 @@ absl::Status RouterOptions::Validate() const {
       }
     }
     if (rule.team.empty() && !rule.model_team && rule.inform.empty() && rule.tags.empty() && !rule.set_level &&
-        rule.raise_levels == 0 && !rule.drop) {
+        rule.raise_levels == 0 && !rule.drop && !rule.acknowledge) {
       return absl::InvalidArgumentError(absl::StrCat("rule '", rule.name, "' has no action"));
     }
     if (rule.model_team && !rule.team.empty()) {
@@ -187,6 +187,11 @@ void Router::Route(const Message& message, absl::Time received_at,
       triage->rule = rule.name;
       triage->reasons.push_back(absl::StrCat("rule ", rule.name, " dropped the message"));
       break;
+    }
+    if (!triage->acknowledge && rule.acknowledge) {
+      triage->acknowledge = rule.acknowledge;
+      triage->reasons.push_back(absl::StrCat("rule ", rule.name, *rule.acknowledge ? " acknowledges" : " does not acknowledge",
+                                             " the customer"));
     }
     if (triage->team.empty() && !rule.team.empty()) {
       triage->team = rule.team;

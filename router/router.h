@@ -61,6 +61,9 @@ struct RuleOptions {
   std::optional<Level> set_level;
   int raise_levels = 0;  // positive: more urgent; negative: less
   bool drop = false;
+  // Whether the customer is acknowledged (the owner team's acknowledge block): true whatever
+  // the block's own conditions, false never. The first matching rule that says decides.
+  std::optional<bool> acknowledge;
 };
 
 // A trained team model (`triagectl train --label team`): it proposes an owner team with its

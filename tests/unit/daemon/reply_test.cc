@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "config/config.h"
 #include "daemon/acknowledge.h"
 #include "router/destinations/destination_type.h"
@@ -309,7 +310,8 @@ destinations:
   helpdesk: {type: file, path: /tmp/t.jsonl}
   x-replies: {type: x, url: "https://api.x.com", access_token: t}
   wa-replies: {type: whatsapp, url: "https://graph.facebook.com/v25.0", access_token: t, phone_number_id: "1"}
-routing: {default_team: support}
+routing:
+  default_team: support
 )";
 
 router::RoutedMessage Routed(const std::string& platform, const std::string& kind, const std::string& channel) {
@@ -355,6 +357,46 @@ TEST(AcknowledgeTest, AReplyDestinationIsChosenByTheBlocksConditionsAndWhatEachC
   EXPECT_EQ(which(dropped), "none");
 }
 
+// A routing rule may say yes (whatever the block's conditions: a VIP's public mention) or no
+// (never for legal threats), through the routed message.
+TEST(AcknowledgeTest, ARoutingRuleSaysYesOrNoBeforeTheBlocksConditions) {
+  const std::string yaml = absl::StrCat(kConfig, R"(  rules:
+    - name: quiet-legal
+      when: {text_regex: "lawyer"}
+      acknowledge: false
+    - name: vip
+      when: {authors: ["@vip"]}
+      acknowledge: true
+)");
+  absl::StatusOr<config::Config> config = config::LoadConfigString(yaml, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<std::shared_ptr<const router::Triager>> triager =
+      router::Triager::Create(config->scoring, config->routing);
+  ASSERT_TRUE(triager.ok()) << triager.status();
+  const std::vector<const config::DestinationOptions*> via = {&config->destinations[1], &config->destinations[2]};
+  auto which = [&](const std::string& handle, const std::string& text, const std::string& channel) {
+    router::Message m;
+    m.platform = "x";
+    m.kind = "mention";
+    m.channel = channel;
+    m.author.id = "customer";
+    m.author.handle = handle;
+    m.text = text;
+    const router::RoutedMessage r = (*triager)->Triage(m, absl::Now());
+    const config::DestinationOptions* d = WhichReplyDestination(*config->teams[0].acknowledge, via, r, {});
+    return std::pair(d == nullptr ? std::string("none") : d->name, absl::StrJoin(r.triage.reasons, "; "));
+  };
+  // A low, public, non-complaint mention: the block alone says no; the VIP rule says yes.
+  EXPECT_EQ(which("someone", "hello there", "public").first, "none");
+  const auto vip = which("vip", "hello there", "public");
+  EXPECT_EQ(vip.first, "x-replies");
+  EXPECT_TRUE(absl::StrContains(vip.second, "rule vip acknowledges the customer")) << vip.second;
+  // The first rule that says decides: a VIP's legal threat is not acknowledged.
+  const auto legal = which("vip", "my lawyer will call", "private");
+  EXPECT_EQ(legal.first, "none");
+  EXPECT_TRUE(absl::StrContains(legal.second, "rule quiet-legal does not acknowledge the customer")) << legal.second;
+}
+
 TEST(AcknowledgeTest, TheBlockIsCheckedWhenTheConfigLoads) {
   auto errors = [](const std::string& ack, const std::string& team_destinations = "[helpdesk]") {
     const std::string yaml = absl::StrCat(R"(sources:
@@ -382,6 +424,16 @@ routing: {default_team: support}
   EXPECT_TRUE(absl::StrContains(errors("      via: [x-replies]\n      text: \"back at {{opens_at}}\""), "needs hours"));
   EXPECT_TRUE(absl::StrContains(errors("      via: [x-replies]\n      text: \"{{eta}}\""), "unknown field {{eta}}"));
   EXPECT_TRUE(absl::StrContains(errors("      via: [x-replies]\n      max_delay: 10s"), "max_delay"));
+  const std::string no_block = R"(sources: {generic: {type: generic, secret: s}}
+teams: {support: {destinations: [out]}}
+destinations: {out: {type: file, path: /tmp/o.jsonl}}
+routing:
+  default_team: support
+  rules: [{name: vip, when: {authors: [vip]}, acknowledge: true}]
+)";
+  const absl::StatusOr<config::Config> without = config::LoadConfigString(no_block, "test.yaml");
+  ASSERT_FALSE(without.ok());
+  EXPECT_TRUE(absl::StrContains(without.status().message(), "no team has an acknowledge block")) << without.status();
   EXPECT_EQ(errors("      via: [x-replies]\n      hours: {zone: Europe/Paris, days: [mon, fri], from: \"09:00\", to: "
                    "\"18:00\"}\n      closed_text: \"back at {{opens_at}}, ref {{reference}}\""),
             "");
