@@ -120,6 +120,16 @@ void Acknowledger::Delivered(const std::string& destination, const std::string& 
 std::optional<double> Acknowledger::TicketsPerHour(const std::string& team, absl::Time now) const {
   const std::shared_ptr<const Team> t = FindTeam(team);
   if (t == nullptr) return std::nullopt;
+  // The helpdesk's own count of what its agents solved in the last hour, when it tells.
+  if (t->counts) {
+    if (const std::shared_ptr<Dispatcher> helpdesk = dispatchers_.Find(t->ticket_destination)) {
+      const std::optional<Dispatcher::OpenCount> counted = helpdesk->OpenTickets(team);
+      if (counted && counted->solved_last_hour && *counted->solved_last_hour > 0 &&
+          now - counted->counted_at <= t->count_max_age) {
+        return static_cast<double>(*counted->solved_last_hour);
+      }
+    }
+  }
   {
     absl::MutexLock lock(&mu_);
     std::deque<absl::Time>& times = delivered_[team];

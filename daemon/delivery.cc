@@ -271,7 +271,16 @@ class HttpSender : public Sender {
   bool wants_remote_tickets() const override { return type_.keeps_tickets(); }
 
   asio::awaitable<absl::StatusOr<std::optional<int64_t>>> CountOpen(const std::string& team) override {
-    std::optional<router::OutboundRequest> request = type_.CountOpenRequest(view_, team);
+    co_return co_await Count(type_.CountOpenRequest(view_, team), team);
+  }
+  asio::awaitable<absl::StatusOr<std::optional<int64_t>>> CountSolved(const std::string& team) override {
+    co_return co_await Count(type_.CountSolvedRequest(view_, team), team);
+  }
+  bool CountsSolved(const std::string& team) const override {
+    return type_.CountSolvedRequest(view_, team).has_value();
+  }
+  asio::awaitable<absl::StatusOr<std::optional<int64_t>>> Count(std::optional<router::OutboundRequest> request,
+                                                                const std::string& team) {
     if (!request) co_return std::optional<int64_t>();
     std::string answer;
     const router::DeliveryContext context{.destination = options_.name, .team = team};
@@ -617,6 +626,10 @@ asio::awaitable<absl::StatusOr<std::optional<int64_t>>> Sender::CountOpen(const 
   co_return std::optional<int64_t>();
 }
 
+asio::awaitable<absl::StatusOr<std::optional<int64_t>>> Sender::CountSolved(const std::string&) {
+  co_return std::optional<int64_t>();
+}
+
 void Dispatcher::Start() {
   ++running_;
   asio::co_spawn(strand_, Run(), [this, self = shared_from_this()](std::exception_ptr e) { Ended(e); });
@@ -683,8 +696,18 @@ asio::awaitable<void> Dispatcher::CountLoop() {
   asio::steady_timer& timer = *timers_.back();
   absl::Time next_round = clock_.Now();
   size_t next_team = 0;
+  bool solved_step = false;  // each team: its open tickets, then (where the helpdesk tells) those solved
   while (!stopping_) {
     const absl::Time now = clock_.Now();
+    const std::string& team = options_.teams[next_team];
+    if (solved_step && !sender_->CountsSolved(team)) {
+      solved_step = false;
+      if (++next_team == options_.teams.size()) {
+        next_team = 0;
+        next_round = std::max(next_round + options_.count_interval, now);
+      }
+      continue;
+    }
     // The next thing to do: the next round, the end of a pause (a failing or paused helpdesk
     // is not asked for counts), or a token.
     absl::Time wake_at = next_round;
@@ -700,24 +723,43 @@ asio::awaitable<void> Dispatcher::CountLoop() {
         wake_at = now + kCountYield;  // deliveries first: the token is theirs
       } else {
         bucket_.Take(now);
-        const std::string team = options_.teams[next_team];
-        absl::StatusOr<std::optional<int64_t>> count = co_await sender_->CountOpen(team);
+        absl::StatusOr<std::optional<int64_t>> count = std::optional<int64_t>();
+        if (solved_step) {
+          count = co_await sender_->CountSolved(team);
+        } else {
+          count = co_await sender_->CountOpen(team);
+        }
         if (!count.ok()) {
-          spdlog::warn("event=count_failed destination={} team={} error=\"{}\"", options_.name, team,
-                       std::string(count.status().message()));
+          spdlog::warn("event=count_failed destination={} team={} what={} error=\"{}\"", options_.name, team,
+                       solved_step ? "solved" : "open", std::string(count.status().message()));
         } else if (*count) {
           const absl::Time at = clock_.Now();
+          const prometheus::Labels labels{{"destination", options_.name}, {"team", team}};
           {
             absl::MutexLock lock(&counts_mu_);
-            counts_[team] = OpenCount{**count, at};
+            OpenCount& kept = counts_[team];
+            if (solved_step) {
+              kept.solved_last_hour = **count;
+            } else {
+              kept.count = **count;
+              kept.counted_at = at;
+            }
           }
-          const prometheus::Labels labels{{"destination", options_.name}, {"team", team}};
-          metrics_.helpdesk_open.Add(labels).Set(static_cast<double>(**count));
-          metrics_.helpdesk_open_counted.Add(labels).Set(absl::ToDoubleSeconds(at - absl::UnixEpoch()));
+          if (solved_step) {
+            metrics_.helpdesk_solved.Add(labels).Set(static_cast<double>(**count));
+          } else {
+            metrics_.helpdesk_open.Add(labels).Set(static_cast<double>(**count));
+            metrics_.helpdesk_open_counted.Add(labels).Set(absl::ToDoubleSeconds(at - absl::UnixEpoch()));
+          }
         }
-        if (++next_team == options_.teams.size()) {
-          next_team = 0;
-          next_round = std::max(next_round + options_.count_interval, clock_.Now());
+        if (!solved_step) {
+          solved_step = true;
+        } else {
+          solved_step = false;
+          if (++next_team == options_.teams.size()) {
+            next_team = 0;
+            next_round = std::max(next_round + options_.count_interval, clock_.Now());
+          }
         }
         continue;
       }

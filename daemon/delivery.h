@@ -86,6 +86,10 @@ class Sender {
   // when the destination cannot count them (its type, or no group for the team), an error
   // when the helpdesk did not answer with a count.
   virtual asio::awaitable<absl::StatusOr<std::optional<int64_t>>> CountOpen(const std::string& team);
+  // The tickets of `team`'s group solved in the last hour, the same way; nullopt when the type
+  // cannot tell.
+  virtual asio::awaitable<absl::StatusOr<std::optional<int64_t>>> CountSolved(const std::string& team);
+  virtual bool CountsSolved(const std::string& /*team*/) const { return false; }
 };
 
 // Builds the sender of a destination from its type (router/destinations/<type>/): a file's
@@ -146,6 +150,8 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   struct OpenCount {
     int64_t count = 0;
     absl::Time counted_at;
+    // Tickets of the group solved in the hour before counted_at, when the helpdesk can tell.
+    std::optional<int64_t> solved_last_hour;
   };
   std::optional<OpenCount> OpenTickets(const std::string& team) const;
 
@@ -164,8 +170,9 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   };
   asio::awaitable<void> Run();
   asio::awaitable<void> Worker(int index);
-  // Counts each team's open tickets every count_interval, a token each, while the destination
-  // is neither paused nor failing and no delivery is due (deliveries take the tokens first).
+  // Counts each team's open tickets (and, where the helpdesk tells, those solved in the last
+  // hour) every count_interval, a token each, while the destination is neither paused nor
+  // failing and no delivery is due (deliveries take the tokens first).
   asio::awaitable<void> CountLoop();
   asio::awaitable<void> Deliver(storage::Lease lease, int index, Tickets tickets);
   // Before a reply entry is sent: its text, or false when it was settled without sending (too

@@ -136,6 +136,11 @@ Metrics::Metrics()
                                 .Help("When triage_helpdesk_open_tickets was last counted, by "
                                       "destination and team (unix seconds)")
                                 .Register(*registry)),
+      helpdesk_solved(prometheus::BuildGauge()
+                          .Name("triage_helpdesk_solved_last_hour")
+                          .Help("Tickets of a team's group solved at a helpdesk in the last hour, as last counted "
+                                "(count_interval; helpdesks that can tell), by destination and team")
+                          .Register(*registry)),
       acknowledgements(prometheus::BuildCounter()
                            .Name("triage_acknowledgements_total")
                            .Help("Acknowledgements to customers by reply destination, platform and outcome: sent; "

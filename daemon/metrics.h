@@ -62,6 +62,7 @@ struct Metrics {
   prometheus::Family<prometheus::Counter>& rate_limit_waits;    // destination
   prometheus::Family<prometheus::Gauge>& helpdesk_open;          // destination, team
   prometheus::Family<prometheus::Gauge>& helpdesk_open_counted;  // destination, team: unix seconds
+  prometheus::Family<prometheus::Gauge>& helpdesk_solved;        // destination, team
   prometheus::Family<prometheus::Counter>& acknowledgements;     // destination, platform, outcome
   prometheus::Family<prometheus::Gauge>& breaker_state;         // destination
   prometheus::Family<prometheus::Counter>& config_reloads;      // outcome

@@ -225,6 +225,11 @@ class DestinationType {
   virtual absl::StatusOr<int64_t> OpenCount(absl::string_view /*answer*/) const {
     return absl::UnimplementedError("this destination cannot count tickets");
   }
+  // The request that counts the tickets of a team's group solved in the last hour (the pace
+  // agents work at), answered like CountOpenRequest; nullopt when the type cannot tell.
+  virtual std::optional<OutboundRequest> CountSolvedRequest(const DestinationView&, const std::string& /*team*/) const {
+    return std::nullopt;
+  }
 
   // Where an agent opens ticket `id` in a browser, given the destination's settings and url;
   // nullopt when the type has no such page (or lacks the setting that names it).

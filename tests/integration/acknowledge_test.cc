@@ -214,6 +214,36 @@ TEST(AcknowledgeTest, OncePerConversationWithThePlaceInLineAndTheWaitComputed) {
       << second.out;
 }
 
+// The helpdesk says how many tickets its agents solved in the last hour: that is the pace,
+// before triaged has measured any of its own.
+TEST(AcknowledgeTest, TheWaitComesFromWhatTheHelpdesksAgentsSolved) {
+  TempDir dir;
+  FakeTicketing zendesk(FakeTicketing::Flavor::kZendesk, kZendeskAuth);
+  for (int i = 0; i < 40; ++i) {
+    const int64_t id = zendesk.Seed(R"({"ticket":{"group_id":11}})");
+    if (i < 30) zendesk.Solve(id);  // 30 solved in the last hour, 10 open
+  }
+  FakeWhatsApp whatsapp;
+  Daemon daemon(dir.path(), Config(dir.path(), zendesk.port(), whatsapp.port()));
+  daemon.Start();
+  ASSERT_TRUE(WaitFor([&] {
+    return daemon.Metric(R"(triage_helpdesk_solved_last_hour{destination="helpdesk",team="support"})") == 30 &&
+           daemon.Metric(R"(triage_helpdesk_open_tickets{destination="helpdesk",team="support"})") == 10;
+  })) << daemon.Log();
+  ASSERT_EQ(daemon.PostSigned(WhatsAppMessage("wamid.s1", "31600000010", "s1"), kSecret).status, 200);
+  ASSERT_TRUE(WaitFor([&] { return whatsapp.TextsTo("31600000010").size() == 1; })) << daemon.Log();
+  const std::string told = whatsapp.TextsTo("31600000010")[0];
+  // 10 open ahead (11 if counted while this one's creation was in flight): number 11 or 12,
+  // at 30 an hour about 22 or 24 minutes.
+  EXPECT_TRUE(absl::StrContains(told, "you are number 11 ") || absl::StrContains(told, "you are number 12 ")) << told;
+  EXPECT_TRUE(absl::StrContains(told, "we expect to answer in about 30 minutes")) << told;
+  bool asked = false;
+  for (const auto& r : zendesk.http().received()) {
+    asked |= r.target == "/api/v2/search/count?query=type%3Aticket%20solved%3E1hours%20group_id%3A11";
+  }
+  EXPECT_TRUE(asked);
+}
+
 // Outside business hours the closed text says when the team is back.
 TEST(AcknowledgeTest, OutOfHoursTheCustomerHearsWhenTheTeamIsBack) {
   TempDir dir;

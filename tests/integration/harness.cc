@@ -242,6 +242,13 @@ int64_t FakeTicketing::Seed(std::string create_body) {
   return ticket.id;
 }
 
+void FakeTicketing::Solve(int64_t id) {
+  std::lock_guard lock(mu_);
+  for (Ticket& t : tickets_) {
+    if (t.id == id) t.solved_at = absl::Now();
+  }
+}
+
 int FakeTicketing::idempotent_replays() {
   std::lock_guard lock(mu_);
   return replays_;
@@ -398,12 +405,15 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
   if (zendesk && request.method == "GET" && absl::StartsWith(request.target, "/api/v2/search/count?query=")) {
     const size_t at = request.target.find("group_id%3A");
     const std::string group = at == std::string::npos ? "" : request.target.substr(at + 11);
+    // status<solved: the open ones; solved>1hours: those solved within the last hour.
+    const bool solved_recently = absl::StrContains(request.target, "solved%3E1hours");
     int count = 0;
     for (const Ticket& t : tickets_) {
       simdjson::dom::parser p;
       simdjson::dom::element created;
       int64_t id = 0;
-      if (p.parse(t.create_body).get(created) == simdjson::SUCCESS &&
+      const bool counted = solved_recently ? t.solved_at > absl::Now() - absl::Hours(1) : t.solved_at == absl::InfinitePast();
+      if (counted && p.parse(t.create_body).get(created) == simdjson::SUCCESS &&
           created["ticket"]["group_id"].get(id) == simdjson::SUCCESS && std::to_string(id) == group) {
         ++count;
       }

@@ -108,7 +108,7 @@ class FakeHelpdesk {
 // tickets are 404, invalid bodies 422 (Zendesk RecordInvalid) or 400 (Freshdesk), a wrong
 // Authorization 401. Zendesk's GET /api/v2/tickets.json?external_id= lists the tickets with
 // that external_id, and GET /api/v2/search/count?query=... group_id:<id> counts a group's
-// tickets (none is ever solved here). Zendesk's Idempotency-Key is honoured: a key seen before replays the
+// unsolved tickets (status<solved), or those solved within the last hour (solved>1hours). Zendesk's Idempotency-Key is honoured: a key seen before replays the
 // first answer (x-idempotency-lookup: hit), with another body it is 400
 // IdempotentRequestError. Faults can be scripted for the next requests or every n-th one.
 class FakeTicketing {
@@ -126,6 +126,7 @@ class FakeTicketing {
     std::string idempotency_key;  // Zendesk
     std::string create_body;
     std::vector<std::string> follow_ups;  // comment / note bodies, in order
+    absl::Time solved_at = absl::InfinitePast();  // InfinitePast: open
   };
 
   FakeTicketing(Flavor flavor, std::string authorization);
@@ -144,6 +145,7 @@ class FakeTicketing {
   void FaultEvery(int n, Fault fault);     // for every n-th request (after the script)
   std::vector<Ticket> tickets();           // in creation order
   int64_t Seed(std::string create_body);   // a ticket created earlier (e.g. answer lost)
+  void Solve(int64_t id);                  // an agent solved it, now
   int idempotent_replays();
   std::vector<User> users();  // in creation order
 

@@ -788,12 +788,14 @@ TEST(HelpdeskTest, OpenTicketsOfEachTeamAreCountedInTheBackground) {
             1.7e9);
   int counts = 0;
   for (const auto& r : zendesk.http().received()) {
-    if (!absl::StartsWith(r.target, "/api/v2/search/count?")) continue;
+    if (!absl::StartsWith(r.target, "/api/v2/search/count?query=type%3Aticket%20status%3Csolved")) continue;
     ++counts;
     EXPECT_EQ(r.target, "/api/v2/search/count?query=type%3Aticket%20status%3Csolved%20group_id%3A11");
     EXPECT_EQ(r.headers.at("authorization"), kZendeskAuth);
   }
   EXPECT_GE(counts, 2);
+  // And, after each, the tickets its agents solved in the last hour (none here).
+  EXPECT_EQ(daemon.Metric(R"(triage_helpdesk_solved_last_hour{destination="helpdesk",team="support"})"), 0);
   const HttpResult queues = HttpCall(daemon.admin_port(), "GET", "/v1/queues");
   EXPECT_TRUE(absl::StrContains(queues.body, R"("helpdesk_open":[{"team":"support","tickets":2,"counted_at":")"))
       << queues.body;

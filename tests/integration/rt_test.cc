@@ -377,6 +377,16 @@ TEST_F(RtTest, OpenTicketsOfEachQueueAreCountedInTheBackground) {
   EXPECT_TRUE(WaitFor([&] {
     return daemon.Metric(R"(triage_helpdesk_open_tickets{destination="rt",team="billing"})") == before;
   })) << daemon.Log();
+  // An agent resolves the ticket: RT's own count of the last hour's resolved tickets (the pace
+  // acknowledgements estimate waits from) sees it.
+  const std::string ticket = rt_->Find("Requestor = 'x-a-c6@customers.invalid'").at(0);
+  ASSERT_EQ(rt_->Call("PUT", "/ticket/" + ticket, R"({"Status":"resolved"})").status, 200);
+  const int64_t resolved =
+      static_cast<int64_t>(rt_->Find("Queue = 'support' AND Status = 'resolved' AND Resolved > '1 hour ago'").size());
+  EXPECT_GE(resolved, 1);
+  EXPECT_TRUE(WaitFor([&] {
+    return daemon.Metric(R"(triage_helpdesk_solved_last_hour{destination="rt",team="support"})") == resolved;
+  })) << daemon.Log();
 }
 
 // A team without a queue in RT: RT answers 403 ("No permission to create tickets in the queue

@@ -178,6 +178,12 @@ class RtDestination : public TicketingType {
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override {
     return AnswerCount(answer, "total");
   }
+  // RT's TicketSQL takes relative dates (RT::Date, tried against RT 5): no time zone involved.
+  std::optional<OutboundRequest> CountSolvedRequest(const DestinationView& d, const std::string& team) const override {
+    const std::optional<int64_t> id = d.GroupOf(team);
+    return Search(absl::StrCat("Queue = ", id ? std::to_string(*id) : SqlString(team),
+                               " AND Status = 'resolved' AND Resolved > '1 hour ago'"));
+  }
 
   std::optional<std::string> TicketUrl(const Settings&, absl::string_view url,
                                        absl::string_view id) const override {

@@ -219,6 +219,13 @@ class ZendeskDestination : public TicketingType {
   }
   // {"count": N}
   absl::StatusOr<int64_t> OpenCount(absl::string_view answer) const override { return AnswerCount(answer, "count"); }
+  // Zendesk search takes relative times ("solved>1hours": within the last hour); the unit on
+  // `solved` is not confirmed in Zendesk's reference (../shared/reference/outbound-replies.md §4).
+  std::optional<OutboundRequest> CountSolvedRequest(const DestinationView& d, const std::string& team) const override {
+    const std::optional<int64_t> group = d.GroupOf(team);
+    if (!group) return std::nullopt;
+    return GetRequest(absl::StrCat("/api/v2/search/count?query=type%3Aticket%20solved%3E1hours%20group_id%3A", *group));
+  }
 
   std::optional<std::string> TicketUrl(const Settings&, absl::string_view url, absl::string_view id) const override {
     return PageUrl(url, absl::StrCat("/agent/tickets/", id));
