@@ -1,6 +1,9 @@
 #pragma once
 
+#include <simdjson.h>
+
 #include <cstdlib>
+#include <initializer_list>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -36,6 +39,16 @@ inline std::string ReadFile(const std::string& path) {
 // The exact bytes of tests/fixtures/<name> (signatures are computed over them).
 inline std::string ReadFixture(const std::string& name) {
   return ReadFile(std::string(TRIAGE_FIXTURES) + "/" + name);
+}
+
+// The value at `path` in a JSON document: a string's text, anything else as JSON. Throws
+// (failing the test) when the path is missing or the document unreadable.
+inline std::string Field(const std::string& json, std::initializer_list<const char*> path) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element e = parser.parse(json);
+  for (const char* key : path) e = e[key];
+  if (e.is_string()) return std::string(std::string_view(e));
+  return simdjson::to_string(e);
 }
 
 }  // namespace triage::testing

@@ -78,14 +78,6 @@ std::string WhatsAppMessage(const std::string& id, const std::string& author, co
                       R"(","author":{"id":")", author, R"("}})");
 }
 
-std::string Field(const std::string& json, std::initializer_list<const char*> path) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element e = parser.parse(json);
-  for (const char* key : path) e = e[key];
-  if (e.is_string()) return std::string(std::string_view(e));
-  return simdjson::to_string(e);
-}
-
 // The Cloud API's messages endpoint: a wamid per accepted text, or what `next` scripts.
 class FakeWhatsApp {
  public:

@@ -83,14 +83,6 @@ std::string Message(const std::string& id, const std::string& text, const std::s
                       R"(","handle":"handle-)", author, R"(","followers":10}})");
 }
 
-std::string Field(const std::string& json, std::initializer_list<const char*> path) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element e = parser.parse(json);
-  for (const char* key : path) e = e[key];
-  if (e.is_string()) return std::string(std::string_view(e));
-  return simdjson::to_string(e);
-}
-
 bool HasTag(const std::string& json, const std::string& tag, bool zendesk = true) {
   simdjson::dom::parser parser;
   simdjson::dom::element root = parser.parse(json);

@@ -20,6 +20,7 @@
 namespace triage::router {
 namespace {
 
+using testing::Field;
 using testing::ReadFixture;
 
 struct Message {
@@ -67,14 +68,6 @@ std::set<std::string> Shape(const std::string& json) {
   Shape(parser.parse(json), "", &out);
   return out;
 }
-std::string Field(const std::string& json, std::initializer_list<const char*> path) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element e = parser.parse(json);
-  for (const char* key : path) e = e[key];
-  if (e.is_string()) return std::string(std::string_view(e));
-  return simdjson::to_string(e);
-}
-
 const HeaderReader kNoHeaders = [](absl::string_view) -> std::optional<std::string> { return std::nullopt; };
 
 Settings XSettings() { return Settings{.values = {{"access_token", "user-token"}}}; }
