@@ -7,6 +7,7 @@
 // triaged's own queue and the helpdesk's last count, never on the path of a webhook.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -84,6 +85,7 @@ class Acknowledger {
 
   storage::Store& store_;
   const Dispatchers& dispatchers_;
+  std::atomic<bool> any_team_{false};  // some team acknowledges: Delivered takes the lock
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<const Team>> teams_ ABSL_GUARDED_BY(mu_);
   // team -> when its tickets left triaged, the last hour's.
