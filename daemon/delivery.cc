@@ -445,6 +445,12 @@ class HttpSender : public Sender {
                     StandardWebhooksSignature(signing_key_, context.delivery_id, timestamp, request.body()));
         break;
       }
+      case router::RequestSigning::Kind::kAppSecretProof: {
+        std::string target(request.target());
+        absl::StrAppend(&target, target.find('?') == std::string::npos ? "?" : "&", "appsecret_proof=", signing_key_);
+        request.target(target);
+        break;
+      }
     }
     return request;
   }
@@ -482,7 +488,7 @@ class HttpSender : public Sender {
   const router::DestinationView view_;
   const std::string authorization_;
   const router::RequestSigning::Kind signing_;
-  const std::string signing_key_;  // the decoded Standard Webhooks key
+  const std::string signing_key_;  // the decoded Standard Webhooks key, or the appsecret_proof
 };
 
 // "0" in any of the headers helpdesks use for the requests left in the current window.
@@ -572,11 +578,19 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
   absl::StatusOr<std::unique_ptr<HttpTransport>> transport = HttpTransport::Create(options, executor, clock);
   if (!transport.ok()) return transport.status();
   std::string signing_key;
-  if (const router::RequestSigning signing = type.Signing(options.settings);
-      signing.kind == router::RequestSigning::Kind::kStandardWebhooks) {
-    absl::StatusOr<std::string> key = StandardWebhooksKey(signing.key);
-    if (!key.ok()) return key.status();
-    signing_key = *std::move(key);
+  const router::RequestSigning signing = type.Signing(options.settings);
+  switch (signing.kind) {
+    case router::RequestSigning::Kind::kNone:
+      break;
+    case router::RequestSigning::Kind::kStandardWebhooks: {
+      absl::StatusOr<std::string> key = StandardWebhooksKey(signing.key);
+      if (!key.ok()) return key.status();
+      signing_key = *std::move(key);
+      break;
+    }
+    case router::RequestSigning::Kind::kAppSecretProof:  // the same for every request
+      signing_key = absl::BytesToHexString(HmacSha256(signing.key, signing.subject));
+      break;
   }
   absl::StatusOr<router::TicketTemplates> templates = router::CompileTemplates(
       options.subject_template, options.body_template, options.follow_up_template, options.custom_fields, type, options.settings);

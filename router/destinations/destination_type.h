@@ -117,9 +117,13 @@ struct RequestSigning {
   enum class Kind {
     kNone,
     kStandardWebhooks,  // webhook-id, webhook-timestamp, webhook-signature (v1, key "whsec_...")
+    // Graph API: appsecret_proof = hex HMAC-SHA256 of the access token (`subject`) keyed by the
+    // app secret (`key`), as a query parameter (some POST endpoints ignore it in a body).
+    kAppSecretProof,
   };
   Kind kind = Kind::kNone;
   std::string key;
+  std::string subject;
 };
 
 // How a helpdesk's feedback webhook (POST /feedback/<name>) proves where it comes from.

@@ -8,12 +8,14 @@
 
 #include <mutex>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "daemon/crypto.h"
 #include "tests/integration/harness.h"
 #include "tests/test_util.h"
 
@@ -462,7 +464,9 @@ TEST(AcknowledgeTest, XRepliesFollowItsRateHeadersAndDuplicatesAreFinal) {
 TEST(AcknowledgeTest, MetaRepliesUseTheSendApiAndCommentsAndAnExpiredTokenIsReported) {
   TempDir dir;
   FakePlatform graph([](const FakeHelpdesk::Received& r) {
-    if (!absl::StrContains(r.target, "access_token=page-token")) {
+    // appsecret_proof: hex HMAC-SHA256 of the Page token keyed by the app secret.
+    const std::string proof = absl::BytesToHexString(daemon::HmacSha256("app-secret", "page-token"));
+    if (!absl::StrContains(r.target, "access_token=page-token&appsecret_proof=" + proof)) {
       return FakeWhatsApp::Json(400, R"({"error":{"message":"An access token is required","type":"OAuthException","code":104}})");
     }
     if (absl::StartsWith(r.target, "/v25.0/me/messages?")) {
@@ -474,7 +478,7 @@ TEST(AcknowledgeTest, MetaRepliesUseTheSendApiAndCommentsAndAnExpiredTokenIsRepo
   Daemon daemon(dir.path(),
                 ReplyConfig(dir.path(),
                             absl::StrCat("type: meta, url: \"http://127.0.0.1:", graph.port(),
-                                         "/v25.0\", page_token: page-token"),
+                                         "/v25.0\", page_token: page-token, app_secret: app-secret"),
                             "channels: [private, public]"));
   daemon.Start();
   ASSERT_EQ(daemon.PostSigned(PlatformMessage("messenger", "direct_message", "private", "mid.1", "psid-1"), kSecret).status,
@@ -500,6 +504,7 @@ TEST(AcknowledgeTest, MetaRepliesUseTheSendApiAndCommentsAndAnExpiredTokenIsRepo
   const HttpResult dead = HttpCall(daemon.admin_port(), "GET", "/v1/dead-letters?destination=replies");
   EXPECT_TRUE(absl::StrContains(dead.body, "Graph error 190/463: Error validating access token")) << dead.body;
   EXPECT_FALSE(absl::StrContains(daemon.Log(), "page-token")) << "the token stays out of the log";
+  EXPECT_FALSE(absl::StrContains(daemon.Log(), "app-secret"));
 }
 
 // The newcomer's acknowledgements: one block on the default file sink, once per conversation

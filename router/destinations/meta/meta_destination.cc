@@ -26,7 +26,13 @@ class MetaDestination : public DestinationType {
  public:
   std::string_view name() const override { return "meta"; }
   std::vector<Setting> settings() const override {
-    return {{.key = "page_token", .kind = Setting::Kind::kSecret, .required = true}};
+    return {{.key = "page_token", .kind = Setting::Kind::kSecret, .required = true},
+            {.key = "app_secret", .kind = Setting::Kind::kSecret}};
+  }
+  // With the app secret, every call carries appsecret_proof (apps with "Require App Secret").
+  RequestSigning Signing(const Settings& settings) const override {
+    if (!settings.Has("app_secret")) return {};
+    return {RequestSigning::Kind::kAppSecretProof, settings.Get("app_secret"), settings.Get("page_token")};
   }
   // The Send API allows 300 calls a second per Page; a reply a second is plenty for
   // acknowledgements and stays far from Business Use Case throttling.

@@ -21,7 +21,13 @@ class WhatsAppDestination : public DestinationType {
   std::string_view name() const override { return "whatsapp"; }
   std::vector<Setting> settings() const override {
     return {{.key = "access_token", .kind = Setting::Kind::kSecret, .required = true},
-            {.key = "phone_number_id", .kind = Setting::Kind::kString, .required = true}};
+            {.key = "phone_number_id", .kind = Setting::Kind::kString, .required = true},
+            {.key = "app_secret", .kind = Setting::Kind::kSecret}};
+  }
+  // With the app secret, every call carries appsecret_proof (apps with "Require App Secret").
+  RequestSigning Signing(const Settings& settings) const override {
+    if (!settings.Has("app_secret")) return {};
+    return {RequestSigning::Kind::kAppSecretProof, settings.Get("app_secret"), settings.Get("access_token")};
   }
   // 80 messages a second per number by default; about one every 6 s to one person.
   DestinationDefaults defaults() const override { return {.concurrency = 2, .rate = 10, .burst = 10}; }
