@@ -2,6 +2,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -34,5 +36,17 @@ bool VerifyBase64HmacSha256(absl::string_view secret, absl::string_view body, ab
 absl::StatusOr<std::string> StandardWebhooksKey(absl::string_view secret);
 std::string StandardWebhooksSignature(absl::string_view key, absl::string_view id,
                                       int64_t timestamp, absl::string_view body);
+
+// OAuth 1.0a (RFC 5849, HMAC-SHA1), as X signs user-context requests: the Authorization header
+// of `method` to `url` (scheme, host, port when not the default, path; no query) with the
+// query's (decoded) `params`; a JSON body is not signed. `nonce` is fresh for every request.
+struct OAuth1Credentials {
+  std::string consumer_key, consumer_secret, token, token_secret;
+};
+std::string OAuth1Authorization(absl::string_view method, absl::string_view url,
+                                const std::vector<std::pair<std::string, std::string>>& params,
+                                const OAuth1Credentials& credentials, absl::string_view nonce, int64_t timestamp);
+// `bytes` random bytes from OpenSSL's generator, as hex.
+std::string RandomHex(size_t bytes);
 
 }  // namespace triage::daemon

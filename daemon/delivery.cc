@@ -9,10 +9,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "daemon/async.h"
 #include "daemon/crypto.h"
 #include "router/destinations/destination_type.h"
@@ -175,6 +177,13 @@ class HttpTransport {
     }
     return transport;
   }
+  // "https://host" or "http://host:port": the URL's origin as OAuth 1.0a signs it (lower
+  // case, the default port left out).
+  std::string Origin() const {
+    const bool default_port = url_.port.empty() || url_.port == (url_.tls ? "443" : "80");
+    return absl::StrCat(url_.tls ? "https://" : "http://", absl::AsciiStrToLower(url_.host),
+                        default_port ? "" : ":", default_port ? "" : url_.port);
+  }
   // Closes a worker's kept-alive connection: the next request opens a fresh one.
   void Fresh(int worker) { clients_[worker]->Close(); }
   // The connection the counts of open tickets use (CountOpen), besides the workers'.
@@ -266,7 +275,12 @@ class HttpSender : public Sender {
         view_{options_.settings, templates_, options_.group_ids, options_.join_informed, &options_.watchers},
         authorization_(type_.Authorization(options_.settings)),
         signing_(type_.Signing(options_.settings).kind),
-        signing_key_(std::move(signing_key)) {}
+        signing_key_(std::move(signing_key)) {
+    if (const router::RequestSigning signing = type_.Signing(options_.settings);
+        signing.kind == router::RequestSigning::Kind::kOAuth1 && signing.parts.size() == 4) {
+      oauth1_ = {signing.parts[0], signing.parts[1], signing.parts[2], signing.parts[3]};
+    }
+  }
 
   bool wants_remote_tickets() const override { return type_.keeps_tickets(); }
 
@@ -451,6 +465,24 @@ class HttpSender : public Sender {
         request.target(target);
         break;
       }
+      case router::RequestSigning::Kind::kOAuth1: {
+        const absl::string_view target = ToAbsl(request.target());
+        const size_t query = target.find('?');
+        std::vector<std::pair<std::string, std::string>> params;
+        if (query != absl::string_view::npos) {
+          for (absl::string_view pair : absl::StrSplit(target.substr(query + 1), '&', absl::SkipEmpty())) {
+            const size_t eq = pair.find('=');
+            const absl::string_view value = eq == absl::string_view::npos ? "" : pair.substr(eq + 1);
+            params.emplace_back(PercentDecode(pair.substr(0, eq), false).value_or(std::string(pair.substr(0, eq))),
+                                PercentDecode(value, false).value_or(std::string(value)));
+          }
+        }
+        request.set(http::field::authorization,
+                    OAuth1Authorization(ToAbsl(request.method_string()),
+                                        absl::StrCat(transport_->Origin(), target.substr(0, query)), params, oauth1_,
+                                        RandomHex(16), absl::ToUnixSeconds(transport_->clock().Now())));
+        break;
+      }
     }
     return request;
   }
@@ -489,6 +521,7 @@ class HttpSender : public Sender {
   const std::string authorization_;
   const router::RequestSigning::Kind signing_;
   const std::string signing_key_;  // the decoded Standard Webhooks key, or the appsecret_proof
+  OAuth1Credentials oauth1_;       // kOAuth1
 };
 
 // "0" in any of the headers helpdesks use for the requests left in the current window.
@@ -590,6 +623,8 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
     }
     case router::RequestSigning::Kind::kAppSecretProof:  // the same for every request
       signing_key = absl::BytesToHexString(HmacSha256(signing.key, signing.subject));
+      break;
+    case router::RequestSigning::Kind::kOAuth1:  // signed per request (HttpSender::Finish)
       break;
   }
   absl::StatusOr<router::TicketTemplates> templates = router::CompileTemplates(

@@ -120,10 +120,15 @@ struct RequestSigning {
     // Graph API: appsecret_proof = hex HMAC-SHA256 of the access token (`subject`) keyed by the
     // app secret (`key`), as a query parameter (some POST endpoints ignore it in a body).
     kAppSecretProof,
+    // OAuth 1.0a user context (X): an Authorization header signed with HMAC-SHA1 over the
+    // method, URL and query, a fresh nonce and the time. `parts`: consumer key, consumer
+    // secret, token, token secret.
+    kOAuth1,
   };
   Kind kind = Kind::kNone;
   std::string key;
   std::string subject;
+  std::vector<std::string> parts;
 };
 
 // How a helpdesk's feedback webhook (POST /feedback/<name>) proves where it comes from.

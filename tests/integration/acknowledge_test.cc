@@ -459,6 +459,54 @@ TEST(AcknowledgeTest, XRepliesFollowItsRateHeadersAndDuplicatesAreFinal) {
   EXPECT_EQ(x.http().received().size(), 5u);
 }
 
+// X with the brand account's OAuth 1.0a keys (which do not expire, unlike OAuth 2.0 user
+// tokens): each request is signed over its method and URL with a fresh nonce.
+TEST(AcknowledgeTest, XRequestsAreSignedWithOAuth1aWhenGivenKeys) {
+  TempDir dir;
+  const daemon::OAuth1Credentials keys{"ck", "cs", "tk", "ts"};
+  std::vector<std::string> nonces;
+  std::mutex mu;
+  uint16_t port = 0;
+  FakePlatform x([&](const FakeHelpdesk::Received& r) {
+    // The header the request should carry, recomputed from its own nonce and timestamp.
+    const std::string header = r.headers.count("authorization") ? r.headers.at("authorization") : "";
+    auto param = [&](const std::string& name) {
+      const size_t at = header.find(name + "=\"");
+      if (at == std::string::npos) return std::string();
+      const size_t from = at + name.size() + 2;
+      return header.substr(from, header.find('"', from) - from);
+    };
+    int64_t timestamp = 0;
+    absl::SimpleAtoi(param("oauth_timestamp"), &timestamp);
+    const std::string expected = daemon::OAuth1Authorization(
+        "POST", absl::StrCat("http://127.0.0.1:", port, r.target), {}, keys, param("oauth_nonce"), timestamp);
+    if (header != expected || absl::AbsDuration(absl::FromUnixSeconds(timestamp) - absl::Now()) > absl::Minutes(5)) {
+      return FakeWhatsApp::Json(401, R"({"title":"Unauthorized","type":"about:blank","status":401,"detail":"Unauthorized"})");
+    }
+    std::lock_guard lock(mu);
+    nonces.push_back(param("oauth_nonce"));
+    return FakeWhatsApp::Json(201, absl::StrCat(R"({"data":{"dm_conversation_id":"1-2","dm_event_id":"19)", nonces.size(),
+                                                R"("}})"));
+  });
+  port = x.port();
+  Daemon daemon(dir.path(),
+                ReplyConfig(dir.path(),
+                            absl::StrCat("type: x, url: \"http://127.0.0.1:", x.port(),
+                                         "\", consumer_key: ck, consumer_secret: cs, token: tk, token_secret: ts"),
+                            "channels: [private]"));
+  daemon.Start();
+  for (const char* author : {"a1", "a2"}) {
+    ASSERT_EQ(daemon.PostSigned(PlatformMessage("x", "direct_message", "private", absl::StrCat("dm-", author), author),
+                                kSecret)
+                  .status,
+              200);
+  }
+  ASSERT_TRUE(WaitFor([&] { return daemon.Metric(XAcks("sent")) == 2; })) << daemon.Log();
+  std::lock_guard lock(mu);
+  ASSERT_EQ(nonces.size(), 2u);
+  EXPECT_NE(nonces[0], nonces[1]);
+}
+
 // Meta: a Messenger DM through the Send API and a Facebook comment answered in public; an
 // expired Page token (190) is a credentials failure, dead-lettered with Meta's message.
 TEST(AcknowledgeTest, MetaRepliesUseTheSendApiAndCommentsAndAnExpiredTokenIsReported) {

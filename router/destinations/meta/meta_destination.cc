@@ -4,7 +4,9 @@
 //     RESPONSE, inside the 24-hour window), the delivery id in message.metadata (echoed back).
 //   - A Facebook comment or post gets a public comment reply (POST /{id}/comments).
 //   - An Instagram top-level comment gets a public reply (POST /{id}/replies).
-// The private reply to a comment is left to agents: Meta allows one per comment, ever.
+//   - With `comment_replies: private`, comments get the private reply instead (POST
+//     /me/messages to recipient.comment_id): Meta allows one per comment, ever, so by default
+//     it is left to agents.
 // Errors come as {"error": {"code", "error_subcode", ...}} and are read by ClassifyGraphError:
 // the closed window (code 10) and a person who cannot be reached (551) are final.
 // Facts: ../shared/reference/outbound-replies.md §2.
@@ -27,7 +29,8 @@ class MetaDestination : public DestinationType {
   std::string_view name() const override { return "meta"; }
   std::vector<Setting> settings() const override {
     return {{.key = "page_token", .kind = Setting::Kind::kSecret, .required = true},
-            {.key = "app_secret", .kind = Setting::Kind::kSecret}};
+            {.key = "app_secret", .kind = Setting::Kind::kSecret},
+            {.key = "comment_replies", .default_value = "public", .allowed = {"public", "private"}}};
   }
   // With the app secret, every call carries appsecret_proof (apps with "Require App Secret").
   RequestSigning Signing(const Settings& settings) const override {
@@ -69,6 +72,15 @@ class MetaDestination : public DestinationType {
       w.Key("text").String(instagram ? FitText(*context.reply_text, kInstagramLimit, TextMeasure::kBytes)
                                      : FitText(*context.reply_text, kMessengerLimit, TextMeasure::kCodePoints));
       w.Key("metadata").String(context.delivery_id);  // comes back in the echo webhook
+      w.EndObject();
+    } else if (destination.settings.Get("comment_replies") == "private") {
+      // The one private reply Meta allows per comment (within 7 days), as a DM.
+      request.target = absl::StrCat("/me/messages?", token);
+      const bool instagram = ticket->platform == "instagram";
+      w.Key("recipient").BeginObject().Key(ticket->kind == "post" ? "post_id" : "comment_id").String(ticket->id).EndObject();
+      w.Key("message").BeginObject();
+      w.Key("text").String(instagram ? FitText(*context.reply_text, kInstagramLimit, TextMeasure::kBytes)
+                                     : FitText(*context.reply_text, kMessengerLimit, TextMeasure::kCodePoints));
       w.EndObject();
     } else {
       const char* edge = ticket->platform == "instagram" ? "replies" : "comments";

@@ -1,4 +1,5 @@
-// x: acknowledgements on X (API v2) with the brand account's OAuth 2.0 user token. A direct
+// x: acknowledgements on X (API v2) as the brand account (OAuth 2.0 user token or OAuth 1.0a
+// keys). A direct
 // message is answered by a DM (POST /2/dm_conversations/with/{author}/messages); a post that
 // mentioned, replied to or quoted the brand by a reply (POST /2/tweets with
 // reply.in_reply_to_tweet_id). Since 2026-02-23 X refuses self-serve apps' replies to posts
@@ -39,13 +40,35 @@ std::optional<absl::Duration> RateReset(const HeaderReader& header, absl::Time n
 class XDestination : public DestinationType {
  public:
   std::string_view name() const override { return "x"; }
+  // Either OAuth 2.0 (access_token: a user token, which X lets live 2 hours: keep it fresh
+  // with a {file:} and reloads), or OAuth 1.0a (the brand account's consumer key and secret
+  // and access token and secret, from the developer portal, which do not expire).
   std::vector<Setting> settings() const override {
-    return {{.key = "access_token", .kind = Setting::Kind::kSecret, .required = true}};
+    return {{.key = "access_token", .kind = Setting::Kind::kSecret},
+            {.key = "consumer_key", .kind = Setting::Kind::kSecret},
+            {.key = "consumer_secret", .kind = Setting::Kind::kSecret},
+            {.key = "token", .kind = Setting::Kind::kSecret},
+            {.key = "token_secret", .kind = Setting::Kind::kSecret}};
+  }
+  std::vector<std::pair<std::string, std::string>> Validate(const Settings& s) const override {
+    const bool oauth1 = s.Has("consumer_key") && s.Has("consumer_secret") && s.Has("token") && s.Has("token_secret");
+    const bool any_oauth1 = s.Has("consumer_key") || s.Has("consumer_secret") || s.Has("token") || s.Has("token_secret");
+    if (s.Has("access_token") == any_oauth1 || (any_oauth1 && !oauth1)) {
+      return {{"", "give either access_token (OAuth 2.0), or consumer_key, consumer_secret, token and token_secret "
+                   "(OAuth 1.0a)"}};
+    }
+    return {};
+  }
+  RequestSigning Signing(const Settings& s) const override {
+    if (s.Has("access_token")) return {};
+    return {.kind = RequestSigning::Kind::kOAuth1,
+            .parts = {s.Get("consumer_key"), s.Get("consumer_secret"), s.Get("token"), s.Get("token_secret")}};
   }
   // One at a time; X allows 100 posts and 15 DMs per 15 minutes per user, and its rate headers
   // say when a window is spent.
   DestinationDefaults defaults() const override { return {.concurrency = 1, .rate = 0.1, .burst = 5}; }
   std::string Authorization(const Settings& settings) const override {
+    if (!settings.Has("access_token")) return "";  // OAuth 1.0a: signed per request
     return absl::StrCat("Bearer ", settings.Get("access_token"));
   }
 

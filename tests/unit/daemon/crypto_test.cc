@@ -4,6 +4,7 @@
 #include <simdjson.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "tests/test_util.h"
 
 namespace triage::daemon {
@@ -117,6 +118,23 @@ TEST(MetaSignatureTest, VerifiesTheRawEscapedBytesNotADecodedCopy) {
   EXPECT_FALSE(VerifyHexHmacSha256(
       "meta-test-app-secret", decoded,
       "sha256=b0419df7c72153cb3ff30c103d6fb9cdeac7314d036ae08e1bd31187f589b62e"));
+}
+
+// X's (Twitter's) documented example of signing a request with OAuth 1.0a: its parameters,
+// keys, nonce and timestamp give its published signature.
+TEST(CryptoTest, OAuth1SignatureMatchesTheDocumentedExample) {
+  const OAuth1Credentials credentials{"xvz1evFS4wEEPTGEFPHBog", "kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
+                                      "370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb",
+                                      "LswwdoUaIvS8ltyTt5jkRh4J50vUPVVHtR2YPi5kE"};
+  const std::string header = OAuth1Authorization(
+      "post", "https://api.twitter.com/1.1/statuses/update.json",
+      {{"include_entities", "true"}, {"status", "Hello Ladies + Gentlemen, a signed OAuth request!"}}, credentials,
+      "kYjzVBB8Y0ZFabxSWbWovY3uYSQ2pTgmZeNu2VS4cg", 1318622958);
+  EXPECT_TRUE(absl::StrContains(header, R"(oauth_signature="hCtSmYh%2BiHYCEqBWrE7C7hYmtUk%3D")")) << header;
+  EXPECT_TRUE(absl::StartsWith(header, R"(OAuth oauth_consumer_key="xvz1evFS4wEEPTGEFPHBog", oauth_nonce=")")) << header;
+  EXPECT_TRUE(absl::StrContains(header, R"(oauth_token="370773112-GmHxMAgYyLbNEtIKZeRNFsMKPR9EyMZeS9weJAEb")")) << header;
+  EXPECT_NE(RandomHex(16), RandomHex(16));
+  EXPECT_EQ(RandomHex(16).size(), 32u);
 }
 
 }  // namespace

@@ -100,6 +100,22 @@ TEST(ReplyTest, XAnswersAMentionWithAReplyAndADmWithADm) {
   EXPECT_EQ(*x.ReplyId(ReadFixture("replies/x_dm_response_201.json")), "1122334455667788990");
 }
 
+TEST(ReplyTest, XTakesEitherAnOAuth2TokenOrOAuth1aKeys) {
+  const DestinationType& x = *FindDestinationType("x");
+  EXPECT_TRUE(x.Validate(XSettings()).empty());
+  const Settings oauth1{.values = {{"consumer_key", "ck"}, {"consumer_secret", "cs"}, {"token", "t"}, {"token_secret", "ts"}}};
+  EXPECT_TRUE(x.Validate(oauth1).empty());
+  EXPECT_EQ(x.Signing(oauth1).kind, RequestSigning::Kind::kOAuth1);
+  EXPECT_EQ(x.Signing(oauth1).parts, (std::vector<std::string>{"ck", "cs", "t", "ts"}));
+  EXPECT_EQ(x.Authorization(oauth1), "");
+  EXPECT_FALSE(x.Validate(Settings{}).empty());
+  Settings both = oauth1;
+  both.values["access_token"] = "a";
+  EXPECT_FALSE(x.Validate(both).empty());
+  Settings half{.values = {{"consumer_key", "ck"}, {"token", "t"}}};
+  EXPECT_FALSE(x.Validate(half).empty());
+}
+
 TEST(ReplyTest, XPostsFitTwoHundredEightyWeightedCharacters) {
   std::string long_cjk;
   for (int i = 0; i < 200; ++i) long_cjk += "待";  // weight 2 each: 400
@@ -176,6 +192,18 @@ TEST(ReplyTest, MetaAnswersDmsWithTheSendApiAndCommentsInPublic) {
   ASSERT_TRUE(igc.ok());
   EXPECT_EQ(igc->target, "/1789/replies?access_token=page%20token%261");
   EXPECT_FALSE(meta.ReplyProblem({"instagram", "reply", "public"}).empty());  // top-level comments only
+
+  // comment_replies: private spends the comment's one private reply instead.
+  Settings privately = MetaSettings();
+  privately.values["comment_replies"] = "private";
+  absl::StatusOr<OutboundRequest> dm_reply = RenderReply(meta, privately, {"facebook", "comment", "public", "123_456"});
+  ASSERT_TRUE(dm_reply.ok());
+  EXPECT_EQ(dm_reply->target, "/me/messages?access_token=page%20token%261");
+  EXPECT_EQ(Field(dm_reply->body, {"recipient", "comment_id"}), "123_456");
+  EXPECT_EQ(Shape(dm_reply->body), (std::set<std::string>{"recipient", "recipient.comment_id", "message", "message.text"}));
+  absl::StatusOr<OutboundRequest> on_post = RenderReply(meta, privately, {"facebook", "post", "public", "99_1"});
+  ASSERT_TRUE(on_post.ok());
+  EXPECT_EQ(Field(on_post->body, {"recipient", "post_id"}), "99_1");
 
   EXPECT_EQ(*meta.ReplyId(ReadFixture("replies/messenger_send_response.json")), "AG5Hz2U...");
   EXPECT_EQ(*meta.ReplyId(ReadFixture("replies/ig_comment_reply_response.json")), "17873440459141021");
