@@ -251,9 +251,10 @@ class DestinationType {
   // type can answer a message of this platform, kind and channel, else why not. A reply entry
   // reaches Render with context.reply_text set.
   virtual std::string ReplyProblem(const ReplyTarget& /*target*/) const { return "it sends no replies"; }
-  bool sends_replies() const { return ReplyProblem({}) != "it sends no replies" || replies_only(); }
   // It sends nothing but replies (a platform's API): no team delivers tickets to it.
   virtual bool replies_only() const { return false; }
+  // It can carry replies (acknowledge.via may name it).
+  virtual bool sends_replies() const { return replies_only(); }
   // The platform's id of the reply sent, in a 2xx answer.
   virtual absl::StatusOr<std::string> ReplyId(absl::string_view /*answer*/) const {
     return absl::UnimplementedError("this destination sends no replies");

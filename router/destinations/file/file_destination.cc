@@ -17,6 +17,7 @@ class FileDestination : public DestinationType {
   DestinationDefaults defaults() const override { return {.join_informed = false, .concurrency = 64}; }
   bool reads_tickets() const override { return false; }
   // Acknowledgements too, whatever the platform: the line is what would have been sent.
+  bool sends_replies() const override { return true; }
   std::string ReplyProblem(const ReplyTarget&) const override { return ""; }
   absl::StatusOr<OutboundRequest> Render(const DestinationView&, const TicketView*,
                                          const DeliveryContext& context) const override {

@@ -33,6 +33,7 @@ class WebhookDestination : public DestinationType {
   }
   bool reads_tickets() const override { return false; }
   // Acknowledgements too (acknowledgement.sent events): the receiver sends them on.
+  bool sends_replies() const override { return true; }
   std::string ReplyProblem(const ReplyTarget&) const override { return ""; }
   absl::StatusOr<OutboundRequest> Render(const DestinationView&, const TicketView*,
                                          const DeliveryContext& context) const override {
