@@ -66,12 +66,6 @@ class Acknowledger {
   Plan Compose(const storage::Lease& lease, const std::optional<storage::ThreadTicket>& last_reply,
                absl::Time now) const;
 
-  // The figures of Compose, for tests and the admin API: entries ahead of this message's
-  // ticket (triaged's queue plus the helpdesk's open tickets) and tickets the team answers an
-  // hour; nullopt when unknown.
-  std::optional<int64_t> Ahead(const std::string& team, const std::string& message_key, absl::Time now) const;
-  std::optional<double> TicketsPerHour(const std::string& team, absl::Time now) const;
-
  private:
   struct Team {
     config::AcknowledgeOptions options;
@@ -92,6 +86,10 @@ class Acknowledger {
   mutable std::map<std::string, std::deque<absl::Time>> delivered_ ABSL_GUARDED_BY(mu_);
 
   std::shared_ptr<const Team> FindTeam(const std::string& team) const;
+  // The figures of Compose: entries ahead of this message's ticket (triaged's queue plus the
+  // helpdesk's open tickets) and tickets the team answers an hour; nullopt when unknown.
+  std::optional<int64_t> Ahead(const std::string& team, const std::string& message_key, absl::Time now) const;
+  std::optional<double> TicketsPerHour(const std::string& team, absl::Time now) const;
 };
 
 }  // namespace triage::daemon
