@@ -124,8 +124,8 @@ absl::Status App::Start() {
     }
   }
   admin_api_ = std::make_unique<AdminApi>(config_.admin, *store_, dispatchers_);
-  store_->SetReadyCallback([this](const std::string& destination) {
-    if (const std::shared_ptr<Dispatcher> dispatcher = dispatchers_.Find(destination)) dispatcher->Wake();
+  store_->SetReadyCallback([this](const std::string& destination, size_t entries) {
+    if (const std::shared_ptr<Dispatcher> dispatcher = dispatchers_.Find(destination)) dispatcher->Wake(entries);
   });
 
   absl::StatusOr<std::shared_ptr<const Pipeline>> pipeline = pipeline_built.get();

@@ -80,77 +80,50 @@ class FileSender : public Sender {
       : options_(std::move(options)),
         view_{options_.settings, templates_, options_.group_ids, options_.join_informed, &options_.watchers},
         path_(options_.settings.Get("path")),
-        pool_(pool) {}
+        append_(pool, [this](std::vector<std::string>& lines) { return Append(lines); }) {}
   ~FileSender() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
   // On the destination's strand, like every Send.
   asio::awaitable<Attempt> Send(const storage::Lease& lease, const Known& known, int /*worker*/) override {
-    if (next_ == nullptr) next_ = std::make_shared<Batch>(co_await asio::this_coro::executor);
-    const std::shared_ptr<Batch> mine = next_;
     Known line_known;
     line_known.reply_text = known.reply_text;
     absl::StatusOr<router::OutboundRequest> line = options_.type->Render(
         view_, nullptr, Context(options_, lease, line_known));
     if (!line.ok()) co_return Attempt{Attempt::Kind::kPermanent, std::string(line.status().message())};
-    mine->lines += line->body;
-    mine->lines.push_back('\n');
-    if (writing_) {
-      // The writer takes this batch when its write is done.
-      co_await mine->done.async_wait(as_tuple(use_awaitable));
-      co_return mine->outcome;
-    }
-    writing_ = true;
-    while (next_ != nullptr) {
-      const std::shared_ptr<Batch> batch = std::move(next_);
-      next_ = nullptr;
-      // `batch` lives in this frame until the append is done. (Captured by reference: GCC 12
-      // destroys a non-trivial temporary of a co_await expression twice.)
-      batch->outcome = co_await pool_.Run([this, &batch] { return Append(batch->lines); });
-      batch->done.cancel();  // wakes its waiting workers
-    }
-    writing_ = false;
-    co_return mine->outcome;
+    line->body.push_back('\n');
+    co_return co_await append_.Call(std::move(line->body));
   }
 
  private:
-  struct Batch {
-    explicit Batch(asio::any_io_executor executor) : done(executor, asio::steady_timer::time_point::max()) {}
-    std::string lines;
-    asio::steady_timer done;  // cancelled once `outcome` is known
-    Attempt outcome;
-  };
-
-  // On a pool thread, one batch at a time.
-  Attempt Append(const std::string& lines) {
+  // On a pool thread, one group at a time: every line in one write, one fdatasync.
+  std::vector<Attempt> Append(const std::vector<std::string>& lines) {
+    std::string all;
+    for (const std::string& line : lines) all += line;
+    Attempt outcome{Attempt::Kind::kDelivered, "appended"};
     if (fd_ < 0) {
       std::error_code ignored;  // open() below reports a missing folder clearly enough
       std::filesystem::create_directories(std::filesystem::path(path_).parent_path(), ignored);
       fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-      if (fd_ < 0) {
-        return Attempt{Attempt::Kind::kRetry, absl::StrCat("open ", path_, ": ", std::strerror(errno))};
-      }
+      if (fd_ < 0) outcome = Attempt{Attempt::Kind::kRetry, absl::StrCat("open ", path_, ": ", std::strerror(errno))};
     }
     // One write of whole lines: O_APPEND keeps them from interleaving with other writers.
-    const ssize_t written = ::write(fd_, lines.data(), lines.size());
-    if (written != static_cast<ssize_t>(lines.size()) || ::fdatasync(fd_) != 0) {
+    if (fd_ >= 0 &&
+        (::write(fd_, all.data(), all.size()) != static_cast<ssize_t>(all.size()) || ::fdatasync(fd_) != 0)) {
       const std::string error = std::strerror(errno);
       ::close(fd_);
       fd_ = -1;
-      return Attempt{Attempt::Kind::kRetry, absl::StrCat("write ", path_, ": ", error)};
+      outcome = Attempt{Attempt::Kind::kRetry, absl::StrCat("write ", path_, ": ", error)};
     }
-    return Attempt{Attempt::Kind::kDelivered, "appended"};
+    return std::vector<Attempt>(lines.size(), outcome);
   }
 
   const config::DestinationOptions options_;
   const router::TicketTemplates templates_;  // none: a line is the event, not a rendered ticket
   const router::DestinationView view_;
   const std::string path_;
-  BlockingPool& pool_;
-  // Strand-only.
-  std::shared_ptr<Batch> next_;  // the lines waiting for the next write
-  bool writing_ = false;
+  Grouped<std::string, Attempt> append_;
   int fd_ = -1;  // used by one Append at a time
 };
 
@@ -664,7 +637,18 @@ Dispatcher::Dispatcher(asio::io_context& io, storage::Store& store, BlockingPool
       strand_(asio::make_strand(io)),
       streak_(options_.backoff_initial, options_.probe_max, options_.retry_after_max),
       bucket_(options_.rate, options_.burst, clock_.Now()),
-      breaker_(CappedBreaker(options_)) {
+      breaker_(CappedBreaker(options_)),
+      leases_(pool,
+              [this](std::vector<absl::Time>& nows) {
+                std::vector<storage::Lease> leased =
+                    store_.LeaseBatch(options_.name, *std::max_element(nows.begin(), nows.end()), nows.size());
+                std::vector<std::optional<storage::Lease>> each(nows.size());
+                for (size_t i = 0; i < leased.size(); ++i) each[i] = std::move(leased[i]);
+                return each;
+              }),
+      acks_(pool, [this](std::vector<const storage::Lease*>& leases) {
+        return std::vector<absl::Status>(leases.size(), store_.AckBatch(leases));
+      }) {
   // One per worker, and the count loop's last.
   for (int i = 0; i <= options_.concurrency; ++i) {
     timers_.push_back(std::make_unique<asio::steady_timer>(strand_));
@@ -825,13 +809,23 @@ std::optional<Dispatcher::OpenCount> Dispatcher::OpenTickets(const std::string& 
   return found->second;
 }
 
-void Dispatcher::Wake() {
-  asio::post(strand_, [self = shared_from_this()] { self->WakeAll(); });
+void Dispatcher::Wake(size_t entries) {
+  asio::post(strand_, [self = shared_from_this(), entries] { self->WakeIdle(entries); });
 }
 
 void Dispatcher::WakeAll() {
   ++wake_generation_;
+  idle_.clear();
   for (auto& timer : timers_) timer->cancel();
+}
+
+void Dispatcher::WakeIdle(size_t workers) {
+  ++wake_generation_;  // a worker about to sleep looks again
+  // The latest to sleep first: its frame is the warmest.
+  for (; workers > 0 && !idle_.empty(); --workers) {
+    timers_[idle_.back()]->cancel();
+    idle_.pop_back();
+  }
 }
 
 void Dispatcher::Stop(bool removed) {
@@ -907,9 +901,16 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
       bucket_.Take(now);
       const Tickets tickets{breaker_.Start(), streak_.Start()};
       probing_ = failing;
-      std::optional<storage::Lease> lease =
-          co_await pool_.Run([this, now, failing] { return store_.LeaseNext(options_.name, now, failing); });
+      // A failing destination probes alone; otherwise the workers lease in groups.
+      std::optional<storage::Lease> lease;
+      if (failing) {
+        lease = co_await pool_.Run([this, now] { return store_.LeaseNext(options_.name, now, true); });
+      } else {
+        lease = co_await leases_.Call(now);
+      }
       if (lease) {
+        // More may be due than the workers that were woken: pass it on.
+        if (!idle_.empty() && store_.NextDue(options_.name) <= now) WakeIdle(1);
         co_await Deliver(*std::move(lease), index, tickets);
       } else {
         breaker_.Cancel(tickets.breaker);
@@ -927,7 +928,10 @@ asio::awaitable<void> Dispatcher::Worker(int index) {
     } else {
       timer.expires_after(ToChrono(std::max(absl::ZeroDuration(), wake_at - now)));
     }
+    idle_.push_back(index);
     co_await timer.async_wait(as_tuple(use_awaitable));
+    // Woken by its time or by WakeAll rather than WakeIdle: no longer idle.
+    if (const auto it = std::find(idle_.begin(), idle_.end(), index); it != idle_.end()) idle_.erase(it);
   }
 }
 
@@ -1124,6 +1128,7 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
   // costs an earlier attempt.
   std::function<absl::Status()> record;
   bool must_record = false;
+  bool plain_ack = false;  // delivered with nothing to record but the delivery: acked in a group
   switch (attempt.kind) {
     case Attempt::Kind::kDelivered:
       streak_.Succeeded();
@@ -1140,6 +1145,7 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
         return store_.Ack(lease, reply_id, attempt.ticket_created, known.reply_text.value_or(""));
       };
       must_record = true;
+      plain_ack = reply_note || (!lease.entry.reply && attempt.remote_ticket.empty());
       if (attempt.quota_reset) {
         paused_until_ = std::max(paused_until_, end + std::min(*attempt.quota_reset, options_.retry_after_max));
       }
@@ -1218,7 +1224,11 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
     if (!s.ok()) return s;
     return true;
   };
-  if (must_record) {
+  absl::Status grouped = absl::UnknownError("not grouped");
+  if (plain_ack) grouped = co_await acks_.Call(&lease);
+  if (grouped.ok()) {
+    // Recorded with its group.
+  } else if (must_record) {
     (void)co_await UntilStored(as_status_or, outcome);
   } else if (const absl::StatusOr<bool> stored = co_await pool_.Run(as_status_or); !stored.ok()) {
     spdlog::error("event=delivery_store_failed destination={} operation={} error=\"{}\"", options_.name,

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "daemon/acknowledge.h"
 #include "daemon/blocking.h"
+#include "daemon/grouped.h"
 #include "daemon/http.h"
 #include "daemon/http_client.h"
 #include "daemon/metrics.h"
@@ -135,7 +136,9 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   const config::DestinationOptions& options() const { return options_; }
   // Reads the stored pauses (on the pool, until they can be read), then starts the workers.
   void Start();
-  void Wake();  // entries may have become due
+  // `entries` may have become due: wakes that many idle workers (each one that leases wakes
+  // the next while more are due), not every worker for every new entry.
+  void Wake(size_t entries = SIZE_MAX);
   // Stop leasing; attempts in flight finish, then the workers end. `removed`: the destination
   // left the config, so its paused and breaker gauges read 0 once the workers have ended
   // (they no longer page anyone).
@@ -191,7 +194,8 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   template <typename Op>
   asio::awaitable<std::invoke_result_t<Op&>> UntilStored(Op op, const char* what);
   void Ended(std::exception_ptr e);
-  void WakeAll();  // on the strand
+  void WakeAll();  // on the strand: every worker looks again (a gate changed)
+  void WakeIdle(size_t workers);  // on the strand
   void PublishBreaker();
   void PublishPause(absl::Time now);
 
@@ -214,11 +218,15 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   // Strand-only state.
   bool stopping_ = false;
   uint64_t wake_generation_ = 0;
+  std::vector<int> idle_;  // workers waiting with nothing to send, the latest last
   FailureStreak streak_;
   bool probing_ = false;  // a failing destination's one attempt is out
   absl::Time paused_until_ = absl::InfinitePast();
   TokenBucket bucket_;
   CircuitBreaker breaker_;
+  // The workers' leases and plain acks, grouped: one lock and one write batch per group.
+  Grouped<absl::Time, std::optional<storage::Lease>> leases_;
+  Grouped<const storage::Lease*, absl::Status> acks_;
   absl::BitGen random_;
   bool manual_pause_ = false;
   uint64_t manual_pause_changes_ = 0;  // operator's changes, so a slow first read loses none

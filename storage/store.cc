@@ -620,7 +620,7 @@ void Store::CommitGroup(std::vector<Pending>& group) {
   const absl::Status written = ToAbsl(db_->Write(write_options, &batch));
   if (!written.ok()) WriteFailed(written);
 
-  std::vector<std::string> ready_destinations;
+  std::vector<std::pair<std::string, size_t>> ready_destinations;  // with their new entries
   ReadyCallback callback;
   if (written.ok()) {
     next_seq_ = seq;
@@ -629,9 +629,12 @@ void Store::CommitGroup(std::vector<Pending>& group) {
     for (Added& a : added) {
       a.entry.team = index_.TeamId(*a.team);
       index_.Add(*a.destination, a.seq, a.entry);
-      if (std::find(ready_destinations.begin(), ready_destinations.end(), *a.destination) ==
-          ready_destinations.end()) {
-        ready_destinations.push_back(*a.destination);
+      auto ready = std::find_if(ready_destinations.begin(), ready_destinations.end(),
+                                [&a](const auto& d) { return d.first == *a.destination; });
+      if (ready == ready_destinations.end()) {
+        ready_destinations.emplace_back(*a.destination, 1);
+      } else {
+        ++ready->second;
       }
     }
     callback = ready_callback_;
@@ -641,42 +644,55 @@ void Store::CommitGroup(std::vector<Pending>& group) {
     group[i].done(results[i]);
   }
   if (callback) {
-    for (const std::string& destination : ready_destinations) callback(destination);
+    for (const auto& [destination, entries] : ready_destinations) callback(destination, entries);
   }
 }
 
 std::optional<Lease> Store::LeaseNext(const std::string& destination, absl::Time now, bool probe) {
+  std::vector<Lease> leased = Leases(destination, now, 1, probe);
+  if (leased.empty()) return std::nullopt;
+  return std::move(leased.front());
+}
+
+std::vector<Lease> Store::LeaseBatch(const std::string& destination, absl::Time now, size_t limit) {
+  return Leases(destination, now, limit, false);
+}
+
+std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now, size_t limit, bool probe) {
   const int64_t now_ms = absl::ToUnixMillis(now);
-  std::optional<QueueIndex::Leased> leased;
+  std::vector<QueueIndex::Leased> leased;
   {
     std::lock_guard lock(mu_);
-    leased = index_.Lease(destination, now_ms, probe);
-  }
-  if (!leased) return std::nullopt;
-  const uint64_t seq = leased->seq;
-  Lease lease{destination, seq, {}, leased->early};
-  std::string value;
-  const rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), queue_cf_, QueueKey(destination, leased->entry.level, seq), &value);
-  if (!s.ok() && !s.IsNotFound()) {
-    // Unreadable for now (an I/O error): due again after a while, nothing lost.
-    {
-      std::lock_guard lock(mu_);
-      (void)index_.Delay(destination, seq,
-                         now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval)));
+    while (leased.size() < limit) {
+      std::optional<QueueIndex::Leased> next = index_.Lease(destination, now_ms, probe && leased.empty());
+      if (!next) break;
+      leased.push_back(*next);
     }
-    if (options_.log) options_.log(3, absl::StrCat("queue entry of ", destination, " unreadable: ", s.ToString()));
-    return std::nullopt;
   }
-  std::optional<QueueEntry> entry;
-  if (s.ok()) entry = DecodeEntry(value);
-  if (!entry) {
-    // The index and RocksDB disagree: keep the entry out of the way until a restart rebuilds
-    // the index, rather than spinning on it.
-    return std::nullopt;
+  std::vector<Lease> leases;
+  leases.reserve(leased.size());
+  std::string value;
+  for (const QueueIndex::Leased& one : leased) {
+    const rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), queue_cf_, QueueKey(destination, one.entry.level, one.seq), &value);
+    if (!s.ok() && !s.IsNotFound()) {
+      // Unreadable for now (an I/O error): due again after a while, nothing lost.
+      {
+        std::lock_guard lock(mu_);
+        (void)index_.Delay(destination, one.seq,
+                           now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval)));
+      }
+      if (options_.log) options_.log(3, absl::StrCat("queue entry of ", destination, " unreadable: ", s.ToString()));
+      continue;
+    }
+    std::optional<QueueEntry> entry;
+    if (s.ok()) entry = DecodeEntry(value);
+    // The index and RocksDB disagree: the entry stays leased, out of the way until a restart
+    // rebuilds the index, rather than spinning on it.
+    if (!entry) continue;
+    leases.push_back(Lease{destination, one.seq, *std::move(entry), one.early});
   }
-  lease.entry = std::move(*entry);
-  return lease;
+  return leases;
 }
 
 absl::Time Store::NextDue(const std::string& destination) {
@@ -689,16 +705,26 @@ absl::Status Store::Return(const Lease& lease) {
   return index_.Return(lease.destination, lease.seq);
 }
 
-absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created, absl::string_view text) {
+void Store::AddDelivered(rocksdb::WriteBatch& batch, const Lease& lease, int64_t now_ms,
+                         absl::string_view remote_ticket, absl::string_view text) {
   const std::string key = QueueKey(lease.destination, lease.entry.level, lease.seq);
-  rocksdb::WriteBatch batch;
   batch.Delete(queue_cf_, key);
-  batch.Delete(by_message_cf_, ByMessageKey(lease.entry.message_key, key));
-  const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
-  batch.Put(delivered_cf_, ByMessageKey(lease.entry.message_key, key),
+  const std::string by_message = ByMessageKey(lease.entry.message_key, key);
+  batch.Delete(by_message_cf_, by_message);
+  batch.Put(delivered_cf_, by_message,
             EncodeMessageRecord(now_ms, EncodeDelivered({lease.entry.attempts + 1, lease.entry.team, lease.entry.owner,
                                                          std::string(remote_ticket), lease.entry.reply,
                                                          std::string(text)})));
+}
+
+absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created, absl::string_view text) {
+  if (remote_ticket.empty() && text.empty()) {
+    const Lease* one = &lease;
+    return AckBatch({&one, 1});
+  }
+  rocksdb::WriteBatch batch;
+  const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
+  AddDelivered(batch, lease, now_ms, remote_ticket, text);
   absl::Status written;
   if (remote_ticket.empty()) {
     written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch));
@@ -721,6 +747,22 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   }
   std::lock_guard lock(mu_);
   return index_.Remove(lease.destination, lease.seq);
+}
+
+absl::Status Store::AckBatch(absl::Span<const Lease* const> leases) {
+  if (leases.empty()) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
+  for (const Lease* lease : leases) AddDelivered(batch, *lease, now_ms, {}, {});
+  // Not synced, like every plain ack (see Ack).
+  if (const absl::Status written = ToAbsl(db_->Write(rocksdb::WriteOptions(), &batch)); !written.ok()) {
+    WriteFailed(written);
+    return written;
+  }
+  absl::Status removed;
+  std::lock_guard lock(mu_);
+  for (const Lease* lease : leases) removed.Update(index_.Remove(lease->destination, lease->seq));
+  return removed;
 }
 
 absl::StatusOr<std::optional<ThreadTicket>> Store::FindThreadTicket(const Lease& lease) {
@@ -842,7 +884,7 @@ absl::Status Store::Reschedule(const Lease& lease, absl::Time due, absl::string_
     if (auto s = index_.Delay(lease.destination, lease.seq, entry.next_attempt_unix_ms); !s.ok()) return s;
     callback = ready_callback_;
   }
-  if (callback) callback(lease.destination);
+  if (callback) callback(lease.destination, 1);
   return written;
 }
 
@@ -1008,7 +1050,7 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
     dead_letters_ -= static_cast<int64_t>(moved.size());
     callback = ready_callback_;
   }
-  if (callback) callback(destination);
+  if (callback) callback(destination, moved.size());
   return static_cast<int64_t>(moved.size());
 }
 

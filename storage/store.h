@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
@@ -156,7 +157,8 @@ struct StorageHealth {
 // (group commit), then runs the callbacks on that thread.
 class Store {
  public:
-  using ReadyCallback = std::function<void(const std::string& destination)>;
+  // `entries`: how many became leasable (a wake-up hint; a change of due times counts one).
+  using ReadyCallback = std::function<void(const std::string& destination, size_t entries)>;
 
   // Opens or creates the database and rebuilds the queue index. `now` decides which
   // recovered entries are still in back-off.
@@ -206,6 +208,9 @@ class Store {
   // (Lease::early): a failing destination tries one call to see whether it is back.
   // Reads RocksDB: call it where waiting on the disk is fine.
   std::optional<Lease> LeaseNext(const std::string& destination, absl::Time now, bool probe = false);
+  // Leases up to `limit` due entries of `destination` at once, in the order LeaseNext would
+  // (no probe): one lock, for a destination that sends many at a time.
+  std::vector<Lease> LeaseBatch(const std::string& destination, absl::Time now, size_t limit);
   // An early lease (a probe) failed: the entry goes back to its own back-off unchanged, its
   // attempts not counted. Memory only: nothing was written for it.
   absl::Status Return(const Lease& lease);
@@ -224,6 +229,9 @@ class Store {
   // A reply's `text` (what the customer was told) is kept in its delivery record.
   absl::Status Ack(const Lease& lease, absl::string_view remote_ticket = {}, bool created = true,
                    absl::string_view text = {});
+  // Ack of many leases without a ticket or text, in one write batch (not synced, as above):
+  // all recorded or none. On failure every lease stays leased, as with Ack.
+  absl::Status AckBatch(absl::Span<const Lease* const> leases);
   // The ticket of the lease's thread at its destination, if one was recorded within the dedup
   // window of its last delivery; an error when it cannot be read (try again later: never
   // "none", which would open a second ticket). The owner's entries of a thread share one ticket
@@ -332,6 +340,10 @@ class Store {
   void WriterLoop();
   // Records a failed write or background error: the store becomes unavailable.
   void WriteFailed(const absl::Status& status);
+  std::vector<Lease> Leases(const std::string& destination, absl::Time now, size_t limit, bool probe);
+  // The writes of one delivered lease: out of the queue, into the delivered records.
+  void AddDelivered(rocksdb::WriteBatch& batch, const Lease& lease, int64_t now_ms, absl::string_view remote_ticket,
+                    absl::string_view text);
   // RetryLater and Postpone: due again at `due`, `attempts` more attempts counted.
   absl::Status Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts);
   // While unavailable: RocksDB's Resume and a synced probe write; true when both succeed.

@@ -13,8 +13,10 @@ class FileDestination : public DestinationType {
   std::vector<Setting> settings() const override {
     return {{.key = "path", .kind = Setting::Kind::kString, .required = true}};
   }
-  // The lines of concurrent workers share one write and one fdatasync (group commit).
-  DestinationDefaults defaults() const override { return {.join_informed = false, .concurrency = 64}; }
+  // The lines of concurrent workers share one write and one fdatasync (group commit), their
+  // leases one lock and their acks one write batch: the more workers, the larger the groups
+  // (drained alone, 256 workers deliver about 36k lines/s here, 64 about 29k: README).
+  DestinationDefaults defaults() const override { return {.join_informed = false, .concurrency = 256}; }
   bool reads_tickets() const override { return false; }
   // Acknowledgements too, whatever the platform: the line is what would have been sent.
   bool sends_replies() const override { return true; }

@@ -71,6 +71,42 @@ TEST(StoreTest, LeasesByLevelThenArrival) {
   EXPECT_FALSE(store->LeaseNext("unknown", kT0).has_value());
 }
 
+// A destination that sends many at a time leases them in one call, in LeaseNext's order and
+// with its thread rule, and records them delivered in one write.
+TEST(StoreTest, LeasesAndAcksInBatches) {
+  testing::TempDir dir;
+  {
+    auto store = OpenStore(dir.path());
+    NewMessage follow_up = Msg("urg-follow-up", Level::kUrgent);
+    follow_up.thread_key = "thread";
+    NewMessage first = Msg("low-first", Level::kLow);
+    first.thread_key = "thread";
+    ASSERT_TRUE(SubmitSync(*store, {first, Msg("norm", Level::kNormal), follow_up, Msg("high", Level::kHigh)}).status.ok());
+
+    std::vector<Lease> leased = store->LeaseBatch("d", kT0, 10);
+    std::vector<std::string> ids;
+    for (const Lease& lease : leased) ids.push_back(lease.entry.message_key.substr(4));
+    // The follow-up waits behind its thread's first entry, however urgent.
+    EXPECT_EQ(ids, (std::vector<std::string>{"high", "norm", "low-first"}));
+    EXPECT_TRUE(store->LeaseBatch("d", kT0, 10).empty()) << "every ready entry is leased already";
+
+    std::vector<const Lease*> acked;
+    for (const Lease& lease : leased) acked.push_back(&lease);
+    ASSERT_TRUE(store->AckBatch(acked).ok());
+    EXPECT_EQ(store->QueuedEntries(), 1);
+    const std::vector<MessageDelivery> delivered = store->Deliveries(MessageKey("src", "norm"));
+    ASSERT_EQ(delivered.size(), 1u);
+    EXPECT_EQ(delivered[0].state, "delivered");
+    EXPECT_EQ(delivered[0].entry.attempts, 1u);
+    EXPECT_EQ(store->LeaseBatch("d", kT0, 1).size(), 1u) << "the follow-up, once its thread moved on";
+  }
+  // The acks outlive a restart: only the leased follow-up comes back.
+  auto store = OpenStore(dir.path());
+  std::vector<Lease> again = store->LeaseBatch("d", kT0, 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].entry.message_key, MessageKey("src", "urg-follow-up"));
+}
+
 TEST(StoreTest, OneEntryPerDestinationAndDepthsByTeamAndLevel) {
   testing::TempDir dir;
   auto store = OpenStore(dir.path());
