@@ -24,6 +24,15 @@ function request()
   return r
 end
 
+-- With $DELAY_MS, each connection waits that long before each request: a paced run
+-- (connections * 1000 / DELAY_MS requests a second).
+local pause = tonumber(os.getenv("DELAY_MS") or "")
+if pause then
+  function delay()
+    return pause
+  end
+end
+
 function response(status, headers, body)
   if status < 200 or status > 299 then failures = failures + 1 end
 end

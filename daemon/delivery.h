@@ -118,7 +118,9 @@ absl::StatusOr<std::unique_ptr<Sender>> MakeSender(const config::DestinationOpti
 // the helpdesk recovers.
 //
 // Storage calls (leases, acks, retries, dead letters, pause records, ticket lookups) run on
-// the blocking pool; the strand only waits for them.
+// the blocking pool; the strand only waits for them. The workers' leases and plain acks go in
+// groups (Grouped): what arrives while one group runs goes as the next, one lock and one write
+// batch for all of it. New entries wake as many idle workers as there are entries.
 //
 // Owned through shared_ptr (make_shared): the workers and posted wake-ups hold it, so a
 // dispatcher swapped out by a reload lives until its last attempt in flight has finished.
