@@ -1,7 +1,7 @@
-# Shared by the benchmark scripts (sourced, from the project root): a work folder cleaned up
-# at exit with every process started, a do-nothing nginx (1 worker, `return 200`) on
-# $nginx_port, wrk replaying pre-built requests, triaged on its default config.
-# Needs $build, $seconds and $connections set, and wrk and nginx-light installed.
+# Shared by the benchmark scripts (sourced, from the project root, with $build set): a work
+# folder cleaned up at exit with every process started, and the helpers below (a do-nothing
+# nginx, wrk replaying pre-built requests with $seconds and $connections, triaged on its
+# default config).
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -13,31 +13,54 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-nginx_port=$(free_port)
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-$([[ $(id -u) -eq 0 ]] && echo "user root root;")
-daemon off;
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { return 200 '{"accepted":1,"duplicates":0}'; }
-  }
+# Checks that triaged is built and wrk and nginx are installed.
+need_triaged_wrk_nginx() {
+  [[ -x $build/triaged ]] || { echo "missing $build/triaged: cmake --workflow --preset release" >&2; exit 1; }
+  command -v wrk > /dev/null && command -v nginx > /dev/null ||
+    { echo "needs wrk and nginx: sudo apt-get install wrk nginx-light" >&2; exit 1; }
 }
+
+# Pre-built unique signed requests of each set named (generic: 300,000; x: 100,000), made once
+# in build/bench-requests; sets $requests.
+requests=build/bench-requests
+prepare_requests() {
+  mkdir -p "$requests"
+  local set
+  for set in "$@"; do
+    local count=300000
+    [[ $set == x ]] && count=100000
+    [[ -s $requests/$set.req ]] || python3 bench/make_requests.py "$set" "$count" "$requests/$set.req"
+  done
+}
+
+# A do-nothing nginx (1 worker, `return 200`) on $nginx_port.
+start_nginx() {
+  nginx_port=$(free_port)
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<CONF
+  $([[ $(id -u) -eq 0 ]] && echo "user root root;")
+  daemon off;
+  worker_processes 1;
+  pid $work/nginx/nginx.pid;
+  error_log $work/nginx/error.log;
+  events { worker_connections 1024; }
+  http {
+    access_log off;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+      listen 127.0.0.1:$nginx_port;
+      location / { return 200 '{"accepted":1,"duplicates":0}'; }
+    }
+  }
 CONF
-nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -e "$work/nginx/error.log" &
-pids+=($!)
-sleep 0.5
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -e "$work/nginx/error.log" &
+  pids+=($!)
+  sleep 0.5
+}
 
 # wrk against $1 with the requests of $2: prints "req/s p50_ms p99_ms errors non2xx completed".
 drive() {

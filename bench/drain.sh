@@ -14,14 +14,10 @@ seconds=${1:-5}
 runs=${2:-3}
 connections=32
 build=${BUILD:-build/release}  # BUILD=another build folder, to compare versions
-[[ -x $build/triaged ]] || { echo "missing $build/triaged: cmake --workflow --preset release" >&2; exit 1; }
-command -v wrk > /dev/null && command -v nginx > /dev/null ||
-  { echo "needs wrk and nginx: sudo apt-get install wrk nginx-light" >&2; exit 1; }
-requests=build/bench-requests
-mkdir -p "$requests"
-[[ -s $requests/generic.req ]] || python3 bench/make_requests.py generic 300000 "$requests/generic.req"
-
 source bench/common.sh
+need_triaged_wrk_nginx
+prepare_requests generic
+start_nginx
 
 admin() { curl -sf -H "Authorization: Bearer $bench_token" "$@"; }
 # The value of the metric line that starts with $1.

@@ -20,14 +20,7 @@ $build/triage_bench --benchmark_min_time=1 2>/dev/null | grep '^BM_'
 echo "== queue index memory and storage cost per delivery (200,000 entries)"
 $build/store_bench 200000
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source bench/common.sh
 
 # The shipped config, with port 0 listeners and the data folder in the temp dir.
 $build/triaged --print-default-config |

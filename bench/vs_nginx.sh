@@ -15,16 +15,10 @@ seconds=${1:-8}
 runs=${2:-5}
 connections=${3:-32}
 build=${BUILD:-build/release}  # BUILD=another build folder, to compare versions
-[[ -x $build/triaged ]] || { echo "missing $build/triaged: cmake --workflow --preset release" >&2; exit 1; }
-command -v wrk > /dev/null && command -v nginx > /dev/null ||
-  { echo "needs wrk and nginx: sudo apt-get install wrk nginx-light" >&2; exit 1; }
-
-requests=build/bench-requests
-mkdir -p "$requests"
-[[ -s $requests/generic.req ]] || python3 bench/make_requests.py generic 300000 "$requests/generic.req"
-[[ -s $requests/x.req ]] || python3 bench/make_requests.py x 100000 "$requests/x.req"
-
 source bench/common.sh
+need_triaged_wrk_nginx
+prepare_requests ${SETS:-generic x}
+start_nginx
 
 echo "== $(nproc) cores; wrk -t1 -c$connections -d${seconds}s; $runs interleaved runs per payload set"
 for set in ${SETS:-generic x}; do
