@@ -321,6 +321,31 @@ TEST(DaemonTest, PermanentRejectionsGoToDeadLetters) {
   EXPECT_EQ(helpdesk.received().size(), 1u) << "a 422 is not retried";
 }
 
+// A request of 8 messages wakes as many idle workers as it brings entries, not one: with 4
+// workers and a helpdesk that takes 600 ms to answer, 4 go out at once, then the other 4.
+TEST(DaemonTest, ABurstGoesOutOnEveryIdleWorkerAtOnce) {
+  TempDir dir;
+  FakeHelpdesk helpdesk;
+  helpdesk.Respond([](const FakeHelpdesk::Received&) {
+    return FakeHelpdesk::Reply{200, {}, R"({"ok":true})", absl::Milliseconds(600)};
+  });
+  Daemon daemon(dir.path(),
+                absl::StrReplaceAll(Config(dir.path(), helpdesk.port()), {{"concurrency: 1", "concurrency: 4"}}));
+  daemon.Start();
+  std::string burst = "[";
+  for (int i = 0; i < 8; ++i) absl::StrAppend(&burst, i == 0 ? "" : ",", MessageJson(absl::StrCat("burst-", i), "hello"));
+  burst += "]";
+  ASSERT_EQ(daemon.PostSigned(burst, kSecret).status, 200);
+  ASSERT_TRUE(helpdesk.WaitUntil([](const auto& all) { return all.size() == 8; }));
+  std::vector<absl::Time> sent;
+  for (const FakeHelpdesk::Received& r : helpdesk.received()) sent.push_back(r.at);
+  std::sort(sent.begin(), sent.end());
+  EXPECT_LT(sent[3] - sent[0], absl::Milliseconds(300)) << "the first four were not sent together";
+  EXPECT_GE(sent[4] - sent[0], absl::Milliseconds(500)) << "more than 4 at once";
+  EXPECT_LT(sent[7] - sent[4], absl::Milliseconds(300)) << "the last four were not sent together";
+  EXPECT_EQ(DeliveredIds(helpdesk.received()).size(), 8u);
+}
+
 TEST(DaemonTest, CheckConfigReportsPositionsAndExitsNonZero) {
   TempDir dir;
   std::ofstream(dir.path() + "/bad.yaml") << "sources:\n  generic: {type: carrier-pigeon}\n";
