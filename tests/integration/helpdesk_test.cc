@@ -759,7 +759,8 @@ TEST(HelpdeskTest, SlackAlertsLinkToTheHelpdeskTicketOnceItExists) {
   ASSERT_TRUE(slack.WaitUntil([](const auto& all) { return all.size() >= 3; })) << daemon.Log();
   EXPECT_FALSE(absl::StrContains(Field(slack.received()[2].body, {"text"}), "Ticket:")) << slack.received()[2].body;
   EXPECT_GE(daemon.Metric(R"(triage_delivery_attempts_total{destination="alerts",outcome="waiting_for_ticket"})"), 1);
-  EXPECT_EQ(daemon.Metric(R"(triage_delivery_attempts_total{destination="alerts",outcome="delivered"})"), 3);
+  // Counted once the delivery is recorded, a moment after Slack has it.
+  EXPECT_EQ(daemon.WaitForMetric(R"(triage_delivery_attempts_total{destination="alerts",outcome="delivered"})", 3), 3);
 }
 
 // count_interval: each team's open tickets are counted at the helpdesk in the background, a
