@@ -140,7 +140,7 @@ class Dispatcher : public std::enable_shared_from_this<Dispatcher> {
   void Start();
   // `entries` may have become due: wakes that many idle workers (each one that leases wakes
   // the next while more are due), not every worker for every new entry.
-  void Wake(size_t entries = SIZE_MAX);
+  void Wake(size_t entries);
   // Stop leasing; attempts in flight finish, then the workers end. `removed`: the destination
   // left the config, so its paused and breaker gauges read 0 once the workers have ended
   // (they no longer page anyone).
