@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/hash/hash.h"
+
 namespace triage::storage {
 namespace {
 
@@ -10,6 +12,12 @@ namespace {
 constexpr int64_t kSlaStepMs = 10'000;
 
 }  // namespace
+
+uint64_t ChainOf(bool owner, absl::string_view team, absl::string_view thread, absl::string_view message_key) {
+  if (thread == message_key) return 0;
+  const uint64_t hash = absl::HashOf(owner ? absl::string_view() : team, thread);
+  return hash == 0 ? 1 : hash;
+}
 
 int64_t IndexEntry::sla_risk_unix_ms() const {
   const auto budget = static_cast<double>(sla_deadline_unix_ms - enqueued_unix_ms);

@@ -50,6 +50,13 @@ struct IndexEntry {
   int64_t sla_risk_unix_ms() const;  // when it becomes at risk
 };
 
+// The chain of an entry (a hash, per process, never stored); 0 for an entry whose thread is
+// its own message: no other entry can share it. The owner's entries of a thread are one chain
+// whatever their team, like their ticket: when a follow-up moves the conversation to another
+// team, its note waits for the ticket the first team's entry creates. An informed team's
+// entries are a chain of their own.
+uint64_t ChainOf(bool owner, absl::string_view team, absl::string_view thread, absl::string_view message_key);
+
 // The priority queues of every destination, in memory: which entry leaves next, and the
 // counts the metrics and the admin API show. Pure: no storage, no clock (times are passed
 // in), no locks (the caller serialises every call). RocksDB is the truth; the index is

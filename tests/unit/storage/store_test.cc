@@ -5,6 +5,7 @@
 #include <atomic>
 #include <future>
 
+#include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
 #include "tests/test_util.h"
