@@ -23,6 +23,7 @@ packages=(
   file
   debootstrap systemd-container
   nginx-light wrk
+  libnats-dev nats-server
   prometheus
 )
 

@@ -1,0 +1,471 @@
+#include "storage/jetstream/nats.h"
+
+#include <nats/nats.h>
+
+#include <condition_variable>
+#include <map>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace triage::storage::jetstream {
+namespace {
+
+// cnats status (and the server's JetStream error code) to absl::Status, one meaning per code.
+absl::Status ToStatus(natsStatus s, jsErrCode code, absl::string_view what) {
+  if (s == NATS_OK) return absl::OkStatus();
+  // The server's words, when cnats kept them (this thread's last error).
+  const char* last = s == NATS_ERR ? nats_GetLastError(nullptr) : nullptr;
+  const std::string text = absl::StrCat(what, ": ", last != nullptr ? last : natsStatus_GetText(s),
+                                        code != 0 ? absl::StrCat(" (JetStream error ", static_cast<int>(code), ")") : "");
+  if (last != nullptr && absl::string_view(last).find("no message found") != absl::string_view::npos) {
+    return absl::NotFoundError(text);
+  }
+  switch (code) {
+    case JSNoMessageFoundErr:
+    case JSStreamNotFoundErr:
+      return absl::NotFoundError(text);
+    case JSStreamStoreFailedErr:  // "maximum messages per subject exceeded": the one message is there
+      return absl::AlreadyExistsError(text);
+    case JSStreamWrongLastSequenceErr:
+      return absl::FailedPreconditionError(text);
+    default:
+      break;
+  }
+  switch (s) {
+    case NATS_NOT_FOUND:
+      return absl::NotFoundError(text);
+    case NATS_TIMEOUT:
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_IO_ERROR:
+    case NATS_NO_SERVER:
+    case NATS_SLOW_CONSUMER:
+      return absl::UnavailableError(text);
+    default:
+      return absl::InternalError(text);
+  }
+}
+
+absl::Status ToStatus(natsStatus s, absl::string_view what) { return ToStatus(s, static_cast<jsErrCode>(0), what); }
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+// A natsMsg for `message`, headers set.
+absl::StatusOr<natsMsg*> Build(const OutMessage& message) {
+  natsMsg* msg = nullptr;
+  if (natsStatus s = natsMsg_Create(&msg, message.subject.c_str(), nullptr, message.data.data(),
+                                    static_cast<int>(message.data.size()));
+      s != NATS_OK) {
+    return ToStatus(s, "message");
+  }
+  for (const auto& [key, value] : message.headers) {
+    if (natsStatus s = natsMsgHeader_Set(msg, key.c_str(), value.c_str()); s != NATS_OK) {
+      natsMsg_Destroy(msg);
+      return ToStatus(s, "header");
+    }
+  }
+  return msg;
+}
+
+}  // namespace
+
+InMessage::InMessage(natsMsg* msg) : msg_(msg) {
+  // A DirectGet answer names the stored subject in a header; other messages carry it.
+  const char* subject = nullptr;
+  if (natsMsgHeader_Get(msg_, "Nats-Subject", &subject) != NATS_OK || subject == nullptr) {
+    subject = natsMsg_GetSubject(msg_);
+  }
+  subject_ = subject != nullptr ? subject : "";
+  seq_ = natsMsg_GetSequence(msg_);
+  if (seq_ == 0) {
+    const char* seq = nullptr;
+    if (natsMsgHeader_Get(msg_, "Nats-Sequence", &seq) == NATS_OK) (void)absl::SimpleAtoi(seq, &seq_);
+  }
+  if (seq_ == 0) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg_) == NATS_OK) {
+      seq_ = meta->Sequence.Stream;
+      jsMsgMetaData_Destroy(meta);
+    }
+  }
+}
+
+InMessage::InMessage(InMessage&& other) noexcept
+    : msg_(std::exchange(other.msg_, nullptr)), subject_(std::move(other.subject_)), seq_(other.seq_) {}
+
+InMessage& InMessage::operator=(InMessage&& other) noexcept {
+  if (this == &other) return *this;
+  if (msg_ != nullptr) natsMsg_Destroy(msg_);
+  msg_ = std::exchange(other.msg_, nullptr);
+  subject_ = std::move(other.subject_);
+  seq_ = other.seq_;
+  return *this;
+}
+
+InMessage::~InMessage() {
+  if (msg_ != nullptr) natsMsg_Destroy(msg_);
+}
+
+absl::string_view InMessage::data() const {
+  return {natsMsg_GetData(msg_), static_cast<size_t>(natsMsg_GetDataLength(msg_))};
+}
+
+absl::string_view InMessage::Header(const char* key) const {
+  const char* value = nullptr;
+  if (natsMsgHeader_Get(msg_, key, &value) != NATS_OK || value == nullptr) return {};
+  return value;
+}
+
+// PublishAll's acknowledgements: one slot per message in flight, found by its natsMsg.
+struct AckSlots {
+  std::mutex mu;
+  absl::flat_hash_map<natsMsg*, size_t> slots;
+  std::vector<absl::StatusOr<PubAck>>* results = nullptr;
+};
+
+struct BucketCache {
+  std::mutex mu;
+  std::map<std::string, kvStore*> open;
+};
+
+namespace {
+
+// Runs on a cnats thread for each asynchronous publish, acknowledged or failed.
+void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
+  auto* acks = static_cast<AckSlots*>(closure);
+  {
+    std::lock_guard lock(acks->mu);
+    const auto slot = acks->slots.find(msg);
+    if (slot != acks->slots.end() && acks->results != nullptr) {
+      absl::StatusOr<PubAck>& result = (*acks->results)[slot->second];
+      if (error != nullptr) {
+        result = ToStatus(error->Err, error->ErrCode, error->ErrText != nullptr ? error->ErrText : "publish");
+      } else if (ack != nullptr) {
+        result = PubAck{ack->Sequence, ack->Duplicate};
+      }
+      acks->slots.erase(slot);
+    }
+  }
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& options) {
+  if (options.servers.empty()) return absl::InvalidArgumentError("no NATS servers");
+  natsOptions* opts = nullptr;
+  if (natsStatus s = natsOptions_Create(&opts); s != NATS_OK) return ToStatus(s, "options");
+  std::unique_ptr<natsOptions, void (*)(natsOptions*)> owned(opts, natsOptions_Destroy);
+  std::vector<const char*> servers;
+  for (const std::string& server : options.servers) servers.push_back(server.c_str());
+  natsStatus s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts, options.name.c_str());
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, Millis(options.timeout));
+  // Reconnect without end: a cluster that is down comes back, and calls fail Unavailable
+  // meanwhile (the daemon answers 503).
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 250);
+  if (s == NATS_OK && !options.credentials_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts, options.credentials_file.c_str(), nullptr);
+  }
+  if (s == NATS_OK && !options.ca_file.empty()) {
+    s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK) s = natsOptions_LoadCATrustedCertificates(opts, options.ca_file.c_str());
+  }
+  if (s != NATS_OK) return ToStatus(s, "NATS options");
+  natsConnection* connection = nullptr;
+  if (s = natsConnection_Connect(&connection, opts); s != NATS_OK) return ToStatus(s, "connect to NATS");
+  std::unique_ptr<Client> client(new Client(connection, options.timeout));
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = Millis(options.timeout);
+  js_options.PublishAsync.AckHandler = &OnAck;
+  js_options.PublishAsync.AckHandlerClosure = client->acks_.get();
+  js_options.PublishAsync.MaxPending = 4096;
+  if (s = natsConnection_JetStream(&client->js_, connection, &js_options); s != NATS_OK) {
+    return ToStatus(s, "JetStream context");
+  }
+  return client;
+}
+
+Client::Client(natsConnection* connection, absl::Duration timeout)
+    : connection_(connection),
+      acks_(std::make_unique<AckSlots>()),
+      buckets_(std::make_unique<BucketCache>()),
+      timeout_(timeout) {}
+
+Client::~Client() {
+  for (auto& [name, kv] : buckets_->open) kvStore_Destroy(kv);
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  natsConnection_Destroy(connection_);
+}
+
+absl::Status Client::EnsureStream(const StreamSpec& spec) {
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = spec.name.c_str();
+  std::vector<const char*> subjects;
+  for (const std::string& subject : spec.subjects) subjects.push_back(subject.c_str());
+  config.Subjects = subjects.data();
+  config.SubjectsLen = static_cast<int>(subjects.size());
+  config.Storage = js_FileStorage;
+  config.Retention = js_LimitsPolicy;
+  config.Replicas = spec.replicas;
+  config.MaxMsgs = spec.max_msgs;
+  config.MaxMsgsPerSubject = spec.max_msgs_per_subject;
+  config.MaxAge = absl::ToInt64Nanoseconds(spec.max_age);
+  if (spec.duplicates > absl::ZeroDuration()) config.Duplicates = absl::ToInt64Nanoseconds(spec.duplicates);
+  config.Discard = spec.discard_new ? js_DiscardNew : js_DiscardOld;
+  config.DiscardNewPerSubject = spec.discard_new_per_subject;
+  config.AllowDirect = spec.allow_direct;
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddStream(&info, js_, &config, nullptr, &code);
+  if (s != NATS_OK && code == JSStreamNameExistErr) {
+    code = static_cast<jsErrCode>(0);
+    s = js_UpdateStream(&info, js_, &config, nullptr, &code);
+  }
+  if (info != nullptr) jsStreamInfo_Destroy(info);
+  return ToStatus(s, code, absl::StrCat("stream ", spec.name));
+}
+
+absl::Status Client::DeleteStream(const std::string& name) {
+  jsErrCode code = static_cast<jsErrCode>(0);
+  return ToStatus(js_DeleteStream(js_, name.c_str(), nullptr, &code), code, absl::StrCat("delete stream ", name));
+}
+
+absl::StatusOr<std::pair<uint64_t, uint64_t>> Client::StreamState(const std::string& name) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code); s != NATS_OK) {
+    return ToStatus(s, code, absl::StrCat("stream ", name));
+  }
+  const std::pair<uint64_t, uint64_t> state{info->State.Msgs, info->State.LastSeq};
+  jsStreamInfo_Destroy(info);
+  return state;
+}
+
+absl::StatusOr<PubAck> Client::Publish(const OutMessage& message) {
+  absl::StatusOr<natsMsg*> msg = Build(message);
+  if (!msg.ok()) return msg.status();
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = Millis(timeout_);
+  if (!message.msg_id.empty()) options.MsgId = message.msg_id.c_str();
+  jsPubAck* ack = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(&ack, js_, *msg, &options, &code);
+  natsMsg_Destroy(*msg);
+  if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("publish to ", message.subject));
+  const PubAck out{ack->Sequence, ack->Duplicate};
+  jsPubAck_Destroy(ack);
+  return out;
+}
+
+std::vector<absl::StatusOr<PubAck>> Client::PublishAll(absl::Span<const OutMessage> messages) {
+  std::vector<absl::StatusOr<PubAck>> results(
+      messages.size(), absl::UnavailableError("no acknowledgement within the publish timeout"));
+  {
+    std::lock_guard lock(acks_->mu);
+    acks_->results = &results;
+  }
+  for (size_t i = 0; i < messages.size(); ++i) {
+    absl::StatusOr<natsMsg*> msg = Build(messages[i]);
+    if (!msg.ok()) {
+      results[i] = msg.status();
+      continue;
+    }
+    jsPubOptions options;
+    jsPubOptions_Init(&options);
+    options.MaxWait = Millis(timeout_);
+    if (!messages[i].msg_id.empty()) options.MsgId = messages[i].msg_id.c_str();
+    natsMsg* raw = *msg;
+    {
+      std::lock_guard lock(acks_->mu);
+      acks_->slots[raw] = i;
+    }
+    // On success cnats owns the message (OnAck destroys it) and clears the pointer; on failure
+    // it stays the caller's.
+    if (natsStatus s = js_PublishMsgAsync(js_, &raw, &options); s != NATS_OK) {
+      std::lock_guard lock(acks_->mu);
+      acks_->slots.erase(*msg);
+      results[i] = ToStatus(s, absl::StrCat("publish to ", messages[i].subject));
+      natsMsg_Destroy(*msg);
+    }
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = Millis(timeout_);
+  (void)js_PublishAsyncComplete(js_, &wait);  // a timeout leaves those results as they are
+  std::lock_guard lock(acks_->mu);
+  acks_->slots.clear();  // late acknowledgements find no slot
+  acks_->results = nullptr;
+  return results;
+}
+
+absl::StatusOr<std::optional<InMessage>> Client::GetLast(const std::string& stream, const std::string& subject) {
+  jsDirectGetMsgOptions get;
+  jsDirectGetMsgOptions_Init(&get);
+  get.LastBySubject = subject.c_str();
+  natsMsg* msg = nullptr;
+  const natsStatus s = js_DirectGetMsg(&msg, js_, stream.c_str(), nullptr, &get);
+  if (s == NATS_NOT_FOUND) return std::optional<InMessage>();
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("get ", subject));
+  return std::optional<InMessage>(InMessage(msg));
+}
+
+absl::StatusOr<std::optional<InMessage>> Client::Get(const std::string& stream, uint64_t seq) {
+  natsMsg* msg = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetMsg(&msg, js_, stream.c_str(), seq, nullptr, &code);
+  if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) return std::optional<InMessage>();
+  if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("get ", stream, " ", seq));
+  return std::optional<InMessage>(InMessage(msg));
+}
+
+absl::Status Client::Delete(const std::string& stream, uint64_t seq) {
+  jsErrCode code = static_cast<jsErrCode>(0);
+  return ToStatus(js_DeleteMsg(js_, stream.c_str(), seq, nullptr, &code), code,
+                  absl::StrCat("delete ", stream, " ", seq));
+}
+
+absl::Status Client::ReadAll(const std::string& stream, absl::FunctionRef<void(const InMessage&)> each) {
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> state = StreamState(stream);
+  if (!state.ok()) return state.status();
+  if (state->first == 0) return absl::OkStatus();
+  const uint64_t last = state->second;
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Stream = stream.c_str();
+  options.Ordered = true;
+  options.Config.DeliverPolicy = js_DeliverAll;
+  natsSubscription* sub = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_SubscribeSync(&sub, js_, ">", nullptr, &options, &code); s != NATS_OK) {
+    return ToStatus(s, code, absl::StrCat("replay ", stream));
+  }
+  absl::Status status;
+  for (;;) {
+    natsMsg* msg = nullptr;
+    if (natsStatus s = natsSubscription_NextMsg(&msg, sub, Millis(timeout_)); s != NATS_OK) {
+      status = ToStatus(s, absl::StrCat("replay ", stream));
+      break;
+    }
+    const InMessage in(msg);
+    each(in);
+    if (in.seq() >= last) break;
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return status;
+}
+
+absl::Status Client::EnsureBucket(const std::string& bucket, int replicas, absl::Duration ttl) {
+  kvConfig config;
+  kvConfig_Init(&config);
+  config.Bucket = bucket.c_str();
+  config.History = 1;
+  config.TTL = absl::ToInt64Nanoseconds(ttl);
+  config.StorageType = js_FileStorage;
+  config.Replicas = replicas;
+  kvStore* kv = nullptr;
+  if (natsStatus s = js_CreateKeyValue(&kv, js_, &config); s != NATS_OK) {
+    return ToStatus(s, absl::StrCat("bucket ", bucket));
+  }
+  std::lock_guard lock(buckets_->mu);
+  auto [it, added] = buckets_->open.emplace(bucket, kv);
+  if (!added) kvStore_Destroy(kv);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<kvStore*> Client::Bucket(const std::string& bucket) {
+  std::lock_guard lock(buckets_->mu);
+  if (auto it = buckets_->open.find(bucket); it != buckets_->open.end()) return it->second;
+  kvStore* kv = nullptr;
+  if (natsStatus s = js_KeyValue(&kv, js_, bucket.c_str()); s != NATS_OK) {
+    return ToStatus(s, absl::StrCat("bucket ", bucket));
+  }
+  buckets_->open.emplace(bucket, kv);
+  return kv;
+}
+
+absl::StatusOr<std::optional<Client::KvEntry>> Client::KvGet(const std::string& bucket, const std::string& key) {
+  absl::StatusOr<kvStore*> kv = Bucket(bucket);
+  if (!kv.ok()) return kv.status();
+  kvEntry* entry = nullptr;
+  const natsStatus s = kvStore_Get(&entry, *kv, key.c_str());
+  if (s == NATS_NOT_FOUND) return std::optional<KvEntry>();
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("get ", bucket, ".", key));
+  KvEntry out{std::string(static_cast<const char*>(kvEntry_Value(entry)), static_cast<size_t>(kvEntry_ValueLen(entry))),
+              kvEntry_Revision(entry)};
+  kvEntry_Destroy(entry);
+  return std::optional<KvEntry>(std::move(out));
+}
+
+absl::StatusOr<uint64_t> Client::KvPut(const std::string& bucket, const std::string& key, absl::string_view value) {
+  absl::StatusOr<kvStore*> kv = Bucket(bucket);
+  if (!kv.ok()) return kv.status();
+  uint64_t revision = 0;
+  if (natsStatus s = kvStore_Put(&revision, *kv, key.c_str(), value.data(), static_cast<int>(value.size()));
+      s != NATS_OK) {
+    return ToStatus(s, absl::StrCat("put ", bucket, ".", key));
+  }
+  return revision;
+}
+
+absl::StatusOr<uint64_t> Client::KvCreate(const std::string& bucket, const std::string& key, absl::string_view value) {
+  absl::StatusOr<kvStore*> kv = Bucket(bucket);
+  if (!kv.ok()) return kv.status();
+  uint64_t revision = 0;
+  const natsStatus s = kvStore_Create(&revision, *kv, key.c_str(), value.data(), static_cast<int>(value.size()));
+  // cnats answers a taken key with the server's "wrong last sequence".
+  if (s == NATS_ERR) {
+    const char* text = nats_GetLastError(nullptr);
+    if (text != nullptr && absl::string_view(text).find("wrong last sequence") != absl::string_view::npos) {
+      return absl::AlreadyExistsError(absl::StrCat(bucket, ".", key, " exists"));
+    }
+  }
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("create ", bucket, ".", key));
+  return revision;
+}
+
+absl::StatusOr<uint64_t> Client::KvUpdate(const std::string& bucket, const std::string& key, absl::string_view value,
+                                          uint64_t revision) {
+  absl::StatusOr<kvStore*> kv = Bucket(bucket);
+  if (!kv.ok()) return kv.status();
+  uint64_t next = 0;
+  const natsStatus s =
+      kvStore_Update(&next, *kv, key.c_str(), value.data(), static_cast<int>(value.size()), revision);
+  if (s == NATS_ERR) {
+    const char* text = nats_GetLastError(nullptr);
+    if (text != nullptr && absl::string_view(text).find("wrong last sequence") != absl::string_view::npos) {
+      return absl::FailedPreconditionError(absl::StrCat(bucket, ".", key, " is not at revision ", revision));
+    }
+  }
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("update ", bucket, ".", key));
+  return next;
+}
+
+absl::Status Client::KvDelete(const std::string& bucket, const std::string& key) {
+  absl::StatusOr<kvStore*> kv = Bucket(bucket);
+  if (!kv.ok()) return kv.status();
+  return ToStatus(kvStore_Delete(*kv, key.c_str()), absl::StrCat("delete ", bucket, ".", key));
+}
+
+absl::StatusOr<std::vector<std::string>> Client::KvKeys(const std::string& bucket) {
+  absl::StatusOr<kvStore*> kv = Bucket(bucket);
+  if (!kv.ok()) return kv.status();
+  kvKeysList list{};
+  const natsStatus s = kvStore_Keys(&list, *kv, nullptr);
+  if (s == NATS_NOT_FOUND) return std::vector<std::string>();
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("keys of ", bucket));
+  std::vector<std::string> keys(list.Keys, list.Keys + list.Count);
+  kvKeysList_Destroy(&list);
+  return keys;
+}
+
+}  // namespace triage::storage::jetstream

@@ -1,0 +1,149 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+// cnats's types, kept out of every header but this one.
+typedef struct __natsConnection natsConnection;
+typedef struct __natsMsg natsMsg;
+typedef struct __jsCtx jsCtx;
+typedef struct __kvStore kvStore;
+
+namespace triage::storage::jetstream {
+
+struct AckSlots;     // nats.cc
+struct BucketCache;  // nats.cc
+
+struct ConnectOptions {
+  std::vector<std::string> servers;  // nats://host:port (tls:// for TLS)
+  std::string name = "triaged";      // how the servers list this client
+  std::string credentials_file;      // a .creds file (JWT + NKey); empty: none
+  std::string ca_file;               // roots for the servers' TLS certificates; empty: none
+  // Each call's wait for the servers: a publish's acknowledgement, a get, a KV update. An
+  // election stalls them 4-9 s (2.9.10), so a caller answers 503 at this point rather than hang.
+  absl::Duration timeout = absl::Seconds(3);
+};
+
+// A stream as the backend needs them (file storage, always).
+struct StreamSpec {
+  std::string name;
+  std::vector<std::string> subjects;
+  int replicas = 3;
+  int64_t max_msgs = -1;              // -1: no limit
+  int64_t max_msgs_per_subject = -1;  // -1: no limit
+  absl::Duration max_age;             // zero: kept forever
+  absl::Duration duplicates;          // the Nats-Msg-Id window; zero: the server's default
+  bool discard_new = false;           // refuse new messages at a limit (not drop old ones)
+  bool discard_new_per_subject = false;
+  bool allow_direct = false;          // DirectGet answered by any replica
+};
+
+struct OutMessage {
+  std::string subject;
+  std::string data;
+  std::string msg_id;  // Nats-Msg-Id: a second publish within the window is a duplicate; empty: none
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct PubAck {
+  uint64_t seq = 0;
+  bool duplicate = false;  // dropped by Nats-Msg-Id: `seq` is the first one's
+};
+
+// A stored message read back (owns its cnats message).
+class InMessage {
+ public:
+  explicit InMessage(natsMsg* msg);
+  InMessage(InMessage&& other) noexcept;
+  InMessage& operator=(InMessage&& other) noexcept;
+  ~InMessage();
+
+  absl::string_view subject() const { return subject_; }
+  uint64_t seq() const { return seq_; }
+  absl::string_view data() const;
+  // A header's value; empty when it has none.
+  absl::string_view Header(const char* key) const;
+
+ private:
+  natsMsg* msg_;
+  std::string subject_;
+  uint64_t seq_ = 0;
+};
+
+// One connection to a NATS cluster and its JetStream context: a thin layer over cnats that
+// speaks absl::Status. Errors: Unavailable for the cluster not answering (timeouts, no
+// responders, a closed connection: try again), NotFound for a missing message, stream or key,
+// AlreadyExists for a refused create (a KV key, a subject already holding its one message),
+// FailedPrecondition for a stale revision, Internal for anything else the server refuses.
+//
+// Thread-safety: every method may be called from any thread; PublishAll from one at a time.
+// cnats reconnects on its own (to any server of the list, without end); calls fail
+// Unavailable meanwhile.
+class Client {
+ public:
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ConnectOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Creates the stream, or updates its config to `spec`.
+  absl::Status EnsureStream(const StreamSpec& spec);
+  absl::Status DeleteStream(const std::string& name);
+  // How many messages it holds, and the last seq (0 when empty).
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> StreamState(const std::string& name);
+
+  absl::StatusOr<PubAck> Publish(const OutMessage& message);
+  // Publishes every message without waiting between them, then waits (up to the timeout in
+  // all) for every acknowledgement: one result each, in order.
+  std::vector<absl::StatusOr<PubAck>> PublishAll(absl::Span<const OutMessage> messages);
+
+  // The last message of `subject` (DirectGet: any replica answers, possibly a moment stale).
+  absl::StatusOr<std::optional<InMessage>> GetLast(const std::string& stream, const std::string& subject);
+  // The message at `seq`, from the stream's leader.
+  absl::StatusOr<std::optional<InMessage>> Get(const std::string& stream, uint64_t seq);
+  // NotFound when it is not there (deleted before, or never).
+  absl::Status Delete(const std::string& stream, uint64_t seq);
+  // Every message `stream` holds when the call starts, in seq order (an ordered consumer).
+  absl::Status ReadAll(const std::string& stream, absl::FunctionRef<void(const InMessage&)> each);
+
+  // Key-value buckets (streams underneath): `ttl` counts from a key's last put; zero: none.
+  absl::Status EnsureBucket(const std::string& bucket, int replicas, absl::Duration ttl);
+  struct KvEntry {
+    std::string value;
+    uint64_t revision = 0;
+  };
+  absl::StatusOr<std::optional<KvEntry>> KvGet(const std::string& bucket, const std::string& key);
+  absl::StatusOr<uint64_t> KvPut(const std::string& bucket, const std::string& key, absl::string_view value);
+  // AlreadyExists when the key holds a value.
+  absl::StatusOr<uint64_t> KvCreate(const std::string& bucket, const std::string& key, absl::string_view value);
+  // FailedPrecondition when the key's revision is not `revision`.
+  absl::StatusOr<uint64_t> KvUpdate(const std::string& bucket, const std::string& key, absl::string_view value,
+                                    uint64_t revision);
+  absl::Status KvDelete(const std::string& bucket, const std::string& key);
+  // The keys of the bucket (none: empty).
+  absl::StatusOr<std::vector<std::string>> KvKeys(const std::string& bucket);
+
+ private:
+  Client(natsConnection* connection, absl::Duration timeout);
+  absl::StatusOr<kvStore*> Bucket(const std::string& bucket);
+
+  natsConnection* connection_;
+  jsCtx* js_ = nullptr;
+  std::unique_ptr<AckSlots> acks_;       // PublishAll's acknowledgements in flight
+  std::unique_ptr<BucketCache> buckets_;  // opened KV handles, by name
+  const absl::Duration timeout_;
+};
+
+}  // namespace triage::storage::jetstream
