@@ -6,6 +6,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -333,35 +334,65 @@ absl::Status Client::Delete(const std::string& stream, uint64_t seq) {
                   absl::StrCat("delete ", stream, " ", seq));
 }
 
-absl::Status Client::ReadAll(const std::string& stream, absl::FunctionRef<void(const InMessage&)> each) {
-  absl::StatusOr<std::pair<uint64_t, uint64_t>> state = StreamState(stream);
-  if (!state.ok()) return state.status();
-  if (state->first == 0) return absl::OkStatus();
-  const uint64_t last = state->second;
+absl::Status Client::Read(const std::string& stream, const std::string& filter, uint64_t start_seq,
+                          absl::FunctionRef<bool(const InMessage&)> each) {
   jsSubOptions options;
   jsSubOptions_Init(&options);
   options.Stream = stream.c_str();
   options.Ordered = true;
-  options.Config.DeliverPolicy = js_DeliverAll;
+  if (start_seq > 0) {
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = start_seq;
+  } else {
+    options.Config.DeliverPolicy = js_DeliverAll;
+  }
   natsSubscription* sub = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  if (natsStatus s = js_SubscribeSync(&sub, js_, ">", nullptr, &options, &code); s != NATS_OK) {
-    return ToStatus(s, code, absl::StrCat("replay ", stream));
+  const std::string subject = filter.empty() ? ">" : filter;
+  if (natsStatus s = js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &options, &code); s != NATS_OK) {
+    return ToStatus(s, code, absl::StrCat("read ", stream));
   }
-  absl::Status status;
+  std::unique_ptr<natsSubscription, void (*)(natsSubscription*)> owned(sub, [](natsSubscription* s) {
+    natsSubscription_Unsubscribe(s);
+    natsSubscription_Destroy(s);
+  });
+  // What the consumer has to deliver: sent already or still pending. None means done now
+  // (rather than after a wait for a message that will not come).
+  jsConsumerInfo* info = nullptr;
+  if (natsStatus s = natsSubscription_GetConsumerInfo(&info, sub, nullptr, &code); s != NATS_OK) {
+    return ToStatus(s, code, absl::StrCat("read ", stream));
+  }
+  const uint64_t matching = info->NumPending + info->Delivered.Consumer;
+  jsConsumerInfo_Destroy(info);
+  if (matching == 0) return absl::OkStatus();
   for (;;) {
     natsMsg* msg = nullptr;
     if (natsStatus s = natsSubscription_NextMsg(&msg, sub, Millis(timeout_)); s != NATS_OK) {
-      status = ToStatus(s, absl::StrCat("replay ", stream));
-      break;
+      return ToStatus(s, absl::StrCat("read ", stream));
+    }
+    uint64_t left = 0;
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      left = meta->NumPending;
+      jsMsgMetaData_Destroy(meta);
     }
     const InMessage in(msg);
-    each(in);
-    if (in.seq() >= last) break;
+    if (!each(in) || left == 0) return absl::OkStatus();
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
-  return status;
+}
+
+absl::StatusOr<std::vector<std::string>> Client::StreamNames(absl::string_view prefix) {
+  jsStreamNamesList* list = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_StreamNames(&list, js_, nullptr, &code);
+  if (s == NATS_NOT_FOUND) return std::vector<std::string>();
+  if (s != NATS_OK) return ToStatus(s, code, "stream names");
+  std::vector<std::string> names;
+  for (int i = 0; i < list->Count; ++i) {
+    if (absl::StartsWith(list->List[i], prefix)) names.emplace_back(list->List[i]);
+  }
+  jsStreamNamesList_Destroy(list);
+  return names;
 }
 
 absl::Status Client::EnsureBucket(const std::string& bucket, int replicas, absl::Duration ttl) {

@@ -115,8 +115,12 @@ class Client {
   absl::StatusOr<std::optional<InMessage>> Get(const std::string& stream, uint64_t seq);
   // NotFound when it is not there (deleted before, or never).
   absl::Status Delete(const std::string& stream, uint64_t seq);
-  // Every message `stream` holds when the call starts, in seq order (an ordered consumer).
-  absl::Status ReadAll(const std::string& stream, absl::FunctionRef<void(const InMessage&)> each);
+  // The messages of `stream` on `filter` (empty: all) from `start_seq` (0: the first) that it
+  // holds when the call starts, in seq order (an ordered consumer), until `each` answers false.
+  absl::Status Read(const std::string& stream, const std::string& filter, uint64_t start_seq,
+                    absl::FunctionRef<bool(const InMessage&)> each);
+  // The names of the streams that start with `prefix`.
+  absl::StatusOr<std::vector<std::string>> StreamNames(absl::string_view prefix);
 
   // Key-value buckets (streams underneath): `ttl` counts from a key's last put; zero: none.
   absl::Status EnsureBucket(const std::string& bucket, int replicas, absl::Duration ttl);

@@ -83,9 +83,26 @@ TEST_F(NatsTest, PublishesReadsBackDeletesAndReplaysInOrder) {
   EXPECT_FALSE(got->has_value());
 
   std::vector<uint64_t> seqs;
-  ASSERT_TRUE(client_->ReadAll("T1", [&](const InMessage& m) { seqs.push_back(m.seq()); }).ok());
+  auto collect = [&seqs](const InMessage& m) {
+    seqs.push_back(m.seq());
+    return true;
+  };
+  ASSERT_TRUE(client_->Read("T1", "", 0, collect).ok());
   ASSERT_EQ(seqs.size(), 200u);  // the deleted one is not replayed
   for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], first->seq + 1 + i);
+  // One subject, from a seq on; and a filter that matches nothing answers at once.
+  seqs.clear();
+  ASSERT_TRUE(client_->Read("T1", "T1.b", first->seq + 100, collect).ok());
+  ASSERT_EQ(seqs.size(), 51u);  // the odd messages (T1.b) at first+100, +102 .. +200
+  EXPECT_EQ(seqs.front(), first->seq + 100);
+  seqs.clear();
+  const absl::Time before = absl::Now();
+  ASSERT_TRUE(client_->Read("T1", "T1.none", 0, collect).ok());
+  EXPECT_TRUE(seqs.empty());
+  EXPECT_LT(absl::Now() - before, absl::Seconds(4));  // not the 5 s wait for a next message
+  absl::StatusOr<std::vector<std::string>> names = client_->StreamNames("T1");
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_EQ(*names, std::vector<std::string>{"T1"});
 
   absl::StatusOr<std::optional<InMessage>> last_b = client_->GetLast("T1", "T1.b");
   ASSERT_TRUE(last_b.ok() && last_b->has_value()) << last_b.status();
