@@ -165,7 +165,8 @@ class Backend {
   // others get their message record, conversation record and one queue entry per delivery,
   // whole or not at all (`results`, one per request: a request whose lookups failed is left
   // out with its error). The status is the write's: on failure nothing of the group is stored.
-  // `queued` gets the entries written, in seq order, viewing `group`.
+  // `queued` gets the entries written, each destination's in seq order (a seq is unique within its
+  // destination), viewing `group`.
   virtual absl::Status Commit(absl::Span<IngestRequest> group, absl::Span<IngestResult> results,
                               std::vector<QueuedEntry>& queued) = 0;
 
@@ -184,7 +185,8 @@ class Backend {
   // Moves a leased entry, as `entry`, to the dead letters, synced.
   virtual absl::Status MoveToDead(const Lease& lease, const QueueEntry& entry) = 0;
   // Moves dead letters of `destination` (the one with `seq`, or all) back into their queue
-  // with a fresh attempt count, synced; the moved ones, in seq order.
+  // with a fresh attempt count, synced; the moved ones, in seq order, each with its seq in the
+  // queue now (its own, or a new one at the end of the queue).
   virtual absl::StatusOr<std::vector<DeadEntry>> Requeue(const std::string& destination,
                                                          std::optional<uint64_t> seq) = 0;
   virtual std::vector<DeadEntry> DeadLetters(absl::string_view destination, size_t limit) = 0;

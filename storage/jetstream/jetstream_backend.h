@@ -1,0 +1,130 @@
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "storage/backend.h"
+#include "storage/clock.h"
+#include "storage/jetstream/nats.h"
+#include "storage/store_options.h"
+
+namespace triage::storage {
+
+struct JetStreamOptions {
+  jetstream::ConnectOptions connect;
+  int replicas = 3;  // of every stream and bucket: acknowledged means stored on a majority
+  // Every stream, subject and bucket name starts with it, so that deployments can share a
+  // cluster. [A-Za-z0-9_-] only.
+  std::string prefix = "TRIAGE";
+
+  absl::Status Validate() const;
+};
+
+// A destination name that can be a stream and subject token: [A-Za-z0-9_-], 1 to 64 bytes.
+absl::Status ValidJetStreamName(absl::string_view name, absl::string_view what);
+
+// The records in NATS JetStream streams and key-value buckets, replicated by the cluster
+// (R3: acknowledged = on 2 of 3 servers, in their page cache; 2.9 fsyncs on a timer). Layout
+// (P = the prefix):
+// - stream P_Q_<destination>: one message per queue entry (EncodeEntry), seq = the entry's;
+// - stream P_SEEN: one subject per message key (P.seen.<key>), at most one message each, kept
+//   for the dedup window: the dedup index and the message record, with its deliveries;
+// - stream P_DEAD: dead letters (P.dead.<destination>.<seq>);
+// - stream P_QUARANTINE: unreadable requests, kept for the retention (id = seq);
+// - buckets P_retry (attempts, due time and last error of entries that failed), P_delivered
+//   and P_tickets (for the dedup window), P_origins (the ticket origin window), P_conv,
+//   P_dest (pauses), P_labels.
+//
+// Ingest (Commit) is whole-or-retry, not whole-or-nothing: entries are published first, then
+// the SEEN records; a request whose publishes did not all succeed is answered Unavailable and
+// its retry completes it (entries carry a Nats-Msg-Id, so a retry within 10 minutes stores
+// nothing twice). A node owns every destination it has queues for (one node per cluster, until
+// destination ownership lands).
+class JetStreamBackend : public Backend {
+ public:
+  // Connects, and creates or updates the streams and buckets.
+  static absl::StatusOr<std::unique_ptr<JetStreamBackend>> Open(const JetStreamOptions& jetstream,
+                                                                const StoreOptions& options);
+  ~JetStreamBackend() override;
+
+  void SetErrorHandler(std::function<void(const absl::Status&)> handler) override;
+  absl::Status Resume() override;
+  absl::Status Replay(absl::Time now, absl::FunctionRef<void(const QueuedEntry&)> queued) override;
+  absl::Status Commit(absl::Span<IngestRequest> group, absl::Span<IngestResult> results,
+                      std::vector<QueuedEntry>& queued) override;
+  absl::StatusOr<std::optional<QueueEntry>> ReadEntry(absl::string_view destination, router::Level level,
+                                                      uint64_t seq) override;
+  absl::Status Delivered(absl::Span<const Lease* const> leases, absl::Time now) override;
+  absl::Status Delivered(const Lease& lease, absl::Time now, absl::string_view remote_ticket, bool created,
+                         absl::string_view text) override;
+  absl::Status Update(const Lease& lease, const QueueEntry& entry, bool sync) override;
+  absl::Status MoveToDead(const Lease& lease, const QueueEntry& entry) override;
+  absl::StatusOr<std::vector<DeadEntry>> Requeue(const std::string& destination,
+                                                 std::optional<uint64_t> seq) override;
+  std::vector<DeadEntry> DeadLetters(absl::string_view destination, size_t limit) override;
+  int64_t DeadLetterCount() override { return dead_letters_.load(); }
+  std::vector<MessageDelivery> Deliveries(absl::string_view message_key) override;
+  absl::StatusOr<std::string> GetMessage(absl::string_view key) override;
+  absl::StatusOr<std::optional<ThreadTicket>> FindThreadTicket(const Lease& lease) override;
+  absl::StatusOr<std::optional<ThreadTicket>> FindThreadTicket(absl::string_view destination, bool owner,
+                                                               absl::string_view team,
+                                                               absl::string_view thread) override;
+  absl::StatusOr<TicketOrigin> FindTicketOrigin(absl::string_view destination, absl::string_view ticket) override;
+  absl::Status PutLabel(absl::string_view message_key, absl::string_view record) override;
+  absl::StatusOr<std::optional<std::string>> Label(absl::string_view message_key) override;
+  absl::StatusOr<std::vector<std::string>> Labels(absl::string_view after, size_t limit, std::string* last) override;
+  int64_t LabelCount() override { return labels_.load(); }
+  absl::StatusOr<std::optional<router::ConversationOwner>> ConversationTeam(absl::string_view key,
+                                                                          absl::Time since) override;
+  // Always "needs the network": nullopt.
+  std::optional<absl::StatusOr<std::optional<router::ConversationOwner>>> ConversationTeamInMemory(
+      absl::string_view key, absl::Time since) override;
+  absl::Status SetDestinationPause(absl::string_view destination, absl::Time until) override;
+  absl::StatusOr<absl::Time> DestinationPause(absl::string_view destination) override;
+  absl::Status SetManualPause(absl::string_view destination, bool paused) override;
+  absl::StatusOr<bool> ManualPause(absl::string_view destination) override;
+  absl::StatusOr<std::vector<Quarantined>> ListQuarantine(uint64_t after, size_t limit) override;
+  absl::StatusOr<std::optional<Quarantined>> FindQuarantined(uint64_t id) override;
+  absl::Status ReleaseQuarantined(uint64_t id) override;
+  int64_t QuarantineEstimate() override { return quarantined_.load(); }
+  StorageStats Stats() override { return {}; }  // RocksDB's figures; the servers export their own
+  absl::Status Compact() override { return absl::OkStatus(); }  // expiry is the streams' MaxAge
+
+ private:
+  JetStreamBackend(const JetStreamOptions& jetstream, const StoreOptions& options,
+                   std::unique_ptr<jetstream::Client> client);
+  absl::Status CreateStreamsAndBuckets();
+  // The queue stream of `destination`, created on first use.
+  absl::StatusOr<std::string> QueueStream(absl::string_view destination);
+  // `status`, reported to the error handler when it is Unavailable.
+  absl::Status Reported(absl::Status status);
+  absl::StatusOr<std::optional<std::string>> GetValue(const std::string& bucket, const std::string& key);
+  // The entry with its retry record (attempts, due time, last error) applied.
+  absl::Status ApplyRetry(absl::string_view destination, uint64_t seq, QueueEntry& entry);
+  // Out of the queue (and its retry record), once recorded elsewhere.
+  absl::Status RemoveEntry(const Lease& lease);
+  absl::StatusOr<std::optional<ThreadTicket>> ReadTicket(const std::string& key);
+
+  const JetStreamOptions jetstream_;
+  const StoreOptions options_;
+  const Clock& clock_;
+  std::unique_ptr<jetstream::Client> client_;
+  const std::string seen_stream_, dead_stream_, quarantine_stream_;
+  const std::string retry_bucket_, delivered_bucket_, tickets_bucket_, origins_bucket_, conv_bucket_, dest_bucket_,
+      labels_bucket_;
+
+  std::mutex mu_;  // guards streams_ and handler_
+  std::set<std::string, std::less<>> streams_;  // queue streams known to exist
+  std::function<void(const absl::Status&)> handler_;
+
+  std::atomic<int64_t> dead_letters_{0};
+  std::atomic<int64_t> labels_{0};
+  std::atomic<int64_t> quarantined_{0};
+};
+
+}  // namespace triage::storage
