@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 
 namespace triage::storage {
@@ -143,11 +145,10 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
   seen.name = seen_stream_;
   seen.subjects = {absl::StrCat(p, ".seen.>")};
   seen.replicas = jetstream_.replicas;
+  // One record per message key: a publish names the record it replaces (none, or one past the
+  // window), so of two nodes storing the same message one is refused.
   seen.max_msgs_per_subject = 1;
-  seen.discard_new = true;
-  seen.discard_new_per_subject = true;
   seen.max_age = options_.dedup_window;
-  seen.duplicates = kPublishDedupWindow;
   seen.allow_direct = true;
   jetstream::StreamSpec dead;
   dead.name = dead_stream_;
@@ -160,8 +161,10 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
   quarantine.subjects = {absl::StrCat(p, ".quarantine")};
   quarantine.replicas = jetstream_.replicas;
   quarantine.max_age = options_.quarantine_retention;
+  // Each is a raft group of its own, and its creation takes about half a second: all at once.
+  std::vector<std::function<absl::Status()>> creations;
   for (const jetstream::StreamSpec* spec : {&seen, &dead, &quarantine}) {
-    if (auto s = client_->EnsureStream(*spec); !s.ok()) return s;
+    creations.push_back([this, spec] { return client_->EnsureStream(*spec); });
   }
   const std::pair<const std::string*, absl::Duration> buckets[] = {
       {&retry_bucket_, absl::ZeroDuration()},
@@ -173,7 +176,17 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
       {&labels_bucket_, absl::ZeroDuration()},
   };
   for (const auto& [bucket, ttl] : buckets) {
-    if (auto s = client_->EnsureBucket(*bucket, jetstream_.replicas, ttl); !s.ok()) return s;
+    creations.push_back([this, bucket, ttl] { return client_->EnsureBucket(*bucket, jetstream_.replicas, ttl); });
+  }
+  std::vector<absl::Status> created(creations.size());
+  {
+    std::vector<std::jthread> threads;
+    for (size_t i = 0; i < creations.size(); ++i) {
+      threads.emplace_back([&created, &creations, i] { created[i] = creations[i](); });
+    }
+  }
+  for (const absl::Status& status : created) {
+    if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }
@@ -290,6 +303,7 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
   std::vector<Placed> placed;
   std::vector<std::optional<size_t>> quarantine_at(group.size());  // index into `entries`
   std::vector<std::vector<bool>> is_new(group.size());
+  std::vector<std::vector<uint64_t>> replaces(group.size());  // the SEEN record a new one replaces (0: none)
   absl::flat_hash_set<absl::string_view> keys_in_group;
 
   for (size_t i = 0; i < group.size(); ++i) {
@@ -297,17 +311,21 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
     const int64_t received_ms = absl::ToUnixMillis(request.received_at);
     const int64_t window_start = received_ms - absl::ToInt64Milliseconds(options_.dedup_window);
     is_new[i].assign(request.messages.size(), false);
+    replaces[i].assign(request.messages.size(), 0);
     for (size_t m = 0; m < request.messages.size() && results[i].status.ok(); ++m) {
       const std::string& key = request.messages[m].key;
       if (keys_in_group.contains(key)) continue;
+      // Any replica answers (a moment stale at worst): the SEEN publish, which names the record
+      // it replaces, is the arbiter.
       absl::StatusOr<std::optional<jetstream::InMessage>> seen =
-          client_->GetLast(seen_stream_, absl::StrCat(seen_prefix, Token(key)));
+          client_->GetLast(seen_stream_, absl::StrCat(seen_prefix, Token(key)), jetstream::From::kAnyReplica);
       if (!seen.ok()) {
         results[i].status = Reported(seen.status());
         break;
       }
       const std::optional<int64_t> when = seen->has_value() ? MessageRecordTime((*seen)->data()) : std::nullopt;
       is_new[i][m] = !seen->has_value() || !when || *when < window_start;
+      if (seen->has_value()) replaces[i][m] = (*seen)->seq();
       for (const Delivery& delivery : request.messages[m].deliveries) {
         if (auto s = ValidJetStreamName(delivery.destination, "destination"); !s.ok() && is_new[i][m]) {
           results[i].status = s;
@@ -348,10 +366,12 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
           results[i].status = Reported(stream.status());
           break;
         }
-        // The same delivery published again (a retried request) is the same message id.
+        // A retried request publishes the same message ids (its entries are stored once); the
+        // same message arriving again past the dedup window replaces another record, so its
+        // ids differ.
         entries.push_back({absl::StrCat(jetstream_.prefix, ".q.", delivery.destination), EncodeEntry(entry),
-                           absl::StrCat(Token(message.key), "/", delivery.destination, "/", Token(delivery.team), "/",
-                                        delivery.reply ? "r" : delivery.owner ? "o" : "i"),
+                           absl::StrCat(Token(message.key), "/", replaces[i][m], "/", delivery.destination, "/",
+                                        Token(delivery.team), "/", delivery.reply ? "r" : delivery.owner ? "o" : "i"),
                            {}});
         placed.push_back({i, &message, &delivery, std::move(entry)});
       }
@@ -394,8 +414,9 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
       const NewMessage& message = group[i].messages[m];
       jetstream::OutMessage record{absl::StrCat(seen_prefix, Token(message.key)),
                                    EncodeMessageRecord(received_ms, message.ticket_json),
-                                   absl::StrCat("seen/", Token(message.key)),
-                                   {}};
+                                   "",
+                                   {},
+                                   replaces[i][m]};
       if (auto it = delivery_lists.find(&message); it != delivery_lists.end()) {
         record.headers.emplace_back(kDeliveriesHeader, it->second);
       }
@@ -406,7 +427,7 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
   const std::vector<absl::StatusOr<jetstream::PubAck>> stored = client_->PublishAll(records);
   for (size_t r = 0; r < records.size(); ++r) {
     const auto [i, m] = record_of[r];
-    if (absl::IsAlreadyExists(stored[r].status())) {
+    if (absl::IsFailedPrecondition(stored[r].status())) {
       is_new[i][m] = false;  // another node stored it a moment ago: a duplicate after all
     } else if (!stored[r].ok() && results[i].status.ok()) {
       results[i].status = Reported(stored[r].status());
@@ -553,6 +574,28 @@ std::vector<DeadEntry> JetStreamBackend::DeadLetters(absl::string_view destinati
   return out;
 }
 
+absl::Status JetStreamBackend::MovedInRecord(absl::string_view message_key, absl::string_view destination,
+                                             uint64_t from, uint64_t to) {
+  const std::string subject = absl::StrCat(jetstream_.prefix, ".seen.", Token(message_key));
+  const std::string old_delivery = absl::StrCat(destination, ":", from);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    absl::StatusOr<std::optional<jetstream::InMessage>> seen =
+        client_->GetLast(seen_stream_, subject, jetstream::From::kLeader);
+    if (!seen.ok()) return seen.status();
+    if (!seen->has_value()) return absl::OkStatus();  // past the dedup window: nothing to show
+    std::vector<std::string> deliveries;
+    for (absl::string_view one : absl::StrSplit((*seen)->Header(kDeliveriesHeader), ',', absl::SkipEmpty())) {
+      deliveries.push_back(one == old_delivery ? absl::StrCat(destination, ":", to) : std::string(one));
+    }
+    jetstream::OutMessage record{subject, std::string((*seen)->data()), "",
+                                 {{kDeliveriesHeader, absl::StrJoin(deliveries, ",")}}, (*seen)->seq()};
+    absl::StatusOr<jetstream::PubAck> replaced = client_->Publish(record);
+    if (!absl::IsFailedPrecondition(replaced.status())) return replaced.status();
+    // Replaced meanwhile by another requeue of the same message: read it again.
+  }
+  return absl::AbortedError(absl::StrCat("the record of a requeued entry of ", destination, " kept changing"));
+}
+
 absl::StatusOr<std::vector<DeadEntry>> JetStreamBackend::Requeue(const std::string& destination,
                                                                  std::optional<uint64_t> seq) {
   absl::StatusOr<std::string> stream = QueueStream(destination);
@@ -582,6 +625,9 @@ absl::StatusOr<std::vector<DeadEntry>> JetStreamBackend::Requeue(const std::stri
     if (!requeued.ok()) return Reported(requeued.status());
     if (auto s = client_->Delete(dead_stream_, dead_seq); !s.ok() && !absl::IsNotFound(s)) return Reported(s);
     --dead_letters_;
+    if (auto s = MovedInRecord(dead.entry.message_key, destination, dead.seq, requeued->seq); !s.ok()) {
+      return Reported(s);
+    }
     moved.push_back({destination, requeued->seq, std::move(dead.entry)});
   }
   return moved;
@@ -589,8 +635,8 @@ absl::StatusOr<std::vector<DeadEntry>> JetStreamBackend::Requeue(const std::stri
 
 std::vector<MessageDelivery> JetStreamBackend::Deliveries(absl::string_view message_key) {
   std::vector<MessageDelivery> out;
-  absl::StatusOr<std::optional<jetstream::InMessage>> seen =
-      client_->GetLast(seen_stream_, absl::StrCat(jetstream_.prefix, ".seen.", Token(message_key)));
+  absl::StatusOr<std::optional<jetstream::InMessage>> seen = client_->GetLast(
+      seen_stream_, absl::StrCat(jetstream_.prefix, ".seen.", Token(message_key)), jetstream::From::kLeader);
   if (!seen.ok() || !seen->has_value()) return out;
   for (const auto& [destination, seq] : DecodeDeliveries((*seen)->Header(kDeliveriesHeader))) {
     if (absl::StatusOr<std::optional<QueueEntry>> queued = ReadEntry(destination, router::Level::kLow, seq);
@@ -598,8 +644,8 @@ std::vector<MessageDelivery> JetStreamBackend::Deliveries(absl::string_view mess
       out.push_back({destination, seq, **std::move(queued), "", -1});
       continue;
     }
-    absl::StatusOr<std::optional<jetstream::InMessage>> dead =
-        client_->GetLast(dead_stream_, absl::StrCat(jetstream_.prefix, ".dead.", SeqKey(destination, seq)));
+    absl::StatusOr<std::optional<jetstream::InMessage>> dead = client_->GetLast(
+        dead_stream_, absl::StrCat(jetstream_.prefix, ".dead.", SeqKey(destination, seq)), jetstream::From::kLeader);
     if (dead.ok() && dead->has_value()) {
       if (std::optional<QueueEntry> entry = DecodeEntry((*dead)->data())) {
         out.push_back({destination, seq, *std::move(entry), "dead_letter", -1});
@@ -626,8 +672,8 @@ std::vector<MessageDelivery> JetStreamBackend::Deliveries(absl::string_view mess
 }
 
 absl::StatusOr<std::string> JetStreamBackend::GetMessage(absl::string_view key) {
-  absl::StatusOr<std::optional<jetstream::InMessage>> seen =
-      client_->GetLast(seen_stream_, absl::StrCat(jetstream_.prefix, ".seen.", Token(key)));
+  absl::StatusOr<std::optional<jetstream::InMessage>> seen = client_->GetLast(
+      seen_stream_, absl::StrCat(jetstream_.prefix, ".seen.", Token(key)), jetstream::From::kLeader);
   if (!seen.ok()) return Reported(seen.status());
   if (!seen->has_value()) return absl::NotFoundError("no such message");
   const absl::string_view value = (*seen)->data();
@@ -759,12 +805,14 @@ absl::StatusOr<std::vector<Quarantined>> JetStreamBackend::ListQuarantine(uint64
   std::vector<Quarantined> out;
   absl::Status damaged;
   if (limit == 0) return out;
+  const int64_t oldest_ms = absl::ToUnixMillis(clock_.Now() - options_.quarantine_retention);
   absl::Status read = client_->Read(quarantine_stream_, "", after + 1, [&](const jetstream::InMessage& m) {
     std::optional<QuarantineRecord> record = DecodeQuarantine(m.data());
     if (!record) {
       damaged = absl::DataLossError(absl::StrCat("quarantine record ", m.seq(), " is damaged"));
       return false;
     }
+    if (record->received_unix_ms < oldest_ms) return true;  // past the retention, not yet expired
     out.push_back({m.seq(), *std::move(record)});
     return out.size() < limit;
   });
@@ -779,6 +827,9 @@ absl::StatusOr<std::optional<Quarantined>> JetStreamBackend::FindQuarantined(uin
   if (!message->has_value()) return std::optional<Quarantined>();
   std::optional<QuarantineRecord> record = DecodeQuarantine((*message)->data());
   if (!record) return absl::DataLossError(absl::StrCat("quarantine record ", id, " is damaged"));
+  if (record->received_unix_ms < absl::ToUnixMillis(clock_.Now() - options_.quarantine_retention)) {
+    return std::optional<Quarantined>();
+  }
   return std::optional<Quarantined>(Quarantined{id, *std::move(record)});
 }
 

@@ -32,8 +32,10 @@ absl::Status ValidJetStreamName(absl::string_view name, absl::string_view what);
 // (R3: acknowledged = on 2 of 3 servers, in their page cache; 2.9 fsyncs on a timer). Layout
 // (P = the prefix):
 // - stream P_Q_<destination>: one message per queue entry (EncodeEntry), seq = the entry's;
-// - stream P_SEEN: one subject per message key (P.seen.<key>), at most one message each, kept
-//   for the dedup window: the dedup index and the message record, with its deliveries;
+// - stream P_SEEN: one subject per message key (P.seen.<key>), one message each, kept for the
+//   dedup window: the dedup index and the message record, with its deliveries (destination and
+//   seq); a publish names the record it replaces (none, or one past the window), so that of two
+//   nodes storing one message at once, one is refused and counts it as a duplicate;
 // - stream P_DEAD: dead letters (P.dead.<destination>.<seq>);
 // - stream P_QUARANTINE: unreadable requests, kept for the retention (id = seq);
 // - buckets P_retry (attempts, due time and last error of entries that failed), P_delivered
@@ -109,6 +111,9 @@ class JetStreamBackend : public Backend {
   // Out of the queue (and its retry record), once recorded elsewhere.
   absl::Status RemoveEntry(const Lease& lease);
   absl::StatusOr<std::optional<ThreadTicket>> ReadTicket(const std::string& key);
+  // A requeued entry's new seq, in its message's record (what Deliveries reads).
+  absl::Status MovedInRecord(absl::string_view message_key, absl::string_view destination, uint64_t from,
+                             uint64_t to);
 
   const JetStreamOptions jetstream_;
   const StoreOptions options_;

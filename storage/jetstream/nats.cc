@@ -72,6 +72,22 @@ absl::StatusOr<natsMsg*> Build(const OutMessage& message) {
   return msg;
 }
 
+// The publish options of `message` (pointing into it).
+jsPubOptions PublishOptions(const OutMessage& message, absl::Duration timeout) {
+  jsPubOptions options;
+  jsPubOptions_Init(&options);
+  options.MaxWait = Millis(timeout);
+  if (!message.msg_id.empty()) options.MsgId = message.msg_id.c_str();
+  if (message.expect_last_subject_seq) {
+    if (*message.expect_last_subject_seq == 0) {
+      options.ExpectNoMessage = true;
+    } else {
+      options.ExpectLastSubjectSeq = *message.expect_last_subject_seq;
+    }
+  }
+  return options;
+}
+
 }  // namespace
 
 InMessage::InMessage(natsMsg* msg) : msg_(msg) {
@@ -253,10 +269,7 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> Client::StreamState(const std::str
 absl::StatusOr<PubAck> Client::Publish(const OutMessage& message) {
   absl::StatusOr<natsMsg*> msg = Build(message);
   if (!msg.ok()) return msg.status();
-  jsPubOptions options;
-  jsPubOptions_Init(&options);
-  options.MaxWait = Millis(timeout_);
-  if (!message.msg_id.empty()) options.MsgId = message.msg_id.c_str();
+  jsPubOptions options = PublishOptions(message, timeout_);
   jsPubAck* ack = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const natsStatus s = js_PublishMsg(&ack, js_, *msg, &options, &code);
@@ -280,10 +293,7 @@ std::vector<absl::StatusOr<PubAck>> Client::PublishAll(absl::Span<const OutMessa
       results[i] = msg.status();
       continue;
     }
-    jsPubOptions options;
-    jsPubOptions_Init(&options);
-    options.MaxWait = Millis(timeout_);
-    if (!messages[i].msg_id.empty()) options.MsgId = messages[i].msg_id.c_str();
+    jsPubOptions options = PublishOptions(messages[i], timeout_);
     natsMsg* raw = *msg;
     {
       std::lock_guard lock(acks_->mu);
@@ -308,7 +318,16 @@ std::vector<absl::StatusOr<PubAck>> Client::PublishAll(absl::Span<const OutMessa
   return results;
 }
 
-absl::StatusOr<std::optional<InMessage>> Client::GetLast(const std::string& stream, const std::string& subject) {
+absl::StatusOr<std::optional<InMessage>> Client::GetLast(const std::string& stream, const std::string& subject,
+                                                         From from) {
+  if (from == From::kLeader) {
+    natsMsg* msg = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus s = js_GetLastMsg(&msg, js_, stream.c_str(), subject.c_str(), nullptr, &code);
+    if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) return std::optional<InMessage>();
+    if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("get ", subject));
+    return std::optional<InMessage>(InMessage(msg));
+  }
   jsDirectGetMsgOptions get;
   jsDirectGetMsgOptions_Init(&get);
   get.LastBySubject = subject.c_str();

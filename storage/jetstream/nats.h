@@ -55,7 +55,12 @@ struct OutMessage {
   std::string data;
   std::string msg_id;  // Nats-Msg-Id: a second publish within the window is a duplicate; empty: none
   std::vector<std::pair<std::string, std::string>> headers;
+  // Stored only if the subject's last message is this seq (0: it has none); otherwise
+  // FailedPrecondition. Unset: no condition.
+  std::optional<uint64_t> expect_last_subject_seq;
 };
+
+enum class From { kLeader, kAnyReplica };
 
 struct PubAck {
   uint64_t seq = 0;
@@ -109,8 +114,9 @@ class Client {
   // all) for every acknowledgement: one result each, in order.
   std::vector<absl::StatusOr<PubAck>> PublishAll(absl::Span<const OutMessage> messages);
 
-  // The last message of `subject` (DirectGet: any replica answers, possibly a moment stale).
-  absl::StatusOr<std::optional<InMessage>> GetLast(const std::string& stream, const std::string& subject);
+  // The last message of `subject`: from the stream's leader (what was acknowledged), or from
+  // any replica (DirectGet, on a stream that allows it: cheaper, but possibly a moment stale).
+  absl::StatusOr<std::optional<InMessage>> GetLast(const std::string& stream, const std::string& subject, From from);
   // The message at `seq`, from the stream's leader.
   absl::StatusOr<std::optional<InMessage>> Get(const std::string& stream, uint64_t seq);
   // NotFound when it is not there (deleted before, or never).

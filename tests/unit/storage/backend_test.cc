@@ -5,18 +5,14 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
-#include <tuple>
 #include <vector>
 
-#include "storage/jetstream/jetstream_backend.h"
 #include "storage/queue_index.h"
 #include "storage/recovery.h"
-#include "storage/rocksdb/rocksdb_backend.h"
-#include "tests/support/nats_cluster.h"
+#include "tests/support/backends.h"
 #include "tests/test_util.h"
 
 namespace triage::storage {
@@ -28,36 +24,10 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 
 // Opens the backend kept at `path` (a folder the test owns); a second open of the same path sees
 // what the first stored.
-using BackendFactory = std::function<std::unique_ptr<Backend>(const std::string& path)>;
-
-std::unique_ptr<Backend> OpenRocksDb(const std::string& path) {
+std::unique_ptr<Backend> OpenAt(const std::string& kind, const std::string& path) {
   StoreOptions options;
   options.path = path;
-  auto backend = RocksDbBackend::Open(options);
-  EXPECT_TRUE(backend.ok()) << backend.status();
-  return backend.ok() ? *std::move(backend) : nullptr;
-}
-
-// One 3-node cluster for the process (each test runs in a process of its own under ctest);
-// null when nats-server is missing.
-testing::NatsCluster* Cluster() {
-  static testing::NatsCluster* cluster = [] {
-    if (testing::NatsCluster::Binary().empty()) return static_cast<testing::NatsCluster*>(nullptr);
-    auto* started = new testing::NatsCluster(3);
-    EXPECT_TRUE(started->Start()) << started->error();
-    return started;
-  }();
-  return cluster;
-}
-
-// The folder's name is the prefix: a second open of the same folder sees the same streams.
-std::unique_ptr<Backend> OpenJetStream(const std::string& path) {
-  JetStreamOptions jetstream;
-  jetstream.connect.servers = Cluster()->urls();
-  jetstream.prefix = "T" + std::filesystem::path(path).filename().string().substr(sizeof("triaged-test-") - 1);
-  StoreOptions options;
-  options.path = path;
-  auto backend = JetStreamBackend::Open(jetstream, options);
+  auto backend = testing::OpenBackend(kind, options);
   EXPECT_TRUE(backend.ok()) << backend.status();
   return backend.ok() ? *std::move(backend) : nullptr;
 }
@@ -98,14 +68,14 @@ std::vector<Replayed> ReplayAll(Backend& backend, absl::Time now) {
   return out;
 }
 
-class BackendTest : public ::testing::TestWithParam<std::tuple<const char*, BackendFactory>> {
+class BackendTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (std::string(std::get<0>(GetParam())) != "jetstream" || Cluster() != nullptr) return;
+    if (GetParam() != "jetstream" || testing::SharedCluster() != nullptr) return;
     if (testing::NatsCluster::Required()) FAIL() << "nats-server is required (TRIAGE_REQUIRE_NATS) but missing";
     GTEST_SKIP() << "nats-server is not installed";
   }
-  std::unique_ptr<Backend> Open() { return std::get<1>(GetParam())(dir_.path()); }
+  std::unique_ptr<Backend> Open() { return OpenAt(GetParam(), dir_.path()); }
   testing::TempDir dir_;
 };
 
@@ -258,10 +228,8 @@ TEST_P(BackendTest, RebuildIndexLeasesWhatWasQueued) {
   EXPECT_EQ(first->entry.level, Level::kUrgent);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, BackendTest,
-                         ::testing::Values(std::make_tuple("rocksdb", BackendFactory(OpenRocksDb)),
-                                           std::make_tuple("jetstream", BackendFactory(OpenJetStream))),
-                         [](const auto& info) { return std::string(std::get<0>(info.param)); });
+INSTANTIATE_TEST_SUITE_P(Backends, BackendTest, ::testing::Values("rocksdb", "jetstream"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace triage::storage

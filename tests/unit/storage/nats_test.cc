@@ -104,13 +104,16 @@ TEST_F(NatsTest, PublishesReadsBackDeletesAndReplaysInOrder) {
   ASSERT_TRUE(names.ok()) << names.status();
   EXPECT_EQ(*names, std::vector<std::string>{"T1"});
 
-  absl::StatusOr<std::optional<InMessage>> last_b = client_->GetLast("T1", "T1.b");
-  ASSERT_TRUE(last_b.ok() && last_b->has_value()) << last_b.status();
-  EXPECT_EQ((*last_b)->data(), "199");
-  EXPECT_EQ((*last_b)->seq(), first->seq + 200);
-  absl::StatusOr<std::optional<InMessage>> none = client_->GetLast("T1", "T1.c");
-  ASSERT_TRUE(none.ok()) << none.status();
-  EXPECT_FALSE(none->has_value());
+  for (const From from : {From::kLeader, From::kAnyReplica}) {
+    absl::StatusOr<std::optional<InMessage>> last_b = client_->GetLast("T1", "T1.b", from);
+    ASSERT_TRUE(last_b.ok() && last_b->has_value()) << last_b.status();
+    EXPECT_EQ((*last_b)->data(), "199");
+    EXPECT_EQ((*last_b)->seq(), first->seq + 200);
+    EXPECT_EQ((*last_b)->subject(), "T1.b");
+    absl::StatusOr<std::optional<InMessage>> none = client_->GetLast("T1", "T1.c", from);
+    ASSERT_TRUE(none.ok()) << none.status();
+    EXPECT_FALSE(none->has_value());
+  }
   EXPECT_TRUE(client_->DeleteStream("T1").ok());
 }
 
@@ -137,6 +140,28 @@ TEST_F(NatsTest, DuplicatesAreFlaggedOrRefused) {
   EXPECT_TRUE(batch[0].ok()) << batch[0].status();
   EXPECT_EQ(batch[1].status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_TRUE(client_->DeleteStream("T2").ok());
+}
+
+// Optimistic concurrency on a subject: a publish that names the last message it expects (none,
+// or a seq) is refused when another was stored meanwhile.
+TEST_F(NatsTest, APublishThatExpectsTheSubjectsLastMessageIsRefusedWhenItMoved) {
+  StreamSpec spec = Spec("T3");
+  spec.max_msgs_per_subject = 1;
+  ASSERT_TRUE(client_->EnsureStream(spec).ok());
+  absl::StatusOr<PubAck> first = client_->Publish({"T3.k", "1", "", {}, 0});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(client_->Publish({"T3.k", "2", "", {}, 0}).status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<PubAck> second = client_->Publish({"T3.k", "2", "", {}, first->seq});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(client_->Publish({"T3.k", "3", "", {}, first->seq}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<std::optional<InMessage>> last = client_->Get("T3", second->seq);
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ((*last)->data(), "2");
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> state = client_->StreamState("T3");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->first, 1u);  // one message per subject: the second replaced the first
+  EXPECT_TRUE(client_->DeleteStream("T3").ok());
 }
 
 TEST_F(NatsTest, KeyValueCreateUpdateByRevisionAndDelete) {

@@ -8,6 +8,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
+#include "tests/support/backends.h"
 #include "tests/test_util.h"
 
 namespace triage::storage {
@@ -41,13 +42,21 @@ IngestResult SubmitSync(Store& store, std::vector<NewMessage> messages, absl::Ti
   return done.get_future().get();
 }
 
+// A store on the backend under test (testing::BackendUnderTest()).
 std::unique_ptr<Store> OpenStore(const std::string& path, absl::Time now = kT0,
                                  StoreOptions options = StoreOptions()) {
   options.path = path;
-  auto store = Store::Open(options, now);
+  auto backend = testing::OpenBackend(testing::BackendUnderTest(), options);
+  EXPECT_TRUE(backend.ok()) << backend.status();
+  if (!backend.ok()) return nullptr;
+  auto store = Store::Open(*std::move(backend), options, now);
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? *std::move(store) : nullptr;
 }
+
+// For the tests of what only RocksDB has (its Env, compaction, its files).
+#define ROCKSDB_ONLY()                                                                  \
+  if (testing::BackendUnderTest() != "rocksdb") GTEST_SKIP() << "a RocksDB behaviour"
 
 std::vector<std::string> DrainIds(Store& store, const std::string& destination, absl::Time now) {
   std::vector<std::string> ids;
@@ -157,6 +166,7 @@ class FixedClockEnv : public rocksdb::EnvWrapper {
 };
 
 TEST(StoreTest, CompactionDropsDedupRecordsPastTheWindowWithoutAScan) {
+  ROCKSDB_ONLY();
   testing::TempDir dir;
   FixedClockEnv env;
   StoreOptions options;
@@ -633,6 +643,7 @@ TEST(StoreTest, DeliveriesOfAMessageWithTheirStateAndPosition) {
 // A database written before the by_message index (no index records, no marker) gets the
 // index on its first open, for queued and dead entries alike.
 TEST(StoreTest, DatabasesWithoutTheMessageIndexGetItOnOpen) {
+  ROCKSDB_ONLY();
   testing::TempDir dir;
   {
     auto store = OpenStore(dir.path());
@@ -767,6 +778,7 @@ class FailingFileSystem : public rocksdb::FileSystemWrapper {
 };
 
 TEST(StoreTest, StorageFailureIsReportedAndNothingIsHalfStored) {
+  ROCKSDB_ONLY();
   testing::TempDir dir;
   auto fs = std::make_shared<FailingFileSystem>(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
@@ -901,6 +913,7 @@ struct FailingDisk {
 };
 
 TEST(StoreHealthTest, AFullDiskIsAStateRefusedAtOnceAndResumedWhenSpaceReturns) {
+  ROCKSDB_ONLY();
   testing::TempDir dir;
   FailingDisk disk;
   StoreOptions options = disk.Options();
@@ -942,6 +955,7 @@ TEST(StoreHealthTest, AFullDiskIsAStateRefusedAtOnceAndResumedWhenSpaceReturns) 
 }
 
 TEST(StoreHealthTest, AnAckThatCannotBeWrittenKeepsTheEntryLeasedUntilItIs) {
+  ROCKSDB_ONLY();
   testing::TempDir dir;
   FailingDisk disk;
   StoreOptions options = disk.Options();
@@ -973,6 +987,7 @@ TEST(StoreHealthTest, AnAckThatCannotBeWrittenKeepsTheEntryLeasedUntilItIs) {
 }
 
 TEST(StoreHealthTest, ReadErrorsAreErrorsNeverAbsence) {
+  ROCKSDB_ONLY();
   testing::TempDir dir;
   FailingDisk disk;
   auto store = OpenStore(dir.path(), kT0, disk.Options());

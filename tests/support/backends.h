@@ -1,0 +1,27 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "storage/backend.h"
+#include "storage/store_options.h"
+#include "tests/support/nats_cluster.h"
+
+namespace triage::testing {
+
+// Which backend the store tests run on: $TRIAGE_TEST_BACKEND, "rocksdb" (the default) or
+// "jetstream" (CTest runs storage_test once with each).
+std::string BackendUnderTest();
+
+// One 3-node cluster for the process, started on first use (under CTest each test is a process
+// of its own); null when nats-server is missing. Never stopped: the process exit kills it.
+NatsCluster* SharedCluster();
+
+// The backend `kind` keeping its records "at" options.path: the RocksDB folder, or for
+// jetstream a stream prefix made from the folder's name on the shared cluster, so that a second
+// open of the same folder sees what the first stored.
+absl::StatusOr<std::unique_ptr<storage::Backend>> OpenBackend(const std::string& kind,
+                                                             const storage::StoreOptions& options);
+
+}  // namespace triage::testing
