@@ -175,8 +175,9 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
       {&dest_bucket_, absl::ZeroDuration()},
       {&labels_bucket_, absl::ZeroDuration()},
   };
-  for (const auto& [bucket, ttl] : buckets) {
-    creations.push_back([this, bucket, ttl] { return client_->EnsureBucket(*bucket, jetstream_.replicas, ttl); });
+  for (const auto& bucket : buckets) {
+    creations.push_back(
+        [this, bucket] { return client_->EnsureBucket(*bucket.first, jetstream_.replicas, bucket.second); });
   }
   std::vector<absl::Status> created(creations.size());
   {
