@@ -387,12 +387,40 @@ void LoadServer(Loader& l, const YAML::Node& node, ServerOptions* s) {
   l.Integer(node, "max_json_depth", path, &s->payload.max_depth, 4, 1024);
 }
 
+// A name the JetStream backend turns into stream and subject tokens.
+bool JetStreamToken(absl::string_view name) {
+  return !name.empty() && name.size() <= 64 && absl::c_all_of(name, [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void LoadJetStream(Loader& l, const YAML::Node& node, JetStreamStorageOptions* j) {
+  const std::string path = "storage.jetstream";
+  if (!l.Map(node, path)) return;
+  l.Keys(node, path, {"servers", "credentials_file", "ca_file", "replicas", "prefix", "publish_timeout"});
+  l.StringList(node, "servers", path, &j->servers);
+  l.String(node, "credentials_file", path, &j->credentials_file);
+  l.String(node, "ca_file", path, &j->ca_file);
+  l.Integer(node, "replicas", path, &j->replicas, 1, 5);
+  l.String(node, "prefix", path, &j->prefix);
+  if (!JetStreamToken(j->prefix)) l.Error(node["prefix"], Child(path, "prefix"), "must be 1 to 64 of [A-Za-z0-9_-]");
+  l.Duration(node, "publish_timeout", path, &j->publish_timeout, absl::Milliseconds(100), absl::Minutes(1));
+}
+
 void LoadStorage(Loader& l, const YAML::Node& node, StorageOptions* s) {
   const std::string path = "storage";
   if (!l.Map(node, path)) return;
   l.Keys(node, path,
-         {"path", "dedup_window", "quarantine_retention", "max_queued_entries", "max_pending_requests",
-          "aging_step"});
+         {"backend", "jetstream", "path", "dedup_window", "quarantine_retention", "max_queued_entries",
+          "max_pending_requests", "aging_step"});
+  l.String(node, "backend", path, &s->backend);
+  if (s->backend != "rocksdb" && s->backend != "jetstream") {
+    l.Error(node["backend"], Child(path, "backend"), "must be rocksdb or jetstream");
+  }
+  if (auto n = l.Get(node, "jetstream", path, s->backend == "jetstream")) LoadJetStream(l, *n, &s->jetstream);
+  if (s->backend == "jetstream" && s->jetstream.servers.empty() && node["jetstream"].IsDefined()) {
+    l.Error(node["jetstream"], Child(path, "jetstream.servers"), "is required with backend jetstream");
+  }
   l.String(node, "path", path, &s->path);
   l.Duration(node, "dedup_window", path, &s->dedup_window, absl::Minutes(1), absl::Hours(24 * 365));
   l.Duration(node, "quarantine_retention", path, &s->quarantine_retention, absl::Hours(1), absl::Hours(24 * 365));
@@ -1292,6 +1320,14 @@ absl::StatusOr<Config> Load(const YAML::Node& root, Loader& l, const router::Sco
   for (DestinationOptions& d : config.destinations) {
     for (const TeamOptions& team : config.teams) {
       if (absl::c_linear_search(team.destinations, d.name)) d.teams.push_back(team.name);
+    }
+  }
+  if (config.storage.backend == "jetstream") {
+    for (const DestinationOptions& d : config.destinations) {
+      if (!JetStreamToken(d.name)) {
+        l.Error(root["destinations"][d.name], Child("destinations", d.name),
+                "with storage.backend jetstream, a destination name must be 1 to 64 of [A-Za-z0-9_-] (it names a stream)");
+      }
     }
   }
   ResolveTicketLinks(l, root, &config);

@@ -67,7 +67,22 @@ struct AdminOptions {
   bool read_without_token = false;
 };
 
+// The JetStream backend's cluster (storage.backend: jetstream).
+struct JetStreamStorageOptions {
+  std::vector<std::string> servers;  // nats://host:port or tls://host:port
+  std::string credentials_file;      // a NATS .creds file; empty: none
+  std::string ca_file;               // roots for the servers' TLS certificates; empty: none
+  int64_t replicas = 3;              // of every stream and bucket
+  std::string prefix = "TRIAGE";     // of every stream, subject and bucket name
+  absl::Duration publish_timeout = absl::Seconds(3);  // then 503: an election takes 4-9 s
+  bool operator==(const JetStreamStorageOptions&) const = default;
+};
+
 struct StorageOptions {
+  // Where the records live: "rocksdb" (this host's disk, at `path`) or "jetstream" (a NATS
+  // cluster, replicated). Changing it needs a restart, like everything under storage.
+  std::string backend = "rocksdb";
+  JetStreamStorageOptions jetstream;
   std::string path = "./data/db";
   absl::Duration dedup_window = absl::Hours(24 * 8);
   // Requests the parser could not read are kept raw this long, for `triagectl replay`.

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "daemon/reload.h"
+#include "storage/jetstream/jetstream_backend.h"
 #include "router/json_writer.h"
 #include "daemon/tls.h"
 
@@ -100,13 +101,29 @@ absl::Status App::Start() {
                                                             : spdlog::level::debug;
     spdlog::log(level, "event=rocksdb message=\"{}\"", std::string(line));
   };
-  absl::StatusOr<std::unique_ptr<storage::Store>> store = storage::Store::Open(store_options, absl::Now());
+  const bool jetstream = config_.storage.backend == "jetstream";
+  const std::string where = jetstream ? absl::StrCat("the NATS cluster ", absl::StrJoin(config_.storage.jetstream.servers, ","))
+                                      : store_options.path;
+  absl::StatusOr<std::unique_ptr<storage::Store>> store;
+  if (jetstream) {
+    storage::JetStreamOptions options;
+    options.connect.servers = config_.storage.jetstream.servers;
+    options.connect.credentials_file = config_.storage.jetstream.credentials_file;
+    options.connect.ca_file = config_.storage.jetstream.ca_file;
+    options.connect.timeout = config_.storage.jetstream.publish_timeout;
+    options.replicas = static_cast<int>(config_.storage.jetstream.replicas);
+    options.prefix = config_.storage.jetstream.prefix;
+    absl::StatusOr<std::unique_ptr<storage::JetStreamBackend>> backend =
+        storage::JetStreamBackend::Open(options, store_options);
+    store = backend.ok() ? storage::Store::Open(*std::move(backend), store_options, absl::Now()) : backend.status();
+  } else {
+    store = storage::Store::Open(store_options, absl::Now());
+  }
   if (!store.ok()) {
-    return absl::Status(store.status().code(),
-                        absl::StrCat("storage at ", store_options.path, ": ", store.status().message()));
+    return absl::Status(store.status().code(), absl::StrCat("storage at ", where, ": ", store.status().message()));
   }
   store_ = *std::move(store);
-  spdlog::info("event=storage_open path={} queued={} dead_letters={}", store_options.path,
+  spdlog::info("event=storage_open backend={} at=\"{}\" queued={} dead_letters={}", config_.storage.backend, where,
                store_->QueuedEntries(), store_->DeadLetterCount());
 
   acknowledger_ = std::make_unique<Acknowledger>(*store_, dispatchers_);

@@ -14,16 +14,16 @@ std::string BackendUnderTest() {
 }
 
 NatsCluster* SharedCluster() {
-  static NatsCluster* cluster = []() -> NatsCluster* {
+  static const std::unique_ptr<NatsCluster> cluster = []() -> std::unique_ptr<NatsCluster> {
     if (NatsCluster::Binary().empty()) return nullptr;
-    auto* started = new NatsCluster(3);
+    auto started = std::make_unique<NatsCluster>(3);
     if (!started->Start()) {
       std::fprintf(stderr, "NATS cluster: %s\n", started->error().c_str());
       return nullptr;
     }
     return started;
   }();
-  return cluster;
+  return cluster.get();
 }
 
 absl::StatusOr<std::unique_ptr<storage::Backend>> OpenBackend(const std::string& kind,

@@ -14,8 +14,8 @@ namespace triage::testing {
 // "jetstream" (CTest runs storage_test once with each).
 std::string BackendUnderTest();
 
-// One 3-node cluster for the process, started on first use (under CTest each test is a process
-// of its own); null when nats-server is missing. Never stopped: the process exit kills it.
+// One 3-node cluster for the process, started on first use; null when nats-server is missing.
+// Stopped at exit (and its servers die with the process however it ends).
 NatsCluster* SharedCluster();
 
 // The backend `kind` keeping its records "at" options.path: the RocksDB folder, or for

@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,8 +19,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "storage/jetstream/nats.h"
-
-extern char** environ;
 
 namespace triage::testing {
 namespace {
@@ -115,21 +115,23 @@ bool NatsCluster::Spawn(int i) {
   }
   const std::string binary = Binary();
   const std::string log = absl::StrCat(node.dir, ".log");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<std::string> args = {binary, "-c", config};
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  const int spawned = posix_spawn(&node.pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    node.pid = -1;
-    error_ = absl::StrCat("cannot start ", binary, ": ", std::strerror(spawned));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    error_ = absl::StrCat("cannot fork: ", std::strerror(errno));
     return false;
   }
+  if (pid == 0) {
+    // The server dies with the test process, however that ends (a crash, a timeout's kill).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+    }
+    ::execl(binary.c_str(), binary.c_str(), "-c", config.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  node.pid = pid;
   return true;
 }
 

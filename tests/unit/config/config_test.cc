@@ -94,6 +94,41 @@ destinations:
   }
 }
 
+// storage.backend picks where the records live; jetstream needs its servers, and destination
+// names it can make streams of.
+TEST(ConfigTest, TheStorageBackendAndItsJetStreamCluster) {
+  const auto config = LoadConfigString(std::string(kMinimal) + R"(storage:
+  backend: jetstream
+  jetstream: {servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], replicas: 3, publish_timeout: 2s}
+)",
+                                       "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->storage.backend, "jetstream");
+  EXPECT_EQ(config->storage.jetstream.servers.size(), 2u);
+  EXPECT_EQ(config->storage.jetstream.prefix, "TRIAGE");
+  EXPECT_EQ(config->storage.jetstream.publish_timeout, absl::Seconds(2));
+  const auto defaults = LoadConfigString(kMinimal, "test.yaml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->storage.backend, "rocksdb");
+
+  EXPECT_NE(Errors(std::string(kMinimal) + "storage: {backend: postgres}\n").find("storage.backend: must be rocksdb or jetstream"),
+            std::string::npos);
+  EXPECT_NE(Errors(std::string(kMinimal) + "storage: {backend: jetstream}\n").find("storage.jetstream: is required"),
+            std::string::npos);
+  EXPECT_NE(Errors(std::string(kMinimal) + "storage: {backend: jetstream, jetstream: {prefix: a.b}}\n")
+                .find("storage.jetstream.servers: is required with backend jetstream"),
+            std::string::npos);
+  EXPECT_NE(Errors(std::string(kMinimal) + "storage: {backend: jetstream, jetstream: {servers: [x], prefix: a.b}}\n")
+                .find("storage.jetstream.prefix: must be 1 to 64 of [A-Za-z0-9_-]"),
+            std::string::npos);
+  const std::string dotted = absl::StrReplaceAll(kMinimal, {{"[out]", "[out.jsonl]"}, {"  out:", "  out.jsonl:"}});
+  ASSERT_EQ(Errors(dotted), "");  // fine on RocksDB
+  EXPECT_NE(Errors(dotted + "storage: {backend: jetstream, jetstream: {servers: [x]}}\n")
+                .find("destinations.out.jsonl: with storage.backend jetstream, a destination name must be"),
+            std::string::npos)
+      << Errors(dotted + "storage: {backend: jetstream, jetstream: {servers: [x]}}\n");
+}
+
 TEST(ConfigTest, BoundsAreChecked) {
   std::string yaml = std::string(kMinimal) + "server: {io_threads: 0, max_connections: 5}\n";
   EXPECT_NE(Errors(yaml).find("server.io_threads: must be between 1 and 64"), std::string::npos);

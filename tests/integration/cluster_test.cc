@@ -1,0 +1,154 @@
+// triaged on the JetStream backend: the real binary against a real 3-node nats-server cluster on
+// loopback (tests/support/nats_cluster) and a fake helpdesk.
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "tests/integration/harness.h"
+#include "tests/support/nats_cluster.h"
+#include "tests/test_util.h"
+
+namespace triage::testing {
+namespace {
+
+constexpr char kSecret[] = "cluster-secret";
+
+std::string Config(const NatsCluster& cluster, uint16_t helpdesk_port) {
+  std::vector<std::string> servers;
+  for (const std::string& url : cluster.urls()) servers.push_back(absl::StrCat("\"", url, "\""));
+  return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0}
+storage:
+  backend: jetstream
+  jetstream: {servers: [SERVERS], prefix: PREFIX, publish_timeout: 2s}
+sources:
+  generic: {type: generic, secret: SECRET}
+teams:
+  support: {destinations: [helpdesk]}
+routing:
+  default_team: support
+destinations:
+  helpdesk:
+    type: webhook
+    url: http://127.0.0.1:PORT/hook
+    secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+    timeout: 2s
+    backoff_initial: 50ms
+    backoff_max: 300ms
+    max_attempts: 1000
+)",
+                             {{"SERVERS", absl::StrJoin(servers, ", ")},
+                              {"PREFIX", "T" + std::to_string(::getpid())},
+                              {"SECRET", kSecret},
+                              {"PORT", std::to_string(helpdesk_port)}});
+}
+
+std::string Message(const std::string& id) {
+  return MessageJson(id, absl::StrCat("where is my order ", id), absl::StrCat("author-", id));
+}
+
+// The message ids of the requests a helpdesk received (each once per delivery, retries
+// included).
+std::multiset<std::string> SentIds(const std::vector<FakeHelpdesk::Received>& received) {
+  std::multiset<std::string> ids;
+  simdjson::dom::parser parser;
+  for (const FakeHelpdesk::Received& r : received) {
+    simdjson::dom::element root;
+    if (parser.parse(r.body).get(root) != simdjson::SUCCESS) continue;
+    std::string_view id;
+    if (root["data"]["ticket"]["id"].get(id) == simdjson::SUCCESS) ids.insert(std::string(id));
+  }
+  return ids;
+}
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (NatsCluster::Binary().empty()) {
+      if (NatsCluster::Required()) FAIL() << "nats-server is required (TRIAGE_REQUIRE_NATS) but missing";
+      GTEST_SKIP() << "nats-server is not installed";
+    }
+    ASSERT_TRUE(cluster_.Start()) << cluster_.error();
+  }
+
+  NatsCluster cluster_{3};
+  TempDir dir_;
+  FakeHelpdesk helpdesk_;
+};
+
+// The path of a message on the cluster: stored (200), delivered, and a duplicate after the
+// daemon restarts, because the dedup records live in the cluster, not on this host.
+TEST_F(ClusterTest, AMessageIsDeliveredAndStaysADuplicateAcrossARestart) {
+  Daemon daemon(dir_.path(), Config(cluster_, helpdesk_.port()));
+  daemon.Start();
+  const HttpResult first = daemon.PostSigned(Message("c-1"), kSecret);
+  ASSERT_EQ(first.status, 200) << first.body << daemon.Log();
+  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return r.size() >= 1; })) << daemon.Log();
+  EXPECT_EQ(SentIds(helpdesk_.received()).count("c-1"), 1u);
+
+  ASSERT_EQ(daemon.Stop(SIGTERM), 0) << daemon.Log();
+  daemon.Start();
+  const HttpResult again = daemon.PostSigned(Message("c-1"), kSecret);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_NE(again.body.find("\"duplicates\":1"), std::string::npos) << again.body;
+  const HttpResult next = daemon.PostSigned(Message("c-2"), kSecret);
+  ASSERT_EQ(next.status, 200) << next.body;
+  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return r.size() >= 2; })) << daemon.Log();
+  const std::multiset<std::string> sent = SentIds(helpdesk_.received());
+  EXPECT_EQ(sent.count("c-1"), 1u) << "delivered once, and not again after the restart";
+  EXPECT_EQ(sent.count("c-2"), 1u);
+}
+
+// A NATS server killed (-9) under load: requests during the election may be refused (503, the
+// platform retries), none hangs past the publish timeout, and every message answered 200 is
+// delivered once the cluster has a quorum again.
+TEST_F(ClusterTest, KillingANatsServerUnderLoadLosesNoAcknowledgedMessage) {
+  Daemon daemon(dir_.path(), Config(cluster_, helpdesk_.port()));
+  daemon.Start();
+  std::set<std::string> acknowledged;
+  int refused = 0;
+  int after_kill = 0;  // acknowledged once a server was gone
+  absl::Duration slowest;
+  absl::Time killed = absl::InfiniteFuture();
+  // 100 messages, the kill, then on until 100 more are stored (or 60 s).
+  for (int i = 0; after_kill < 100 && absl::Now() < killed + absl::Seconds(60); ++i) {
+    if (i == 100) {
+      cluster_.Kill(0);
+      killed = absl::Now();
+    }
+    const std::string id = absl::StrCat("k-", i);
+    const absl::Time start = absl::Now();
+    const HttpResult result = daemon.PostSigned(Message(id), kSecret);
+    slowest = std::max(slowest, absl::Now() - start);
+    if (result.status == 200) {
+      acknowledged.insert(id);
+      if (i >= 100) ++after_kill;
+    } else {
+      EXPECT_EQ(result.status, 503) << result.body;
+      ++refused;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // as a platform would back off
+    }
+  }
+  EXPECT_LT(slowest, absl::Seconds(8)) << "no request hangs far past the publish timeouts";
+  ASSERT_EQ(after_kill, 100) << "ingest resumed with two servers of three; " << daemon.Log();
+  ASSERT_TRUE(helpdesk_.WaitUntil(
+      [&](const auto& received) {
+        const std::multiset<std::string> sent = SentIds(received);
+        return std::all_of(acknowledged.begin(), acknowledged.end(),
+                           [&sent](const std::string& id) { return sent.count(id) > 0; });
+      },
+      absl::Seconds(60)))
+      << acknowledged.size() << " acknowledged, " << SentIds(helpdesk_.received()).size() << " sent; " << daemon.Log();
+  std::printf("acknowledged %zu, refused %d, slowest request %s, 100 stored after the kill within %s\n",
+              acknowledged.size(), refused, absl::FormatDuration(slowest).c_str(),
+              absl::FormatDuration(absl::Now() - killed).c_str());
+}
+
+}  // namespace
+}  // namespace triage::testing
