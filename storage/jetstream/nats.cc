@@ -2,6 +2,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <map>
 
@@ -206,6 +207,12 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ConnectOptions& op
   if (s = natsConnection_JetStream(&client->js_, connection, &js_options); s != NATS_OK) {
     return ToStatus(s, "JetStream context");
   }
+  jsOptions admin_options;
+  jsOptions_Init(&admin_options);
+  admin_options.Wait = std::max<int64_t>(Millis(options.timeout), 15'000);
+  if (s = natsConnection_JetStream(&client->admin_js_, connection, &admin_options); s != NATS_OK) {
+    return ToStatus(s, "JetStream context");
+  }
   return client;
 }
 
@@ -218,6 +225,7 @@ Client::Client(natsConnection* connection, absl::Duration timeout)
 Client::~Client() {
   for (auto& [name, kv] : buckets_->open) kvStore_Destroy(kv);
   if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (admin_js_ != nullptr) jsCtx_Destroy(admin_js_);
   natsConnection_Destroy(connection_);
 }
 
@@ -241,10 +249,10 @@ absl::Status Client::EnsureStream(const StreamSpec& spec) {
   config.AllowDirect = spec.allow_direct;
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddStream(&info, js_, &config, nullptr, &code);
+  natsStatus s = js_AddStream(&info, admin_js_, &config, nullptr, &code);
   if (s != NATS_OK && code == JSStreamNameExistErr) {
     code = static_cast<jsErrCode>(0);
-    s = js_UpdateStream(&info, js_, &config, nullptr, &code);
+    s = js_UpdateStream(&info, admin_js_, &config, nullptr, &code);
   }
   if (info != nullptr) jsStreamInfo_Destroy(info);
   return ToStatus(s, code, absl::StrCat("stream ", spec.name));
@@ -252,7 +260,8 @@ absl::Status Client::EnsureStream(const StreamSpec& spec) {
 
 absl::Status Client::DeleteStream(const std::string& name) {
   jsErrCode code = static_cast<jsErrCode>(0);
-  return ToStatus(js_DeleteStream(js_, name.c_str(), nullptr, &code), code, absl::StrCat("delete stream ", name));
+  return ToStatus(js_DeleteStream(admin_js_, name.c_str(), nullptr, &code), code,
+                  absl::StrCat("delete stream ", name));
 }
 
 absl::StatusOr<std::pair<uint64_t, uint64_t>> Client::StreamState(const std::string& name) {
@@ -355,6 +364,12 @@ absl::Status Client::Delete(const std::string& stream, uint64_t seq) {
 
 absl::Status Client::Read(const std::string& stream, const std::string& filter, uint64_t start_seq,
                           absl::FunctionRef<bool(const InMessage&)> each) {
+  if (filter.empty()) {
+    // The stream's own count, from its leader: none means done now.
+    absl::StatusOr<std::pair<uint64_t, uint64_t>> state = StreamState(stream);
+    if (!state.ok()) return state.status();
+    if (state->first == 0 || state->second < start_seq) return absl::OkStatus();
+  }
   jsSubOptions options;
   jsSubOptions_Init(&options);
   options.Stream = stream.c_str();
@@ -375,15 +390,17 @@ absl::Status Client::Read(const std::string& stream, const std::string& filter, 
     natsSubscription_Unsubscribe(s);
     natsSubscription_Destroy(s);
   });
-  // What the consumer has to deliver: sent already or still pending. None means done now
-  // (rather than after a wait for a message that will not come).
-  jsConsumerInfo* info = nullptr;
-  if (natsStatus s = natsSubscription_GetConsumerInfo(&info, sub, nullptr, &code); s != NATS_OK) {
-    return ToStatus(s, code, absl::StrCat("read ", stream));
+  if (!filter.empty()) {
+    // What the consumer has to deliver on the filter: sent already or still pending. None
+    // means done now (rather than after a wait for a message that will not come).
+    jsConsumerInfo* info = nullptr;
+    if (natsStatus s = natsSubscription_GetConsumerInfo(&info, sub, nullptr, &code); s != NATS_OK) {
+      return ToStatus(s, code, absl::StrCat("read ", stream));
+    }
+    const uint64_t matching = info->NumPending + info->Delivered.Consumer;
+    jsConsumerInfo_Destroy(info);
+    if (matching == 0) return absl::OkStatus();
   }
-  const uint64_t matching = info->NumPending + info->Delivered.Consumer;
-  jsConsumerInfo_Destroy(info);
-  if (matching == 0) return absl::OkStatus();
   for (;;) {
     natsMsg* msg = nullptr;
     if (natsStatus s = natsSubscription_NextMsg(&msg, sub, Millis(timeout_)); s != NATS_OK) {
@@ -423,13 +440,12 @@ absl::Status Client::EnsureBucket(const std::string& bucket, int replicas, absl:
   config.StorageType = js_FileStorage;
   config.Replicas = replicas;
   kvStore* kv = nullptr;
-  if (natsStatus s = js_CreateKeyValue(&kv, js_, &config); s != NATS_OK) {
+  if (natsStatus s = js_CreateKeyValue(&kv, admin_js_, &config); s != NATS_OK) {
     return ToStatus(s, absl::StrCat("bucket ", bucket));
   }
-  std::lock_guard lock(buckets_->mu);
-  auto [it, added] = buckets_->open.emplace(bucket, kv);
-  if (!added) kvStore_Destroy(kv);
-  return absl::OkStatus();
+  // Its calls wait as long as the context it came from: reopened on the publish one (Bucket).
+  kvStore_Destroy(kv);
+  return Bucket(bucket).status();
 }
 
 absl::StatusOr<kvStore*> Client::Bucket(const std::string& bucket) {

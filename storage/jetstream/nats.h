@@ -151,6 +151,9 @@ class Client {
 
   natsConnection* connection_;
   jsCtx* js_ = nullptr;
+  // For creating streams and buckets: each is a raft group the servers elect, which on a busy
+  // cluster takes longer than a publish may.
+  jsCtx* admin_js_ = nullptr;
   std::unique_ptr<AckSlots> acks_;       // PublishAll's acknowledgements in flight
   std::unique_ptr<BucketCache> buckets_;  // opened KV handles, by name
   const absl::Duration timeout_;
