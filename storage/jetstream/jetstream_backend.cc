@@ -246,7 +246,10 @@ absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(con
   dead_letters_ = static_cast<int64_t>(dead.size());
   absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
   if (!retry_keys.ok()) return retry_keys.status();
-  const absl::flat_hash_set<std::string> retrying(retry_keys->begin(), retry_keys->end());
+  {
+    std::lock_guard lock(mu_);
+    retrying_ = absl::flat_hash_set<std::string>(retry_keys->begin(), retry_keys->end());
+  }
 
   const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
   absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
@@ -270,9 +273,7 @@ absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(con
         status = absl::DataLossError(absl::StrCat("an undecodable queue record in ", stream, " at ", m.seq()));
         return false;
       }
-      if (retrying.contains(key)) {
-        if (status = ApplyRetry(destination, m.seq(), *entry); !status.ok()) return false;
-      }
+      if (status = ApplyRetry(destination, m.seq(), *entry); !status.ok()) return false;
       queued(QueuedEntry{destination, m.seq(), entry->team, IndexEntryOf(*entry, entry->level, now_ms)});
       return true;
     });
@@ -425,8 +426,20 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
       record_of.emplace_back(i, m);
     }
   }
+  // Conversation owners go in the same batch, as puts on their bucket's subject. Affinity is a
+  // hint: a lost one only means the next message of the conversation is routed afresh.
+  const size_t record_count = records.size();
+  for (const auto& [i, m] : record_of) {
+    const NewMessage& message = group[i].messages[m];
+    if (message.conversation_key.empty()) continue;
+    records.push_back({absl::StrCat("$KV.", conv_bucket_, ".", Token(message.conversation_key)),
+                       EncodeMessageRecord(absl::ToUnixMillis(group[i].received_at),
+                                           EncodeConversationOwner(message.conversation)),
+                       "",
+                       {}});
+  }
   const std::vector<absl::StatusOr<jetstream::PubAck>> stored = client_->PublishAll(records);
-  for (size_t r = 0; r < records.size(); ++r) {
+  for (size_t r = 0; r < record_count; ++r) {
     const auto [i, m] = record_of[r];
     if (absl::IsFailedPrecondition(stored[r].status())) {
       is_new[i][m] = false;  // another node stored it a moment ago: a duplicate after all
@@ -445,13 +458,6 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
         continue;
       }
       ++results[i].stored;
-      const NewMessage& message = group[i].messages[m];
-      if (message.conversation_key.empty()) continue;
-      // Affinity is a hint: a failed put only means the next message of the conversation is
-      // routed afresh.
-      (void)client_->KvPut(conv_bucket_, Token(message.conversation_key),
-                           EncodeMessageRecord(absl::ToUnixMillis(group[i].received_at),
-                                               EncodeConversationOwner(message.conversation)));
     }
   }
   // Whole or retry: each request has its own status; the group's write as such never fails.
@@ -459,7 +465,12 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
 }
 
 absl::Status JetStreamBackend::ApplyRetry(absl::string_view destination, uint64_t seq, QueueEntry& entry) {
-  absl::StatusOr<std::optional<std::string>> retry = GetValue(retry_bucket_, SeqKey(destination, seq));
+  const std::string key = SeqKey(destination, seq);
+  {
+    std::lock_guard lock(mu_);
+    if (!retrying_.contains(key)) return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<std::string>> retry = GetValue(retry_bucket_, key);
   if (!retry.ok()) return retry.status();
   if (retry->has_value() && !DecodeRetry(**retry, entry)) {
     return absl::DataLossError(absl::StrCat("a damaged retry record for ", destination, " ", seq));
@@ -484,10 +495,14 @@ absl::Status JetStreamBackend::RemoveEntry(const Lease& lease) {
   absl::StatusOr<std::string> stream = QueueStream(lease.destination);
   if (!stream.ok()) return stream.status();
   if (auto s = client_->Delete(*stream, lease.seq); !s.ok() && !absl::IsNotFound(s)) return Reported(s);
-  if (lease.entry.attempts > 0 || !lease.entry.last_error.empty()) {
-    if (auto s = client_->KvDelete(retry_bucket_, SeqKey(lease.destination, lease.seq)); !s.ok()) {
-      return Reported(s);
-    }
+  const std::string key = SeqKey(lease.destination, lease.seq);
+  bool retried;
+  {
+    std::lock_guard lock(mu_);
+    retried = retrying_.erase(key) > 0;
+  }
+  if (retried) {
+    if (auto s = client_->KvDelete(retry_bucket_, key); !s.ok()) return Reported(s);
   }
   return absl::OkStatus();
 }
@@ -532,7 +547,12 @@ absl::Status JetStreamBackend::Delivered(const Lease& lease, absl::Time now, abs
 
 absl::Status JetStreamBackend::Update(const Lease& lease, const QueueEntry& entry, bool /*sync*/) {
   // Every acknowledged put is replicated: there is no weaker kind to choose.
-  return Reported(client_->KvPut(retry_bucket_, SeqKey(lease.destination, lease.seq), EncodeRetry(entry)).status());
+  const std::string key = SeqKey(lease.destination, lease.seq);
+  {
+    std::lock_guard lock(mu_);
+    retrying_.insert(key);  // before the put: a read then finds it or reads the entry as it was
+  }
+  return Reported(client_->KvPut(retry_bucket_, key, EncodeRetry(entry)).status());
 }
 
 absl::Status JetStreamBackend::MoveToDead(const Lease& lease, const QueueEntry& entry) {

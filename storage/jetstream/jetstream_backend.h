@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "storage/backend.h"
 #include "storage/clock.h"
 #include "storage/jetstream/nats.h"
@@ -123,8 +124,11 @@ class JetStreamBackend : public Backend {
   const std::string retry_bucket_, delivered_bucket_, tickets_bucket_, origins_bucket_, conv_bucket_, dest_bucket_,
       labels_bucket_;
 
-  std::mutex mu_;  // guards streams_ and handler_
+  std::mutex mu_;  // guards streams_, retrying_ and handler_
   std::set<std::string, std::less<>> streams_;  // queue streams known to exist
+  // The entries ("destination.seq") with a retry record: only those read one. This node owns
+  // every queue (one node per prefix), so it knows them all after Replay.
+  absl::flat_hash_set<std::string> retrying_;
   std::function<void(const absl::Status&)> handler_;
 
   std::atomic<int64_t> dead_letters_{0};
