@@ -134,6 +134,23 @@ IndexEntry IndexEntryOf(const Entry& entry, router::Level level, int64_t now_ms)
                     .level = level};
 }
 
+// The queue entry a new message gets for one of its deliveries, received at `received_ms`.
+inline QueueEntry EntryOf(const NewMessage& message, const Delivery& delivery, int64_t received_ms) {
+  QueueEntry entry;
+  entry.message_key = message.key;
+  entry.team = delivery.team;
+  entry.thread = message.thread_key.empty() ? message.key : message.thread_key;
+  entry.owner = delivery.owner || delivery.reply;
+  entry.reply = delivery.reply;
+  entry.level = message.level;
+  entry.enqueued_unix_ms = received_ms;
+  // The SLA binds the owner's ticket, not the acknowledgement to the customer.
+  entry.sla_deadline_unix_ms =
+      message.sla_deadline == absl::InfinitePast() || delivery.reply ? 0 : absl::ToUnixMillis(message.sla_deadline);
+  entry.ticket_json = message.ticket_json;
+  return entry;
+}
+
 // Where the records live: message records (the dedup index), queue entries, dead letters,
 // tickets, labels, conversations, pauses, the quarantine. The durable half of the store, with
 // no queue order and no threads of its own: `Store` keeps the queue index over it and runs

@@ -303,7 +303,6 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
   };
   std::vector<jetstream::OutMessage> entries;
   std::vector<Placed> placed;
-  std::vector<std::optional<size_t>> quarantine_at(group.size());  // index into `entries`
   std::vector<std::vector<bool>> is_new(group.size());
   std::vector<std::vector<uint64_t>> replaces(group.size());  // the SEEN record a new one replaces (0: none)
   absl::flat_hash_set<absl::string_view> keys_in_group;
@@ -343,7 +342,6 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
     }
     if (request.quarantine) {
       request.quarantine->received_unix_ms = received_ms;
-      quarantine_at[i] = entries.size();
       entries.push_back({absl::StrCat(jetstream_.prefix, ".quarantine"), EncodeQuarantine(*request.quarantine), "",
                          {}});
       placed.push_back({i, nullptr, nullptr, {}});
@@ -352,18 +350,7 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
       if (!is_new[i][m]) continue;
       const NewMessage& message = request.messages[m];
       for (const Delivery& delivery : message.deliveries) {
-        QueueEntry entry;
-        entry.message_key = message.key;
-        entry.team = delivery.team;
-        entry.thread = message.thread_key.empty() ? message.key : message.thread_key;
-        entry.owner = delivery.owner || delivery.reply;
-        entry.reply = delivery.reply;
-        entry.level = message.level;
-        entry.enqueued_unix_ms = received_ms;
-        entry.sla_deadline_unix_ms = message.sla_deadline == absl::InfinitePast() || delivery.reply
-                                         ? 0
-                                         : absl::ToUnixMillis(message.sla_deadline);
-        entry.ticket_json = message.ticket_json;
+        QueueEntry entry = EntryOf(message, delivery, received_ms);
         if (absl::StatusOr<std::string> stream = QueueStream(delivery.destination); !stream.ok()) {
           results[i].status = Reported(stream.status());
           break;
@@ -382,7 +369,6 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
 
   // 1. The entries (and quarantined requests): a request is stored only if all of its are.
   const std::vector<absl::StatusOr<jetstream::PubAck>> acks = client_->PublishAll(entries);
-  std::vector<std::vector<std::pair<std::string, uint64_t>>> deliveries(group.size());
   absl::flat_hash_map<const NewMessage*, std::string> delivery_lists;
   for (size_t e = 0; e < entries.size(); ++e) {
     const Placed& p = placed[e];

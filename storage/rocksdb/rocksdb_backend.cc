@@ -472,18 +472,7 @@ absl::Status RocksDbBackend::Commit(absl::Span<IngestRequest> group, absl::Span<
                   EncodeMessageRecord(received_ms, EncodeConversationOwner(message.conversation)));
       }
       for (const Delivery& delivery : message.deliveries) {
-        QueueEntry entry;
-        entry.message_key = message.key;
-        entry.team = delivery.team;
-        entry.thread = message.thread_key.empty() ? message.key : message.thread_key;
-        entry.owner = delivery.owner || delivery.reply;
-        entry.reply = delivery.reply;
-        entry.level = message.level;
-        entry.enqueued_unix_ms = received_ms;
-        entry.sla_deadline_unix_ms = message.sla_deadline == absl::InfinitePast() || delivery.reply
-                                         ? 0
-                                         : absl::ToUnixMillis(message.sla_deadline);
-        entry.ticket_json = message.ticket_json;
+        QueueEntry entry = EntryOf(message, delivery, received_ms);
         const std::string queue_key = QueueKey(delivery.destination, message.level, seq);
         batch.Put(queue_cf_, queue_key, EncodeEntry(entry));
         batch.Put(by_message_cf_, ByMessageKey(message.key, queue_key), "q");
