@@ -13,6 +13,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/listener.h"
 #include "rocksdb/options.h"
+#include "rocksdb/snapshot.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/status.h"
@@ -747,15 +748,19 @@ absl::StatusOr<absl::Time> RocksDbBackend::DestinationPause(absl::string_view de
 std::vector<MessageDelivery> RocksDbBackend::Deliveries(absl::string_view message_key) {
   std::vector<MessageDelivery> out;
   const std::string prefix = JoinKey(message_key, "");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), by_message_cf_));
+  // Every read at one point in time: an entry moved meanwhile (dead-lettered, delivered) is
+  // seen where it was or where it went, never nowhere.
+  rocksdb::ManagedSnapshot snapshot(db_.get());
+  rocksdb::ReadOptions at;
+  at.snapshot = snapshot.snapshot();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(at, by_message_cf_));
   for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
     const absl::string_view queue_key = Sv(it->key()).substr(prefix.size());
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(queue_key);
     if (!key) continue;
     const bool dead = Sv(it->value()) == "d";
     std::string value;
-    if (!db_->Get(rocksdb::ReadOptions(), dead ? dead_cf_ : queue_cf_,
-                  rocksdb::Slice(queue_key.data(), queue_key.size()), &value).ok()) {
+    if (!db_->Get(at, dead ? dead_cf_ : queue_cf_, rocksdb::Slice(queue_key.data(), queue_key.size()), &value).ok()) {
       continue;
     }
     std::optional<QueueEntry> entry = DecodeEntry(value);
@@ -763,7 +768,7 @@ std::vector<MessageDelivery> RocksDbBackend::Deliveries(absl::string_view messag
     MessageDelivery d{key->destination, key->seq, *std::move(entry), dead ? "dead_letter" : "", -1};
     out.push_back(std::move(d));
   }
-  it.reset(db_->NewIterator(rocksdb::ReadOptions(), delivered_cf_));
+  it.reset(db_->NewIterator(at, delivered_cf_));
   for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()).substr(prefix.size()));
     const std::optional<int64_t> when = MessageRecordTime(Sv(it->value()));
