@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 
 namespace triage::storage {
 namespace {
@@ -179,11 +180,19 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
     creations.push_back(
         [this, bucket] { return client_->EnsureBucket(*bucket.first, jetstream_.replicas, bucket.second); });
   }
+  // A cluster that just started, or a busy one, may time out a creation: each is tried again
+  // (creating what exists with the same config is a no-op) for up to a minute.
+  const absl::Time deadline = absl::Now() + absl::Minutes(1);
   std::vector<absl::Status> created(creations.size());
   {
     std::vector<std::jthread> threads;
     for (size_t i = 0; i < creations.size(); ++i) {
-      threads.emplace_back([&created, &creations, i] { created[i] = creations[i](); });
+      threads.emplace_back([&created, &creations, i, deadline] {
+        do {
+          created[i] = creations[i]();
+        } while (absl::IsUnavailable(created[i]) && absl::Now() < deadline &&
+                 (absl::SleepFor(absl::Milliseconds(500)), true));
+      });
     }
   }
   for (const absl::Status& status : created) {
