@@ -151,6 +151,25 @@ inline QueueEntry EntryOf(const NewMessage& message, const Delivery& delivery, i
   return entry;
 }
 
+// A delivered record as stored (its time, then EncodeDelivered) for the admin view; nullopt
+// when it cannot be read.
+inline std::optional<MessageDelivery> DeliveredFromRecord(absl::string_view destination, uint64_t seq,
+                                                          absl::string_view value) {
+  const std::optional<int64_t> when = MessageRecordTime(value);
+  if (!when) return std::nullopt;
+  std::optional<DeliveredRecord> record = DecodeDelivered(value.substr(8));
+  if (!record) return std::nullopt;
+  MessageDelivery d{std::string(destination), seq, {}, "delivered", -1};
+  d.entry.attempts = record->attempts;
+  d.entry.team = std::move(record->team);
+  d.entry.owner = record->owner;
+  d.entry.reply = record->reply;
+  d.delivered_at = absl::FromUnixMillis(*when);
+  d.remote_ticket = std::move(record->remote_ticket);
+  d.text = std::move(record->text);
+  return d;
+}
+
 // Where the records live: message records (the dedup index), queue entries, dead letters,
 // tickets, labels, conversations, pauses, the quarantine. The durable half of the store, with
 // no queue order and no threads of its own: `Store` keeps the queue index over it and runs

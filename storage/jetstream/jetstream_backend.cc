@@ -670,19 +670,9 @@ std::vector<MessageDelivery> JetStreamBackend::Deliveries(absl::string_view mess
     }
     absl::StatusOr<std::optional<std::string>> delivered = GetValue(delivered_bucket_, SeqKey(destination, seq));
     if (!delivered.ok() || !delivered->has_value()) continue;
-    const std::optional<int64_t> when = MessageRecordTime(**delivered);
-    std::optional<DeliveredRecord> record =
-        when ? DecodeDelivered(absl::string_view(**delivered).substr(8)) : std::nullopt;
-    if (!record) continue;
-    MessageDelivery d{destination, seq, {}, "delivered", -1};
-    d.entry.attempts = record->attempts;
-    d.entry.team = std::move(record->team);
-    d.entry.owner = record->owner;
-    d.entry.reply = record->reply;
-    d.delivered_at = absl::FromUnixMillis(*when);
-    d.remote_ticket = std::move(record->remote_ticket);
-    d.text = std::move(record->text);
-    out.push_back(std::move(d));
+    if (std::optional<MessageDelivery> d = DeliveredFromRecord(destination, seq, **delivered)) {
+      out.push_back(*std::move(d));
+    }
   }
   return out;
 }

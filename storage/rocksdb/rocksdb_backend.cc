@@ -771,19 +771,10 @@ std::vector<MessageDelivery> RocksDbBackend::Deliveries(absl::string_view messag
   it.reset(db_->NewIterator(at, delivered_cf_));
   for (it->Seek(prefix); it->Valid() && absl::StartsWith(Sv(it->key()), prefix); it->Next()) {
     const std::optional<DecodedQueueKey> key = DecodeQueueKey(Sv(it->key()).substr(prefix.size()));
-    const std::optional<int64_t> when = MessageRecordTime(Sv(it->value()));
-    if (!key || !when) continue;
-    std::optional<DeliveredRecord> record = DecodeDelivered(Sv(it->value()).substr(8));
-    if (!record) continue;
-    MessageDelivery d{key->destination, key->seq, {}, "delivered", -1};
-    d.entry.attempts = record->attempts;
-    d.entry.team = std::move(record->team);
-    d.entry.owner = record->owner;
-    d.entry.reply = record->reply;
-    d.delivered_at = absl::FromUnixMillis(*when);
-    d.remote_ticket = std::move(record->remote_ticket);
-    d.text = std::move(record->text);
-    out.push_back(std::move(d));
+    if (!key) continue;
+    if (std::optional<MessageDelivery> d = DeliveredFromRecord(key->destination, key->seq, Sv(it->value()))) {
+      out.push_back(*std::move(d));
+    }
   }
   return out;
 }
