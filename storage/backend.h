@@ -170,6 +170,27 @@ inline std::optional<MessageDelivery> DeliveredFromRecord(absl::string_view dest
   return d;
 }
 
+// What a backend shared by several nodes (JetStream) tells the store of this one: which
+// destinations it owns, and every entry of those, whichever node stored it. Implemented by
+// Store; called from the backend's threads.
+class QueueFeed {
+ public:
+  virtual ~QueueFeed() = default;
+  // This node owns `destination` from now, as ownership `generation` (new at each acquisition).
+  // Its entries follow through Entry.
+  virtual void Acquired(const std::string& destination, uint64_t generation) = 0;
+  // An entry of an owned destination: each destination's in seq order, every one the queue holds
+  // (replayed first, then as stored by any node). Ignored when `generation` is no longer the
+  // destination's.
+  virtual void Entry(uint64_t generation, const QueuedEntry& entry) = 0;
+  // A clean handover: nothing of `destination` is leased from now; true once none is in flight
+  // either, and the destination has left the index (call it again until then).
+  virtual bool Release(const std::string& destination) = 0;
+  // Ownership ended without a handover (another node holds the queue, or this one could not
+  // renew in time): the destination leaves the index now, in-flight leases included.
+  virtual void Lost(const std::string& destination) = 0;
+};
+
 // Where the records live: message records (the dedup index), queue entries, dead letters,
 // tickets, labels, conversations, pauses, the quarantine. The durable half of the store, with
 // no queue order and no threads of its own: `Store` keeps the queue index over it and runs
@@ -257,6 +278,15 @@ class Backend {
   virtual int64_t QuarantineEstimate() = 0;
   virtual StorageStats Stats() = 0;
   virtual absl::Status Compact() = 0;
+
+  // Ownership, for a backend shared by several nodes: true when its queues reach the index
+  // through a QueueFeed (StartFeed) rather than through Replay and Commit's `queued`.
+  virtual bool Fed() const { return false; }
+  // Starts feeding: takes the destinations this node should own now and feeds their entries
+  // before it returns, then follows ownership changes on its own threads until StopFeed.
+  virtual absl::Status StartFeed(QueueFeed& /*feed*/) { return absl::OkStatus(); }
+  // Hands every owned destination over and stops feeding (a clean stop: nothing in flight).
+  virtual void StopFeed() {}
 };
 
 }  // namespace triage::storage

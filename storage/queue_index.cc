@@ -151,6 +151,31 @@ absl::Status QueueIndex::Delay(const std::string& destination, uint64_t seq, int
   return absl::OkStatus();
 }
 
+int64_t QueueIndex::Drop(const std::string& destination) {
+  const auto it = queues_.find(destination);
+  if (it == queues_.end()) return 0;
+  int64_t dropped = 0;
+  auto uncount = [&](const IndexEntry& entry) {
+    CountDepth(destination, entry, -1);
+    ++dropped;
+  };
+  const DestQueue& q = it->second;
+  for (const auto& level : q.ready) {
+    for (const auto& [seq, entry] : level) uncount(entry);
+  }
+  for (const auto* aside : {&q.waiting, &q.leased, &q.blocked}) {
+    for (const auto& [seq, entry] : *aside) uncount(entry);
+  }
+  queues_.erase(it);
+  size_ -= dropped;
+  return dropped;
+}
+
+size_t QueueIndex::LeasedCount(const std::string& destination) const {
+  const auto it = queues_.find(destination);
+  return it == queues_.end() ? 0 : it->second.leased.size();
+}
+
 absl::Status QueueIndex::Remove(const std::string& destination, uint64_t seq) {
   absl::StatusOr<IndexEntry> entry = TakeLeased(destination, seq);
   if (!entry.ok()) return entry.status();

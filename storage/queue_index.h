@@ -94,6 +94,12 @@ class QueueIndex {
   // its head.
   absl::Status Remove(const std::string& destination, uint64_t seq);
 
+  // Every entry of `destination` leaves the index, leased ones too (another node took the
+  // queue over). Returns how many.
+  int64_t Drop(const std::string& destination);
+  // How many entries of `destination` are leased.
+  size_t LeasedCount(const std::string& destination) const;
+
   int64_t size() const { return size_; }
   // Entries per (destination, team, level), with their SLA at risk and overdue at `now_ms`,
   // from per-key deadline histograms in 10-second steps (a point in time counted up to 10 s

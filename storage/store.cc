@@ -1,6 +1,7 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -42,8 +43,14 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(std::unique_ptr<Backend> back
                                                    absl::Time now) {
   if (auto s = options.Validate(); !s.ok()) return s;
   std::unique_ptr<Store> store(new Store(std::move(backend), options));
-  if (auto s = RebuildIndex(*store->backend_, store->index_, now); !s.ok()) return s;
+  // A shared backend feeds the owned queues instead (the first ones before StartFeed returns).
+  if (!store->fed_) {
+    if (auto s = RebuildIndex(*store->backend_, store->index_, now); !s.ok()) return s;
+  }
   store->backend_->SetErrorHandler([s = store.get()](const absl::Status& error) { s->write_path_.Failed(error); });
+  if (store->fed_) {
+    if (auto s = store->backend_->StartFeed(*store); !s.ok()) return s;
+  }
   store->write_path_.Start();
   return store;
 }
@@ -53,13 +60,19 @@ Store::Store(std::unique_ptr<Backend> backend, const StoreOptions& options)
       clock_(options_.clock != nullptr ? *options_.clock : Clock::Real()),
       backend_(std::move(backend)),
       index_(options_.aging_step),
+      fed_(backend_->Fed()),
       write_path_(
           *backend_, options_, clock_,
           [this](const std::vector<QueuedEntry>& queued) {
-            std::lock_guard lock(mu_);
+            std::unique_lock lock(mu_);
+            if (fed_) {
+              AwaitFed(lock, queued);
+              return;
+            }
             for (const QueuedEntry& q : queued) AddToIndex(index_, q);
           },
           [this](const std::vector<QueuedEntry>& queued) {
+            if (fed_) return;  // Entry announced them
             // One call per destination, with how many entries it gained (entries of one
             // destination are rarely apart in a group: a short linear search).
             std::vector<std::pair<absl::string_view, size_t>> ready;
@@ -76,7 +89,74 @@ Store::Store(std::unique_ptr<Backend> backend, const StoreOptions& options)
 
 Store::~Store() {
   write_path_.Stop();
+  if (fed_) backend_->StopFeed();
   backend_->SetErrorHandler(nullptr);
+}
+
+// How long a fed store's writer waits for the feed to bring back what it stored: about a push
+// from the servers normally; past it the answer goes out and the entry is indexed when it comes.
+constexpr auto kFeedWait = std::chrono::seconds(2);
+
+void Store::AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const QueuedEntry> queued) {
+  const auto deadline = std::chrono::steady_clock::now() + kFeedWait;
+  for (const QueuedEntry& q : queued) {
+    const bool fed = fed_cv_.wait_until(lock, deadline, [&] {
+      const auto it = owned_.find(q.destination);
+      return it == owned_.end() || it->second.fed_seq >= q.seq;
+    });
+    if (!fed) return;
+  }
+}
+
+void Store::Acquired(const std::string& destination, uint64_t generation) {
+  {
+    std::lock_guard lock(mu_);
+    index_.Drop(destination);
+    owned_[destination] = Owned{.generation = generation};
+  }
+  fed_cv_.notify_all();
+}
+
+void Store::Entry(uint64_t generation, const QueuedEntry& entry) {
+  {
+    std::lock_guard lock(mu_);
+    const auto it = owned_.find(entry.destination);
+    // Another ownership's, or one fed already (a consumer that started again).
+    if (it == owned_.end() || it->second.generation != generation || entry.seq <= it->second.fed_seq) return;
+    it->second.fed_seq = entry.seq;
+    AddToIndex(index_, entry);
+  }
+  fed_cv_.notify_all();
+  Announce(std::string(entry.destination), 1);
+}
+
+bool Store::Release(const std::string& destination) {
+  {
+    std::lock_guard lock(mu_);
+    const auto it = owned_.find(destination);
+    if (it != owned_.end()) {
+      it->second.releasing = true;
+      if (index_.LeasedCount(destination) > 0) return false;
+      owned_.erase(it);
+    }
+    index_.Drop(destination);
+  }
+  fed_cv_.notify_all();
+  return true;
+}
+
+void Store::Lost(const std::string& destination) {
+  {
+    std::lock_guard lock(mu_);
+    owned_.erase(destination);
+    index_.Drop(destination);
+  }
+  fed_cv_.notify_all();
+}
+
+absl::Status Store::IndexChanged(const std::string& destination, absl::Status status) const {
+  if (absl::IsNotFound(status) && fed_ && !owned_.contains(destination)) return absl::OkStatus();
+  return status;
 }
 
 void Store::SetReadyCallback(ReadyCallback callback) {
@@ -123,6 +203,10 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
   std::vector<QueueIndex::Leased> leased;
   {
     std::lock_guard lock(mu_);
+    if (fed_) {
+      const auto it = owned_.find(destination);
+      if (it == owned_.end() || it->second.releasing) return {};
+    }
     while (leased.size() < limit) {
       std::optional<QueueIndex::Leased> next = index_.Lease(destination, now_ms, probe && leased.empty());
       if (!next) break;
@@ -160,7 +244,7 @@ absl::Time Store::NextDue(const std::string& destination) {
 
 absl::Status Store::Return(const Lease& lease) {
   std::lock_guard lock(mu_);
-  return index_.Return(lease.destination, lease.seq);
+  return IndexChanged(lease.destination, index_.Return(lease.destination, lease.seq));
 }
 
 absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created, absl::string_view text) {
@@ -172,7 +256,7 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   // again once storage is back (a crash first redelivers it once, same id).
   if (auto s = backend_->Delivered(lease, clock_.Now(), remote_ticket, created, text); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  return index_.Remove(lease.destination, lease.seq);
+  return IndexChanged(lease.destination, index_.Remove(lease.destination, lease.seq));
 }
 
 absl::Status Store::AckBatch(absl::Span<const Lease* const> leases) {
@@ -180,7 +264,9 @@ absl::Status Store::AckBatch(absl::Span<const Lease* const> leases) {
   if (auto s = backend_->Delivered(leases, clock_.Now()); !s.ok()) return s;
   absl::Status removed;
   std::lock_guard lock(mu_);
-  for (const Lease* lease : leases) removed.Update(index_.Remove(lease->destination, lease->seq));
+  for (const Lease* lease : leases) {
+    removed.Update(IndexChanged(lease->destination, index_.Remove(lease->destination, lease->seq)));
+  }
   return removed;
 }
 
@@ -202,7 +288,11 @@ absl::Status Store::Reschedule(const Lease& lease, absl::Time due, absl::string_
   const absl::Status written = backend_->Update(lease, entry, false);
   {
     std::lock_guard lock(mu_);
-    if (auto s = index_.Delay(lease.destination, lease.seq, entry.next_attempt_unix_ms); !s.ok()) return s;
+    if (auto s = IndexChanged(lease.destination,
+                              index_.Delay(lease.destination, lease.seq, entry.next_attempt_unix_ms));
+        !s.ok()) {
+      return s;
+    }
   }
   Announce(lease.destination, 1);
   return written;
@@ -223,7 +313,7 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   // restart).
   if (auto s = backend_->MoveToDead(lease, entry); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  return index_.Remove(lease.destination, lease.seq);
+  return IndexChanged(lease.destination, index_.Remove(lease.destination, lease.seq));
 }
 
 absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::optional<uint64_t> seq) {
@@ -232,6 +322,14 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
   if (moved->empty()) {
     if (seq) return absl::NotFoundError(absl::StrCat("no dead letter ", *seq, " for ", destination));
     return 0;
+  }
+  if (fed_) {
+    // Back in the queue stream: its owner's feed indexes them (this node's, once fed).
+    std::vector<QueuedEntry> queued;
+    for (const DeadEntry& m : *moved) queued.push_back(QueuedEntry{destination, m.seq, {}, {}});
+    std::unique_lock lock(mu_);
+    AwaitFed(lock, queued);
+    return static_cast<int64_t>(moved->size());
   }
   const int64_t now_ms = absl::ToUnixMillis(clock_.Now());
   {

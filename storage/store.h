@@ -1,5 +1,6 @@
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -39,7 +41,7 @@ std::string ThreadKey(absl::string_view source, absl::string_view conversation_i
 // Thread-safety: every method is safe to call from any thread. Submit never blocks on disk:
 // a writer thread gathers all pending requests into one durable write (group commit), then
 // runs the callbacks on that thread. The index has its own lock, held for memory work only.
-class Store {
+class Store : private QueueFeed {
  public:
   // `entries`: how many became leasable (a wake-up hint; a change of due times counts one).
   using ReadyCallback = std::function<void(const std::string& destination, size_t entries)>;
@@ -53,7 +55,9 @@ class Store {
   // The same over another backend.
   static absl::StatusOr<std::unique_ptr<Store>> Open(std::unique_ptr<Backend> backend, const StoreOptions& options,
                                                      absl::Time now);
-  ~Store();  // stops the writer (pending requests are committed first), then closes the backend
+  // Stops the writer (pending requests are committed first), hands owned queues over (a shared
+  // backend), then closes the backend.
+  ~Store() override;
 
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -231,6 +235,19 @@ class Store {
 
  private:
   Store(std::unique_ptr<Backend> backend, const StoreOptions& options);
+
+  // QueueFeed (a shared backend): the index holds the owned destinations' entries only, added in
+  // seq order by Entry, whichever node stored them.
+  void Acquired(const std::string& destination, uint64_t generation) override;
+  void Entry(uint64_t generation, const QueuedEntry& entry) override;
+  bool Release(const std::string& destination) override;
+  void Lost(const std::string& destination) override;
+  // Fed: waits (a bounded while) until the feed has added `queued` of owned destinations, so that
+  // what a caller was told is stored can be leased at once. Holds `lock` (on mu_).
+  void AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const QueuedEntry> queued);
+  // An index change of `destination` after the backend's: OK when the destination has left the
+  // index meanwhile (another node owns it now). Under mu_.
+  absl::Status IndexChanged(const std::string& destination, absl::Status status) const;
   std::vector<Lease> Leases(const std::string& destination, absl::Time now, size_t limit, bool probe);
   // RetryLater and Postpone: due again at `due`, `attempts` more attempts counted.
   absl::Status Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts);
@@ -241,9 +258,18 @@ class Store {
   const Clock& clock_;
   const std::unique_ptr<Backend> backend_;
 
-  std::mutex mu_;  // guards index_ and ready_callback_
+  std::mutex mu_;  // guards index_, ready_callback_ and owned_
   QueueIndex index_;  // the queues' order and counts
   ReadyCallback ready_callback_;
+  // Fed (a shared backend): the destinations this node owns.
+  struct Owned {
+    uint64_t generation = 0;
+    uint64_t fed_seq = 0;    // the last entry fed
+    bool releasing = false;  // handing over: nothing more is leased
+  };
+  const bool fed_;
+  absl::flat_hash_map<std::string, Owned> owned_;
+  std::condition_variable fed_cv_;  // an entry was fed, or a destination left
 
   WritePath write_path_;  // declared last: stopped first
 };

@@ -1,7 +1,10 @@
 #include "storage/jetstream/jetstream_backend.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -60,6 +63,15 @@ std::string FromToken(absl::string_view token) {
 
 std::string SeqKey(absl::string_view destination, uint64_t seq) { return absl::StrCat(destination, ".", seq); }
 
+// A node name of its own: the host, the pid, and a random part against pid reuse.
+std::string GeneratedNodeName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  std::random_device random;
+  return absl::StrCat(Token(host[0] != '\0' ? host : "node"), "-", getpid(), "-",
+                      absl::Hex(random() & 0xffffffu, absl::kZeroPad6));
+}
+
 // A retry record: what RetryLater, Postpone and MarkSending change of an entry.
 std::string EncodeRetry(const QueueEntry& entry) {
   return absl::StrCat(entry.attempts, ",", entry.next_attempt_unix_ms, ",", entry.last_error);
@@ -108,6 +120,10 @@ absl::Status ValidJetStreamName(absl::string_view name, absl::string_view what) 
 absl::Status JetStreamOptions::Validate() const {
   if (connect.servers.empty()) return absl::InvalidArgumentError("storage.jetstream.servers is empty");
   if (replicas < 1 || replicas > 5) return absl::InvalidArgumentError("storage.jetstream.replicas must be 1 to 5");
+  if (leases.ttl < absl::Seconds(3)) return absl::InvalidArgumentError("storage.jetstream.lease_ttl must be at least 3s");
+  if (!node.empty()) {
+    if (auto s = ValidJetStreamName(node, "storage.jetstream.node"); !s.ok()) return s;
+  }
   return ValidJetStreamName(prefix, "storage.jetstream.prefix");
 }
 
@@ -136,9 +152,12 @@ JetStreamBackend::JetStreamBackend(const JetStreamOptions& jetstream, const Stor
       origins_bucket_(absl::StrCat(jetstream_.prefix, "_origins")),
       conv_bucket_(absl::StrCat(jetstream_.prefix, "_conv")),
       dest_bucket_(absl::StrCat(jetstream_.prefix, "_dest")),
-      labels_bucket_(absl::StrCat(jetstream_.prefix, "_labels")) {}
+      labels_bucket_(absl::StrCat(jetstream_.prefix, "_labels")),
+      nodes_bucket_(absl::StrCat(jetstream_.prefix, "_nodes")),
+      leases_bucket_(absl::StrCat(jetstream_.prefix, "_leases")),
+      node_(jetstream_.node.empty() ? GeneratedNodeName() : jetstream_.node) {}
 
-JetStreamBackend::~JetStreamBackend() = default;
+JetStreamBackend::~JetStreamBackend() { StopFeed(); }
 
 absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
   const std::string& p = jetstream_.prefix;
@@ -175,6 +194,8 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
       {&conv_bucket_, options_.dedup_window},
       {&dest_bucket_, absl::ZeroDuration()},
       {&labels_bucket_, absl::ZeroDuration()},
+      {&nodes_bucket_, jetstream_.leases.ttl},
+      {&leases_bucket_, jetstream_.leases.ttl},
   };
   for (const auto& bucket : buckets) {
     creations.push_back(
@@ -201,7 +222,7 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> JetStreamBackend::QueueStream(absl::string_view destination) {
+absl::StatusOr<std::string> JetStreamBackend::QueueStream(absl::string_view destination, bool* created) {
   if (auto s = ValidJetStreamName(destination, "destination"); !s.ok()) return s;
   std::string name = absl::StrCat(jetstream_.prefix, "_Q_", destination);
   {
@@ -218,6 +239,7 @@ absl::StatusOr<std::string> JetStreamBackend::QueueStream(absl::string_view dest
   if (auto s = client_->EnsureStream(spec); !s.ok()) return s;
   std::lock_guard lock(mu_);
   streams_.insert(name);
+  if (created != nullptr) *created = true;
   return name;
 }
 
@@ -241,56 +263,15 @@ absl::Status JetStreamBackend::Resume() {
   return client_->StreamState(seen_stream_).status();
 }
 
-absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(const QueuedEntry&)> queued) {
-  const int64_t now_ms = absl::ToUnixMillis(now);
-  // Entries already dead-lettered (a crash between the dead letter and the delete) are deleted
-  // from their queue now rather than sent again.
-  absl::flat_hash_set<std::string> dead;
-  absl::Status read = client_->Read(dead_stream_, "", 0, [&](const jetstream::InMessage& m) {
-    const std::string prefix = absl::StrCat(jetstream_.prefix, ".dead.");
-    if (absl::StartsWith(m.subject(), prefix)) dead.insert(std::string(m.subject().substr(prefix.size())));
-    return true;
-  });
-  if (!read.ok()) return read;
-  dead_letters_ = static_cast<int64_t>(dead.size());
+absl::Status JetStreamBackend::LoadCounts() {
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> dead = client_->StreamState(dead_stream_);
+  if (!dead.ok()) return dead.status();
+  dead_letters_ = static_cast<int64_t>(dead->first);
   absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
   if (!retry_keys.ok()) return retry_keys.status();
   {
     std::lock_guard lock(mu_);
     retrying_ = absl::flat_hash_set<std::string>(retry_keys->begin(), retry_keys->end());
-  }
-
-  const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
-  absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
-  if (!streams.ok()) return streams.status();
-  for (const std::string& stream : *streams) {
-    const std::string destination = stream.substr(queue_prefix.size());
-    {
-      std::lock_guard lock(mu_);
-      streams_.insert(stream);
-    }
-    std::vector<uint64_t> dead_here;
-    absl::Status status;
-    read = client_->Read(stream, "", 0, [&](const jetstream::InMessage& m) {
-      const std::string key = SeqKey(destination, m.seq());
-      if (dead.contains(key)) {
-        dead_here.push_back(m.seq());
-        return true;
-      }
-      std::optional<QueueEntry> entry = DecodeEntry(m.data());
-      if (!entry) {
-        status = absl::DataLossError(absl::StrCat("an undecodable queue record in ", stream, " at ", m.seq()));
-        return false;
-      }
-      if (status = ApplyRetry(destination, m.seq(), *entry); !status.ok()) return false;
-      queued(QueuedEntry{destination, m.seq(), entry->team, IndexEntryOf(*entry, entry->level, now_ms)});
-      return true;
-    });
-    if (!read.ok()) return read;
-    if (!status.ok()) return status;
-    for (const uint64_t seq : dead_here) {
-      if (auto s = client_->Delete(stream, seq); !s.ok() && !absl::IsNotFound(s)) return s;
-    }
   }
   absl::StatusOr<std::pair<uint64_t, uint64_t>> labels = client_->StreamState(absl::StrCat("KV_", labels_bucket_));
   if (!labels.ok()) return labels.status();
@@ -298,6 +279,63 @@ absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(con
   absl::StatusOr<std::pair<uint64_t, uint64_t>> quarantined = client_->StreamState(quarantine_stream_);
   if (!quarantined.ok()) return quarantined.status();
   quarantined_ = static_cast<int64_t>(quarantined->first);
+  return absl::OkStatus();
+}
+
+absl::Status JetStreamBackend::ReplayQueue(const std::string& destination, int64_t now_ms,
+                                           absl::FunctionRef<void(const QueuedEntry&)> queued, uint64_t* next) {
+  absl::StatusOr<std::string> stream = QueueStream(destination);
+  if (!stream.ok()) return stream.status();
+  // Entries already dead-lettered (a crash between the dead letter and the delete) are deleted
+  // from the queue now rather than sent again.
+  absl::flat_hash_set<uint64_t> dead;
+  const std::string dead_prefix = absl::StrCat(jetstream_.prefix, ".dead.", destination, ".");
+  absl::Status read = client_->Read(dead_stream_, absl::StrCat(dead_prefix, "*"), 0, [&](const jetstream::InMessage& m) {
+    uint64_t seq = 0;
+    if (absl::SimpleAtoi(m.subject().substr(dead_prefix.size()), &seq)) dead.insert(seq);
+    return true;
+  });
+  if (!read.ok()) return read;
+  // The stream's last seq before the read: what a follower starts after when it holds none.
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> state = client_->StreamState(*stream);
+  if (!state.ok()) return state.status();
+  *next = state->second + 1;
+  std::vector<uint64_t> dead_here;
+  absl::Status status;
+  read = client_->Read(*stream, "", 0, [&](const jetstream::InMessage& m) {
+    *next = std::max(*next, m.seq() + 1);
+    if (dead.contains(m.seq())) {
+      dead_here.push_back(m.seq());
+      return true;
+    }
+    std::optional<QueueEntry> entry = DecodeEntry(m.data());
+    if (!entry) {
+      status = absl::DataLossError(absl::StrCat("an undecodable queue record in ", *stream, " at ", m.seq()));
+      return false;
+    }
+    if (status = ApplyRetry(destination, m.seq(), *entry); !status.ok()) return false;
+    queued(QueuedEntry{destination, m.seq(), entry->team, IndexEntryOf(*entry, entry->level, now_ms)});
+    return true;
+  });
+  if (!read.ok()) return read;
+  if (!status.ok()) return status;
+  for (const uint64_t seq : dead_here) {
+    if (auto s = client_->Delete(*stream, seq); !s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(const QueuedEntry&)> queued) {
+  if (auto s = LoadCounts(); !s.ok()) return s;
+  const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
+  absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
+  if (!streams.ok()) return streams.status();
+  for (const std::string& stream : *streams) {
+    uint64_t next = 0;
+    if (auto s = ReplayQueue(stream.substr(queue_prefix.size()), absl::ToUnixMillis(now), queued, &next); !s.ok()) {
+      return s;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -360,10 +398,12 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
       const NewMessage& message = request.messages[m];
       for (const Delivery& delivery : message.deliveries) {
         QueueEntry entry = EntryOf(message, delivery, received_ms);
-        if (absl::StatusOr<std::string> stream = QueueStream(delivery.destination); !stream.ok()) {
+        bool created = false;
+        if (absl::StatusOr<std::string> stream = QueueStream(delivery.destination, &created); !stream.ok()) {
           results[i].status = Reported(stream.status());
           break;
         }
+        if (created) Discovered(delivery.destination);
         // A retried request publishes the same message ids (its entries are stored once); the
         // same message arriving again past the dedup window replaces another record, so its
         // ids differ.

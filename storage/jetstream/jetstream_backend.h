@@ -1,6 +1,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <map>
+#include <thread>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -12,6 +15,7 @@
 #include "storage/backend.h"
 #include "storage/clock.h"
 #include "storage/jetstream/nats.h"
+#include "storage/jetstream/ownership.h"
 #include "storage/store_options.h"
 
 namespace triage::storage {
@@ -22,6 +26,10 @@ struct JetStreamOptions {
   // Every stream, subject and bucket name starts with it, so that deployments can share a
   // cluster. [A-Za-z0-9_-] only.
   std::string prefix = "TRIAGE";
+  // This node's name among the members ([A-Za-z0-9_-]); empty: the host name, the pid and a
+  // random part (a restarted node is a new member).
+  std::string node;
+  jetstream::LeaseTiming leases;
 
   absl::Status Validate() const;
 };
@@ -41,13 +49,18 @@ absl::Status ValidJetStreamName(absl::string_view name, absl::string_view what);
 // - stream P_QUARANTINE: unreadable requests, kept for the retention (id = seq);
 // - buckets P_retry (attempts, due time and last error of entries that failed), P_delivered
 //   and P_tickets (for the dedup window), P_origins (the ticket origin window), P_conv,
-//   P_dest (pauses), P_labels.
+//   P_dest (pauses), P_labels;
+// - buckets P_nodes (the live members) and P_leases (one key per owned destination), both
+//   with the lease TTL (ownership.h).
 //
 // Ingest (Commit) is whole-or-retry, not whole-or-nothing: entries are published first, then
 // the SEEN records; a request whose publishes did not all succeed is answered Unavailable and
 // its retry completes it (entries carry a Nats-Msg-Id, so a retry within 10 minutes stores
-// nothing twice). A node owns every destination it has queues for (one node per cluster, until
-// destination ownership lands).
+// nothing twice).
+//
+// Every node ingests; each destination's queue has one owner at a time (ownership.h), which
+// replays its stream when it takes it and then follows it (an ordered consumer), feeding the
+// store's index (QueueFeed) with every entry, whichever node stored it.
 class JetStreamBackend : public Backend {
  public:
   // Connects, and creates or updates the streams and buckets.
@@ -98,12 +111,20 @@ class JetStreamBackend : public Backend {
   StorageStats Stats() override { return {}; }  // RocksDB's figures; the servers export their own
   absl::Status Compact() override { return absl::OkStatus(); }  // expiry is the streams' MaxAge
 
+  bool Fed() const override { return true; }
+  absl::Status StartFeed(QueueFeed& feed) override;
+  void StopFeed() override;
+
+  const std::string& node() const { return node_; }
+  // The destinations this node owns now.
+  std::vector<std::string> Owned();
+
  private:
   JetStreamBackend(const JetStreamOptions& jetstream, const StoreOptions& options,
                    std::unique_ptr<jetstream::Client> client);
   absl::Status CreateStreamsAndBuckets();
-  // The queue stream of `destination`, created on first use.
-  absl::StatusOr<std::string> QueueStream(absl::string_view destination);
+  // The queue stream of `destination`, created (or found) on its first use here (`*created`).
+  absl::StatusOr<std::string> QueueStream(absl::string_view destination, bool* created = nullptr);
   // `status`, reported to the error handler when it is Unavailable.
   absl::Status Reported(absl::Status status);
   absl::StatusOr<std::optional<std::string>> GetValue(const std::string& bucket, const std::string& key);
@@ -115,6 +136,31 @@ class JetStreamBackend : public Backend {
   // A requeued entry's new seq, in its message's record (what Deliveries reads).
   absl::Status MovedInRecord(absl::string_view message_key, absl::string_view destination, uint64_t from,
                              uint64_t to);
+  // The dead letters' count, and the keys of the entries with a retry record.
+  absl::Status LoadCounts();
+  // The queue of `destination` as a replay finds it (entries already dead-lettered are deleted
+  // from it): each entry to `queued`; `*next` is the seq after the last one read.
+  absl::Status ReplayQueue(const std::string& destination, int64_t now_ms,
+                           absl::FunctionRef<void(const QueuedEntry&)> queued, uint64_t* next);
+
+  // Ownership (jetstream_ownership.cc). Tick: a heartbeat, then every queue's lease taken,
+  // renewed, handed over or given up.
+  struct Owning {
+    uint64_t revision = 0;  // of the lease key
+    absl::Time renewed;
+    uint64_t generation = 0;
+    std::unique_ptr<jetstream::Following> following;
+    bool releasing = false;
+  };
+  void Tick();
+  // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.
+  void Acquire(const std::string& destination);
+  // Under own_mu_: stops following and drops the queue from the index.
+  void Drop(const std::string& destination);
+  // A queue stream was just created here: its owner-to-be takes it at once when that is this
+  // node.
+  void Discovered(const std::string& destination);
+  void Log(int severity, absl::string_view line) const;
 
   const JetStreamOptions jetstream_;
   const StoreOptions options_;
@@ -130,6 +176,18 @@ class JetStreamBackend : public Backend {
   // every queue (one node per prefix), so it knows them all after Replay.
   absl::flat_hash_set<std::string> retrying_;
   std::function<void(const absl::Status&)> handler_;
+
+  const std::string nodes_bucket_, leases_bucket_;
+  const std::string node_;
+  QueueFeed* feed_ = nullptr;  // set by StartFeed
+  std::mutex own_mu_;          // guards owning_, members_, generations_
+  std::map<std::string, Owning> owning_;
+  std::vector<std::string> members_;  // as of the last tick
+  uint64_t generations_ = 0;
+  std::mutex tick_mu_;  // guards stopping_
+  std::condition_variable tick_cv_;
+  bool stopping_ = false;
+  std::thread ticker_;
 
   std::atomic<int64_t> dead_letters_{0};
   std::atomic<int64_t> labels_{0};

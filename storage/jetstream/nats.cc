@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 
@@ -415,6 +416,70 @@ absl::Status Client::Read(const std::string& stream, const std::string& filter, 
     const InMessage in(msg);
     if (!each(in) || left == 0) return absl::OkStatus();
   }
+}
+
+struct FollowState {
+  Client::Each each;
+  natsSubscription* sub = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool complete = false;  // cnats delivers nothing more
+};
+
+namespace {
+
+void OnFollowed(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsMsg* msg, void* closure) {
+  const InMessage in(msg);
+  static_cast<FollowState*>(closure)->each(in);
+}
+
+void OnFollowComplete(void* closure) {
+  auto* state = static_cast<FollowState*>(closure);
+  {
+    std::lock_guard lock(state->mu);
+    state->complete = true;
+  }
+  state->cv.notify_all();
+}
+
+}  // namespace
+
+Following::Following(std::unique_ptr<FollowState> state) : state_(std::move(state)) {}
+
+Following::~Following() {
+  natsSubscription_Unsubscribe(state_->sub);
+  {
+    // A callback running now finishes first; cnats then calls the completion.
+    std::unique_lock lock(state_->mu);
+    state_->cv.wait_for(lock, std::chrono::seconds(10), [this] { return state_->complete; });
+  }
+  natsSubscription_Destroy(state_->sub);
+}
+
+absl::StatusOr<std::unique_ptr<Following>> Client::Follow(const std::string& stream, uint64_t start_seq, Each each) {
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Stream = stream.c_str();
+  options.Ordered = true;
+  if (start_seq > 0) {
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = start_seq;
+  } else {
+    options.Config.DeliverPolicy = js_DeliverAll;
+  }
+  auto state = std::make_unique<FollowState>();
+  state->each = std::move(each);
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_Subscribe(&state->sub, js_, ">", OnFollowed, state.get(), nullptr, &options, &code);
+      s != NATS_OK) {
+    return ToStatus(s, code, absl::StrCat("follow ", stream));
+  }
+  if (natsStatus s = natsSubscription_SetOnCompleteCB(state->sub, OnFollowComplete, state.get()); s != NATS_OK) {
+    natsSubscription_Unsubscribe(state->sub);
+    natsSubscription_Destroy(state->sub);
+    return ToStatus(s, absl::StrCat("follow ", stream));
+  }
+  return std::make_unique<Following>(std::move(state));
 }
 
 absl::StatusOr<std::vector<std::string>> Client::StreamNames(absl::string_view prefix) {

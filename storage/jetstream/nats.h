@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,6 +25,7 @@ typedef struct __kvStore kvStore;
 namespace triage::storage::jetstream {
 
 struct AckSlots;     // nats.cc
+struct FollowState;  // nats.cc
 struct BucketCache;  // nats.cc
 
 struct ConnectOptions {
@@ -87,6 +89,18 @@ class InMessage {
   uint64_t seq_ = 0;
 };
 
+// A stream followed by Client::Follow: stops on destruction, once no callback runs any more.
+class Following {
+ public:
+  explicit Following(std::unique_ptr<FollowState> state);
+  ~Following();
+  Following(const Following&) = delete;
+  Following& operator=(const Following&) = delete;
+
+ private:
+  std::unique_ptr<FollowState> state_;
+};
+
 // One connection to a NATS cluster and its JetStream context: a thin layer over cnats that
 // speaks absl::Status. Errors: Unavailable for the cluster not answering (timeouts, no
 // responders, a closed connection: try again), NotFound for a missing message, stream or key,
@@ -125,6 +139,11 @@ class Client {
   // holds when the call starts, in seq order (an ordered consumer), until `each` answers false.
   absl::Status Read(const std::string& stream, const std::string& filter, uint64_t start_seq,
                     absl::FunctionRef<bool(const InMessage&)> each);
+  // Every message of `stream` from `start_seq` on, the ones stored later too, in seq order (an
+  // ordered push consumer, started again by cnats after a gap or a lost server), to `each` on
+  // a cnats thread, until the Following returned is destroyed.
+  using Each = std::function<void(const InMessage&)>;
+  absl::StatusOr<std::unique_ptr<Following>> Follow(const std::string& stream, uint64_t start_seq, Each each);
   // The names of the streams that start with `prefix`.
   absl::StatusOr<std::vector<std::string>> StreamNames(absl::string_view prefix);
 

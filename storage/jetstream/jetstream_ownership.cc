@@ -1,0 +1,191 @@
+// JetStreamBackend's destination ownership: membership, leases, takeover and handover
+// (ownership.h has the rules).
+#include <algorithm>
+#include <chrono>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "storage/jetstream/jetstream_backend.h"
+
+namespace triage::storage {
+
+void JetStreamBackend::Log(int severity, absl::string_view line) const {
+  if (options_.log) options_.log(severity, line);
+}
+
+absl::Status JetStreamBackend::StartFeed(QueueFeed& feed) {
+  if (auto s = LoadCounts(); !s.ok()) return s;
+  feed_ = &feed;
+  // The first round before the store opens: a node alone (or the preferred owner of a queue
+  // nobody holds) has its queues indexed when Open returns.
+  Tick();
+  ticker_ = std::thread([this] {
+    std::unique_lock lock(tick_mu_);
+    while (!tick_cv_.wait_for(lock, absl::ToChronoMilliseconds(jetstream_.leases.tick()), [this] { return stopping_; })) {
+      lock.unlock();
+      Tick();
+      lock.lock();
+    }
+  });
+  return absl::OkStatus();
+}
+
+void JetStreamBackend::StopFeed() {
+  {
+    std::lock_guard lock(tick_mu_);
+    if (feed_ == nullptr || stopping_) return;
+    stopping_ = true;
+  }
+  tick_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  // A clean stop: every lease is given back now, so that the next owners take the queues at
+  // their next tick rather than after the TTL.
+  std::lock_guard lock(own_mu_);
+  for (auto it = owning_.begin(); it != owning_.end();) {
+    const std::string destination = it->first;
+    ++it;
+    Drop(destination);
+    if (auto s = client_->KvDelete(leases_bucket_, destination); !s.ok()) {
+      Log(3, absl::StrCat("could not give back the lease of ", destination, ": ", s.message()));
+    }
+  }
+  (void)client_->KvDelete(nodes_bucket_, node_);
+}
+
+std::vector<std::string> JetStreamBackend::Owned() {
+  std::lock_guard lock(own_mu_);
+  std::vector<std::string> out;
+  for (const auto& [destination, owning] : owning_) {
+    if (!owning.releasing) out.push_back(destination);
+  }
+  return out;
+}
+
+void JetStreamBackend::Drop(const std::string& destination) {
+  const auto it = owning_.find(destination);
+  if (it == owning_.end()) return;
+  it->second.following.reset();  // no callback runs past this
+  feed_->Lost(destination);
+  owning_.erase(it);
+}
+
+void JetStreamBackend::Acquire(const std::string& destination) {
+  absl::StatusOr<uint64_t> revision = client_->KvCreate(leases_bucket_, destination, node_);
+  if (!revision.ok()) {
+    if (!absl::IsAlreadyExists(revision.status())) {
+      Log(3, absl::StrCat("could not take the lease of ", destination, ": ", revision.status().message()));
+    }
+    return;  // held by another node: it hands over, or its lease runs out
+  }
+  const absl::Time taken = absl::Now();
+  const uint64_t generation = ++generations_;
+  feed_->Acquired(destination, generation);
+  auto fail = [&](const absl::Status& status) {
+    Log(3, absl::StrCat("could not take over the queue of ", destination, ": ", status.message()));
+    feed_->Lost(destination);
+    (void)client_->KvDelete(leases_bucket_, destination);
+  };
+  // The retry records of the queue: its last owner may have written some.
+  absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
+  if (!retry_keys.ok()) return fail(retry_keys.status());
+  {
+    const std::string prefix = absl::StrCat(destination, ".");
+    std::lock_guard lock(mu_);
+    absl::erase_if(retrying_, [&](const std::string& key) { return absl::StartsWith(key, prefix); });
+    for (const std::string& key : *retry_keys) {
+      if (absl::StartsWith(key, prefix)) retrying_.insert(key);
+    }
+  }
+  uint64_t next = 0;
+  absl::Status replayed = ReplayQueue(
+      destination, absl::ToUnixMillis(clock_.Now()),
+      [&](const QueuedEntry& queued) { feed_->Entry(generation, queued); }, &next);
+  if (!replayed.ok()) return fail(replayed);
+  absl::StatusOr<std::string> stream = QueueStream(destination);
+  if (!stream.ok()) return fail(stream.status());
+  // Then every entry stored after the replay, by any node.
+  absl::StatusOr<std::unique_ptr<jetstream::Following>> following =
+      client_->Follow(*stream, next, [this, destination, generation](const jetstream::InMessage& m) {
+        std::optional<QueueEntry> entry = DecodeEntry(m.data());
+        if (!entry) {
+          Log(3, absl::StrCat("an undecodable queue record of ", destination, " at ", m.seq(), ": skipped"));
+          return;
+        }
+        if (auto s = ApplyRetry(destination, m.seq(), *entry); !s.ok()) {
+          Log(3, absl::StrCat("the retry record of ", destination, " ", m.seq(), " is unreadable: ", s.message()));
+        }
+        feed_->Entry(generation, QueuedEntry{destination, m.seq(), entry->team,
+                                             IndexEntryOf(*entry, entry->level, absl::ToUnixMillis(clock_.Now()))});
+      });
+  if (!following.ok()) return fail(following.status());
+  owning_[destination] = Owning{.revision = *revision, .renewed = taken, .generation = generation,
+                                .following = *std::move(following)};
+  Log(2, absl::StrCat("took the queue of ", destination, " (node ", node_, ")"));
+}
+
+void JetStreamBackend::Discovered(const std::string& destination) {
+  std::lock_guard lock(own_mu_);
+  if (feed_ == nullptr || owning_.contains(destination)) return;
+  if (jetstream::PreferredOwner(members_, destination) == node_) Acquire(destination);
+}
+
+void JetStreamBackend::Tick() {
+  // The heartbeat: this node is a member while it puts its key within the TTL.
+  if (auto s = client_->KvPut(nodes_bucket_, node_, absl::FormatTime(absl::Now())); !s.ok()) {
+    Log(3, absl::StrCat("membership heartbeat failed: ", s.status().message()));
+  }
+  absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_);
+  const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
+  absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
+  std::lock_guard lock(own_mu_);
+  if (members.ok()) {
+    members_ = *std::move(members);
+    if (std::find(members_.begin(), members_.end(), node_) == members_.end()) members_.push_back(node_);
+  } else if (members_.empty()) {
+    members_ = {node_};
+  }
+  std::vector<std::string> destinations;
+  if (streams.ok()) {
+    for (const std::string& stream : *streams) destinations.push_back(stream.substr(queue_prefix.size()));
+  }
+  // Renewals first, so that a long replay below delays no lease this node holds.
+  for (auto it = owning_.begin(); it != owning_.end();) {
+    const std::string destination = it->first;
+    Owning& owning = it->second;
+    ++it;
+    absl::StatusOr<uint64_t> renewed = client_->KvUpdate(leases_bucket_, destination, node_, owning.revision);
+    const absl::Time now = absl::Now();
+    if (renewed.ok()) {
+      owning.revision = *renewed;
+      owning.renewed = now;
+    } else if (!absl::IsUnavailable(renewed.status())) {
+      // Taken, or run out: another node may be delivering it already.
+      Log(3, absl::StrCat("lost the lease of ", destination, ": ", renewed.status().message()));
+      Drop(destination);
+      continue;
+    }
+    if (!jetstream_.leases.Holds(owning.renewed, now)) {
+      // Fenced: unrenewed for half the TTL, so stop before another node can take it.
+      Log(3, absl::StrCat("gave up the queue of ", destination, ": its lease could not be renewed for ",
+                          absl::FormatDuration(now - owning.renewed)));
+      Drop(destination);
+      continue;
+    }
+    if (jetstream::PreferredOwner(members_, destination) != node_) owning.releasing = true;  // outranked by a newcomer
+    if (owning.releasing && feed_->Release(destination)) {
+      // Handed over: nothing in flight; the next owner takes it at its next tick.
+      owning.following.reset();
+      owning_.erase(destination);
+      if (auto s = client_->KvDelete(leases_bucket_, destination); !s.ok()) {
+        Log(3, absl::StrCat("could not give back the lease of ", destination, ": ", s.message()));
+      }
+      Log(2, absl::StrCat("handed the queue of ", destination, " over"));
+    }
+  }
+  for (const std::string& destination : destinations) {
+    if (!owning_.contains(destination) && jetstream::PreferredOwner(members_, destination) == node_) Acquire(destination);
+  }
+}
+
+}  // namespace triage::storage
