@@ -1,0 +1,228 @@
+#include "storage/jetstream/ownership.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <future>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "storage/jetstream/jetstream_backend.h"
+#include "storage/store.h"
+#include "tests/support/backends.h"
+
+namespace triage::storage {
+namespace {
+
+using jetstream::PreferredOwner;
+
+TEST(OwnershipTest, EveryNodeAgreesAndTheQueuesSpreadEvenly) {
+  const std::vector<std::string> members = {"node-a", "node-b", "node-c"};
+  const std::vector<std::string> reversed(members.rbegin(), members.rend());
+  std::map<std::string, int> owned;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string destination = absl::StrCat("dest", i);
+    const std::string owner = PreferredOwner(members, destination);
+    EXPECT_EQ(PreferredOwner(reversed, destination), owner) << "the order members are listed in does not matter";
+    ++owned[owner];
+  }
+  ASSERT_EQ(owned.size(), 3u);
+  for (const auto& [node, count] : owned) {
+    EXPECT_GT(count, 850) << node;  // 1,000 each on average
+    EXPECT_LT(count, 1150) << node;
+  }
+  EXPECT_EQ(PreferredOwner({}, "d"), "");
+}
+
+TEST(OwnershipTest, OnlyTheQueuesOfANodeThatLeavesOrJoinsMove) {
+  const std::vector<std::string> three = {"a", "b", "c"};
+  const std::vector<std::string> two = {"a", "b"};
+  const std::vector<std::string> four = {"a", "b", "c", "d"};
+  int moved_to_d = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string destination = absl::StrCat("q", i);
+    const std::string before = PreferredOwner(three, destination);
+    if (before != "c") {
+      EXPECT_EQ(PreferredOwner(two, destination), before) << "c left: " << destination;
+    }
+    const std::string joined = PreferredOwner(four, destination);
+    if (joined != before) {
+      EXPECT_EQ(joined, "d") << "only the newcomer takes queues: " << destination;
+      ++moved_to_d;
+    }
+  }
+  EXPECT_GT(moved_to_d, 350);  // about a quarter
+  EXPECT_LT(moved_to_d, 650);
+}
+
+TEST(OwnershipTest, AHolderFencesItselfAtHalfTheTtl) {
+  const jetstream::LeaseTiming timing{.ttl = absl::Seconds(6)};
+  const absl::Time renewed = absl::FromUnixSeconds(1000);
+  EXPECT_EQ(timing.tick(), absl::Seconds(1));
+  EXPECT_TRUE(timing.Holds(renewed, renewed + absl::Milliseconds(2999)));
+  EXPECT_FALSE(timing.Holds(renewed, renewed + absl::Seconds(3)));
+}
+
+// Two stores (two nodes) on one prefix of a real 3-node cluster.
+class TwoNodesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::BackendUnderTest() != "jetstream") GTEST_SKIP() << "run with the JetStream store tests";
+    if (testing::SharedCluster() == nullptr) {
+      if (std::getenv("TRIAGE_REQUIRE_NATS") != nullptr) FAIL() << "no NATS cluster";
+      GTEST_SKIP() << "nats-server is not installed";
+    }
+    prefix_ = absl::StrCat("O", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    prefix_.resize(std::min<size_t>(prefix_.size(), 40));
+  }
+
+  // Node `name` as a store; `backend` (if given) views its backend.
+  std::unique_ptr<Store> Open(const std::string& name, JetStreamBackend** backend = nullptr) {
+    JetStreamOptions jetstream;
+    jetstream.connect.servers = testing::SharedCluster()->urls();
+    jetstream.prefix = prefix_;
+    jetstream.node = name;
+    jetstream.leases.ttl = absl::Seconds(3);  // a tick every 0.5 s
+    StoreOptions options;
+    options.path = "unused";
+    auto opened = JetStreamBackend::Open(jetstream, options);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (!opened.ok()) return nullptr;
+    if (backend != nullptr) *backend = opened->get();
+    auto store = Store::Open(*std::move(opened), options, absl::Now());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  static NewMessage Msg(const std::string& id, const std::string& destination, const std::string& thread = "") {
+    NewMessage m;
+    m.key = MessageKey("src", id);
+    m.ticket_json = absl::StrCat("{\"id\":\"", id, "\"}");
+    m.thread_key = thread;
+    m.deliveries.push_back({destination, "support", true});
+    return m;
+  }
+
+  static IngestResult Submit(Store& store, std::vector<NewMessage> messages) {
+    std::promise<IngestResult> done;
+    store.Submit(std::move(messages), absl::Now(), [&](IngestResult r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  }
+
+  // Leases and acknowledges on every node until `want` entries were delivered or 20 s passed:
+  // the message ids per (node, destination) in lease order.
+  static std::map<std::pair<int, std::string>, std::vector<std::string>> Deliver(
+      const std::vector<Store*>& nodes, const std::vector<std::string>& destinations, size_t want) {
+    std::map<std::pair<int, std::string>, std::vector<std::string>> delivered;
+    size_t count = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (count < want && std::chrono::steady_clock::now() < deadline) {
+      for (size_t n = 0; n < nodes.size(); ++n) {
+        for (const std::string& destination : destinations) {
+          while (std::optional<Lease> lease = nodes[n]->LeaseNext(destination, absl::Now())) {
+            EXPECT_TRUE(nodes[n]->Ack(*lease).ok());
+            delivered[{static_cast<int>(n), destination}].push_back(lease->entry.message_key.substr(4));
+            ++count;
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return delivered;
+  }
+
+  std::string prefix_;
+};
+
+TEST_F(TwoNodesTest, EachEntryGoesToOneOwnerWhicheverNodeStoredIt) {
+  JetStreamBackend* backend_a = nullptr;
+  JetStreamBackend* backend_b = nullptr;
+  auto a = Open("a", &backend_a);
+  auto b = Open("b", &backend_b);
+  ASSERT_TRUE(a && b);
+  const std::vector<std::string> destinations = {"d0", "d1", "d2", "d3", "d4", "d5"};
+  std::set<std::string> stored;
+  for (int i = 0; i < 60; ++i) {
+    const std::string id = absl::StrCat("m", i);
+    Store& via = i % 2 == 0 ? *a : *b;
+    ASSERT_TRUE(Submit(via, {Msg(id, destinations[i % destinations.size()])}).status.ok());
+    stored.insert(id);
+  }
+  // The same message at the other node: a duplicate, across nodes.
+  const IngestResult again = Submit(*b, {Msg("m0", "d0")});
+  ASSERT_TRUE(again.status.ok()) << again.status;
+  EXPECT_EQ(again.duplicates, 1);
+
+  const auto delivered = Deliver({a.get(), b.get()}, destinations, stored.size());
+  std::multiset<std::string> ids;
+  std::map<std::string, std::set<int>> nodes_of;
+  for (const auto& [where, list] : delivered) {
+    ids.insert(list.begin(), list.end());
+    nodes_of[where.second].insert(where.first);
+  }
+  EXPECT_EQ(ids, std::multiset<std::string>(stored.begin(), stored.end())) << "each entry delivered once";
+
+  // Settled: each queue with the node the rank prefers, and only there.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::vector<std::string> owned_a, owned_b;
+  for (;;) {
+    owned_a = backend_a->Owned();
+    owned_b = backend_b->Owned();
+    if (owned_a.size() + owned_b.size() == destinations.size() || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(owned_a.size() + owned_b.size(), destinations.size());
+  for (const std::string& d : owned_a) EXPECT_EQ(PreferredOwner({"a", "b"}, d), "a") << d;
+  for (const std::string& d : owned_b) EXPECT_EQ(PreferredOwner({"a", "b"}, d), "b") << d;
+  EXPECT_FALSE(owned_a.empty());
+  EXPECT_FALSE(owned_b.empty());
+}
+
+TEST_F(TwoNodesTest, AStoppedNodeHandsItsQueuesOverAndThreadsKeepTheirOrder) {
+  auto a = Open("a");
+  ASSERT_TRUE(a);
+  // Alone, a owns every queue: one thread of three messages and two other entries.
+  ASSERT_TRUE(Submit(*a, {Msg("t1", "d", "thread"), Msg("x1", "d")}).status.ok());
+  ASSERT_TRUE(Submit(*a, {Msg("t2", "d", "thread"), Msg("t3", "d", "thread"), Msg("x2", "e")}).status.ok());
+  std::optional<Lease> first = a->LeaseNext("d", absl::Now());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->entry.message_key, MessageKey("src", "t1"));
+  ASSERT_TRUE(a->Ack(*first).ok());
+
+  auto b = Open("b");
+  ASSERT_TRUE(b);
+  a.reset();  // a clean stop: its leases are given back
+  const auto delivered = Deliver({b.get()}, {"d", "e"}, 4);
+  using Key = std::pair<int, std::string>;
+  ASSERT_TRUE(delivered.contains(Key{0, "d"}));
+  const std::vector<std::string>& d = delivered.at(Key{0, "d"});
+  ASSERT_EQ(d.size(), 3u);
+  // t2 before t3 whatever else is leased between them.
+  EXPECT_LT(std::find(d.begin(), d.end(), "t2"), std::find(d.begin(), d.end(), "t3"));
+  EXPECT_EQ(delivered.at(Key{0, "e"}), (std::vector<std::string>{"x2"}));
+}
+
+TEST_F(TwoNodesTest, ANodeWhoseLeaseIsTakenStopsLeasingThatQueue) {
+  auto a = Open("a");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(Submit(*a, {Msg("m1", "d"), Msg("m2", "d")}).status.ok());
+  // Another holder in the lease's place (what a node sees once its lease ran out and another
+  // took it).
+  auto client = jetstream::Client::Connect({.servers = testing::SharedCluster()->urls()});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const std::string leases = prefix_ + "_leases";
+  ASSERT_TRUE((*client)->KvDelete(leases, "d").ok());
+  ASSERT_TRUE((*client)->KvCreate(leases, "d", "intruder").ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (a->QueuedEntries() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(a->QueuedEntries(), 0) << "the queue left the index at the next renewal";
+  EXPECT_FALSE(a->LeaseNext("d", absl::Now()).has_value());
+  ASSERT_TRUE((*client)->KvDelete(leases, "d").ok());
+}
+
+}  // namespace
+}  // namespace triage::storage
