@@ -397,7 +397,8 @@ bool JetStreamToken(absl::string_view name) {
 void LoadJetStream(Loader& l, const YAML::Node& node, JetStreamStorageOptions* j) {
   const std::string path = "storage.jetstream";
   if (!l.Map(node, path)) return;
-  l.Keys(node, path, {"servers", "credentials_file", "ca_file", "replicas", "prefix", "publish_timeout"});
+  l.Keys(node, path,
+         {"servers", "credentials_file", "ca_file", "replicas", "prefix", "publish_timeout", "node", "lease_ttl"});
   l.StringList(node, "servers", path, &j->servers);
   l.String(node, "credentials_file", path, &j->credentials_file);
   l.String(node, "ca_file", path, &j->ca_file);
@@ -405,6 +406,11 @@ void LoadJetStream(Loader& l, const YAML::Node& node, JetStreamStorageOptions* j
   l.String(node, "prefix", path, &j->prefix);
   if (!JetStreamToken(j->prefix)) l.Error(node["prefix"], Child(path, "prefix"), "must be 1 to 64 of [A-Za-z0-9_-]");
   l.Duration(node, "publish_timeout", path, &j->publish_timeout, absl::Milliseconds(100), absl::Minutes(1));
+  l.String(node, "node", path, &j->node);
+  if (node["node"].IsDefined() && !JetStreamToken(j->node)) {
+    l.Error(node["node"], Child(path, "node"), "must be 1 to 64 of [A-Za-z0-9_-]");
+  }
+  l.Duration(node, "lease_ttl", path, &j->lease_ttl, absl::Seconds(3), absl::Minutes(5));
 }
 
 void LoadStorage(Loader& l, const YAML::Node& node, StorageOptions* s) {

@@ -75,6 +75,10 @@ struct JetStreamStorageOptions {
   int64_t replicas = 3;              // of every stream and bucket
   std::string prefix = "TRIAGE";     // of every stream, subject and bucket name
   absl::Duration publish_timeout = absl::Seconds(3);  // then 503: an election takes 4-9 s
+  std::string node;  // this node's name among the members; empty: host-pid-random
+  // A queue's owner renews its lease every lease_ttl/6; another node takes the queue over at
+  // most lease_ttl after the owner's last renewal, and the owner stops at half of it.
+  absl::Duration lease_ttl = absl::Seconds(6);
   bool operator==(const JetStreamStorageOptions&) const = default;
 };
 

@@ -94,12 +94,13 @@ absl::Status App::Start() {
   store_options.max_queued_entries = static_cast<size_t>(config_.storage.max_queued_entries);
   store_options.max_pending_requests = static_cast<size_t>(config_.storage.max_pending_requests);
   store_options.aging_step = config_.storage.aging_step;
-  store_options.log = [](int severity, absl::string_view line) {
-    // RocksDB's own lines: its chatter (flush and compaction summaries) at debug.
+  store_options.log = [backend = config_.storage.backend](int severity, absl::string_view line) {
+    // The backend's own lines: RocksDB's chatter (flush and compaction summaries) at debug;
+    // JetStream's queue ownership (taken, handed over, lost) at warn and error.
     const spdlog::level::level_enum level = severity >= 3   ? spdlog::level::err
                                             : severity == 2 ? spdlog::level::warn
                                                             : spdlog::level::debug;
-    spdlog::log(level, "event=rocksdb message=\"{}\"", std::string(line));
+    spdlog::log(level, "event={} message=\"{}\"", backend, std::string(line));
   };
   const bool jetstream = config_.storage.backend == "jetstream";
   const std::string where = jetstream ? absl::StrCat("the NATS cluster ", absl::StrJoin(config_.storage.jetstream.servers, ","))
@@ -113,6 +114,8 @@ absl::Status App::Start() {
     options.connect.timeout = config_.storage.jetstream.publish_timeout;
     options.replicas = static_cast<int>(config_.storage.jetstream.replicas);
     options.prefix = config_.storage.jetstream.prefix;
+    options.node = config_.storage.jetstream.node;
+    options.leases.ttl = config_.storage.jetstream.lease_ttl;
     absl::StatusOr<std::unique_ptr<storage::JetStreamBackend>> backend =
         storage::JetStreamBackend::Open(options, store_options);
     store = backend.ok() ? storage::Store::Open(*std::move(backend), store_options, absl::Now()) : backend.status();

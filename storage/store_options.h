@@ -36,9 +36,9 @@ struct StoreOptions {
   // What "now" is for the windows of remote tickets and ticket origins, the recorded times of
   // acknowledgements and the health episode; null means the wall clock (tests move their own).
   const Clock* clock = nullptr;
-  // RocksDB's own log lines (severity 0 debug .. 4 fatal, 5 header). They never go to a file on
-  // the data disk: a full disk must not make RocksDB fail while it reports the failure. None:
-  // dropped.
+  // The backend's own log lines (severity 0 debug .. 4 fatal, 5 header): RocksDB's, which never
+  // go to a file on the data disk (a full disk must not make RocksDB fail while it reports the
+  // failure), and JetStream's queue ownership. None: dropped.
   std::function<void(int severity, absl::string_view line)> log;
   // While storage is unavailable (a failed write, a background error such as a full disk),
   // how often the store tries to resume: RocksDB's Resume, then a synced probe write.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <filesystem>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -10,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "storage/jetstream/ownership.h"
 #include "tests/integration/harness.h"
 #include "tests/support/nats_cluster.h"
 #include "tests/test_util.h"
@@ -19,14 +22,15 @@ namespace {
 
 constexpr char kSecret[] = "cluster-secret";
 
-std::string Config(const NatsCluster& cluster, uint16_t helpdesk_port) {
+// One triaged node on `cluster`; with `node`, its name among the nodes (all share one prefix).
+std::string Config(const NatsCluster& cluster, uint16_t helpdesk_port, const std::string& node = "") {
   std::vector<std::string> servers;
   for (const std::string& url : cluster.urls()) servers.push_back(absl::StrCat("\"", url, "\""));
   return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
 admin: {listen: 127.0.0.1:0}
 storage:
   backend: jetstream
-  jetstream: {servers: [SERVERS], prefix: PREFIX, publish_timeout: 2s}
+  jetstream: {servers: [SERVERS], prefix: PREFIX, publish_timeout: 2sNODE}
 sources:
   generic: {type: generic, secret: SECRET}
 teams:
@@ -44,6 +48,7 @@ destinations:
     max_attempts: 1000
 )",
                              {{"SERVERS", absl::StrJoin(servers, ", ")},
+                              {"NODE", node.empty() ? "" : absl::StrCat(", node: ", node)},
                               {"PREFIX", "T" + std::to_string(::getpid())},
                               {"SECRET", kSecret},
                               {"PORT", std::to_string(helpdesk_port)}});
@@ -148,6 +153,114 @@ TEST_F(ClusterTest, KillingANatsServerUnderLoadLosesNoAcknowledgedMessage) {
   std::printf("acknowledged %zu, refused %d, slowest request %s, 100 stored after the kill within %s\n",
               acknowledged.size(), refused, absl::FormatDuration(slowest).c_str(),
               absl::FormatDuration(absl::Now() - killed).c_str());
+}
+
+// Two triaged nodes on one cluster (and one prefix): both ingest, the queue's owner delivers
+// what either stored, and a message is a duplicate whichever node saw it first.
+class TwoNodesTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    ClusterTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    for (const char* name : {"n1", "n2"}) {
+      const std::string dir = absl::StrCat(dir_.path(), "/", name);
+      std::filesystem::create_directories(dir);
+      nodes_.push_back(std::make_unique<Daemon>(dir, Config(cluster_, helpdesk_.port(), name)));
+      nodes_.back()->Start();
+    }
+  }
+
+  // The node the rank gives the helpdesk's queue (the other hands it over if it took it first).
+  int Owner() const { return storage::jetstream::PreferredOwner({"n1", "n2"}, "helpdesk") == "n1" ? 0 : 1; }
+
+  std::vector<std::unique_ptr<Daemon>> nodes_;
+};
+
+TEST_F(TwoNodesTest, BothIngestTheOwnerDeliversEachOnceAndDuplicatesAreSeenAcrossNodes) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = absl::StrCat("two-", i);
+    const HttpResult result = nodes_[i % 2]->PostSigned(Message(id), kSecret);
+    ASSERT_EQ(result.status, 200) << result.body << nodes_[i % 2]->Log();
+    ids.insert(id);
+  }
+  // Sent to one node, then (as a platform retries elsewhere) to the other.
+  ASSERT_EQ(nodes_[0]->PostSigned(Message("both"), kSecret).status, 200);
+  const HttpResult again = nodes_[1]->PostSigned(Message("both"), kSecret);
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_NE(again.body.find("\"duplicates\":1"), std::string::npos) << again.body;
+  ids.insert("both");
+
+  ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return SentIds(received).size() >= ids.size(); }))
+      << nodes_[0]->Log() << nodes_[1]->Log();
+  const std::multiset<std::string> sent = SentIds(helpdesk_.received());
+  for (const std::string& id : ids) EXPECT_EQ(sent.count(id), 1u) << id;
+  EXPECT_EQ(sent.size(), ids.size());
+}
+
+// kill -9 of the node that owns the queue, under load: the other takes the queue over when the
+// lease runs out (6 s), replays it, and delivers every message either node acknowledged. An
+// entry in flight at the kill may be sent again, always with the same idempotency key (the
+// helpdesk's ticket is not duplicated).
+TEST_F(TwoNodesTest, KillingTheOwnerHandsItsQueueToTheOtherNode) {
+  const int owner = Owner();
+  const int other = 1 - owner;
+  const std::string owner_name = owner == 0 ? "n1" : "n2";
+  // Wait until the preferred node holds the queue (a first message creates it).
+  ASSERT_EQ(nodes_[other]->PostSigned(Message("first"), kSecret).status, 200);
+  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return !r.empty(); })) << nodes_[0]->Log() << nodes_[1]->Log();
+  // A slow helpdesk, so that a backlog waits at the owner when it dies.
+  helpdesk_.Respond([](const FakeHelpdesk::Received&) {
+    return FakeHelpdesk::Reply{.status = 200, .delay = absl::Milliseconds(20)};
+  });
+  std::set<std::string> acknowledged = {"first"};
+  for (int i = 0; i < 200; ++i) {
+    const std::string id = absl::StrCat("before-", i);
+    const HttpResult result = nodes_[i % 2]->PostSigned(Message(id), kSecret);
+    ASSERT_EQ(result.status, 200) << result.body;
+    acknowledged.insert(id);
+  }
+  // The node that took the queue first (the one the first message reached) hands it over once
+  // it sees the other: wait for the owner to hold it.
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (nodes_[owner]->Log().find("took the queue of helpdesk") == std::string::npos && absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(nodes_[owner]->Log().find("took the queue of helpdesk") != std::string::npos)
+      << owner_name << " should own the queue; " << nodes_[owner]->Log() << nodes_[other]->Log();
+  nodes_[owner]->Stop(SIGKILL);
+  const absl::Time killed = absl::Now();
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = absl::StrCat("after-", i);
+    const HttpResult result = nodes_[other]->PostSigned(Message(id), kSecret);
+    ASSERT_EQ(result.status, 200) << result.body;
+    acknowledged.insert(id);
+  }
+  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& received) { return SentIds(received).contains("after-0"); },
+                                  absl::Seconds(30)))
+      << nodes_[other]->Log();
+  const absl::Duration resumed = absl::Now() - killed;
+  ASSERT_TRUE(helpdesk_.WaitUntil(
+      [&](const auto& received) {
+        const std::multiset<std::string> sent = SentIds(received);
+        return std::all_of(acknowledged.begin(), acknowledged.end(),
+                           [&sent](const std::string& id) { return sent.contains(id); });
+      },
+      absl::Seconds(60)))
+      << nodes_[other]->Log();
+  // Sent twice only with one idempotency key: the helpdesk keeps one ticket.
+  std::map<std::string, std::set<std::string>> keys;
+  for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
+    const std::multiset<std::string> one = SentIds({r});
+    if (one.empty() || !r.headers.contains("webhook-id")) continue;
+    keys[*one.begin()].insert(r.headers.at("webhook-id"));
+  }
+  for (const auto& [id, ids] : keys) EXPECT_EQ(ids.size(), 1u) << id << " went out under two keys";
+  const size_t resent = SentIds(helpdesk_.received()).size() - acknowledged.size();
+  EXPECT_LT(resent, 20u) << "only what was in flight at the kill goes out again";
+  EXPECT_LT(resumed, absl::Seconds(10)) << "the lease (6 s) runs out, then the replay";
+  std::printf("owner killed: delivery resumed at the other node after %s; %zu acknowledged, %zu sent again\n",
+              absl::FormatDuration(resumed).c_str(), acknowledged.size(), resent);
 }
 
 }  // namespace

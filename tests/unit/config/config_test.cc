@@ -99,7 +99,8 @@ destinations:
 TEST(ConfigTest, TheStorageBackendAndItsJetStreamCluster) {
   const auto config = LoadConfigString(std::string(kMinimal) + R"(storage:
   backend: jetstream
-  jetstream: {servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], replicas: 3, publish_timeout: 2s}
+  jetstream: {servers: ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222"], replicas: 3, publish_timeout: 2s,
+              node: web-1, lease_ttl: 10s}
 )",
                                        "test.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -107,6 +108,14 @@ TEST(ConfigTest, TheStorageBackendAndItsJetStreamCluster) {
   EXPECT_EQ(config->storage.jetstream.servers.size(), 2u);
   EXPECT_EQ(config->storage.jetstream.prefix, "TRIAGE");
   EXPECT_EQ(config->storage.jetstream.publish_timeout, absl::Seconds(2));
+  EXPECT_EQ(config->storage.jetstream.node, "web-1");
+  EXPECT_EQ(config->storage.jetstream.lease_ttl, absl::Seconds(10));
+  EXPECT_NE(Errors(std::string(kMinimal) + "storage: {backend: jetstream, jetstream: {servers: [x], node: a.b}}\n")
+                .find("storage.jetstream.node: must be 1 to 64 of [A-Za-z0-9_-]"),
+            std::string::npos);
+  EXPECT_NE(Errors(std::string(kMinimal) + "storage: {backend: jetstream, jetstream: {servers: [x], lease_ttl: 1s}}\n")
+                .find("storage.jetstream.lease_ttl"),
+            std::string::npos);
   const auto defaults = LoadConfigString(kMinimal, "test.yaml");
   ASSERT_TRUE(defaults.ok());
   EXPECT_EQ(defaults->storage.backend, "rocksdb");
