@@ -155,14 +155,15 @@ TEST_F(ClusterTest, KillingANatsServerUnderLoadLosesNoAcknowledgedMessage) {
               absl::FormatDuration(absl::Now() - killed).c_str());
 }
 
-// Two triaged nodes on one cluster (and one prefix): both ingest, the queue's owner delivers
-// what either stored, and a message is a duplicate whichever node saw it first.
-class TwoNodesTest : public ClusterTest {
+// Two or three triaged nodes on one cluster (and one prefix): all ingest, the queue's owner
+// delivers what any stored, and a message is a duplicate whichever node saw it first.
+class NodesTest : public ClusterTest, public ::testing::WithParamInterface<int> {
  protected:
   void SetUp() override {
     ClusterTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    for (const char* name : {"n1", "n2"}) {
+    for (int i = 1; i <= GetParam(); ++i) names_.push_back(absl::StrCat("n", i));
+    for (const std::string& name : names_) {
       const std::string dir = absl::StrCat(dir_.path(), "/", name);
       std::filesystem::create_directories(dir);
       nodes_.push_back(std::make_unique<Daemon>(dir, Config(cluster_, helpdesk_.port(), name)));
@@ -170,45 +171,60 @@ class TwoNodesTest : public ClusterTest {
     }
   }
 
-  // The node the rank gives the helpdesk's queue (the other hands it over if it took it first).
-  int Owner() const { return storage::jetstream::PreferredOwner({"n1", "n2"}, "helpdesk") == "n1" ? 0 : 1; }
+  // The node the rank gives the helpdesk's queue among `names` (another hands it over if it took
+  // it first).
+  int Owner(const std::vector<std::string>& names) const {
+    const std::string owner = storage::jetstream::PreferredOwner(names, "helpdesk");
+    return static_cast<int>(std::find(names_.begin(), names_.end(), owner) - names_.begin());
+  }
 
+  std::string Logs() const {
+    std::string all;
+    for (const auto& node : nodes_) all += node->Log();
+    return all;
+  }
+
+  std::vector<std::string> names_;
   std::vector<std::unique_ptr<Daemon>> nodes_;
 };
 
-TEST_F(TwoNodesTest, BothIngestTheOwnerDeliversEachOnceAndDuplicatesAreSeenAcrossNodes) {
+TEST_P(NodesTest, AllIngestTheOwnerDeliversEachOnceAndDuplicatesAreSeenAcrossNodes) {
+  const int n = GetParam();
   std::set<std::string> ids;
   for (int i = 0; i < 40; ++i) {
     const std::string id = absl::StrCat("two-", i);
-    const HttpResult result = nodes_[i % 2]->PostSigned(Message(id), kSecret);
-    ASSERT_EQ(result.status, 200) << result.body << nodes_[i % 2]->Log();
+    const HttpResult result = nodes_[i % n]->PostSigned(Message(id), kSecret);
+    ASSERT_EQ(result.status, 200) << result.body << nodes_[i % n]->Log();
     ids.insert(id);
   }
-  // Sent to one node, then (as a platform retries elsewhere) to the other.
+  // Sent to one node, then (as a platform retries elsewhere) to another.
   ASSERT_EQ(nodes_[0]->PostSigned(Message("both"), kSecret).status, 200);
-  const HttpResult again = nodes_[1]->PostSigned(Message("both"), kSecret);
+  const HttpResult again = nodes_[n - 1]->PostSigned(Message("both"), kSecret);
   EXPECT_EQ(again.status, 200) << again.body;
   EXPECT_NE(again.body.find("\"duplicates\":1"), std::string::npos) << again.body;
   ids.insert("both");
 
   ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return SentIds(received).size() >= ids.size(); }))
-      << nodes_[0]->Log() << nodes_[1]->Log();
+      << Logs();
   const std::multiset<std::string> sent = SentIds(helpdesk_.received());
   for (const std::string& id : ids) EXPECT_EQ(sent.count(id), 1u) << id;
   EXPECT_EQ(sent.size(), ids.size());
 }
 
-// kill -9 of the node that owns the queue, under load: the other takes the queue over when the
-// lease runs out (6 s), replays it, and delivers every message either node acknowledged. An
-// entry in flight at the kill may be sent again, always with the same idempotency key (the
+// kill -9 of the node that owns the queue, under load: the next in rank takes the queue over
+// when the lease runs out (6 s), replays it, and delivers every message any node acknowledged.
+// An entry in flight at the kill may be sent again, always with the same idempotency key (the
 // helpdesk's ticket is not duplicated).
-TEST_F(TwoNodesTest, KillingTheOwnerHandsItsQueueToTheOtherNode) {
-  const int owner = Owner();
-  const int other = 1 - owner;
-  const std::string owner_name = owner == 0 ? "n1" : "n2";
+TEST_P(NodesTest, KillingTheOwnerHandsItsQueueToTheNextNode) {
+  const int n = GetParam();
+  const int owner = Owner(names_);
+  std::vector<std::string> survivors = names_;
+  survivors.erase(survivors.begin() + owner);
+  const int next = Owner(survivors);
+  const std::string owner_name = names_[owner];
   // Wait until the preferred node holds the queue (a first message creates it).
-  ASSERT_EQ(nodes_[other]->PostSigned(Message("first"), kSecret).status, 200);
-  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return !r.empty(); })) << nodes_[0]->Log() << nodes_[1]->Log();
+  ASSERT_EQ(nodes_[next]->PostSigned(Message("first"), kSecret).status, 200);
+  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return !r.empty(); })) << Logs();
   // A slow helpdesk, so that a backlog waits at the owner when it dies.
   helpdesk_.Respond([](const FakeHelpdesk::Received&) {
     return FakeHelpdesk::Reply{.status = 200, .delay = absl::Milliseconds(20)};
@@ -216,7 +232,7 @@ TEST_F(TwoNodesTest, KillingTheOwnerHandsItsQueueToTheOtherNode) {
   std::set<std::string> acknowledged = {"first"};
   for (int i = 0; i < 200; ++i) {
     const std::string id = absl::StrCat("before-", i);
-    const HttpResult result = nodes_[i % 2]->PostSigned(Message(id), kSecret);
+    const HttpResult result = nodes_[i % n]->PostSigned(Message(id), kSecret);
     ASSERT_EQ(result.status, 200) << result.body;
     acknowledged.insert(id);
   }
@@ -227,18 +243,20 @@ TEST_F(TwoNodesTest, KillingTheOwnerHandsItsQueueToTheOtherNode) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_TRUE(nodes_[owner]->Log().find("took the queue of helpdesk") != std::string::npos)
-      << owner_name << " should own the queue; " << nodes_[owner]->Log() << nodes_[other]->Log();
+      << owner_name << " should own the queue; " << Logs();
   nodes_[owner]->Stop(SIGKILL);
   const absl::Time killed = absl::Now();
   for (int i = 0; i < 50; ++i) {
     const std::string id = absl::StrCat("after-", i);
-    const HttpResult result = nodes_[other]->PostSigned(Message(id), kSecret);
+    // Spread over the nodes left (the platform's load balancer no longer reaches the dead one).
+    const int to = (owner + 1 + i % (n - 1)) % n;
+    const HttpResult result = nodes_[to]->PostSigned(Message(id), kSecret);
     ASSERT_EQ(result.status, 200) << result.body;
     acknowledged.insert(id);
   }
   ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& received) { return SentIds(received).contains("after-0"); },
                                   absl::Seconds(30)))
-      << nodes_[other]->Log();
+      << Logs();
   const absl::Duration resumed = absl::Now() - killed;
   ASSERT_TRUE(helpdesk_.WaitUntil(
       [&](const auto& received) {
@@ -247,7 +265,8 @@ TEST_F(TwoNodesTest, KillingTheOwnerHandsItsQueueToTheOtherNode) {
                            [&sent](const std::string& id) { return sent.contains(id); });
       },
       absl::Seconds(60)))
-      << nodes_[other]->Log();
+      << Logs();
+  EXPECT_NE(nodes_[next]->Log().find("took the queue of helpdesk"), std::string::npos) << "the next in rank";
   // Sent twice only with one idempotency key: the helpdesk keeps one ticket.
   std::map<std::string, std::set<std::string>> keys;
   for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
@@ -259,9 +278,12 @@ TEST_F(TwoNodesTest, KillingTheOwnerHandsItsQueueToTheOtherNode) {
   const size_t resent = SentIds(helpdesk_.received()).size() - acknowledged.size();
   EXPECT_LT(resent, 20u) << "only what was in flight at the kill goes out again";
   EXPECT_LT(resumed, absl::Seconds(10)) << "the lease (6 s) runs out, then the replay";
-  std::printf("owner killed: delivery resumed at the other node after %s; %zu acknowledged, %zu sent again\n",
-              absl::FormatDuration(resumed).c_str(), acknowledged.size(), resent);
+  std::printf("%d nodes, owner killed: delivery resumed at the next after %s; %zu acknowledged, %zu sent again\n",
+              n, absl::FormatDuration(resumed).c_str(), acknowledged.size(), resent);
 }
+
+INSTANTIATE_TEST_SUITE_P(TwoAndThree, NodesTest, ::testing::Values(2, 3),
+                         [](const ::testing::TestParamInfo<int>& info) { return absl::StrCat(info.param, "Nodes"); });
 
 }  // namespace
 }  // namespace triage::testing
