@@ -64,6 +64,7 @@ struct Lease {
   uint64_t seq = 0;
   QueueEntry entry;
   bool early = false;  // leased ahead of its back-off as a probe (LeaseNext's `probe`)
+  uint64_t generation = 0;  // the ownership it was leased under (a shared backend's QueueFeed)
 };
 
 // One entry of the dead-letter set, as the admin API lists it.

@@ -154,9 +154,10 @@ void Store::Lost(const std::string& destination) {
   fed_cv_.notify_all();
 }
 
-absl::Status Store::IndexChanged(const std::string& destination, absl::Status status) const {
-  if (absl::IsNotFound(status) && fed_ && !owned_.contains(destination)) return absl::OkStatus();
-  return status;
+bool Store::Current(const Lease& lease) const {
+  if (!fed_) return true;
+  const auto it = owned_.find(lease.destination);
+  return it != owned_.end() && it->second.generation == lease.generation;
 }
 
 void Store::SetReadyCallback(ReadyCallback callback) {
@@ -201,11 +202,13 @@ std::vector<Lease> Store::LeaseBatch(const std::string& destination, absl::Time 
 std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now, size_t limit, bool probe) {
   const int64_t now_ms = absl::ToUnixMillis(now);
   std::vector<QueueIndex::Leased> leased;
+  uint64_t generation = 0;
   {
     std::lock_guard lock(mu_);
     if (fed_) {
       const auto it = owned_.find(destination);
       if (it == owned_.end() || it->second.releasing) return {};
+      generation = it->second.generation;
     }
     while (leased.size() < limit) {
       std::optional<QueueIndex::Leased> next = index_.Lease(destination, now_ms, probe && leased.empty());
@@ -216,23 +219,39 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
   std::vector<Lease> leases;
   leases.reserve(leased.size());
   for (const QueueIndex::Leased& one : leased) {
+    Lease lease{destination, one.seq, {}, one.early, generation};
     absl::StatusOr<std::optional<QueueEntry>> entry = backend_->ReadEntry(destination, one.entry.level, one.seq);
     if (!entry.ok() && entry.status().code() != absl::StatusCode::kDataLoss) {
       // Unreadable for now (an I/O error): due again after a while, nothing lost.
       {
         std::lock_guard lock(mu_);
-        (void)index_.Delay(destination, one.seq,
-                           now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval)));
+        if (Current(lease)) {
+          (void)index_.Delay(destination, one.seq,
+                             now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval)));
+        }
       }
       if (options_.log) {
         options_.log(3, absl::StrCat("queue entry of ", destination, " unreadable: ", entry.status().message()));
       }
       continue;
     }
+    if (fed_ && entry.ok() && !entry->has_value()) {
+      // Gone from a shared queue: delivered or dead-lettered under an earlier ownership (a lease
+      // that outlived its owner's, then acknowledged). Out of the index, its chain moves on.
+      {
+        std::lock_guard lock(mu_);
+        if (Current(lease)) (void)index_.Remove(destination, one.seq);
+      }
+      if (options_.log) {
+        options_.log(2, absl::StrCat("queue entry ", one.seq, " of ", destination, " is gone: left the index"));
+      }
+      continue;
+    }
     // The index and the backend disagree (gone, or undecodable): the entry stays leased, out of
     // the way until a restart rebuilds the index, rather than spinning on it.
     if (!entry.ok() || !entry->has_value()) continue;
-    leases.push_back(Lease{destination, one.seq, **std::move(entry), one.early});
+    lease.entry = **std::move(entry);
+    leases.push_back(std::move(lease));
   }
   return leases;
 }
@@ -244,7 +263,7 @@ absl::Time Store::NextDue(const std::string& destination) {
 
 absl::Status Store::Return(const Lease& lease) {
   std::lock_guard lock(mu_);
-  return IndexChanged(lease.destination, index_.Return(lease.destination, lease.seq));
+  return Current(lease) ? index_.Return(lease.destination, lease.seq) : absl::OkStatus();
 }
 
 absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, bool created, absl::string_view text) {
@@ -256,7 +275,7 @@ absl::Status Store::Ack(const Lease& lease, absl::string_view remote_ticket, boo
   // again once storage is back (a crash first redelivers it once, same id).
   if (auto s = backend_->Delivered(lease, clock_.Now(), remote_ticket, created, text); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  return IndexChanged(lease.destination, index_.Remove(lease.destination, lease.seq));
+  return Current(lease) ? index_.Remove(lease.destination, lease.seq) : absl::OkStatus();
 }
 
 absl::Status Store::AckBatch(absl::Span<const Lease* const> leases) {
@@ -265,7 +284,7 @@ absl::Status Store::AckBatch(absl::Span<const Lease* const> leases) {
   absl::Status removed;
   std::lock_guard lock(mu_);
   for (const Lease* lease : leases) {
-    removed.Update(IndexChanged(lease->destination, index_.Remove(lease->destination, lease->seq)));
+    if (Current(*lease)) removed.Update(index_.Remove(lease->destination, lease->seq));
   }
   return removed;
 }
@@ -288,10 +307,8 @@ absl::Status Store::Reschedule(const Lease& lease, absl::Time due, absl::string_
   const absl::Status written = backend_->Update(lease, entry, false);
   {
     std::lock_guard lock(mu_);
-    if (auto s = IndexChanged(lease.destination,
-                              index_.Delay(lease.destination, lease.seq, entry.next_attempt_unix_ms));
-        !s.ok()) {
-      return s;
+    if (Current(lease)) {
+      if (auto s = index_.Delay(lease.destination, lease.seq, entry.next_attempt_unix_ms); !s.ok()) return s;
     }
   }
   Announce(lease.destination, 1);
@@ -313,7 +330,7 @@ absl::Status Store::DeadLetter(const Lease& lease, absl::string_view error) {
   // restart).
   if (auto s = backend_->MoveToDead(lease, entry); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  return IndexChanged(lease.destination, index_.Remove(lease.destination, lease.seq));
+  return Current(lease) ? index_.Remove(lease.destination, lease.seq) : absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::optional<uint64_t> seq) {

@@ -245,9 +245,11 @@ class Store : private QueueFeed {
   // Fed: waits (a bounded while) until the feed has added `queued` of owned destinations, so that
   // what a caller was told is stored can be leased at once. Holds `lock` (on mu_).
   void AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const QueuedEntry> queued);
-  // An index change of `destination` after the backend's: OK when the destination has left the
-  // index meanwhile (another node owns it now). Under mu_.
-  absl::Status IndexChanged(const std::string& destination, absl::Status status) const;
+  // Whether `lease` belongs to the index as it is: always, unless fed, when its destination is
+  // still owned under the ownership it was leased in. A lease that outlived its ownership (the
+  // queue was taken over, or dropped and taken again and replayed) changes the backend only.
+  // Under mu_.
+  bool Current(const Lease& lease) const;
   std::vector<Lease> Leases(const std::string& destination, absl::Time now, size_t limit, bool probe);
   // RetryLater and Postpone: due again at `due`, `attempts` more attempts counted.
   absl::Status Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -27,7 +28,7 @@ std::string Config(const NatsCluster& cluster, uint16_t helpdesk_port, const std
   std::vector<std::string> servers;
   for (const std::string& url : cluster.urls()) servers.push_back(absl::StrCat("\"", url, "\""));
   return absl::StrReplaceAll(R"(server: {listen: 127.0.0.1:0}
-admin: {listen: 127.0.0.1:0}
+admin: {listen: 127.0.0.1:0, read_without_token: true}
 storage:
   backend: jetstream
   jetstream: {servers: [SERVERS], prefix: PREFIX, publish_timeout: 2sNODE}
@@ -280,6 +281,119 @@ TEST_P(NodesTest, KillingTheOwnerHandsItsQueueToTheNextNode) {
   EXPECT_LT(resumed, absl::Seconds(10)) << "the lease (6 s) runs out, then the replay";
   std::printf("%d nodes, owner killed: delivery resumed at the next after %s; %zu acknowledged, %zu sent again\n",
               n, absl::FormatDuration(resumed).c_str(), acknowledged.size(), resent);
+}
+
+// Two minutes of faults under steady load (TRIAGE_CHAOS_SECONDS changes the length), three
+// triaged nodes on the three servers. Every 8 s one fault, in turn: kill -9 of a NATS server
+// (started again 5 s later), kill -9 of a triaged node (started again 3 s later), SIGTERM of a
+// triaged node (started again at once). Each request is sent until answered 200, to a node that
+// is up, as a platform retries. Then every acknowledged message is delivered, and one sent twice
+// went out under one idempotency key.
+TEST_P(NodesTest, ChaosLosesNothingAcknowledged) {
+  if (GetParam() != 3) GTEST_SKIP() << "run with three nodes";
+  const char* seconds = std::getenv("TRIAGE_CHAOS_SECONDS");
+  const absl::Duration length = absl::Seconds(seconds != nullptr ? std::atoi(seconds) : 120);
+  const absl::Time start = absl::Now();
+  absl::Time next_fault = start + absl::Seconds(8);
+  struct Pending {
+    absl::Time at;
+    int nats = -1;  // a server to start again, or
+    int node = -1;  // a triaged node
+  };
+  std::vector<Pending> pending;
+  std::vector<bool> up(nodes_.size(), true);
+  std::set<std::string> acknowledged;
+  std::map<std::string, std::string> acknowledged_by;  // id: node and time, for a failure's report
+  int faults = 0, refused = 0, unanswered = 0;
+  absl::Duration slowest;
+  std::string id = "chaos-0";
+  for (int i = 0, attempt = 0; absl::Now() < start + length;) {
+    const absl::Time now = absl::Now();
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->at > now) {
+        ++it;
+        continue;
+      }
+      if (it->nats >= 0) {
+        ASSERT_TRUE(cluster_.Restart(it->nats)) << cluster_.error();
+      } else {
+        nodes_[it->node]->Start();
+        up[it->node] = true;
+      }
+      it = pending.erase(it);
+    }
+    if (now >= next_fault && pending.empty()) {
+      const int kind = faults % 3;
+      const int which = (faults / 3) % 3;
+      if (kind == 0) {
+        cluster_.Kill(which);
+        pending.push_back({now + absl::Seconds(5), which, -1});
+      } else {
+        nodes_[which]->Stop(kind == 1 ? SIGKILL : SIGTERM);
+        up[which] = false;
+        pending.push_back({now + absl::Seconds(kind == 1 ? 3 : 0), -1, which});
+      }
+      ++faults;
+      next_fault = now + absl::Seconds(8);
+    }
+    const int to = (i + attempt) % static_cast<int>(nodes_.size());
+    if (!up[to]) {
+      ++attempt;
+      continue;
+    }
+    const absl::Time sent = absl::Now();
+    const HttpResult result = nodes_[to]->PostSigned(Message(id), kSecret);
+    slowest = std::max(slowest, absl::Now() - sent);
+    if (result.status == 200) {
+      acknowledged.insert(id);
+      acknowledged_by[id] = absl::StrCat(names_[to], " at ", absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::UTCTimeZone()),
+                                         " ", result.body);
+      id = absl::StrCat("chaos-", ++i);
+      attempt = 0;
+    } else {
+      (result.status == 0 ? unanswered : refused)++;
+      ++attempt;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  for (const Pending& p : pending) {
+    if (p.nats >= 0) {
+      ASSERT_TRUE(cluster_.Restart(p.nats)) << cluster_.error();
+    }
+    if (p.node >= 0) nodes_[p.node]->Start();
+  }
+  EXPECT_LT(slowest, absl::Seconds(10)) << "no request hangs";
+  ASSERT_TRUE(helpdesk_.WaitUntil(
+      [&](const auto& received) {
+        const std::multiset<std::string> sent = SentIds(received);
+        return std::all_of(acknowledged.begin(), acknowledged.end(),
+                           [&sent](const std::string& id) { return sent.contains(id); });
+      },
+      absl::Seconds(90)))
+      << [&] {
+           const std::multiset<std::string> sent = SentIds(helpdesk_.received());
+           std::vector<std::string> missing;
+           for (const std::string& id : acknowledged) {
+             if (!sent.contains(id)) missing.push_back(id);
+           }
+           if (missing.size() > 10) missing.resize(10);
+           std::string report;
+           for (const std::string& id : missing) {
+             const HttpResult shown = HttpCall(nodes_[0]->admin_port(), "GET", "/v1/messages/generic/" + id);
+             absl::StrAppend(&report, id, " acknowledged by ", acknowledged_by[id], ", now ", shown.body, "\n");
+           }
+           return absl::StrCat(acknowledged.size(), " acknowledged, ", sent.size(), " sent, missing:\n", report);
+         }()
+      << Logs();
+  std::map<std::string, std::set<std::string>> keys;
+  for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
+    const std::multiset<std::string> one = SentIds({r});
+    if (!one.empty() && r.headers.contains("webhook-id")) keys[*one.begin()].insert(r.headers.at("webhook-id"));
+  }
+  for (const auto& [id, ids] : keys) EXPECT_EQ(ids.size(), 1u) << id << " went out under two keys";
+  std::printf("chaos %s: %d faults, %zu acknowledged, %d refused (503), %d unanswered, slowest %s, %zu sent again\n",
+              absl::FormatDuration(length).c_str(), faults, acknowledged.size(), refused, unanswered,
+              absl::FormatDuration(slowest).c_str(), SentIds(helpdesk_.received()).size() - acknowledged.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(TwoAndThree, NodesTest, ::testing::Values(2, 3),
