@@ -155,6 +155,9 @@ class JetStreamBackend : public Backend {
   void Tick();
   // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.
   void Acquire(const std::string& destination);
+  // Under own_mu_, holding the lease at `revision`: feeds the queue's entries from its start,
+  // then follows it. On failure the queue is dropped and the lease given back.
+  void TakeOver(const std::string& destination, uint64_t revision, absl::Time renewed);
   // Under own_mu_: stops following and drops the queue from the index.
   void Drop(const std::string& destination);
   // A queue stream was just created here: its owner-to-be takes it at once when that is this

@@ -78,7 +78,10 @@ void JetStreamBackend::Acquire(const std::string& destination) {
     }
     return;  // held by another node: it hands over, or its lease runs out
   }
-  const absl::Time taken = absl::Now();
+  TakeOver(destination, *revision, absl::Now());
+}
+
+void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revision, absl::Time renewed) {
   const uint64_t generation = ++generations_;
   feed_->Acquired(destination, generation);
   auto fail = [&](const absl::Status& status) {
@@ -119,7 +122,7 @@ void JetStreamBackend::Acquire(const std::string& destination) {
                                              IndexEntryOf(*entry, entry->level, absl::ToUnixMillis(clock_.Now()))});
       });
   if (!following.ok()) return fail(following.status());
-  owning_[destination] = Owning{.revision = *revision, .renewed = taken, .generation = generation,
+  owning_[destination] = Owning{.revision = revision, .renewed = renewed, .generation = generation,
                                 .following = *std::move(following)};
   Log(2, absl::StrCat("took the queue of ", destination, " (node ", node_, ")"));
 }
@@ -159,6 +162,15 @@ void JetStreamBackend::Tick() {
     if (renewed.ok()) {
       owning.revision = *renewed;
       owning.renewed = now;
+      if (!owning.following->Valid()) {
+        // cnats gave up following the stream: the queue is read again from its start, under the
+        // same lease.
+        Log(3, absl::StrCat("following the queue of ", destination, " stopped: replaying it"));
+        const uint64_t revision = owning.revision;
+        Drop(destination);
+        TakeOver(destination, revision, now);
+        continue;
+      }
     } else if (!absl::IsUnavailable(renewed.status())) {
       // Taken, or run out: another node may be delivering it already.
       Log(3, absl::StrCat("lost the lease of ", destination, ": ", renewed.status().message()));

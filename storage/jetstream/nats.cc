@@ -57,6 +57,21 @@ absl::Status ToStatus(natsStatus s, absl::string_view what) { return ToStatus(s,
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+// An ordered consumer's options on `stream` from `start_seq` (0: the first), pointing into it.
+jsSubOptions OrderedFrom(const std::string& stream, uint64_t start_seq) {
+  jsSubOptions options;
+  jsSubOptions_Init(&options);
+  options.Stream = stream.c_str();
+  options.Ordered = true;
+  if (start_seq > 0) {
+    options.Config.DeliverPolicy = js_DeliverByStartSequence;
+    options.Config.OptStartSeq = start_seq;
+  } else {
+    options.Config.DeliverPolicy = js_DeliverAll;
+  }
+  return options;
+}
+
 // A natsMsg for `message`, headers set.
 absl::StatusOr<natsMsg*> Build(const OutMessage& message) {
   natsMsg* msg = nullptr;
@@ -371,16 +386,7 @@ absl::Status Client::Read(const std::string& stream, const std::string& filter, 
     if (!state.ok()) return state.status();
     if (state->first == 0 || state->second < start_seq) return absl::OkStatus();
   }
-  jsSubOptions options;
-  jsSubOptions_Init(&options);
-  options.Stream = stream.c_str();
-  options.Ordered = true;
-  if (start_seq > 0) {
-    options.Config.DeliverPolicy = js_DeliverByStartSequence;
-    options.Config.OptStartSeq = start_seq;
-  } else {
-    options.Config.DeliverPolicy = js_DeliverAll;
-  }
+  jsSubOptions options = OrderedFrom(stream, start_seq);
   natsSubscription* sub = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
   const std::string subject = filter.empty() ? ">" : filter;
@@ -446,6 +452,8 @@ void OnFollowComplete(void* closure) {
 
 Following::Following(std::unique_ptr<FollowState> state) : state_(std::move(state)) {}
 
+bool Following::Valid() const { return natsSubscription_IsValid(state_->sub); }
+
 Following::~Following() {
   natsSubscription_Unsubscribe(state_->sub);
   {
@@ -457,16 +465,7 @@ Following::~Following() {
 }
 
 absl::StatusOr<std::unique_ptr<Following>> Client::Follow(const std::string& stream, uint64_t start_seq, Each each) {
-  jsSubOptions options;
-  jsSubOptions_Init(&options);
-  options.Stream = stream.c_str();
-  options.Ordered = true;
-  if (start_seq > 0) {
-    options.Config.DeliverPolicy = js_DeliverByStartSequence;
-    options.Config.OptStartSeq = start_seq;
-  } else {
-    options.Config.DeliverPolicy = js_DeliverAll;
-  }
+  jsSubOptions options = OrderedFrom(stream, start_seq);
   auto state = std::make_unique<FollowState>();
   state->each = std::move(each);
   jsErrCode code = static_cast<jsErrCode>(0);

@@ -97,6 +97,9 @@ class Following {
   Following(const Following&) = delete;
   Following& operator=(const Following&) = delete;
 
+  // False once cnats gave up on the consumer (it could not start it again): nothing more comes.
+  bool Valid() const;
+
  private:
   std::unique_ptr<FollowState> state_;
 };

@@ -31,7 +31,7 @@ std::string Config(const NatsCluster& cluster, uint16_t helpdesk_port, const std
 admin: {listen: 127.0.0.1:0, read_without_token: true}
 storage:
   backend: jetstream
-  jetstream: {servers: [SERVERS], prefix: PREFIX, publish_timeout: 2sNODE}
+  jetstream: {servers: [SERVERS], prefix: PREFIX, publish_timeout: 2s, lease_ttl: 5sNODE}
 sources:
   generic: {type: generic, secret: SECRET}
 teams:
@@ -71,6 +71,23 @@ std::multiset<std::string> SentIds(const std::vector<FakeHelpdesk::Received>& re
     if (root["data"]["ticket"]["id"].get(id) == simdjson::SUCCESS) ids.insert(std::string(id));
   }
   return ids;
+}
+
+// Whether every id of `acknowledged` reached the helpdesk.
+bool AllSent(const std::set<std::string>& acknowledged, const std::vector<FakeHelpdesk::Received>& received) {
+  const std::multiset<std::string> sent = SentIds(received);
+  return std::all_of(acknowledged.begin(), acknowledged.end(), [&sent](const std::string& id) { return sent.contains(id); });
+}
+
+// A message sent more than once went out under one idempotency key: the helpdesk keeps one
+// ticket.
+void ExpectOneKeyPerMessage(const std::vector<FakeHelpdesk::Received>& received) {
+  std::map<std::string, std::set<std::string>> keys;
+  for (const FakeHelpdesk::Received& r : received) {
+    const std::multiset<std::string> one = SentIds({r});
+    if (!one.empty() && r.headers.contains("webhook-id")) keys[*one.begin()].insert(r.headers.at("webhook-id"));
+  }
+  for (const auto& [id, ids] : keys) EXPECT_EQ(ids.size(), 1u) << id << " went out under two keys";
 }
 
 class ClusterTest : public ::testing::Test {
@@ -143,13 +160,8 @@ TEST_F(ClusterTest, KillingANatsServerUnderLoadLosesNoAcknowledgedMessage) {
   }
   EXPECT_LT(slowest, absl::Seconds(8)) << "no request hangs far past the publish timeouts";
   ASSERT_EQ(after_kill, 100) << "ingest resumed with two servers of three; " << daemon.Log();
-  ASSERT_TRUE(helpdesk_.WaitUntil(
-      [&](const auto& received) {
-        const std::multiset<std::string> sent = SentIds(received);
-        return std::all_of(acknowledged.begin(), acknowledged.end(),
-                           [&sent](const std::string& id) { return sent.count(id) > 0; });
-      },
-      absl::Seconds(60)))
+  ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return AllSent(acknowledged, received); },
+                                  absl::Seconds(60)))
       << acknowledged.size() << " acknowledged, " << SentIds(helpdesk_.received()).size() << " sent; " << daemon.Log();
   std::printf("acknowledged %zu, refused %d, slowest request %s, 100 stored after the kill within %s\n",
               acknowledged.size(), refused, absl::FormatDuration(slowest).c_str(),
@@ -213,9 +225,9 @@ TEST_P(NodesTest, AllIngestTheOwnerDeliversEachOnceAndDuplicatesAreSeenAcrossNod
 }
 
 // kill -9 of the node that owns the queue, under load: the next in rank takes the queue over
-// when the lease runs out (6 s), replays it, and delivers every message any node acknowledged.
-// An entry in flight at the kill may be sent again, always with the same idempotency key (the
-// helpdesk's ticket is not duplicated).
+// when the lease runs out (lease_ttl 5 s here), replays it, and delivers every message any node
+// acknowledged. An entry in flight at the kill may be sent again, always with the same
+// idempotency key (the helpdesk's ticket is not duplicated).
 TEST_P(NodesTest, KillingTheOwnerHandsItsQueueToTheNextNode) {
   const int n = GetParam();
   const int owner = Owner(names_);
@@ -259,26 +271,14 @@ TEST_P(NodesTest, KillingTheOwnerHandsItsQueueToTheNextNode) {
                                   absl::Seconds(30)))
       << Logs();
   const absl::Duration resumed = absl::Now() - killed;
-  ASSERT_TRUE(helpdesk_.WaitUntil(
-      [&](const auto& received) {
-        const std::multiset<std::string> sent = SentIds(received);
-        return std::all_of(acknowledged.begin(), acknowledged.end(),
-                           [&sent](const std::string& id) { return sent.contains(id); });
-      },
-      absl::Seconds(60)))
+  ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return AllSent(acknowledged, received); },
+                                  absl::Seconds(60)))
       << Logs();
   EXPECT_NE(nodes_[next]->Log().find("took the queue of helpdesk"), std::string::npos) << "the next in rank";
-  // Sent twice only with one idempotency key: the helpdesk keeps one ticket.
-  std::map<std::string, std::set<std::string>> keys;
-  for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
-    const std::multiset<std::string> one = SentIds({r});
-    if (one.empty() || !r.headers.contains("webhook-id")) continue;
-    keys[*one.begin()].insert(r.headers.at("webhook-id"));
-  }
-  for (const auto& [id, ids] : keys) EXPECT_EQ(ids.size(), 1u) << id << " went out under two keys";
+  ExpectOneKeyPerMessage(helpdesk_.received());
   const size_t resent = SentIds(helpdesk_.received()).size() - acknowledged.size();
   EXPECT_LT(resent, 20u) << "only what was in flight at the kill goes out again";
-  EXPECT_LT(resumed, absl::Seconds(10)) << "the lease (6 s) runs out, then the replay";
+  EXPECT_LT(resumed, absl::Seconds(10)) << "the lease (5 s) runs out, then the replay";
   std::printf("%d nodes, owner killed: delivery resumed at the next after %s; %zu acknowledged, %zu sent again\n",
               n, absl::FormatDuration(resumed).c_str(), acknowledged.size(), resent);
 }
@@ -363,13 +363,8 @@ TEST_P(NodesTest, ChaosLosesNothingAcknowledged) {
     if (p.node >= 0) nodes_[p.node]->Start();
   }
   EXPECT_LT(slowest, absl::Seconds(10)) << "no request hangs";
-  ASSERT_TRUE(helpdesk_.WaitUntil(
-      [&](const auto& received) {
-        const std::multiset<std::string> sent = SentIds(received);
-        return std::all_of(acknowledged.begin(), acknowledged.end(),
-                           [&sent](const std::string& id) { return sent.contains(id); });
-      },
-      absl::Seconds(90)))
+  ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return AllSent(acknowledged, received); },
+                                  absl::Seconds(90)))
       << [&] {
            const std::multiset<std::string> sent = SentIds(helpdesk_.received());
            std::vector<std::string> missing;
@@ -385,12 +380,7 @@ TEST_P(NodesTest, ChaosLosesNothingAcknowledged) {
            return absl::StrCat(acknowledged.size(), " acknowledged, ", sent.size(), " sent, missing:\n", report);
          }()
       << Logs();
-  std::map<std::string, std::set<std::string>> keys;
-  for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
-    const std::multiset<std::string> one = SentIds({r});
-    if (!one.empty() && r.headers.contains("webhook-id")) keys[*one.begin()].insert(r.headers.at("webhook-id"));
-  }
-  for (const auto& [id, ids] : keys) EXPECT_EQ(ids.size(), 1u) << id << " went out under two keys";
+  ExpectOneKeyPerMessage(helpdesk_.received());
   std::printf("chaos %s: %d faults, %zu acknowledged, %d refused (503), %d unanswered, slowest %s, %zu sent again\n",
               absl::FormatDuration(length).c_str(), faults, acknowledged.size(), refused, unanswered,
               absl::FormatDuration(slowest).c_str(), SentIds(helpdesk_.received()).size() - acknowledged.size());
