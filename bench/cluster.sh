@@ -9,6 +9,7 @@
 # 2 or 3 triaged nodes on the one cluster and prefix (NODES); triaged's CPU is summed over them.
 #
 #   bench/cluster.sh [SECONDS] [RUNS] [CONNECTIONS] [NODES]    defaults: 8 3 32 "1 2 3"
+# KEEP=DIR keeps each run's triaged folders (config, log) there.
 # Needs: cmake --workflow --preset release; wrk, nginx-light, nats-server (deploy/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -104,7 +105,7 @@ for run in $(seq "$runs"); do
     after=$(triaged_ticks); nats_after=$(nats_ticks)
     for pid in "${node_pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
     if [[ $config == jetstream-* ]]; then kill "$lb_pid"; wait "$lb_pid" 2>/dev/null || true; fi
-    rm -rf "$work"/t-"$config"-"$run"-*
+    [[ -n ${KEEP:-} ]] && cp -r "$work"/t-"$config"-"$run"-* "$KEEP"/ 2>/dev/null; rm -rf "$work"/t-"$config"-"$run"-*
     cpu=$(awk -v d=$((after - before)) -v hz="$ticks_per_second" -v n="$done" 'BEGIN {printf "%.1f", d / hz / n * 1e6}')
     nats_cpu=-
     [[ $config == jetstream-* ]] &&

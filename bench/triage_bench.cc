@@ -19,8 +19,8 @@
 namespace {
 
 const char* const kTexts[] = {
-    "@AcmeSupport my order #A-4471 never arrived and nobody answers the phone. This is the third "
-    "time I am asking, please help before I cancel my subscription and write about it.",
+    ("@AcmeSupport my order #A-4471 never arrived and nobody answers the phone. This is the third "
+     "time I am asking, please help before I cancel my subscription and write about it."),
     "@AcmeSupport your app has been down for two hours, is there an outage?",
     "Hi, I was charged twice for invoice 88-1203. Can you refund one of them?",
     "Love the new update, thanks team! The dark mode is brilliant.",
