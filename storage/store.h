@@ -38,6 +38,9 @@ std::string ThreadKey(absl::string_view source, absl::string_view conversation_i
 //   rebuilt from the backend at start (RebuildIndex);
 // - the write path (WritePath) stores ingest requests in groups and keeps the store's health;
 // - the delivery operations below change an entry in the backend, then in the index.
+// Over a backend shared by several nodes (Backend::Fed, JetStream) the index holds only the
+// queues this node owns, fed by the backend (QueueFeed) with every entry whichever node stored
+// it; Submit's answer still waits (up to 2 s) until an owned queue's new entries are indexed.
 //
 // Thread-safety: every method is safe to call from any thread. Submit never blocks on disk:
 // a writer thread gathers all pending requests into one durable write (group commit), then
