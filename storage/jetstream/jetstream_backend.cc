@@ -267,12 +267,6 @@ absl::Status JetStreamBackend::LoadCounts() {
   absl::StatusOr<std::pair<uint64_t, uint64_t>> dead = client_->StreamState(dead_stream_);
   if (!dead.ok()) return dead.status();
   dead_letters_ = static_cast<int64_t>(dead->first);
-  absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
-  if (!retry_keys.ok()) return retry_keys.status();
-  {
-    std::lock_guard lock(mu_);
-    retrying_ = absl::flat_hash_set<std::string>(retry_keys->begin(), retry_keys->end());
-  }
   absl::StatusOr<std::pair<uint64_t, uint64_t>> labels = client_->StreamState(absl::StrCat("KV_", labels_bucket_));
   if (!labels.ok()) return labels.status();
   labels_ = static_cast<int64_t>(labels->first);
@@ -327,6 +321,12 @@ absl::Status JetStreamBackend::ReplayQueue(const std::string& destination, int64
 
 absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(const QueuedEntry&)> queued) {
   if (auto s = LoadCounts(); !s.ok()) return s;
+  absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
+  if (!retry_keys.ok()) return retry_keys.status();
+  {
+    std::lock_guard lock(mu_);
+    retrying_ = absl::flat_hash_set<std::string>(retry_keys->begin(), retry_keys->end());
+  }
   const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
   absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
   if (!streams.ok()) return streams.status();

@@ -136,7 +136,8 @@ class JetStreamBackend : public Backend {
   // A requeued entry's new seq, in its message's record (what Deliveries reads).
   absl::Status MovedInRecord(absl::string_view message_key, absl::string_view destination, uint64_t from,
                              uint64_t to);
-  // The dead letters' count, and the keys of the entries with a retry record.
+  // The counters: dead letters, labels, quarantined requests. (The retry keys are loaded by
+  // Replay for every queue, by TakeOver for one.)
   absl::Status LoadCounts();
   // The queue of `destination` as a replay finds it (entries already dead-lettered are deleted
   // from it): each entry to `queued`; `*next` is the seq after the last one read.
