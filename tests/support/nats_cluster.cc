@@ -12,9 +12,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -23,21 +25,35 @@
 namespace triage::testing {
 namespace {
 
-// A port nobody listens on now (bound, read, closed: another process could take it before the
-// server does, which a test would report as a failed start).
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+// Ports nobody listens on now, all different: each is bound and held until all are chosen, then
+// closed. Another process can still take one before the server binds it; Start() then begins again
+// on new ports.
+std::vector<int> FreePorts(size_t count) {
+  std::vector<int> fds;
+  std::vector<int> ports;
+  for (size_t i = 0; i < count; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    int port = 0;
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    fds.push_back(fd);
+    ports.push_back(port);
   }
-  ::close(fd);
-  return port;
+  for (const int fd : fds) ::close(fd);
+  return ports;
+}
+
+// The last `bytes` of a file, for an error message.
+std::string Tail(const std::string& path, size_t bytes) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return text.size() > bytes ? text.substr(text.size() - bytes) : text;
 }
 
 // GET `path` on 127.0.0.1:`port`; true on a 200.
@@ -76,11 +92,18 @@ NatsCluster::NatsCluster(int nodes) : nodes_(static_cast<size_t>(nodes)) {
   std::string pattern = (std::filesystem::temp_directory_path() / "triaged-nats-XXXXXX").string();
   root_ = ::mkdtemp(pattern.data());
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    nodes_[i].client_port = FreePort();
-    nodes_[i].cluster_port = FreePort();
-    nodes_[i].http_port = FreePort();
     nodes_[i].dir = absl::StrCat(root_, "/n", i);
     std::filesystem::create_directories(nodes_[i].dir);
+  }
+  ChoosePorts();
+}
+
+void NatsCluster::ChoosePorts() {
+  const std::vector<int> ports = FreePorts(3 * nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    nodes_[i].client_port = ports[3 * i];
+    nodes_[i].cluster_port = ports[3 * i + 1];
+    nodes_[i].http_port = ports[3 * i + 2];
   }
 }
 
@@ -142,6 +165,29 @@ bool NatsCluster::Start() {
     error_ = "nats-server is not installed (apt-get install nats-server)";
     return false;
   }
+  // A port taken by another process between its choice and the server's bind keeps that node
+  // (or the whole cluster) from forming: begin again on new ports, in new folders.
+  constexpr int kAttempts = 3;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    if (StartOnce()) return true;
+    std::string logs;
+    for (int i = 0; i < nodes(); ++i) {
+      absl::StrAppend(&logs, "\n--- n", i, ".log (end) ---\n", Tail(absl::StrCat(nodes_[static_cast<size_t>(i)].dir, ".log"), 1500));
+    }
+    std::fprintf(stderr, "NATS cluster, attempt %d of %d: %s%s\n", attempt, kAttempts, error_.c_str(), logs.c_str());
+    for (int i = 0; i < nodes(); ++i) {
+      Reap(i, SIGKILL, 5000);
+      std::error_code ignored;
+      std::filesystem::remove_all(nodes_[static_cast<size_t>(i)].dir, ignored);
+      std::filesystem::remove(absl::StrCat(nodes_[static_cast<size_t>(i)].dir, ".log"), ignored);
+      std::filesystem::create_directories(nodes_[static_cast<size_t>(i)].dir);
+    }
+    ChoosePorts();
+  }
+  return false;
+}
+
+bool NatsCluster::StartOnce() {
   for (int i = 0; i < nodes(); ++i) {
     if (!Spawn(i)) return false;
   }
@@ -149,8 +195,16 @@ bool NatsCluster::Start() {
   for (int i = 0; i < nodes(); ++i) {
     while (!Healthy(i)) {
       if (std::chrono::steady_clock::now() > deadline) {
-        error_ = absl::StrCat("node ", i, " not healthy within 30 s; see ", nodes_[static_cast<size_t>(i)].dir, ".log");
+        error_ = absl::StrCat("node ", i, " not healthy within 30 s");
         return false;
+      }
+      for (int j = 0; j < nodes(); ++j) {
+        Node& node = nodes_[static_cast<size_t>(j)];
+        if (::waitpid(node.pid, nullptr, WNOHANG) == node.pid) {
+          node.pid = -1;
+          error_ = absl::StrCat("node ", j, " exited at start");
+          return false;
+        }
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }

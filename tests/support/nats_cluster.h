@@ -23,8 +23,9 @@ class NatsCluster {
   NatsCluster(const NatsCluster&) = delete;
   NatsCluster& operator=(const NatsCluster&) = delete;
 
-  // Starts every node and waits (30 s at most) until JetStream takes a replicated stream.
-  // false with error() when it does not.
+  // Starts every node and waits (30 s at most) until JetStream takes a replicated stream; up to
+  // three attempts, each on new ports. false with error() when none succeeds (each failed
+  // attempt prints the ends of the servers' logs on stderr).
   bool Start();
   const std::string& error() const { return error_; }
 
@@ -45,6 +46,8 @@ class NatsCluster {
     std::string dir;
     pid_t pid = -1;
   };
+  void ChoosePorts();
+  bool StartOnce();
   bool Spawn(int node);
   bool Healthy(int node) const;
   void Reap(int node, int signal, int wait_ms);

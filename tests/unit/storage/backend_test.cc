@@ -72,7 +72,9 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() != "jetstream" || testing::SharedCluster() != nullptr) return;
-    if (testing::NatsCluster::Required()) FAIL() << "nats-server is required (TRIAGE_REQUIRE_NATS) but missing";
+    if (testing::NatsCluster::Required()) {
+      FAIL() << "no NATS cluster (TRIAGE_REQUIRE_NATS): nats-server is missing or its cluster did not start (stderr)";
+    }
     GTEST_SKIP() << "nats-server is not installed";
   }
   std::unique_ptr<Backend> Open() { return OpenAt(GetParam(), dir_.path()); }

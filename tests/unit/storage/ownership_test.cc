@@ -71,7 +71,7 @@ class TwoNodesTest : public ::testing::Test {
   void SetUp() override {
     if (testing::BackendUnderTest() != "jetstream") GTEST_SKIP() << "run with the JetStream store tests";
     if (testing::SharedCluster() == nullptr) {
-      if (std::getenv("TRIAGE_REQUIRE_NATS") != nullptr) FAIL() << "no NATS cluster";
+      if (testing::NatsCluster::Required()) FAIL() << "no NATS cluster: nats-server is missing or its cluster did not start (stderr)";
       GTEST_SKIP() << "nats-server is not installed";
     }
     prefix_ = absl::StrCat("O", ::testing::UnitTest::GetInstance()->current_test_info()->name());
