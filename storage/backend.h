@@ -228,7 +228,8 @@ class Backend {
   virtual absl::Status Commit(absl::Span<IngestRequest> group, absl::Span<IngestResult> results,
                               std::vector<QueuedEntry>& queued) = 0;
 
-  // A queue entry by its place; nullopt when it is not there.
+  // A queue entry by its place; nullopt only when it is gone for good (delivered or
+  // dead-lettered). An error when that cannot be told yet: the caller reads it again later.
   virtual absl::StatusOr<std::optional<QueueEntry>> ReadEntry(absl::string_view destination, router::Level level,
                                                               uint64_t seq) = 0;
   // Delivered, out of their queues into the delivery records, at `now`: all or none, not synced.

@@ -236,36 +236,21 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
       continue;
     }
     if (fed_ && entry.ok() && !entry->has_value()) {
-      // Not in a shared queue: delivered or dead-lettered under an earlier ownership (a lease
-      // that outlived its owner's, then acknowledged), or not readable yet (a stream leader was
-      // seen to answer "no message" for an entry it had just sent to the follower). Gone only
-      // when a second read, a recovery interval later, agrees; then its chain moves on.
-      bool gone = false;
+      // Settled under an earlier ownership (a lease that outlived its owner's, then
+      // acknowledged): the backend says so only with the record as proof. Its chain moves on.
       {
         std::lock_guard lock(mu_);
         if (!Current(lease)) continue;
-        std::set<uint64_t>& missing = owned_.find(destination)->second.missing;
-        gone = missing.erase(one.seq) > 0;
-        if (gone) {
-          (void)index_.Remove(destination, one.seq);
-        } else {
-          missing.insert(one.seq);
-          (void)index_.Delay(destination, one.seq,
-                             now_ms + std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.recovery_interval)));
-        }
+        (void)index_.Remove(destination, one.seq);
       }
-      if (gone && options_.log) {
-        options_.log(2, absl::StrCat("queue entry ", one.seq, " of ", destination, " is gone: left the index"));
+      if (options_.log) {
+        options_.log(2, absl::StrCat("queue entry ", one.seq, " of ", destination, " was settled elsewhere: left the index"));
       }
       continue;
     }
     // The index and the backend disagree (gone, or undecodable): the entry stays leased, out of
     // the way until a restart rebuilds the index, rather than spinning on it.
     if (!entry.ok() || !entry->has_value()) continue;
-    if (fed_) {
-      std::lock_guard lock(mu_);
-      if (Current(lease)) owned_.find(destination)->second.missing.erase(one.seq);
-    }
     lease.entry = **std::move(entry);
     leases.push_back(std::move(lease));
   }

@@ -6,7 +6,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -272,7 +271,6 @@ class Store : private QueueFeed {
     uint64_t generation = 0;
     uint64_t fed_seq = 0;    // the last entry fed
     bool releasing = false;  // handing over: nothing more is leased
-    std::set<uint64_t> missing;  // entries the queue did not hold at one read (Leases)
   };
   const bool fed_;
   absl::flat_hash_map<std::string, Owned> owned_;

@@ -519,11 +519,31 @@ absl::StatusOr<std::optional<QueueEntry>> JetStreamBackend::ReadEntry(absl::stri
   if (!stream.ok()) return stream.status();
   absl::StatusOr<std::optional<jetstream::InMessage>> message = client_->Get(*stream, seq);
   if (!message.ok()) return Reported(message.status());
-  if (!message->has_value()) return std::optional<QueueEntry>();
+  if (!message->has_value()) {
+    // A stream's leader can answer "no message" for an entry it holds (a new leader still
+    // applying its log; seen for seconds in the chaos run). Absence alone is no proof: the entry
+    // is gone only when it was settled, recorded delivered or dead-lettered before its delete.
+    absl::StatusOr<bool> settled = Settled(destination, seq);
+    if (!settled.ok()) return settled.status();
+    if (*settled) return std::optional<QueueEntry>();
+    return absl::UnavailableError(absl::StrCat(*stream, " does not show entry ", seq,
+                                               " and nothing records it settled: read again later"));
+  }
   std::optional<QueueEntry> entry = DecodeEntry((*message)->data());
   if (!entry) return absl::DataLossError(absl::StrCat("an undecodable queue record in ", *stream, " at ", seq));
   if (auto s = ApplyRetry(destination, seq, *entry); !s.ok()) return Reported(s);
   return entry;
+}
+
+absl::StatusOr<bool> JetStreamBackend::Settled(absl::string_view destination, uint64_t seq) {
+  const std::string key = SeqKey(destination, seq);
+  absl::StatusOr<std::optional<std::string>> delivered = GetValue(delivered_bucket_, key);
+  if (!delivered.ok()) return delivered.status();
+  if (delivered->has_value()) return true;
+  absl::StatusOr<std::optional<jetstream::InMessage>> dead =
+      client_->GetLast(dead_stream_, absl::StrCat(jetstream_.prefix, ".dead.", key), jetstream::From::kLeader);
+  if (!dead.ok()) return Reported(dead.status());
+  return dead->has_value();
 }
 
 absl::Status JetStreamBackend::RemoveEntry(const Lease& lease) {

@@ -130,6 +130,9 @@ class JetStreamBackend : public Backend {
   absl::StatusOr<std::optional<std::string>> GetValue(const std::string& bucket, const std::string& key);
   // The entry with its retry record (attempts, due time, last error) applied.
   absl::Status ApplyRetry(absl::string_view destination, uint64_t seq, QueueEntry& entry);
+  // Whether the entry was settled: its delivery or its dead letter is recorded (each is written
+  // before the entry's delete).
+  absl::StatusOr<bool> Settled(absl::string_view destination, uint64_t seq);
   // Out of the queue (and its retry record), once recorded elsewhere.
   absl::Status RemoveEntry(const Lease& lease);
   absl::StatusOr<std::optional<ThreadTicket>> ReadTicket(const std::string& key);
