@@ -159,6 +159,7 @@ struct AckSlots {
   std::mutex mu;
   absl::flat_hash_map<natsMsg*, size_t> slots;
   std::vector<absl::StatusOr<PubAck>>* results = nullptr;
+  std::vector<size_t> no_responders;  // slots no server took (PublishAll sends them again)
 };
 
 struct BucketCache {
@@ -178,6 +179,7 @@ void OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closur
       absl::StatusOr<PubAck>& result = (*acks->results)[slot->second];
       if (error != nullptr) {
         result = ToStatus(error->Err, error->ErrCode, error->ErrText != nullptr ? error->ErrText : "publish");
+        if (error->Err == NATS_NO_RESPONDERS) acks->no_responders.push_back(slot->second);
       } else if (ack != nullptr) {
         result = PubAck{ack->Sequence, ack->Duplicate};
       }
@@ -291,34 +293,71 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> Client::StreamState(const std::str
   return state;
 }
 
+namespace {
+
+// "No responders": no server took the message (a stream just created, or electing its leader),
+// so it is sent again after this pause while the publish timeout allows.
+constexpr absl::Duration kNoRespondersPause = absl::Milliseconds(100);
+
+}  // namespace
+
 absl::StatusOr<PubAck> Client::Publish(const OutMessage& message) {
-  absl::StatusOr<natsMsg*> msg = Build(message);
-  if (!msg.ok()) return msg.status();
-  jsPubOptions options = PublishOptions(message, timeout_);
-  jsPubAck* ack = nullptr;
-  jsErrCode code = static_cast<jsErrCode>(0);
-  const natsStatus s = js_PublishMsg(&ack, js_, *msg, &options, &code);
-  natsMsg_Destroy(*msg);
-  if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("publish to ", message.subject));
-  const PubAck out{ack->Sequence, ack->Duplicate};
-  jsPubAck_Destroy(ack);
-  return out;
+  const absl::Time deadline = absl::Now() + timeout_;
+  for (;;) {
+    absl::StatusOr<natsMsg*> msg = Build(message);
+    if (!msg.ok()) return msg.status();
+    jsPubOptions options = PublishOptions(message, std::max(absl::Milliseconds(1), deadline - absl::Now()));
+    jsPubAck* ack = nullptr;
+    jsErrCode code = static_cast<jsErrCode>(0);
+    const natsStatus s = js_PublishMsg(&ack, js_, *msg, &options, &code);
+    natsMsg_Destroy(*msg);
+    if (s == NATS_NO_RESPONDERS && absl::Now() + kNoRespondersPause < deadline) {
+      absl::SleepFor(kNoRespondersPause);
+      continue;
+    }
+    if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("publish to ", message.subject));
+    const PubAck out{ack->Sequence, ack->Duplicate};
+    jsPubAck_Destroy(ack);
+    return out;
+  }
 }
 
 std::vector<absl::StatusOr<PubAck>> Client::PublishAll(absl::Span<const OutMessage> messages) {
+  const absl::Time deadline = absl::Now() + timeout_;
   std::vector<absl::StatusOr<PubAck>> results(
       messages.size(), absl::UnavailableError("no acknowledgement within the publish timeout"));
   {
     std::lock_guard lock(acks_->mu);
     acks_->results = &results;
+    acks_->no_responders.clear();
   }
-  for (size_t i = 0; i < messages.size(); ++i) {
+  std::vector<size_t> round(messages.size());
+  for (size_t i = 0; i < round.size(); ++i) round[i] = i;
+  for (;;) {
+    PublishRound(messages, round, results, deadline);
+    {
+      std::lock_guard lock(acks_->mu);
+      round.swap(acks_->no_responders);
+      acks_->no_responders.clear();
+    }
+    if (round.empty() || absl::Now() + kNoRespondersPause >= deadline) break;
+    absl::SleepFor(kNoRespondersPause);
+  }
+  std::lock_guard lock(acks_->mu);
+  acks_->slots.clear();  // late acknowledgements find no slot
+  acks_->results = nullptr;
+  return results;
+}
+
+void Client::PublishRound(absl::Span<const OutMessage> messages, absl::Span<const size_t> round,
+                          std::vector<absl::StatusOr<PubAck>>& results, absl::Time deadline) {
+  for (const size_t i : round) {
     absl::StatusOr<natsMsg*> msg = Build(messages[i]);
     if (!msg.ok()) {
       results[i] = msg.status();
       continue;
     }
-    jsPubOptions options = PublishOptions(messages[i], timeout_);
+    jsPubOptions options = PublishOptions(messages[i], std::max(absl::Milliseconds(1), deadline - absl::Now()));
     natsMsg* raw = *msg;
     {
       std::lock_guard lock(acks_->mu);
@@ -335,12 +374,8 @@ std::vector<absl::StatusOr<PubAck>> Client::PublishAll(absl::Span<const OutMessa
   }
   jsPubOptions wait;
   jsPubOptions_Init(&wait);
-  wait.MaxWait = Millis(timeout_);
+  wait.MaxWait = std::max<int64_t>(1, Millis(deadline - absl::Now()));
   (void)js_PublishAsyncComplete(js_, &wait);  // a timeout leaves those results as they are
-  std::lock_guard lock(acks_->mu);
-  acks_->slots.clear();  // late acknowledgements find no slot
-  acks_->results = nullptr;
-  return results;
 }
 
 absl::StatusOr<std::optional<InMessage>> Client::GetLast(const std::string& stream, const std::string& subject,

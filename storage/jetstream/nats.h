@@ -128,7 +128,9 @@ class Client {
 
   absl::StatusOr<PubAck> Publish(const OutMessage& message);
   // Publishes every message without waiting between them, then waits (up to the timeout in
-  // all) for every acknowledgement: one result each, in order.
+  // all) for every acknowledgement: one result each, in order. Both send a message again that
+  // no server took ("no responders": a stream just created, or electing its leader) while the
+  // timeout allows.
   std::vector<absl::StatusOr<PubAck>> PublishAll(absl::Span<const OutMessage> messages);
 
   // The last message of `subject`: from the stream's leader (what was acknowledged), or from
@@ -170,6 +172,9 @@ class Client {
  private:
   Client(natsConnection* connection, absl::Duration timeout);
   absl::StatusOr<kvStore*> Bucket(const std::string& bucket);
+  // PublishAll's messages `round` (indices), then the wait for their acknowledgements.
+  void PublishRound(absl::Span<const OutMessage> messages, absl::Span<const size_t> round,
+                    std::vector<absl::StatusOr<PubAck>>& results, absl::Time deadline);
 
   natsConnection* connection_;
   jsCtx* js_ = nullptr;

@@ -189,5 +189,41 @@ TEST_F(NatsTest, KeyValueCreateUpdateByRevisionAndDelete) {
   EXPECT_TRUE(client_->KvCreate("t_kv", "lease.zd", "node-b").ok());
 }
 
+// A publish no server takes ("no responders": here no stream yet; in a cluster also a stream
+// just created, or electing its leader) is sent again until the timeout: it succeeds once the
+// stream is there, and fails Unavailable when it never comes.
+TEST_F(NatsTest, APublishNoServerTakesIsSentAgainUntilTheTimeout) {
+  ConnectOptions options;
+  options.servers = cluster_->urls();
+  options.timeout = absl::Seconds(3);
+  auto short_client = Client::Connect(options);
+  ASSERT_TRUE(short_client.ok()) << short_client.status();
+  Client& client = **short_client;
+
+  const absl::Time before = absl::Now();
+  const absl::StatusOr<PubAck> nowhere = client.Publish({"T5.none", "x", "", {}});
+  EXPECT_EQ(nowhere.status().code(), absl::StatusCode::kUnavailable) << nowhere.status();
+  EXPECT_GE(absl::Now() - before, absl::Seconds(2)) << "sent again until the timeout";
+  const std::vector<absl::StatusOr<PubAck>> none = client.PublishAll({{"T5.none", "y", "", {}}});
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].status().code(), absl::StatusCode::kUnavailable) << none[0].status();
+
+  // The stream comes while the publishes are being sent again.
+  std::thread create([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_TRUE(client_->EnsureStream(Spec("T5")).ok());
+  });
+  std::vector<OutMessage> messages;
+  for (int i = 0; i < 20; ++i) messages.push_back({absl::StrCat("T5.", i), absl::StrCat(i), "", {}});
+  const std::vector<absl::StatusOr<PubAck>> acks = client.PublishAll(messages);
+  create.join();
+  ASSERT_EQ(acks.size(), messages.size());
+  for (size_t i = 0; i < acks.size(); ++i) EXPECT_TRUE(acks[i].ok()) << i << ": " << acks[i].status();
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> state = client.StreamState("T5");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->first, messages.size()) << "each stored once";
+  EXPECT_TRUE(client_->DeleteStream("T5").ok());
+}
+
 }  // namespace
 }  // namespace triage::storage::jetstream
