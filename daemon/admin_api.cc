@@ -110,7 +110,11 @@ std::optional<Response> AdminApi::Handle(const Request& request) {
 
 Response AdminApi::Queues() {
   const absl::Time now = absl::Now();
-  const std::vector<storage::QueueDepth> stats = store_.QueueStats(now);
+  // On a cluster, every node's owned queues (asked); the nodes that did not answer are named.
+  std::vector<std::string> unanswered;
+  const std::vector<storage::QueueDepth> stats = store_.QueueStats(now, &unanswered);
+  int64_t queued = 0;
+  for (const storage::QueueDepth& d : stats) queued += d.entries;
   // Configured destinations, then any that still holds entries without being configured.
   std::vector<std::pair<std::string, std::shared_ptr<Dispatcher>>> destinations;
   for (std::shared_ptr<Dispatcher>& dispatcher : dispatchers_.All()) {
@@ -125,8 +129,11 @@ Response AdminApi::Queues() {
   router::JsonWriter w;
   w.BeginObject();
   w.Key("now").Time(now);
-  w.Key("queued").Int(store_.QueuedEntries());
+  w.Key("queued").Int(queued);
   w.Key("dead_letters").Int(store_.DeadLetterCount());
+  w.Key("nodes_unanswered").BeginArray();
+  for (const std::string& node : unanswered) w.String(node);
+  w.EndArray();
   w.Key("destinations").BeginArray();
   for (const auto& [name, dispatcher] : destinations) {
     int64_t entries = 0, at_risk = 0, overdue = 0;

@@ -237,8 +237,30 @@ ProcessStat ReadProcessStat() {
 
 }  // namespace
 
+namespace {
+
+// Every series `family` has shown, at 0: what a scrape sets again stays as set, and a queue the
+// index no longer holds (handed to another node, on a cluster) reads 0 rather than its last
+// value, so that the nodes' series sum to the cluster's.
+void ZeroAll(prometheus::Family<prometheus::Gauge>& family) {
+  for (const prometheus::MetricFamily& collected : family.Collect()) {
+    for (const prometheus::ClientMetric& metric : collected.metric) {
+      prometheus::Labels labels;
+      for (const auto& label : metric.label) labels[label.name] = label.value;
+      family.Add(labels).Set(0);
+    }
+  }
+}
+
+}  // namespace
+
 std::string Metrics::Render(storage::Store& store) {
+  std::lock_guard lock(render_mu_);
   const absl::Time now = absl::Now();
+  for (prometheus::Family<prometheus::Gauge>* family :
+       {&queue_entries, &queue_sla_at_risk, &queue_sla_overdue, &queue_oldest_age}) {
+    ZeroAll(*family);
+  }
   for (const storage::QueueDepth& depth : store.Depths(now)) {
     const prometheus::Labels labels{{"destination", depth.destination},
                                     {"team", depth.team},
@@ -246,14 +268,6 @@ std::string Metrics::Render(storage::Store& store) {
     queue_entries.Add(labels).Set(static_cast<double>(depth.entries));
     queue_sla_at_risk.Add(labels).Set(static_cast<double>(depth.sla_at_risk));
     queue_sla_overdue.Add(labels).Set(static_cast<double>(depth.sla_overdue));
-  }
-  // Series seen once stay, at 0, when their queue empties.
-  for (const prometheus::MetricFamily& collected : queue_oldest_age.Collect()) {
-    for (const prometheus::ClientMetric& metric : collected.metric) {
-      prometheus::Labels labels;
-      for (const auto& label : metric.label) labels[label.name] = label.value;
-      queue_oldest_age.Add(labels).Set(0);
-    }
   }
   for (const storage::QueueDepth& oldest : store.OldestEntries()) {
     queue_oldest_age

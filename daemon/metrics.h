@@ -23,10 +23,11 @@ struct Metrics {
   Metrics();
 
   // Renders the registry in the Prometheus text format, refreshing the queue gauges from
-  // `store` first.
+  // `store` first (one scrape at a time: no scrape sees another's gauges half refreshed).
   std::string Render(storage::Store& store);
 
  private:
+  std::mutex render_mu_;
   // Counters that mirror a running total kept elsewhere (RocksDB tickers, CPU time): raised by
   // the difference since the last scrape.
   void Mirror(prometheus::Family<prometheus::Counter>& family, double total);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -190,6 +191,16 @@ class QueueFeed {
   // Ownership ended without a handover (another node holds the queue, or this one could not
   // renew in time): the destination leaves the index now, in-flight leases included.
   virtual void Lost(const std::string& destination) = 0;
+  // What other nodes ask of this one's index (the admin API and the place in line answer for
+  // the whole cluster from any node): the owned queues' stats, and where an entry stands.
+  virtual std::vector<QueueDepth> OwnedStats(absl::Time now) = 0;
+  virtual std::pair<std::string, int64_t> Standing(const std::string& destination, uint64_t seq, router::Level level) = 0;
+};
+
+// The queues other nodes own, as their indexes see them (PeerStats).
+struct PeerView {
+  std::vector<QueueDepth> depths;
+  std::vector<std::string> unanswered;  // members that did not answer in time: their queues are left out
 };
 
 // Where the records live: message records (the dedup index), queue entries, dead letters,
@@ -289,6 +300,14 @@ class Backend {
   virtual absl::Status StartFeed(QueueFeed& /*feed*/) { return absl::OkStatus(); }
   // Hands every owned destination over and stops feeding (a clean stop: nothing in flight).
   virtual void StopFeed() {}
+  // Fed only: the other members' owned queues, each asked (a bounded wait per member).
+  virtual PeerView PeerStats(absl::Time /*now*/) { return {}; }
+  // Fed only: where an entry of a queue another node owns stands in that node's index; nullopt
+  // when no owner answers (none now, or gone).
+  virtual std::optional<std::pair<std::string, int64_t>> PeerStanding(const std::string& /*destination*/,
+                                                                     uint64_t /*seq*/, router::Level /*level*/) {
+    return std::nullopt;
+  }
 };
 
 }  // namespace triage::storage

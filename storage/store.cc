@@ -362,13 +362,33 @@ absl::StatusOr<int64_t> Store::Requeue(const std::string& destination, std::opti
 
 std::vector<MessageDelivery> Store::Deliveries(absl::string_view message_key) {
   std::vector<MessageDelivery> out = backend_->Deliveries(message_key);
-  // Where each queued one stands in its destination's index.
-  std::lock_guard lock(mu_);
-  for (MessageDelivery& d : out) {
-    if (!d.state.empty()) continue;
-    std::tie(d.state, d.position) = index_.Standing(d.destination, d.seq, d.entry.level);
+  // Where each queued one stands in its destination's index: this node's, or (fed) its
+  // owner's, asked outside the lock.
+  std::vector<MessageDelivery*> elsewhere;
+  {
+    std::lock_guard lock(mu_);
+    for (MessageDelivery& d : out) {
+      if (!d.state.empty()) continue;
+      std::tie(d.state, d.position) = index_.Standing(d.destination, d.seq, d.entry.level);
+      if (fed_ && !owned_.contains(d.destination)) elsewhere.push_back(&d);
+    }
+  }
+  for (MessageDelivery* d : elsewhere) {
+    if (auto standing = backend_->PeerStanding(d->destination, d->seq, d->entry.level)) {
+      std::tie(d->state, d->position) = *std::move(standing);
+    }
   }
   return out;
+}
+
+std::vector<QueueDepth> Store::OwnedStats(absl::Time now) {
+  std::lock_guard lock(mu_);
+  return index_.QueueStats(absl::ToUnixMillis(now));
+}
+
+std::pair<std::string, int64_t> Store::Standing(const std::string& destination, uint64_t seq, router::Level level) {
+  std::lock_guard lock(mu_);
+  return index_.Standing(destination, seq, level);
 }
 
 std::vector<QueueDepth> Store::Depths(absl::Time now) {
@@ -381,9 +401,13 @@ std::vector<QueueDepth> Store::OldestEntries() {
   return index_.OldestEntries();
 }
 
-std::vector<QueueDepth> Store::QueueStats(absl::Time now) {
-  std::lock_guard lock(mu_);
-  return index_.QueueStats(absl::ToUnixMillis(now));
+std::vector<QueueDepth> Store::QueueStats(absl::Time now, std::vector<std::string>* unanswered) {
+  std::vector<QueueDepth> stats = OwnedStats(now);
+  if (!fed_) return stats;
+  PeerView peers = backend_->PeerStats(now);
+  stats.insert(stats.end(), std::make_move_iterator(peers.depths.begin()), std::make_move_iterator(peers.depths.end()));
+  if (unanswered != nullptr) *unanswered = std::move(peers.unanswered);
+  return stats;
 }
 
 int64_t Store::QueuedEntries() {

@@ -217,8 +217,9 @@ class Store : private QueueFeed {
   std::vector<QueueDepth> OldestEntries();
   // Depths with the arrival time of each (destination, team, level)'s oldest entry and exact
   // SLA counts at `now`. Walks the whole index under the lock: an admin call, not for every
-  // scrape.
-  std::vector<QueueDepth> QueueStats(absl::Time now);
+  // scrape. On a shared backend, for the whole cluster: the other nodes' owned queues asked
+  // (the members that did not answer in `unanswered`).
+  std::vector<QueueDepth> QueueStats(absl::Time now, std::vector<std::string>* unanswered = nullptr);
   // Up to `limit` dead letters of `destination` (every destination when empty), oldest first.
   std::vector<DeadEntry> DeadLetters(absl::string_view destination, size_t limit) {
     return backend_->DeadLetters(destination, limit);
@@ -245,6 +246,8 @@ class Store : private QueueFeed {
   void Entry(uint64_t generation, const QueuedEntry& entry) override;
   bool Release(const std::string& destination) override;
   void Lost(const std::string& destination) override;
+  std::vector<QueueDepth> OwnedStats(absl::Time now) override;
+  std::pair<std::string, int64_t> Standing(const std::string& destination, uint64_t seq, router::Level level) override;
   // Fed: waits (a bounded while) until the feed has added `queued` of owned destinations, so that
   // what a caller was told is stored can be leased at once. Holds `lock` (on mu_).
   void AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const QueuedEntry> queued);

@@ -114,6 +114,12 @@ class JetStreamBackend : public Backend {
   bool Fed() const override { return true; }
   absl::Status StartFeed(QueueFeed& feed) override;
   void StopFeed() override;
+  // Each member asked on "<prefix>.ask.<node>" (a member gone answers "no responders" at once;
+  // one that does not answer within the wait is listed in `unanswered`).
+  PeerView PeerStats(absl::Time now) override;
+  // The owner named by the queue's lease, asked the same way.
+  std::optional<std::pair<std::string, int64_t>> PeerStanding(const std::string& destination, uint64_t seq,
+                                                             router::Level level) override;
 
   const std::string& node() const { return node_; }
   // The destinations this node owns now.
@@ -168,6 +174,9 @@ class JetStreamBackend : public Backend {
   // node.
   void Discovered(const std::string& destination);
   void Log(int severity, absl::string_view line) const;
+  // Another node's question about this one's index ("stats", or "standing" with a place).
+  std::string Answer(absl::string_view question);
+  std::string AskSubject(absl::string_view node) const;
 
   const JetStreamOptions jetstream_;
   const StoreOptions options_;
@@ -195,6 +204,7 @@ class JetStreamBackend : public Backend {
   std::condition_variable tick_cv_;
   bool stopping_ = false;
   std::thread ticker_;
+  std::unique_ptr<jetstream::Following> serving_;  // Answer, from StartFeed to StopFeed
 
   std::atomic<int64_t> dead_letters_{0};
   std::atomic<int64_t> labels_{0};

@@ -5,7 +5,9 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "storage/jetstream/jetstream_backend.h"
 
 namespace triage::storage {
@@ -17,6 +19,10 @@ void JetStreamBackend::Log(int severity, absl::string_view line) const {
 absl::Status JetStreamBackend::StartFeed(QueueFeed& feed) {
   if (auto s = LoadCounts(); !s.ok()) return s;
   feed_ = &feed;
+  absl::StatusOr<std::unique_ptr<jetstream::Following>> serving =
+      client_->Serve(AskSubject(node_), [this](absl::string_view question) { return Answer(question); });
+  if (!serving.ok()) return serving.status();
+  serving_ = *std::move(serving);
   // The first round before the store opens: a node alone (or the preferred owner of a queue
   // nobody holds) has its queues indexed when Open returns.
   Tick();
@@ -39,6 +45,7 @@ void JetStreamBackend::StopFeed() {
   }
   tick_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
+  serving_.reset();
   // A clean stop: every lease is given back now, so that the next owners take the queues at
   // their next tick rather than after the TTL.
   std::lock_guard lock(own_mu_);
@@ -198,6 +205,91 @@ void JetStreamBackend::Tick() {
   for (const std::string& destination : destinations) {
     if (!owning_.contains(destination) && jetstream::PreferredOwner(members_, destination) == node_) Acquire(destination);
   }
+}
+
+namespace {
+
+// The questions and answers between nodes, one line per record, fields separated by tabs
+// (destination and team names hold neither).
+constexpr absl::Duration kAskWait = absl::Milliseconds(500);
+
+std::string EncodeDepths(const std::vector<QueueDepth>& depths) {
+  std::string out;
+  for (const QueueDepth& d : depths) {
+    if (absl::StrContains(d.destination, '\t') || absl::StrContains(d.team, '\t') ||
+        absl::StrContains(d.destination, '\n') || absl::StrContains(d.team, '\n')) {
+      continue;
+    }
+    absl::StrAppend(&out, d.destination, "\t", d.team, "\t", static_cast<int>(d.level), "\t", d.entries, "\t",
+                    d.oldest_enqueued_unix_ms, "\t", d.sla_at_risk, "\t", d.sla_overdue, "\n");
+  }
+  return out;
+}
+
+bool DecodeDepths(absl::string_view text, std::vector<QueueDepth>& out) {
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    const std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
+    QueueDepth d;
+    int level = 0;
+    if (f.size() != 7 || !absl::SimpleAtoi(f[2], &level) || (level < 0 || level >= router::kLevelCount) ||
+        !absl::SimpleAtoi(f[3], &d.entries) || !absl::SimpleAtoi(f[4], &d.oldest_enqueued_unix_ms) ||
+        !absl::SimpleAtoi(f[5], &d.sla_at_risk) || !absl::SimpleAtoi(f[6], &d.sla_overdue)) {
+      return false;
+    }
+    d.destination = std::string(f[0]);
+    d.team = std::string(f[1]);
+    d.level = static_cast<router::Level>(level);
+    out.push_back(std::move(d));
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string JetStreamBackend::AskSubject(absl::string_view node) const {
+  return absl::StrCat(jetstream_.prefix, ".ask.", node);
+}
+
+std::string JetStreamBackend::Answer(absl::string_view question) {
+  if (question == "stats") return EncodeDepths(feed_->OwnedStats(clock_.Now()));
+  const std::vector<absl::string_view> f = absl::StrSplit(question, '\t');
+  uint64_t seq = 0;
+  int level = 0;
+  if (f.size() == 4 && f[0] == "standing" && absl::SimpleAtoi(f[2], &seq) && absl::SimpleAtoi(f[3], &level) &&
+      level >= 0 && level < router::kLevelCount) {
+    const auto [state, position] = feed_->Standing(std::string(f[1]), seq, static_cast<router::Level>(level));
+    return absl::StrCat(state, "\t", position);
+  }
+  return "";
+}
+
+PeerView JetStreamBackend::PeerStats(absl::Time /*now*/) {
+  PeerView view;
+  absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_);
+  if (!members.ok()) {
+    view.unanswered.push_back(absl::StrCat("(members unreadable: ", members.status().message(), ")"));
+    return view;
+  }
+  for (const std::string& member : *members) {
+    if (member == node_) continue;
+    absl::StatusOr<std::string> answer = client_->Request(AskSubject(member), "stats", kAskWait);
+    if (!answer.ok() || !DecodeDepths(*answer, view.depths)) view.unanswered.push_back(member);
+  }
+  return view;
+}
+
+std::optional<std::pair<std::string, int64_t>> JetStreamBackend::PeerStanding(const std::string& destination,
+                                                                             uint64_t seq, router::Level level) {
+  absl::StatusOr<std::optional<jetstream::Client::KvEntry>> lease = client_->KvGet(leases_bucket_, destination);
+  if (!lease.ok() || !lease->has_value() || (*lease)->value == node_) return std::nullopt;
+  absl::StatusOr<std::string> answer = client_->Request(
+      AskSubject((*lease)->value), absl::StrCat("standing\t", destination, "\t", seq, "\t", static_cast<int>(level)),
+      kAskWait);
+  if (!answer.ok()) return std::nullopt;
+  const std::vector<absl::string_view> f = absl::StrSplit(*answer, '\t');
+  int64_t position = 0;
+  if (f.size() != 2 || f[0].empty() || !absl::SimpleAtoi(f[1], &position)) return std::nullopt;
+  return std::make_pair(std::string(f[0]), position);
 }
 
 }  // namespace triage::storage

@@ -461,6 +461,7 @@ absl::Status Client::Read(const std::string& stream, const std::string& filter, 
 
 struct FollowState {
   Client::Each each;
+  Client::Answer answer;  // Serve's
   natsSubscription* sub = nullptr;
   std::mutex mu;
   std::condition_variable cv;
@@ -472,6 +473,17 @@ namespace {
 void OnFollowed(natsConnection* /*nc*/, natsSubscription* /*sub*/, natsMsg* msg, void* closure) {
   const InMessage in(msg);
   static_cast<FollowState*>(closure)->each(in);
+}
+
+void OnRequest(natsConnection* nc, natsSubscription* /*sub*/, natsMsg* msg, void* closure) {
+  auto* state = static_cast<FollowState*>(closure);
+  const absl::string_view request(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  const char* reply = natsMsg_GetReply(msg);
+  if (reply != nullptr) {
+    const std::string answer = state->answer(request);
+    (void)natsConnection_Publish(nc, reply, answer.data(), static_cast<int>(answer.size()));
+  }
+  natsMsg_Destroy(msg);
 }
 
 void OnFollowComplete(void* closure) {
@@ -514,6 +526,32 @@ absl::StatusOr<std::unique_ptr<Following>> Client::Follow(const std::string& str
     return ToStatus(s, absl::StrCat("follow ", stream));
   }
   return std::make_unique<Following>(std::move(state));
+}
+
+absl::StatusOr<std::unique_ptr<Following>> Client::Serve(const std::string& subject, Answer answer) {
+  auto state = std::make_unique<FollowState>();
+  state->answer = std::move(answer);
+  if (natsStatus s = natsConnection_Subscribe(&state->sub, connection_, subject.c_str(), OnRequest, state.get());
+      s != NATS_OK) {
+    return ToStatus(s, absl::StrCat("serve ", subject));
+  }
+  if (natsStatus s = natsSubscription_SetOnCompleteCB(state->sub, OnFollowComplete, state.get()); s != NATS_OK) {
+    natsSubscription_Unsubscribe(state->sub);
+    natsSubscription_Destroy(state->sub);
+    return ToStatus(s, absl::StrCat("serve ", subject));
+  }
+  return std::make_unique<Following>(std::move(state));
+}
+
+absl::StatusOr<std::string> Client::Request(const std::string& subject, absl::string_view request,
+                                            absl::Duration timeout) {
+  natsMsg* reply = nullptr;
+  const natsStatus s = natsConnection_Request(&reply, connection_, subject.c_str(), request.data(),
+                                              static_cast<int>(request.size()), std::max<int64_t>(1, Millis(timeout)));
+  if (s != NATS_OK) return ToStatus(s, absl::StrCat("request to ", subject));
+  std::string out(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
+  natsMsg_Destroy(reply);
+  return out;
 }
 
 absl::StatusOr<std::vector<std::string>> Client::StreamNames(absl::string_view prefix) {

@@ -89,7 +89,8 @@ class InMessage {
   uint64_t seq_ = 0;
 };
 
-// A stream followed by Client::Follow: stops on destruction, once no callback runs any more.
+// A subscription (a stream followed by Client::Follow, a subject served by Client::Serve): stops
+// on destruction, once no callback runs any more.
 class Following {
  public:
   explicit Following(std::unique_ptr<FollowState> state);
@@ -151,6 +152,14 @@ class Client {
   absl::StatusOr<std::unique_ptr<Following>> Follow(const std::string& stream, uint64_t start_seq, Each each);
   // The names of the streams that start with `prefix`.
   absl::StatusOr<std::vector<std::string>> StreamNames(absl::string_view prefix);
+
+  // Plain NATS request/reply (no stream): `answer` replies to each request on `subject`, on a
+  // cnats thread, until the Following returned is destroyed.
+  using Answer = std::function<std::string(absl::string_view request)>;
+  absl::StatusOr<std::unique_ptr<Following>> Serve(const std::string& subject, Answer answer);
+  // The answer to `request` on `subject` within `timeout`; Unavailable when nobody serves it
+  // (no responders) or nobody answered in time.
+  absl::StatusOr<std::string> Request(const std::string& subject, absl::string_view request, absl::Duration timeout);
 
   // Key-value buckets (streams underneath): `ttl` counts from a key's last put; zero: none.
   absl::Status EnsureBucket(const std::string& bucket, int replicas, absl::Duration ttl);

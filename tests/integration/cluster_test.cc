@@ -9,9 +9,12 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "storage/jetstream/ownership.h"
 #include "tests/integration/harness.h"
@@ -234,6 +237,36 @@ TEST_P(NodesTest, AllIngestTheOwnerDeliversEachOnceAndDuplicatesAreSeenAcrossNod
   const std::multiset<std::string> sent = SentIds(helpdesk_.received());
   for (const std::string& id : ids) EXPECT_EQ(sent.count(id), 1u) << id;
   EXPECT_EQ(sent.size(), ids.size());
+}
+
+// Every node answers for the whole cluster: /v1/queues counts the queue wherever it is owned
+// (the other nodes ask its owner), and the nodes' queue gauges sum to the cluster's backlog (a
+// node that does not own a queue shows 0 for it).
+TEST_P(NodesTest, EveryNodeShowsTheWholeClustersQueues) {
+  const int n = Nodes();
+  helpdesk_.Answer(503);  // nothing leaves the queue
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(nodes_[i % n]->PostSigned(Message(absl::StrCat("q-", i)), kSecret).status, 200);
+  }
+  const auto queued_at = [this](int node) { return HttpCall(nodes_[node]->admin_port(), "GET", "/v1/queues").body; };
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (queued_at(0).find("\"queued\":30,") == std::string::npos && absl::Now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  double gauges = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::string queues = queued_at(i);
+    EXPECT_NE(queues.find("\"queued\":30,"), std::string::npos) << names_[i] << ": " << queues;
+    EXPECT_NE(queues.find("\"nodes_unanswered\":[]"), std::string::npos) << names_[i] << ": " << queues;
+    EXPECT_NE(queues.find("\"name\":\"helpdesk\",\"configured\":true,\"entries\":30,"), std::string::npos)
+        << names_[i] << ": " << queues;
+    for (absl::string_view line : absl::StrSplit(HttpCall(nodes_[i]->admin_port(), "GET", "/metrics").body, '\n')) {
+      if (!absl::ConsumePrefix(&line, "triage_storage_queue_entries{")) continue;
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &value)) gauges += value;
+    }
+  }
+  EXPECT_EQ(gauges, 30) << "summed over the nodes";
 }
 
 // kill -9 of the node that owns the queue, under load: the next in rank takes the queue over

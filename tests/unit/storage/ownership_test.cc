@@ -224,6 +224,61 @@ TEST_F(TwoNodesTest, ANodeWhoseLeaseIsTakenStopsLeasingThatQueue) {
   ASSERT_TRUE((*client)->KvDelete(leases, "d").ok());
 }
 
+// The queue stats and the place of an entry answer for the whole cluster from either node:
+// each node's index holds only its own queues, and it asks the other for the rest.
+TEST_F(TwoNodesTest, StatsAndPlacesInLineAnswerForTheWholeClusterFromAnyNode) {
+  JetStreamBackend* backend_a = nullptr;
+  JetStreamBackend* backend_b = nullptr;
+  auto a = Open("a", &backend_a);
+  auto b = Open("b", &backend_b);
+  ASSERT_TRUE(a && b);
+  const std::vector<std::string> destinations = {"d0", "d1", "d2", "d3", "d4", "d5"};
+  // Both own some queues (settled as the rank prefers) before anything is stored.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (const std::string& d : destinations) ASSERT_TRUE(Submit(*a, {Msg("first-" + d, d)}).status.ok());
+  while (backend_a->Owned().size() + backend_b->Owned().size() != destinations.size() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(backend_a->Owned().size() + backend_b->Owned().size(), destinations.size());
+  ASSERT_FALSE(backend_a->Owned().empty());
+  ASSERT_FALSE(backend_b->Owned().empty());
+  for (int i = 0; i < 18; ++i) {
+    ASSERT_TRUE(Submit(i % 2 == 0 ? *a : *b, {Msg(absl::StrCat("m", i), destinations[i % destinations.size()])}).status.ok());
+  }
+  // Each owner indexes what the other stored as its feed brings it: a moment later.
+  const auto total_at = [](Store& node) {
+    int64_t total = 0;
+    for (const QueueDepth& d : node.QueueStats(absl::Now())) total += d.entries;
+    return total;
+  };
+  const auto fed = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((total_at(*a) < 24 || total_at(*b) < 24) && std::chrono::steady_clock::now() < fed) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (Store* node : {a.get(), b.get()}) {
+    std::vector<std::string> unanswered = {"stale"};
+    int64_t total = 0;
+    std::map<std::string, int64_t> per_destination;
+    for (const QueueDepth& d : node->QueueStats(absl::Now(), &unanswered)) {
+      total += d.entries;
+      per_destination[d.destination] += d.entries;
+    }
+    EXPECT_TRUE(unanswered.empty());
+    EXPECT_EQ(total, 24) << "6 first messages and 18 more, whichever node owns them";
+    for (const std::string& d : destinations) EXPECT_EQ(per_destination[d], 4) << d;
+    EXPECT_LT(node->QueuedEntries(), 24) << "its own index holds only its queues";
+  }
+  // m5 is the second entry of d5, wherever it is asked.
+  const std::string owner_of_d5 = PreferredOwner({"a", "b"}, "d5");
+  for (Store* node : {a.get(), b.get()}) {
+    const std::vector<MessageDelivery> deliveries = node->Deliveries(MessageKey("src", "m5"));
+    ASSERT_EQ(deliveries.size(), 1u);
+    EXPECT_EQ(deliveries[0].state, "queued") << "asked at " << (node == a.get() ? "a" : "b") << ", owner " << owner_of_d5;
+    EXPECT_EQ(deliveries[0].position, 2);
+  }
+}
+
 // A stream's leader can answer "no message" for an entry it holds (seen for seconds in the
 // chaos run). An entry the queue does not show stays queued until a record proves it settled:
 // delivered (here by a lease that outlived its ownership) or dead-lettered.
