@@ -109,8 +109,9 @@ class ClusterTest : public ::testing::Test {
 };
 
 // The path of a message on the cluster: stored (200), delivered, and a duplicate after the
-// daemon restarts, because the dedup records live in the cluster, not on this host.
-TEST_F(ClusterTest, AMessageIsDeliveredAndStaysADuplicateAcrossARestart) {
+// daemon restarts, because the dedup records live in the cluster, not on this host; and after
+// the whole cluster restarts.
+TEST_F(ClusterTest, AMessageIsDeliveredAndStaysADuplicateAcrossDaemonAndClusterRestarts) {
   Daemon daemon(dir_.path(), Config(cluster_, helpdesk_.port()));
   daemon.Start();
   const HttpResult first = daemon.PostSigned(Message("c-1"), kSecret);
@@ -126,8 +127,25 @@ TEST_F(ClusterTest, AMessageIsDeliveredAndStaysADuplicateAcrossARestart) {
   const HttpResult next = daemon.PostSigned(Message("c-2"), kSecret);
   ASSERT_EQ(next.status, 200) << next.body;
   ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return r.size() >= 2; })) << daemon.Log();
+  EXPECT_EQ(SentIds(helpdesk_.received()).count("c-1"), 1u) << "delivered once, and not again after the restart";
+
+  // All three servers killed (-9) and started again: the dedup records are in a replicated
+  // stream, not in the servers' RAM (where the Nats-Msg-Id window lives and is forgotten).
+  for (int i = 0; i < cluster_.nodes(); ++i) cluster_.Kill(i);
+  ASSERT_TRUE(cluster_.Restart({0, 1, 2})) << cluster_.error();
+  HttpResult after;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  do {
+    after = daemon.PostSigned(Message("c-1"), kSecret);
+    if (after.status != 200) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  } while (after.status != 200 && absl::Now() < deadline);
+  ASSERT_EQ(after.status, 200) << after.body << daemon.Log();
+  EXPECT_NE(after.body.find("\"duplicates\":1"), std::string::npos) << after.body;
+  ASSERT_EQ(daemon.PostSigned(Message("c-3"), kSecret).status, 200);
+  ASSERT_TRUE(helpdesk_.WaitUntil([](const auto& r) { return SentIds(r).contains("c-3"); }, absl::Seconds(60)))
+      << daemon.Log();
   const std::multiset<std::string> sent = SentIds(helpdesk_.received());
-  EXPECT_EQ(sent.count("c-1"), 1u) << "delivered once, and not again after the restart";
+  EXPECT_EQ(sent.count("c-1"), 1u) << "delivered once, and not again after either restart";
   EXPECT_EQ(sent.count("c-2"), 1u);
 }
 

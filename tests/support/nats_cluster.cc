@@ -253,14 +253,25 @@ void NatsCluster::Kill(int i) { Reap(i, SIGKILL, 5000); }
 
 void NatsCluster::Stop(int i) { Reap(i, SIGTERM, 10000); }
 
-bool NatsCluster::Restart(int i) {
-  if (!Spawn(i)) return false;
-  for (int waited = 0; waited < 30000; waited += 100) {
-    if (Healthy(i)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+bool NatsCluster::Restart(int i) { return Restart(std::vector<int>{i}); }
+
+bool NatsCluster::Restart(const std::vector<int>& which) {
+  for (const int i : which) {
+    if (!Spawn(i)) return false;
   }
-  error_ = absl::StrCat("node ", i, " not healthy within 30 s after a restart");
-  return false;
+  // Together: a node alone is not healthy until it reaches a JetStream meta leader, which takes
+  // a quorum of them.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (const int i : which) {
+    while (!Healthy(i)) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        error_ = absl::StrCat("node ", i, " not healthy within 30 s after a restart");
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  return true;
 }
 
 }  // namespace triage::testing

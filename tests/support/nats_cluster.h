@@ -37,6 +37,8 @@ class NatsCluster {
   void Stop(int node);  // SIGTERM (lame duck, then exit), bounded wait, then SIGKILL
   // Starts a stopped node again on its ports and folder; waits until it answers /healthz.
   bool Restart(int node);
+  // The same for several stopped nodes at once (all of them, after a whole-cluster stop).
+  bool Restart(const std::vector<int>& nodes);
 
  private:
   struct Node {
