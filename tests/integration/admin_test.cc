@@ -168,9 +168,7 @@ TEST(AdminTest, QueuesCountEntriesAtSlaRiskAndOverdueAndKeepUnconfiguredOnes) {
   // Entries stored 50 and 70 minutes ago with a 1 h SLA, as a daemon before this one left
   // them, behind an operator's pause; one more for a destination no longer configured.
   {
-    storage::StoreOptions options;
-    options.path = dir.path() + "/db";
-    auto store = storage::Store::Open(options, absl::Now());
+    auto store = OpenStoreOf(dir.path(), absl::Now());
     ASSERT_TRUE(store.ok()) << store.status();
     auto submit = [&](const std::string& id, const std::string& destination, absl::Duration ago) {
       storage::NewMessage m;

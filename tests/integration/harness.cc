@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <gtest/gtest.h>
 #include <simdjson.h>
+#include <yaml-cpp/yaml.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -23,6 +24,8 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "daemon/crypto.h"
+#include "storage/jetstream/jetstream_backend.h"
+#include "tests/support/backends.h"
 #include "tests/test_util.h"
 
 namespace triage::testing {
@@ -445,9 +448,63 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
                         : JsonReply(201, absl::StrCat(R"({"id":1,"ticket_id":)", id, "}")));
 }
 
-Daemon::Daemon(std::string dir, std::string config_yaml) : dir_(std::move(dir)) {
-  std::ofstream(dir_ + "/config.yaml") << config_yaml;
+namespace {
+
+// The stream prefix of the daemons in `dir`: one per folder, so that a daemon started again in
+// the same folder finds what it stored.
+std::string PrefixOf(const std::string& dir) {
+  uint64_t hash = 1469598103934665603ull;
+  for (const char c : dir) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return absl::StrCat("I", absl::Hex(hash));
 }
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<storage::Store>> OpenStoreOf(const std::string& dir, absl::Time now) {
+  storage::StoreOptions options;
+  options.path = dir + "/db";
+  if (BackendUnderTest() != "jetstream") return storage::Store::Open(options, now);
+  NatsCluster* cluster = SharedCluster();
+  if (cluster == nullptr) return absl::UnavailableError("no NATS cluster");
+  storage::JetStreamOptions jetstream;
+  jetstream.connect.servers = cluster->urls();
+  jetstream.prefix = PrefixOf(dir);
+  absl::StatusOr<std::unique_ptr<storage::JetStreamBackend>> backend = storage::JetStreamBackend::Open(jetstream, options);
+  if (!backend.ok()) return backend.status();
+  return storage::Store::Open(*std::move(backend), options, now);
+}
+
+std::string ForBackendUnderTest(const std::string& dir, const std::string& yaml) {
+  if (BackendUnderTest() != "jetstream") return yaml;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception&) {
+    return yaml;  // a test of a broken config
+  }
+  if (!root.IsMap() || (root["storage"] && root["storage"]["backend"])) return yaml;
+  NatsCluster* cluster = SharedCluster();
+  if (cluster == nullptr) {
+    ADD_FAILURE() << "TRIAGE_TEST_BACKEND=jetstream but no NATS cluster (see stderr)";
+    return yaml;
+  }
+  YAML::Node storage = root["storage"];
+  storage["backend"] = "jetstream";
+  for (const std::string& url : cluster->urls()) storage["jetstream"]["servers"].push_back(url);
+  storage["jetstream"]["prefix"] = PrefixOf(dir);
+  root["storage"] = storage;
+  YAML::Emitter out;
+  out << root;
+  return out.c_str();
+}
+
+void WriteConfig(const std::string& dir, const std::string& yaml) {
+  const std::string temp = dir + "/config.yaml.new";
+  std::ofstream(temp) << ForBackendUnderTest(dir, yaml);
+  ASSERT_EQ(std::rename(temp.c_str(), (dir + "/config.yaml").c_str()), 0);
+}
+
+Daemon::Daemon(std::string dir, std::string config_yaml) : dir_(std::move(dir)) { WriteConfig(dir_, config_yaml); }
 
 Daemon::~Daemon() {
   if (pid_ > 0) Stop(SIGKILL);

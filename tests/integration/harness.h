@@ -24,9 +24,12 @@
 
 #include <memory>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "storage/store.h"
+#include "tests/support/backends.h"
 
 namespace triage::testing {
 
@@ -167,7 +170,23 @@ class FakeTicketing {
   FakeHelpdesk http_;  // last: stops serving before the state above goes
 };
 
-// The real triaged binary, started on a config in `dir` with port 0 listeners.
+// `yaml` as the daemon in `dir` gets it: unchanged on the default backend; with
+// TRIAGE_TEST_BACKEND=jetstream, its storage moved to the shared test cluster under a prefix
+// of `dir`'s own (a config that names its backend, or does not parse, stays as it is).
+std::string ForBackendUnderTest(const std::string& dir, const std::string& yaml);
+// Writes `yaml` (ForBackendUnderTest) as dir/config.yaml, in one rename.
+void WriteConfig(const std::string& dir, const std::string& yaml);
+// The store a daemon started in `dir` opens (dir/db, or its prefix on the shared cluster), for
+// a test to leave entries in it before the daemon starts. Close it before the daemon starts.
+absl::StatusOr<std::unique_ptr<storage::Store>> OpenStoreOf(const std::string& dir, absl::Time now);
+// For a test of RocksDB on this host (a full disk, its WAL metrics) or of a drain rate the
+// JetStream path does not reach (bench/cluster.sh measures it): skipped when the daemons run on
+// JetStream, with `why`.
+#define TRIAGE_ROCKSDB_ONLY(why)                                                           \
+  if (::triage::testing::BackendUnderTest() == "jetstream") GTEST_SKIP() << "RocksDB only: " << (why)
+
+// The real triaged binary, started on a config in `dir` with port 0 listeners (written through
+// WriteConfig).
 class Daemon {
  public:
   Daemon(std::string dir, std::string config_yaml);

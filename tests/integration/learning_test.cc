@@ -153,10 +153,9 @@ TEST(LearningTest, AgentDecisionsBecomeLabelsThenModelsThatDecideTheNextMessage)
                                        label, ".model"));
     ASSERT_EQ(trained.exit_code, 0) << trained.out;
   }
-  std::ofstream(dir.path() + "/config.yaml")
-      << Config(dir.path(), zendesk.port(), absl::StrCat("  model: ", dir.path(), "/complaint.model"),
+  WriteConfig(dir.path(), Config(dir.path(), zendesk.port(), absl::StrCat("  model: ", dir.path(), "/complaint.model"),
                 absl::StrCat("  model: ", dir.path(), "/team.model\n  rules:\n    - name: learned\n"
-                                                      "      when: {min_model_confidence: 0.5}\n      model_team: true"));
+                                                      "      when: {min_model_confidence: 0.5}\n      model_team: true")));
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
   ASSERT_EQ(daemon.WaitForMetric(R"(triage_config_reloads_total{outcome="applied"})", 1), 1) << daemon.Log();
 

@@ -51,12 +51,6 @@ std::map<std::string, int> Ids(const std::vector<FakeHelpdesk::Received>& receiv
   return ids;
 }
 
-void WriteConfig(const std::string& dir, const std::string& yaml) {
-  const std::string temp = dir + "/config.yaml.new";
-  std::ofstream(temp) << yaml;
-  ASSERT_EQ(std::rename(temp.c_str(), (dir + "/config.yaml").c_str()), 0);
-}
-
 TEST(ReloadTest, AChangedDestinationTakesOverItsBacklogWhileRequestsFlow) {
   TempDir dir;
   FakeHelpdesk old_helpdesk;  // down: everything queued for it waits

@@ -90,14 +90,14 @@ TEST(RoutingTest, SighupSwapsRulesAndRefusesABadConfig) {
   ASSERT_EQ(daemon.PostSigned(Message("r1", "refund please", "c1"), kSecret).status, 200);
   EXPECT_EQ(TeamOf(helpdesk, "r1"), "billing");
 
-  std::ofstream(dir.path() + "/config.yaml") << Config(dir.path(), helpdesk.port(), "legal");
+  WriteConfig(dir.path(), Config(dir.path(), helpdesk.port(), "legal"));
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
   ASSERT_EQ(daemon.WaitForMetric(R"(triage_config_reloads_total{outcome="applied"})", 1), 1);
   ASSERT_EQ(daemon.PostSigned(Message("r2", "refund please", "c2"), kSecret).status, 200);
   EXPECT_EQ(TeamOf(helpdesk, "r2"), "legal");
 
   // A broken config is refused with its errors; the running rules stay.
-  std::ofstream(dir.path() + "/config.yaml") << Config(dir.path(), helpdesk.port(), "nosuchteam");
+  WriteConfig(dir.path(), Config(dir.path(), helpdesk.port(), "nosuchteam"));
   ASSERT_EQ(::kill(daemon.pid(), SIGHUP), 0);
   ASSERT_EQ(daemon.WaitForMetric(R"(triage_config_reloads_total{outcome="refused"})", 1), 1);
   EXPECT_NE(daemon.Log().find("unknown team 'nosuchteam'"), std::string::npos) << daemon.Log();
@@ -114,7 +114,7 @@ namespace {
 
 TEST(TriagectlTest, RouteExplainsEachLineOffline) {
   TempDir dir;
-  std::ofstream(dir.path() + "/config.yaml") << Config(dir.path(), 9, "billing");
+  WriteConfig(dir.path(), Config(dir.path(), 9, "billing"));
   std::ofstream(dir.path() + "/in.jsonl")
       << R"({"text":"I was charged twice, refund me!!","author":{"followers":48210,"verified":true},"platform":"x"})"
       << "\n\n"
