@@ -293,6 +293,17 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> Client::StreamState(const std::str
   return state;
 }
 
+absl::StatusOr<std::string> Client::StreamLeader(const std::string& name) {
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  if (natsStatus s = js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code); s != NATS_OK) {
+    return ToStatus(s, code, absl::StrCat("stream ", name));
+  }
+  std::string leader = info->Cluster != nullptr && info->Cluster->Leader != nullptr ? info->Cluster->Leader : "";
+  jsStreamInfo_Destroy(info);
+  return leader;
+}
+
 namespace {
 
 // "No responders": no server took the message (a stream just created, or electing its leader),

@@ -126,6 +126,8 @@ class Client {
   absl::Status DeleteStream(const std::string& name);
   // How many messages it holds, and the last seq (0 when empty).
   absl::StatusOr<std::pair<uint64_t, uint64_t>> StreamState(const std::string& name);
+  // The name of the server that leads the stream now (empty on a single server).
+  absl::StatusOr<std::string> StreamLeader(const std::string& name);
 
   absl::StatusOr<PubAck> Publish(const OutMessage& message);
   // Publishes every message without waiting between them, then waits (up to the timeout in
