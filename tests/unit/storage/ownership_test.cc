@@ -133,6 +133,16 @@ class TwoNodesTest : public ::testing::Test {
     return delivered;
   }
 
+  // Waits (10 s at most) until the two nodes own `queues` queues between them.
+  static bool Settled(JetStreamBackend& a, JetStreamBackend& b, size_t queues) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (a.Owned().size() + b.Owned().size() != queues) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return true;
+  }
+
   std::string prefix_;
 };
 
@@ -165,15 +175,9 @@ TEST_F(TwoNodesTest, EachEntryGoesToOneOwnerWhicheverNodeStoredIt) {
   EXPECT_EQ(ids, std::multiset<std::string>(stored.begin(), stored.end())) << "each entry delivered once";
 
   // Settled: each queue with the node the rank prefers, and only there.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  std::vector<std::string> owned_a, owned_b;
-  for (;;) {
-    owned_a = backend_a->Owned();
-    owned_b = backend_b->Owned();
-    if (owned_a.size() + owned_b.size() == destinations.size() || std::chrono::steady_clock::now() > deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_EQ(owned_a.size() + owned_b.size(), destinations.size());
+  ASSERT_TRUE(Settled(*backend_a, *backend_b, destinations.size()));
+  const std::vector<std::string> owned_a = backend_a->Owned();
+  const std::vector<std::string> owned_b = backend_b->Owned();
   for (const std::string& d : owned_a) EXPECT_EQ(PreferredOwner({"a", "b"}, d), "a") << d;
   for (const std::string& d : owned_b) EXPECT_EQ(PreferredOwner({"a", "b"}, d), "b") << d;
   EXPECT_FALSE(owned_a.empty());
@@ -234,13 +238,8 @@ TEST_F(TwoNodesTest, StatsAndPlacesInLineAnswerForTheWholeClusterFromAnyNode) {
   ASSERT_TRUE(a && b);
   const std::vector<std::string> destinations = {"d0", "d1", "d2", "d3", "d4", "d5"};
   // Both own some queues (settled as the rank prefers) before anything is stored.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (const std::string& d : destinations) ASSERT_TRUE(Submit(*a, {Msg("first-" + d, d)}).status.ok());
-  while (backend_a->Owned().size() + backend_b->Owned().size() != destinations.size() &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_EQ(backend_a->Owned().size() + backend_b->Owned().size(), destinations.size());
+  ASSERT_TRUE(Settled(*backend_a, *backend_b, destinations.size()));
   ASSERT_FALSE(backend_a->Owned().empty());
   ASSERT_FALSE(backend_b->Owned().empty());
   for (int i = 0; i < 18; ++i) {
