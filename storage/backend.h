@@ -301,7 +301,7 @@ class Backend {
   // Hands every owned destination over and stops feeding (a clean stop: nothing in flight).
   virtual void StopFeed() {}
   // Fed only: the other members' owned queues, each asked (a bounded wait per member).
-  virtual PeerView PeerStats(absl::Time /*now*/) { return {}; }
+  virtual PeerView PeerStats() { return {}; }
   // Fed only: where an entry of a queue another node owns stands in that node's index; nullopt
   // when no owner answers (none now, or gone).
   virtual std::optional<std::pair<std::string, int64_t>> PeerStanding(const std::string& /*destination*/,

@@ -404,7 +404,7 @@ std::vector<QueueDepth> Store::OldestEntries() {
 std::vector<QueueDepth> Store::QueueStats(absl::Time now, std::vector<std::string>* unanswered) {
   std::vector<QueueDepth> stats = OwnedStats(now);
   if (!fed_) return stats;
-  PeerView peers = backend_->PeerStats(now);
+  PeerView peers = backend_->PeerStats();
   stats.insert(stats.end(), std::make_move_iterator(peers.depths.begin()), std::make_move_iterator(peers.depths.end()));
   if (unanswered != nullptr) *unanswered = std::move(peers.unanswered);
   return stats;

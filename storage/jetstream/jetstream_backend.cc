@@ -515,33 +515,40 @@ absl::Status JetStreamBackend::ApplyRetry(absl::string_view destination, uint64_
 
 absl::StatusOr<std::optional<QueueEntry>> JetStreamBackend::ReadEntry(absl::string_view destination,
                                                                       router::Level /*level*/, uint64_t seq) {
+  absl::StatusOr<std::optional<QueueEntry>> entry = QueueHolds(destination, seq);
+  if (!entry.ok() || entry->has_value()) return entry;
+  // A stream's leader can answer "no message" for an entry it holds (a new leader still
+  // applying its log; seen for seconds in the chaos run). Absence alone is no proof: the entry
+  // is gone only when it was settled, recorded delivered or dead-lettered before its delete.
+  absl::StatusOr<bool> settled = Settled(destination, seq);
+  if (!settled.ok()) return settled.status();
+  if (*settled) return std::optional<QueueEntry>();
+  return absl::UnavailableError(absl::StrCat("the queue of ", destination, " does not show entry ", seq,
+                                             " and nothing records it settled: read again later"));
+}
+
+absl::StatusOr<std::optional<QueueEntry>> JetStreamBackend::QueueHolds(absl::string_view destination, uint64_t seq) {
   absl::StatusOr<std::string> stream = QueueStream(destination);
   if (!stream.ok()) return stream.status();
   absl::StatusOr<std::optional<jetstream::InMessage>> message = client_->Get(*stream, seq);
   if (!message.ok()) return Reported(message.status());
-  if (!message->has_value()) {
-    // A stream's leader can answer "no message" for an entry it holds (a new leader still
-    // applying its log; seen for seconds in the chaos run). Absence alone is no proof: the entry
-    // is gone only when it was settled, recorded delivered or dead-lettered before its delete.
-    absl::StatusOr<bool> settled = Settled(destination, seq);
-    if (!settled.ok()) return settled.status();
-    if (*settled) return std::optional<QueueEntry>();
-    return absl::UnavailableError(absl::StrCat(*stream, " does not show entry ", seq,
-                                               " and nothing records it settled: read again later"));
-  }
+  if (!message->has_value()) return std::optional<QueueEntry>();
   std::optional<QueueEntry> entry = DecodeEntry((*message)->data());
   if (!entry) return absl::DataLossError(absl::StrCat("an undecodable queue record in ", *stream, " at ", seq));
   if (auto s = ApplyRetry(destination, seq, *entry); !s.ok()) return Reported(s);
   return entry;
 }
 
+std::string JetStreamBackend::DeadSubject(absl::string_view destination, uint64_t seq) const {
+  return absl::StrCat(jetstream_.prefix, ".dead.", SeqKey(destination, seq));
+}
+
 absl::StatusOr<bool> JetStreamBackend::Settled(absl::string_view destination, uint64_t seq) {
-  const std::string key = SeqKey(destination, seq);
-  absl::StatusOr<std::optional<std::string>> delivered = GetValue(delivered_bucket_, key);
+  absl::StatusOr<std::optional<std::string>> delivered = GetValue(delivered_bucket_, SeqKey(destination, seq));
   if (!delivered.ok()) return delivered.status();
   if (delivered->has_value()) return true;
   absl::StatusOr<std::optional<jetstream::InMessage>> dead =
-      client_->GetLast(dead_stream_, absl::StrCat(jetstream_.prefix, ".dead.", key), jetstream::From::kLeader);
+      client_->GetLast(dead_stream_, DeadSubject(destination, seq), jetstream::From::kLeader);
   if (!dead.ok()) return Reported(dead.status());
   return dead->has_value();
 }
@@ -611,7 +618,7 @@ absl::Status JetStreamBackend::Update(const Lease& lease, const QueueEntry& entr
 }
 
 absl::Status JetStreamBackend::MoveToDead(const Lease& lease, const QueueEntry& entry) {
-  jetstream::OutMessage dead{absl::StrCat(jetstream_.prefix, ".dead.", SeqKey(lease.destination, lease.seq)),
+  jetstream::OutMessage dead{DeadSubject(lease.destination, lease.seq),
                              EncodeEntry(entry),
                              absl::StrCat("dead/", SeqKey(lease.destination, lease.seq)),
                              {{kQueueSeqHeader, absl::StrCat(lease.seq)}}};
@@ -715,13 +722,13 @@ std::vector<MessageDelivery> JetStreamBackend::Deliveries(absl::string_view mess
       seen_stream_, absl::StrCat(jetstream_.prefix, ".seen.", Token(message_key)), jetstream::From::kLeader);
   if (!seen.ok() || !seen->has_value()) return out;
   for (const auto& [destination, seq] : DecodeDeliveries((*seen)->Header(kDeliveriesHeader))) {
-    if (absl::StatusOr<std::optional<QueueEntry>> queued = ReadEntry(destination, router::Level::kLow, seq);
+    if (absl::StatusOr<std::optional<QueueEntry>> queued = QueueHolds(destination, seq);
         queued.ok() && queued->has_value()) {
       out.push_back({destination, seq, **std::move(queued), "", -1});
       continue;
     }
     absl::StatusOr<std::optional<jetstream::InMessage>> dead = client_->GetLast(
-        dead_stream_, absl::StrCat(jetstream_.prefix, ".dead.", SeqKey(destination, seq)), jetstream::From::kLeader);
+        dead_stream_, DeadSubject(destination, seq), jetstream::From::kLeader);
     if (dead.ok() && dead->has_value()) {
       if (std::optional<QueueEntry> entry = DecodeEntry((*dead)->data())) {
         out.push_back({destination, seq, *std::move(entry), "dead_letter", -1});

@@ -116,7 +116,7 @@ class JetStreamBackend : public Backend {
   void StopFeed() override;
   // Each member asked on "<prefix>.ask.<node>" (a member gone answers "no responders" at once;
   // one that does not answer within the wait is listed in `unanswered`).
-  PeerView PeerStats(absl::Time now) override;
+  PeerView PeerStats() override;
   // The owner named by the queue's lease, asked the same way.
   std::optional<std::pair<std::string, int64_t>> PeerStanding(const std::string& destination, uint64_t seq,
                                                              router::Level level) override;
@@ -136,6 +136,10 @@ class JetStreamBackend : public Backend {
   absl::StatusOr<std::optional<std::string>> GetValue(const std::string& bucket, const std::string& key);
   // The entry with its retry record (attempts, due time, last error) applied.
   absl::Status ApplyRetry(absl::string_view destination, uint64_t seq, QueueEntry& entry);
+  // The entry as the queue stream shows it now (nullopt: not shown, which alone proves nothing).
+  absl::StatusOr<std::optional<QueueEntry>> QueueHolds(absl::string_view destination, uint64_t seq);
+  // The subject of an entry's dead letter in the DEAD stream.
+  std::string DeadSubject(absl::string_view destination, uint64_t seq) const;
   // Whether the entry was settled: its delivery or its dead letter is recorded (each is written
   // before the entry's delete).
   absl::StatusOr<bool> Settled(absl::string_view destination, uint64_t seq);

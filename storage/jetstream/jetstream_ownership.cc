@@ -263,7 +263,7 @@ std::string JetStreamBackend::Answer(absl::string_view question) {
   return "";
 }
 
-PeerView JetStreamBackend::PeerStats(absl::Time /*now*/) {
+PeerView JetStreamBackend::PeerStats() {
   PeerView view;
   absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_);
   if (!members.ok()) {

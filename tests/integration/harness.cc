@@ -24,7 +24,6 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "daemon/crypto.h"
-#include "storage/jetstream/jetstream_backend.h"
 #include "tests/support/backends.h"
 #include "tests/test_util.h"
 
@@ -448,28 +447,13 @@ FakeHelpdesk::Reply FakeTicketing::Serve(const FakeHelpdesk::Received& request) 
                         : JsonReply(201, absl::StrCat(R"({"id":1,"ticket_id":)", id, "}")));
 }
 
-namespace {
-
-// The stream prefix of the daemons in `dir`: one per folder, so that a daemon started again in
-// the same folder finds what it stored.
-std::string PrefixOf(const std::string& dir) {
-  uint64_t hash = 1469598103934665603ull;
-  for (const char c : dir) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return absl::StrCat("I", absl::Hex(hash));
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<storage::Store>> OpenStoreOf(const std::string& dir, absl::Time now) {
   storage::StoreOptions options;
   options.path = dir + "/db";
   if (BackendUnderTest() != "jetstream") return storage::Store::Open(options, now);
-  NatsCluster* cluster = SharedCluster();
-  if (cluster == nullptr) return absl::UnavailableError("no NATS cluster");
-  storage::JetStreamOptions jetstream;
-  jetstream.connect.servers = cluster->urls();
-  jetstream.prefix = PrefixOf(dir);
-  absl::StatusOr<std::unique_ptr<storage::JetStreamBackend>> backend = storage::JetStreamBackend::Open(jetstream, options);
+  absl::StatusOr<storage::JetStreamOptions> jetstream = JetStreamAt(dir);
+  if (!jetstream.ok()) return jetstream.status();
+  absl::StatusOr<std::unique_ptr<storage::JetStreamBackend>> backend = storage::JetStreamBackend::Open(*jetstream, options);
   if (!backend.ok()) return backend.status();
   return storage::Store::Open(*std::move(backend), options, now);
 }
@@ -483,15 +467,15 @@ std::string ForBackendUnderTest(const std::string& dir, const std::string& yaml)
     return yaml;  // a test of a broken config
   }
   if (!root.IsMap() || (root["storage"] && root["storage"]["backend"])) return yaml;
-  NatsCluster* cluster = SharedCluster();
-  if (cluster == nullptr) {
-    ADD_FAILURE() << "TRIAGE_TEST_BACKEND=jetstream but no NATS cluster (see stderr)";
+  const absl::StatusOr<storage::JetStreamOptions> jetstream = JetStreamAt(dir);
+  if (!jetstream.ok()) {
+    ADD_FAILURE() << "TRIAGE_TEST_BACKEND=jetstream: " << jetstream.status() << " (see stderr)";
     return yaml;
   }
   YAML::Node storage = root["storage"];
   storage["backend"] = "jetstream";
-  for (const std::string& url : cluster->urls()) storage["jetstream"]["servers"].push_back(url);
-  storage["jetstream"]["prefix"] = PrefixOf(dir);
+  for (const std::string& url : jetstream->connect.servers) storage["jetstream"]["servers"].push_back(url);
+  storage["jetstream"]["prefix"] = jetstream->prefix;
   root["storage"] = storage;
   YAML::Emitter out;
   out << root;

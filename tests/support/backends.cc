@@ -1,8 +1,9 @@
 #include "tests/support/backends.h"
 
 #include <cstdlib>
-#include <filesystem>
+#include <functional>
 
+#include "absl/strings/str_cat.h"
 #include "storage/jetstream/jetstream_backend.h"
 #include "storage/rocksdb/rocksdb_backend.h"
 
@@ -26,18 +27,24 @@ NatsCluster* SharedCluster() {
   return cluster.get();
 }
 
-absl::StatusOr<std::unique_ptr<storage::Backend>> OpenBackend(const std::string& kind,
-                                                             const storage::StoreOptions& options) {
-  if (kind == "rocksdb") return storage::RocksDbBackend::Open(options);
-  if (kind != "jetstream") return absl::InvalidArgumentError("unknown backend " + kind);
+absl::StatusOr<storage::JetStreamOptions> JetStreamAt(const std::string& folder) {
   NatsCluster* cluster = SharedCluster();
   if (cluster == nullptr) return absl::UnavailableError("no NATS cluster (is nats-server installed?)");
   storage::JetStreamOptions jetstream;
   jetstream.connect.servers = cluster->urls();
-  std::string name = std::filesystem::path(options.path).filename().string();
-  std::erase_if(name, [](char c) { return !std::isalnum(static_cast<unsigned char>(c)); });
-  jetstream.prefix = "T" + name;
-  return storage::JetStreamBackend::Open(jetstream, options);
+  // Same folder, same prefix (within this test process: the hash need not be stable across
+  // processes).
+  jetstream.prefix = absl::StrCat("T", absl::Hex(std::hash<std::string>{}(folder)));
+  return jetstream;
+}
+
+absl::StatusOr<std::unique_ptr<storage::Backend>> OpenBackend(const std::string& kind,
+                                                             const storage::StoreOptions& options) {
+  if (kind == "rocksdb") return storage::RocksDbBackend::Open(options);
+  if (kind != "jetstream") return absl::InvalidArgumentError("unknown backend " + kind);
+  absl::StatusOr<storage::JetStreamOptions> jetstream = JetStreamAt(options.path);
+  if (!jetstream.ok()) return jetstream.status();
+  return storage::JetStreamBackend::Open(*jetstream, options);
 }
 
 }  // namespace triage::testing

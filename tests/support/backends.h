@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "storage/backend.h"
+#include "storage/jetstream/jetstream_backend.h"
 #include "storage/store_options.h"
 #include "tests/support/nats_cluster.h"
 
@@ -17,6 +18,10 @@ std::string BackendUnderTest();
 // One 3-node cluster for the process, started on first use; null when nats-server is missing.
 // Stopped at exit (and its servers die with the process however it ends).
 NatsCluster* SharedCluster();
+
+// The shared cluster, under a stream prefix of `folder`'s own: another open at the same folder
+// (in this process) finds the same records. Unavailable without a cluster.
+absl::StatusOr<storage::JetStreamOptions> JetStreamAt(const std::string& folder);
 
 // The backend `kind` keeping its records "at" options.path: the RocksDB folder, or for
 // jetstream a stream prefix made from the folder's name on the shared cluster, so that a second

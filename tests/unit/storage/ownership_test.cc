@@ -96,6 +96,19 @@ class TwoNodesTest : public ::testing::Test {
     return store.ok() ? *std::move(store) : nullptr;
   }
 
+  // Nodes "a" and "b", each with a view of its backend.
+  struct Two {
+    std::unique_ptr<Store> a, b;
+    JetStreamBackend* backend_a = nullptr;
+    JetStreamBackend* backend_b = nullptr;
+  };
+  Two OpenTwo() {
+    Two two;
+    two.a = Open("a", &two.backend_a);
+    two.b = Open("b", &two.backend_b);
+    return two;
+  }
+
   static NewMessage Msg(const std::string& id, const std::string& destination, const std::string& thread = "") {
     NewMessage m;
     m.key = MessageKey("src", id);
@@ -147,10 +160,7 @@ class TwoNodesTest : public ::testing::Test {
 };
 
 TEST_F(TwoNodesTest, EachEntryGoesToOneOwnerWhicheverNodeStoredIt) {
-  JetStreamBackend* backend_a = nullptr;
-  JetStreamBackend* backend_b = nullptr;
-  auto a = Open("a", &backend_a);
-  auto b = Open("b", &backend_b);
+  auto [a, b, backend_a, backend_b] = OpenTwo();
   ASSERT_TRUE(a && b);
   const std::vector<std::string> destinations = {"d0", "d1", "d2", "d3", "d4", "d5"};
   std::set<std::string> stored;
@@ -231,10 +241,7 @@ TEST_F(TwoNodesTest, ANodeWhoseLeaseIsTakenStopsLeasingThatQueue) {
 // The queue stats and the place of an entry answer for the whole cluster from either node:
 // each node's index holds only its own queues, and it asks the other for the rest.
 TEST_F(TwoNodesTest, StatsAndPlacesInLineAnswerForTheWholeClusterFromAnyNode) {
-  JetStreamBackend* backend_a = nullptr;
-  JetStreamBackend* backend_b = nullptr;
-  auto a = Open("a", &backend_a);
-  auto b = Open("b", &backend_b);
+  auto [a, b, backend_a, backend_b] = OpenTwo();
   ASSERT_TRUE(a && b);
   const std::vector<std::string> destinations = {"d0", "d1", "d2", "d3", "d4", "d5"};
   // Both own some queues (settled as the rank prefers) before anything is stored.
