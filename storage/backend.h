@@ -82,7 +82,7 @@ struct MessageDelivery {
   QueueEntry entry;
   // queued (ready to lease), in_flight, retrying (in back-off), waiting_for_thread (behind an
   // earlier entry of its thread), dead_letter, delivered (then `entry` holds only team, owner
-  // and attempts).
+  // and attempts), unknown (a cluster's records could not be read: `entry` is empty).
   std::string state;
   // For a queued entry, 1 for the next to be leased: ready entries of a higher level, then
   // earlier ones of its level, are ahead (aging not counted). -1 otherwise.
@@ -181,6 +181,13 @@ class QueueFeed {
   // This node owns `destination` from now, as ownership `generation` (new at each acquisition).
   // Its entries follow through Entry.
   virtual void Acquired(const std::string& destination, uint64_t generation) = 0;
+  // Its lease holds until `until` (wall time): nothing of it is leased after that unless it is
+  // renewed again. The index and the leases in flight stay, so a renewal after a stall (a
+  // server's election) resumes at once; only a lost lease (Lost) drops them.
+  virtual void Renewed(const std::string& destination, uint64_t generation, absl::Time until) = 0;
+  // Its queue was replayed: from now its entries come as they are stored (until then a write
+  // does not wait for its entries to be fed).
+  virtual void Following(const std::string& destination, uint64_t generation) = 0;
   // An entry of an owned destination: each destination's in seq order, every one the queue holds
   // (replayed first, then as stored by any node). Ignored when `generation` is no longer the
   // destination's.

@@ -102,7 +102,7 @@ void Store::AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const Queued
   for (const QueuedEntry& q : queued) {
     const bool fed = fed_cv_.wait_until(lock, deadline, [&] {
       const auto it = owned_.find(q.destination);
-      return it == owned_.end() || it->second.fed_seq >= q.seq;
+      return it == owned_.end() || !it->second.following || it->second.fed_seq >= q.seq;
     });
     if (!fed) return;
   }
@@ -113,6 +113,22 @@ void Store::Acquired(const std::string& destination, uint64_t generation) {
     std::lock_guard lock(mu_);
     index_.Drop(destination);
     owned_[destination] = Owned{.generation = generation};
+  }
+  fed_cv_.notify_all();
+}
+
+void Store::Renewed(const std::string& destination, uint64_t generation, absl::Time until) {
+  std::lock_guard lock(mu_);
+  const auto it = owned_.find(destination);
+  if (it != owned_.end() && it->second.generation == generation) it->second.leasable_until = until;
+}
+
+void Store::Following(const std::string& destination, uint64_t generation) {
+  {
+    std::lock_guard lock(mu_);
+    const auto it = owned_.find(destination);
+    if (it == owned_.end() || it->second.generation != generation) return;
+    it->second.following = true;
   }
   fed_cv_.notify_all();
 }
@@ -207,7 +223,9 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
     std::lock_guard lock(mu_);
     if (fed_) {
       const auto it = owned_.find(destination);
-      if (it == owned_.end() || it->second.releasing) return {};
+      // Past its lease's fence (wall time, as the lease's TTL on the servers): nothing is
+      // leased, whatever the store's clock says, until a renewal moves the fence.
+      if (it == owned_.end() || it->second.releasing || absl::Now() >= it->second.leasable_until) return {};
       generation = it->second.generation;
     }
     while (leased.size() < limit) {

@@ -243,12 +243,15 @@ class Store : private QueueFeed {
   // QueueFeed (a shared backend): the index holds the owned destinations' entries only, added in
   // seq order by Entry, whichever node stored them.
   void Acquired(const std::string& destination, uint64_t generation) override;
+  void Renewed(const std::string& destination, uint64_t generation, absl::Time until) override;
+  void Following(const std::string& destination, uint64_t generation) override;
   void Entry(uint64_t generation, const QueuedEntry& entry) override;
   bool Release(const std::string& destination) override;
   void Lost(const std::string& destination) override;
   std::vector<QueueDepth> OwnedStats(absl::Time now) override;
   std::pair<std::string, int64_t> Standing(const std::string& destination, uint64_t seq, router::Level level) override;
-  // Fed: waits (a bounded while) until the feed has added `queued` of owned destinations, so that
+  // Fed: waits (a bounded while) until the feed has added `queued` of owned destinations that are
+  // followed (a queue still replaying is not waited for), so that
   // what a caller was told is stored can be leased at once. Holds `lock` (on mu_).
   void AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const QueuedEntry> queued);
   // Whether `lease` belongs to the index as it is: always, unless fed, when its destination is
@@ -274,6 +277,8 @@ class Store : private QueueFeed {
     uint64_t generation = 0;
     uint64_t fed_seq = 0;    // the last entry fed
     bool releasing = false;  // handing over: nothing more is leased
+    bool following = false;  // replayed: new entries are fed as they are stored
+    absl::Time leasable_until = absl::InfinitePast();  // wall time: the lease's fence
   };
   const bool fed_;
   absl::flat_hash_map<std::string, Owned> owned_;

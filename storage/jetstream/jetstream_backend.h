@@ -165,6 +165,7 @@ class JetStreamBackend : public Backend {
     uint64_t generation = 0;
     std::unique_ptr<jetstream::Following> following;
     bool releasing = false;
+    bool fenced = false;  // past the fence without a renewal (logged once)
   };
   void Tick();
   // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.

@@ -78,6 +78,8 @@ void JetStreamBackend::Drop(const std::string& destination) {
 }
 
 void JetStreamBackend::Acquire(const std::string& destination) {
+  // A lease counts from when it was asked for: the servers' TTL starts later, never earlier.
+  const absl::Time asked = absl::Now();
   absl::StatusOr<uint64_t> revision = client_->KvCreate(leases_bucket_, destination, node_);
   if (!revision.ok()) {
     if (!absl::IsAlreadyExists(revision.status())) {
@@ -85,12 +87,13 @@ void JetStreamBackend::Acquire(const std::string& destination) {
     }
     return;  // held by another node: it hands over, or its lease runs out
   }
-  TakeOver(destination, *revision, absl::Now());
+  TakeOver(destination, *revision, asked);
 }
 
 void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revision, absl::Time renewed) {
   const uint64_t generation = ++generations_;
   feed_->Acquired(destination, generation);
+  feed_->Renewed(destination, generation, renewed + jetstream_.leases.fence());
   auto fail = [&](const absl::Status& status) {
     Log(3, absl::StrCat("could not take over the queue of ", destination, ": ", status.message()));
     feed_->Lost(destination);
@@ -131,6 +134,7 @@ void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revisio
   if (!following.ok()) return fail(following.status());
   owning_[destination] = Owning{.revision = revision, .renewed = renewed, .generation = generation,
                                 .following = *std::move(following)};
+  feed_->Following(destination, generation);
   Log(2, absl::StrCat("took the queue of ", destination, " (node ", node_, ")"));
 }
 
@@ -164,18 +168,27 @@ void JetStreamBackend::Tick() {
     const std::string destination = it->first;
     Owning& owning = it->second;
     ++it;
+    const absl::Time asked = absl::Now();
     absl::StatusOr<uint64_t> renewed = client_->KvUpdate(leases_bucket_, destination, node_, owning.revision);
     const absl::Time now = absl::Now();
     if (renewed.ok()) {
+      // Renewed at the revision this node last wrote: no other node held the lease meanwhile, so
+      // a queue fenced by a stall (a leases stream electing its leader) resumes as it was.
+      if (owning.fenced) {
+        Log(2, absl::StrCat("leasing the queue of ", destination, " again: its lease was renewed after ",
+                            absl::FormatDuration(now - owning.renewed)));
+        owning.fenced = false;
+      }
       owning.revision = *renewed;
-      owning.renewed = now;
+      owning.renewed = asked;
+      feed_->Renewed(destination, owning.generation, asked + jetstream_.leases.fence());
       if (!owning.following->Valid()) {
         // cnats gave up following the stream: the queue is read again from its start, under the
         // same lease.
         Log(3, absl::StrCat("following the queue of ", destination, " stopped: replaying it"));
         const uint64_t revision = owning.revision;
         Drop(destination);
-        TakeOver(destination, revision, now);
+        TakeOver(destination, revision, asked);
         continue;
       }
     } else if (!absl::IsUnavailable(renewed.status())) {
@@ -184,12 +197,12 @@ void JetStreamBackend::Tick() {
       Drop(destination);
       continue;
     }
-    if (!jetstream_.leases.Holds(owning.renewed, now)) {
-      // Fenced: unrenewed for half the TTL, so stop before another node can take it.
-      Log(3, absl::StrCat("gave up the queue of ", destination, ": its lease could not be renewed for ",
-                          absl::FormatDuration(now - owning.renewed)));
-      Drop(destination);
-      continue;
+    if (!jetstream_.leases.Holds(owning.renewed, now) && !owning.fenced) {
+      // Fenced: unrenewed for half the TTL, the store leases nothing of it (by the deadline
+      // Renewed gave it, whatever this loop's pace), before another node could take it.
+      Log(3, absl::StrCat("stopped leasing the queue of ", destination, ": its lease could not be renewed for ",
+                          absl::FormatDuration(now - owning.renewed), "; it resumes if renewed, else another node takes it"));
+      owning.fenced = true;
     }
     if (jetstream::PreferredOwner(members_, destination) != node_) owning.releasing = true;  // outranked by a newcomer
     if (owning.releasing && feed_->Release(destination)) {

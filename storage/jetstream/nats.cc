@@ -618,17 +618,23 @@ absl::StatusOr<kvStore*> Client::Bucket(const std::string& bucket) {
   return kv;
 }
 
+namespace {
+
+// The stream and the subject of a KV key (the layout cnats and the servers use).
+std::string KvStream(const std::string& bucket) { return absl::StrCat("KV_", bucket); }
+std::string KvSubject(const std::string& bucket, absl::string_view key) { return absl::StrCat("$KV.", bucket, ".", key); }
+
+}  // namespace
+
 absl::StatusOr<std::optional<Client::KvEntry>> Client::KvGet(const std::string& bucket, const std::string& key) {
-  absl::StatusOr<kvStore*> kv = Bucket(bucket);
-  if (!kv.ok()) return kv.status();
-  kvEntry* entry = nullptr;
-  const natsStatus s = kvStore_Get(&entry, *kv, key.c_str());
-  if (s == NATS_NOT_FOUND) return std::optional<KvEntry>();
-  if (s != NATS_OK) return ToStatus(s, absl::StrCat("get ", bucket, ".", key));
-  KvEntry out{std::string(static_cast<const char*>(kvEntry_Value(entry)), static_cast<size_t>(kvEntry_ValueLen(entry))),
-              kvEntry_Revision(entry)};
-  kvEntry_Destroy(entry);
-  return std::optional<KvEntry>(std::move(out));
+  // From the bucket's stream leader: cnats' own get may be answered by a replica that has not
+  // applied a put acknowledged a moment ago.
+  absl::StatusOr<std::optional<InMessage>> last = GetLast(KvStream(bucket), KvSubject(bucket, key), From::kLeader);
+  if (!last.ok()) return last.status();
+  if (!last->has_value()) return std::optional<KvEntry>();
+  const absl::string_view op = (*last)->Header("KV-Operation");
+  if (op == "DEL" || op == "PURGE") return std::optional<KvEntry>();
+  return std::optional<KvEntry>(KvEntry{std::string((*last)->data()), (*last)->seq()});
 }
 
 absl::StatusOr<uint64_t> Client::KvPut(const std::string& bucket, const std::string& key, absl::string_view value) {
@@ -676,20 +682,38 @@ absl::StatusOr<uint64_t> Client::KvUpdate(const std::string& bucket, const std::
 }
 
 absl::Status Client::KvDelete(const std::string& bucket, const std::string& key) {
-  absl::StatusOr<kvStore*> kv = Bucket(bucket);
-  if (!kv.ok()) return kv.status();
-  return ToStatus(kvStore_Delete(*kv, key.c_str()), absl::StrCat("delete ", bucket, ".", key));
+  // A purge of the key's subject, which leaves no delete marker: KvKeys lists the subjects the
+  // bucket's stream holds.
+  const std::string subject = KvSubject(bucket, key);
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Stream.Purge.Subject = subject.c_str();
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PurgeStream(js_, KvStream(bucket).c_str(), &options, &code);
+  return ToStatus(s, code, absl::StrCat("delete ", bucket, ".", key));
 }
 
 absl::StatusOr<std::vector<std::string>> Client::KvKeys(const std::string& bucket) {
-  absl::StatusOr<kvStore*> kv = Bucket(bucket);
-  if (!kv.ok()) return kv.status();
-  kvKeysList list{};
-  const natsStatus s = kvStore_Keys(&list, *kv, nullptr);
-  if (s == NATS_NOT_FOUND) return std::vector<std::string>();
-  if (s != NATS_OK) return ToStatus(s, absl::StrCat("keys of ", bucket));
-  std::vector<std::string> keys(list.Keys, list.Keys + list.Count);
-  kvKeysList_Destroy(&list);
+  // The stream leader's count of messages per subject. cnats' kvStore_Keys reads an ephemeral
+  // consumer, which may sit on a replica that has not applied the latest puts (seen: none of
+  // two keys put a moment before).
+  const std::string filter = KvSubject(bucket, ">");
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetStreamInfo(&info, js_, KvStream(bucket).c_str(), &options, &code);
+  if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("keys of ", bucket));
+  std::vector<std::string> keys;
+  const size_t prefix = filter.size() - 1;
+  if (info->State.Subjects != nullptr) {
+    for (int i = 0; i < info->State.Subjects->Count; ++i) {
+      const jsStreamStateSubject& one = info->State.Subjects->List[i];
+      if (one.Msgs > 0 && strlen(one.Subject) > prefix) keys.emplace_back(one.Subject + prefix);
+    }
+  }
+  jsStreamInfo_Destroy(info);
   return keys;
 }
 

@@ -176,8 +176,9 @@ class Client {
   // FailedPrecondition when the key's revision is not `revision`.
   absl::StatusOr<uint64_t> KvUpdate(const std::string& bucket, const std::string& key, absl::string_view value,
                                     uint64_t revision);
+  // Gone at once, with no delete marker left (KvKeys no longer lists it; KvCreate may take it).
   absl::Status KvDelete(const std::string& bucket, const std::string& key);
-  // The keys of the bucket (none: empty).
+  // The keys of the bucket (none: empty), as its stream leader counts them.
   absl::StatusOr<std::vector<std::string>> KvKeys(const std::string& bucket);
 
  private:

@@ -165,6 +165,7 @@ TEST_F(ClusterTest, KillingTheQueueStreamsLeaderUnderLoadLosesNoAcknowledgedMess
   int after_kill = 0;  // acknowledged once a server was gone
   absl::Duration slowest;
   absl::Time killed = absl::InfiniteFuture();
+  absl::Time resumed = absl::InfiniteFuture();  // the first acknowledgement after the kill
   // 100 messages, the kill, then on until 100 more are stored (or 60 s).
   for (int i = 0; after_kill < 100 && absl::Now() < killed + absl::Seconds(60); ++i) {
     if (i == 100) {
@@ -188,21 +189,37 @@ TEST_F(ClusterTest, KillingTheQueueStreamsLeaderUnderLoadLosesNoAcknowledgedMess
     slowest = std::max(slowest, absl::Now() - start);
     if (result.status == 200) {
       acknowledged.insert(id);
-      if (i >= 100) ++after_kill;
+      if (i >= 100 && ++after_kill == 1) resumed = absl::Now();
     } else {
       EXPECT_EQ(result.status, 503) << result.body;
       ++refused;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // as a platform would back off
     }
   }
+  const absl::Time stored = absl::Now();
   EXPECT_LT(slowest, absl::Seconds(8)) << "no request hangs far past the publish timeouts";
   ASSERT_EQ(after_kill, 100) << "ingest resumed with two servers of three; " << daemon.Log();
   ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return AllSent(acknowledged, received); },
                                   absl::Seconds(60)))
       << acknowledged.size() << " acknowledged, " << SentIds(helpdesk_.received()).size() << " sent; " << daemon.Log();
-  std::printf("acknowledged %zu, refused %d, slowest request %s, 100 stored after the kill within %s\n",
-              acknowledged.size(), refused, absl::FormatDuration(slowest).c_str(),
-              absl::FormatDuration(absl::Now() - killed).c_str());
+  // Delivery resumed: the first message stored after the kill reached the helpdesk. Counted
+  // from when ingest resumed, since how long the servers take to elect a leader (5 to 24 s
+  // measured here) is theirs; the queue's owner must then deliver within the 10 s.
+  absl::Time delivered = absl::InfiniteFuture();
+  for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
+    const std::multiset<std::string> one = SentIds({r});
+    int n = -1;
+    if (!one.empty() && absl::SimpleAtoi(absl::StripPrefix(*one.begin(), "k-"), &n) && n >= 100) {
+      delivered = std::min(delivered, r.at);
+    }
+  }
+  EXPECT_LT(delivered - resumed, absl::Seconds(10)) << daemon.Log();
+  std::printf(
+      "acknowledged %zu, refused %d, slowest request %s; after the kill: ingest resumed in %s, 100 stored in %s, "
+      "delivery resumed in %s (%s after ingest)\n",
+      acknowledged.size(), refused, absl::FormatDuration(slowest).c_str(),
+      absl::FormatDuration(resumed - killed).c_str(), absl::FormatDuration(stored - killed).c_str(),
+      absl::FormatDuration(delivered - killed).c_str(), absl::FormatDuration(delivered - resumed).c_str());
 }
 
 // Two or three triaged nodes on one cluster (and one prefix): all ingest, the queue's owner

@@ -253,6 +253,14 @@ void NatsCluster::Kill(int i) { Reap(i, SIGKILL, 5000); }
 
 void NatsCluster::Stop(int i) { Reap(i, SIGTERM, 10000); }
 
+void NatsCluster::Pause(int i) {
+  if (nodes_[i].pid > 0) kill(nodes_[i].pid, SIGSTOP);
+}
+
+void NatsCluster::Resume(int i) {
+  if (nodes_[i].pid > 0) kill(nodes_[i].pid, SIGCONT);
+}
+
 bool NatsCluster::Restart(int i) { return Restart(std::vector<int>{i}); }
 
 bool NatsCluster::Restart(const std::vector<int>& which) {

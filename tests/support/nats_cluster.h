@@ -35,6 +35,9 @@ class NatsCluster {
 
   void Kill(int node);  // SIGKILL, and waits for the process to be gone
   void Stop(int node);  // SIGTERM (lame duck, then exit), bounded wait, then SIGKILL
+  // SIGSTOP and SIGCONT: a stall (a host frozen, a long GC pause) without a restart.
+  void Pause(int node);
+  void Resume(int node);
   // Starts a stopped node again on its ports and folder; waits until it answers /healthz.
   bool Restart(int node);
   // The same for several stopped nodes at once (all of them, after a whole-cluster stop).

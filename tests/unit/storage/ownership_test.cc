@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <future>
+#include <iostream>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "storage/jetstream/jetstream_backend.h"
 #include "storage/store.h"
 #include "tests/support/backends.h"
@@ -79,14 +81,19 @@ class TwoNodesTest : public ::testing::Test {
   }
 
   // Node `name` as a store; `backend` (if given) views its backend.
-  std::unique_ptr<Store> Open(const std::string& name, JetStreamBackend** backend = nullptr) {
+  std::unique_ptr<Store> Open(const std::string& name, JetStreamBackend** backend = nullptr,
+                              absl::Duration lease_ttl = absl::Seconds(3) /* a tick every 0.5 s */) {
     JetStreamOptions jetstream;
     jetstream.connect.servers = testing::SharedCluster()->urls();
     jetstream.prefix = prefix_;
     jetstream.node = name;
-    jetstream.leases.ttl = absl::Seconds(3);  // a tick every 0.5 s
+    jetstream.leases.ttl = lease_ttl;
     StoreOptions options;
     options.path = "unused";
+    // What ownership does, on stderr with the time and the node: read with a failure.
+    options.log = [name](int, absl::string_view line) {
+      std::cerr << absl::FormatTime("%H:%M:%E3S ", absl::Now(), absl::UTCTimeZone()) << name << ": " << line << "\n";
+    };
     auto opened = JetStreamBackend::Open(jetstream, options);
     EXPECT_TRUE(opened.ok()) << opened.status();
     if (!opened.ok()) return nullptr;
@@ -336,6 +343,46 @@ TEST_F(TwoNodesTest, AnEntryLeavesTheIndexOnlyWithProofThatItWasSettled) {
   EXPECT_EQ(a->QueuedEntries(), 1) << "a stale lease changes the backend only";
   EXPECT_FALSE(lease_at(absl::Now() + absl::Minutes(5)).has_value());
   EXPECT_EQ(a->QueuedEntries(), 0) << "m2 left the index";
+}
+
+// A stall of every server, longer than the fence and shorter than the lease's TTL (and than
+// the servers' 4 s election timeout, so that none is held): the owner leases nothing past its
+// fence, and once its lease is renewed at the revision it wrote (so no other node held it) it
+// goes on with the same index, the same ownership, and the lease it had in flight, without a
+// replay.
+TEST_F(TwoNodesTest, AQueueFencedByAStallResumesAsItWasOnceItsLeaseIsRenewed) {
+  JetStreamBackend* backend = nullptr;
+  auto a = Open("a", &backend, absl::Seconds(4));  // fence at 2 s, a tick every 0.67 s
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(Submit(*a, {Msg("m1", "d"), Msg("m2", "d")}).status.ok());
+  std::optional<Lease> first = a->LeaseNext("d", absl::Now());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->entry.message_key, MessageKey("src", "m1"));
+
+  testing::NatsCluster& cluster = *testing::SharedCluster();
+  for (int i = 0; i < cluster.nodes(); ++i) cluster.Pause(i);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2200));
+  // Past the fence (the last renewal was asked before the stall): m2 is not leased.
+  const bool leased_past_fence = a->LeaseNext("d", absl::Now()).has_value();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < cluster.nodes(); ++i) cluster.Resume(i);
+  EXPECT_FALSE(leased_past_fence);
+
+  std::optional<Lease> second;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!second && std::chrono::steady_clock::now() < deadline) {
+    second = a->LeaseNext("d", absl::Now());
+    if (!second) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(second.has_value()) << "leasing resumed once the servers answered";
+  EXPECT_EQ(second->entry.message_key, MessageKey("src", "m2"));
+  EXPECT_EQ(second->generation, first->generation) << "the same ownership: no takeover, no replay";
+  const absl::Status acked_first = a->Ack(*first);
+  EXPECT_TRUE(acked_first.ok()) << acked_first;
+  const absl::Status acked_second = a->Ack(*second);
+  EXPECT_TRUE(acked_second.ok()) << acked_second;
+  EXPECT_EQ(a->QueuedEntries(), 0);
+  EXPECT_EQ(backend->Owned(), std::vector<std::string>{"d"});
 }
 
 }  // namespace
