@@ -267,16 +267,30 @@ absl::Status JetStreamBackend::Resume() {
 }
 
 absl::Status JetStreamBackend::LoadCounts() {
+  uint64_t changes;
+  {
+    std::lock_guard lock(counts_mu_);
+    changes = count_changes_;
+  }
   absl::StatusOr<std::pair<uint64_t, uint64_t>> dead = client_->StreamState(dead_stream_);
   if (!dead.ok()) return dead.status();
-  dead_letters_ = static_cast<int64_t>(dead->first);
   absl::StatusOr<std::pair<uint64_t, uint64_t>> labels = client_->StreamState(absl::StrCat("KV_", labels_bucket_));
   if (!labels.ok()) return labels.status();
-  labels_ = static_cast<int64_t>(labels->first);
   absl::StatusOr<std::pair<uint64_t, uint64_t>> quarantined = client_->StreamState(quarantine_stream_);
   if (!quarantined.ok()) return quarantined.status();
+  std::lock_guard lock(counts_mu_);
+  // A change of this node's came between the reads and now: the next load has it.
+  if (count_changes_ != changes) return absl::OkStatus();
+  dead_letters_ = static_cast<int64_t>(dead->first);
+  labels_ = static_cast<int64_t>(labels->first);
   quarantined_ = static_cast<int64_t>(quarantined->first);
   return absl::OkStatus();
+}
+
+void JetStreamBackend::Count(std::atomic<int64_t>& counter, int64_t by) {
+  std::lock_guard lock(counts_mu_);
+  counter += by;
+  ++count_changes_;
 }
 
 absl::Status JetStreamBackend::ReplayQueue(const std::string& destination, int64_t now_ms,
@@ -430,7 +444,7 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
     }
     if (p.message == nullptr) {
       results[p.request].quarantine_id = acks[e]->seq;
-      if (!acks[e]->duplicate) ++quarantined_;
+      if (!acks[e]->duplicate) Count(quarantined_, 1);
       continue;
     }
     std::string& list = delivery_lists[p.message];
@@ -628,7 +642,7 @@ absl::Status JetStreamBackend::MoveToDead(const Lease& lease, const QueueEntry& 
   absl::StatusOr<jetstream::PubAck> published = client_->Publish(dead);
   if (!published.ok()) return Reported(published.status());
   // Recorded as dead: from here a replay deletes the entry even if this delete is lost.
-  if (!published->duplicate) ++dead_letters_;
+  if (!published->duplicate) Count(dead_letters_, 1);
   return RemoveEntry(lease);
 }
 
@@ -710,7 +724,7 @@ absl::StatusOr<std::vector<DeadEntry>> JetStreamBackend::Requeue(const std::stri
         client_->Publish({absl::StrCat(jetstream_.prefix, ".q.", destination), EncodeEntry(dead.entry), "", {}});
     if (!requeued.ok()) return Reported(requeued.status());
     if (auto s = client_->Delete(dead_stream_, dead_seq); !s.ok() && !absl::IsNotFound(s)) return Reported(s);
-    --dead_letters_;
+    Count(dead_letters_, -1);
     if (auto s = MovedInRecord(dead.entry.message_key, destination, dead.seq, requeued->seq); !s.ok()) {
       return Reported(s);
     }
@@ -818,7 +832,7 @@ absl::Status JetStreamBackend::PutLabel(absl::string_view message_key, absl::str
   absl::StatusOr<std::optional<std::string>> before = GetValue(labels_bucket_, key);
   if (!before.ok()) return before.status();
   if (auto s = client_->KvPut(labels_bucket_, key, record); !s.ok()) return Reported(s.status());
-  if (!before->has_value()) ++labels_;
+  if (!before->has_value()) Count(labels_, 1);
   return absl::OkStatus();
 }
 
@@ -919,7 +933,7 @@ absl::StatusOr<std::optional<Quarantined>> JetStreamBackend::FindQuarantined(uin
 
 absl::Status JetStreamBackend::ReleaseQuarantined(uint64_t id) {
   absl::Status deleted = client_->Delete(quarantine_stream_, id);
-  if (deleted.ok()) --quarantined_;
+  if (deleted.ok()) Count(quarantined_, -1);
   if (absl::IsNotFound(deleted)) return absl::OkStatus();
   return Reported(deleted);
 }

@@ -149,9 +149,11 @@ class JetStreamBackend : public Backend {
   // A requeued entry's new seq, in its message's record (what Deliveries reads).
   absl::Status MovedInRecord(absl::string_view message_key, absl::string_view destination, uint64_t from,
                              uint64_t to);
-  // The counters: dead letters, labels, quarantined requests. (The retry keys are loaded by
-  // Replay for every queue, by TakeOver for one.)
+  // The counters: dead letters, labels, quarantined requests, at the start and at every tick.
+  // (The retry keys are loaded by Replay for every queue, by TakeOver for one.)
   absl::Status LoadCounts();
+  // This node changed a counter by `by`.
+  void Count(std::atomic<int64_t>& counter, int64_t by);
   // The queue of `destination` as a replay finds it (entries already dead-lettered are deleted
   // from it): each entry to `queued`; `*next` is the seq after the last one read.
   absl::Status ReplayQueue(const std::string& destination, int64_t now_ms,
@@ -214,6 +216,8 @@ class JetStreamBackend : public Backend {
   std::atomic<int64_t> dead_letters_{0};
   std::atomic<int64_t> labels_{0};
   std::atomic<int64_t> quarantined_{0};
+  std::mutex counts_mu_;         // orders this node's changes with a load of the cluster's counts
+  uint64_t count_changes_ = 0;  // this node's changes so far (under counts_mu_)
 };
 
 }  // namespace triage::storage

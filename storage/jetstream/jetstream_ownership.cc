@@ -149,6 +149,9 @@ void JetStreamBackend::Tick() {
   if (auto s = client_->KvPut(nodes_bucket_, node_, absl::FormatTime(absl::Now())); !s.ok()) {
     Log(3, absl::StrCat("membership heartbeat failed: ", s.status().message()));
   }
+  // The counts as the cluster has them: what other nodes dead-lettered, labelled or
+  // quarantined, which this node's own increments do not see (a failure keeps the last ones).
+  (void)LoadCounts();
   absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_);
   const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
   absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);

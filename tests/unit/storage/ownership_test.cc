@@ -345,6 +345,32 @@ TEST_F(TwoNodesTest, AnEntryLeavesTheIndexOnlyWithProofThatItWasSettled) {
   EXPECT_EQ(a->QueuedEntries(), 0) << "m2 left the index";
 }
 
+// The counts a node reports (dead letters here) are the cluster's: the other node's change is
+// seen at its next tick.
+TEST_F(TwoNodesTest, EachNodeCountsWhatAnyNodeDeadLettered) {
+  auto [a, b, backend_a, backend_b] = OpenTwo();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(Submit(*a, {Msg("m1", "d")}).status.ok());
+  std::optional<Lease> lease;
+  Store* owner = nullptr;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!lease && std::chrono::steady_clock::now() < deadline) {
+    for (Store* node : {a.get(), b.get()}) {
+      if (!lease && (lease = node->LeaseNext("d", absl::Now()))) owner = node;
+    }
+    if (!lease) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_TRUE(owner->DeadLetter(*lease, "refused").ok());
+  Store* other = owner == a.get() ? b.get() : a.get();
+  EXPECT_EQ(owner->DeadLetterCount(), 1);
+  const auto seen = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (other->DeadLetterCount() != 1 && std::chrono::steady_clock::now() < seen) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(other->DeadLetterCount(), 1) << "the other node's count, a tick (0.5 s) later";
+}
+
 // A stall of every server, longer than the fence and shorter than the lease's TTL (and than
 // the servers' 4 s election timeout, so that none is held): the owner leases nothing past its
 // fence, and once its lease is renewed at the revision it wrote (so no other node held it) it
