@@ -102,9 +102,15 @@ void Store::AwaitFed(std::unique_lock<std::mutex>& lock, absl::Span<const Queued
   for (const QueuedEntry& q : queued) {
     const bool fed = fed_cv_.wait_until(lock, deadline, [&] {
       const auto it = owned_.find(q.destination);
-      return it == owned_.end() || !it->second.following || it->second.fed_seq >= q.seq;
+      return it == owned_.end() || !it->second.following || it->second.fed_seq >= q.seq ||
+             it->second.fed_seq == it->second.stalled_at;
     });
-    if (!fed) return;
+    if (!fed) {
+      // The feed brought nothing in time (a follower waiting for a new consumer): later writes
+      // do not wait for it again until it brings something.
+      if (const auto it = owned_.find(q.destination); it != owned_.end()) it->second.stalled_at = it->second.fed_seq;
+      return;
+    }
   }
 }
 
@@ -118,9 +124,17 @@ void Store::Acquired(const std::string& destination, uint64_t generation) {
 }
 
 void Store::Renewed(const std::string& destination, uint64_t generation, absl::Time until) {
-  std::lock_guard lock(mu_);
-  const auto it = owned_.find(destination);
-  if (it != owned_.end() && it->second.generation == generation) it->second.leasable_until = until;
+  size_t resumed = 0;
+  {
+    std::lock_guard lock(mu_);
+    const auto it = owned_.find(destination);
+    if (it == owned_.end() || it->second.generation != generation) return;
+    const bool was = Leasable(destination);
+    it->second.leasable_until = until;
+    // Out of a fence: the workers that found nothing leasable wait for this.
+    if (!was && Leasable(destination)) resumed = static_cast<size_t>(index_.size());  // at most: wakes every idle worker
+  }
+  if (resumed > 0) Announce(destination, resumed);
 }
 
 void Store::Following(const std::string& destination, uint64_t generation) {
@@ -222,11 +236,8 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
   {
     std::lock_guard lock(mu_);
     if (fed_) {
-      const auto it = owned_.find(destination);
-      // Past its lease's fence (wall time, as the lease's TTL on the servers): nothing is
-      // leased, whatever the store's clock says, until a renewal moves the fence.
-      if (it == owned_.end() || it->second.releasing || absl::Now() >= it->second.leasable_until) return {};
-      generation = it->second.generation;
+      if (!Leasable(destination)) return {};
+      generation = owned_.at(destination).generation;
     }
     while (leased.size() < limit) {
       std::optional<QueueIndex::Leased> next = index_.Lease(destination, now_ms, probe && leased.empty());
@@ -277,7 +288,15 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
 
 absl::Time Store::NextDue(const std::string& destination) {
   std::lock_guard lock(mu_);
+  if (fed_ && !Leasable(destination)) return absl::InfiniteFuture();  // Renewed announces the end of a fence
   return index_.NextDue(destination);
+}
+
+bool Store::Leasable(const std::string& destination) const {
+  const auto it = owned_.find(destination);
+  // Past its lease's fence (wall time, as the lease's TTL on the servers), nothing is leased,
+  // whatever the store's clock says, until a renewal moves the fence.
+  return it != owned_.end() && !it->second.releasing && absl::Now() < it->second.leasable_until;
 }
 
 absl::Status Store::Return(const Lease& lease) {

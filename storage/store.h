@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -259,6 +260,9 @@ class Store : private QueueFeed {
   // queue was taken over, or dropped and taken again and replayed) changes the backend only.
   // Under mu_.
   bool Current(const Lease& lease) const;
+  // Fed: whether `destination` is owned here, not handed over, and within its lease's fence.
+  // Under mu_.
+  bool Leasable(const std::string& destination) const;
   std::vector<Lease> Leases(const std::string& destination, absl::Time now, size_t limit, bool probe);
   // RetryLater and Postpone: due again at `due`, `attempts` more attempts counted.
   absl::Status Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts);
@@ -278,6 +282,8 @@ class Store : private QueueFeed {
     uint64_t fed_seq = 0;    // the last entry fed
     bool releasing = false;  // handing over: nothing more is leased
     bool following = false;  // replayed: new entries are fed as they are stored
+    // fed_seq when a write last waited for the feed in vain: not waited for while it stays there
+    uint64_t stalled_at = std::numeric_limits<uint64_t>::max();
     absl::Time leasable_until = absl::InfinitePast();  // wall time: the lease's fence
   };
   const bool fed_;
