@@ -161,14 +161,30 @@ class JetStreamBackend : public Backend {
 
   // Ownership (jetstream_ownership.cc). Tick: a heartbeat, then every queue's lease taken,
   // renewed, handed over or given up.
+  // Where feeding an owned queue stands, shared by its follower (a cnats thread) and the tick's
+  // direct reads when the follower stalls.
+  struct FeedCursor {
+    std::mutex mu;
+    uint64_t next = 0;          // the next seq to feed
+    absl::Time progressed;      // when `next` last moved (or the stream had nothing more)
+  };
   struct Owning {
     uint64_t revision = 0;  // of the lease key
     absl::Time renewed;
     uint64_t generation = 0;
     std::unique_ptr<jetstream::Following> following;
+    std::shared_ptr<FeedCursor> cursor;
     bool releasing = false;
     bool fenced = false;  // past the fence without a renewal (logged once)
   };
+  // Feeds the entry at `seq` unless fed already. Under cursor.mu.
+  void FeedAt(FeedCursor& cursor, const std::string& destination, uint64_t generation, uint64_t seq,
+              absl::string_view data);
+  // Under own_mu_: a follower that brought nothing for a while though the stream holds more
+  // (its consumer is re-created after a leader change, which needs the servers' meta leader):
+  // the entries are read by seq from the stream's leader instead, up to the first one that is
+  // neither there nor proven settled.
+  void CatchUp(const std::string& destination, Owning& owning, absl::Time now);
   void Tick();
   // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.
   void Acquire(const std::string& destination);

@@ -118,24 +118,80 @@ void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revisio
   absl::StatusOr<std::string> stream = QueueStream(destination);
   if (!stream.ok()) return fail(stream.status());
   // Then every entry stored after the replay, by any node.
+  auto cursor = std::make_shared<FeedCursor>();
+  cursor->next = next;
+  cursor->progressed = absl::Now();
   absl::StatusOr<std::unique_ptr<jetstream::Following>> following =
-      client_->Follow(*stream, next, [this, destination, generation](const jetstream::InMessage& m) {
-        std::optional<QueueEntry> entry = DecodeEntry(m.data());
-        if (!entry) {
-          Log(3, absl::StrCat("an undecodable queue record of ", destination, " at ", m.seq(), ": skipped"));
-          return;
-        }
-        if (auto s = ApplyRetry(destination, m.seq(), *entry); !s.ok()) {
-          Log(3, absl::StrCat("the retry record of ", destination, " ", m.seq(), " is unreadable: ", s.message()));
-        }
-        feed_->Entry(generation, QueuedEntry{destination, m.seq(), entry->team,
-                                             IndexEntryOf(*entry, entry->level, absl::ToUnixMillis(clock_.Now()))});
+      client_->Follow(*stream, next, [this, destination, generation, cursor](const jetstream::InMessage& m) {
+        std::lock_guard lock(cursor->mu);
+        FeedAt(*cursor, destination, generation, m.seq(), m.data());
       });
   if (!following.ok()) return fail(following.status());
   owning_[destination] = Owning{.revision = revision, .renewed = renewed, .generation = generation,
-                                .following = *std::move(following)};
+                                .following = *std::move(following), .cursor = std::move(cursor)};
   feed_->Following(destination, generation);
   Log(2, absl::StrCat("took the queue of ", destination, " (node ", node_, ")"));
+}
+
+void JetStreamBackend::FeedAt(FeedCursor& cursor, const std::string& destination, uint64_t generation, uint64_t seq,
+                              absl::string_view data) {
+  if (seq < cursor.next) return;  // read directly while the follower stalled
+  cursor.next = seq + 1;
+  cursor.progressed = absl::Now();
+  std::optional<QueueEntry> entry = DecodeEntry(data);
+  if (!entry) {
+    Log(3, absl::StrCat("an undecodable queue record of ", destination, " at ", seq, ": skipped"));
+    return;
+  }
+  if (auto s = ApplyRetry(destination, seq, *entry); !s.ok()) {
+    Log(3, absl::StrCat("the retry record of ", destination, " ", seq, " is unreadable: ", s.message()));
+  }
+  feed_->Entry(generation, QueuedEntry{destination, seq, entry->team,
+                                       IndexEntryOf(*entry, entry->level, absl::ToUnixMillis(clock_.Now()))});
+}
+
+// A follower silent this long while its stream holds more is read around; each tick reads this
+// many entries at most that way.
+constexpr absl::Duration kFollowerStall = absl::Seconds(2);
+constexpr uint64_t kCatchUpBatch = 2000;
+
+void JetStreamBackend::CatchUp(const std::string& destination, Owning& owning, absl::Time now) {
+  FeedCursor& cursor = *owning.cursor;
+  uint64_t from;
+  {
+    std::lock_guard lock(cursor.mu);
+    if (now - cursor.progressed < kFollowerStall) return;
+    from = cursor.next;
+  }
+  absl::StatusOr<std::string> stream = QueueStream(destination);
+  if (!stream.ok()) return;
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> state = client_->StreamState(*stream);
+  if (!state.ok()) return;
+  const uint64_t last = state->second;
+  if (last < from) {
+    std::lock_guard lock(cursor.mu);
+    cursor.progressed = now;  // nothing more to bring: not stalled
+    return;
+  }
+  uint64_t read = 0;
+  for (uint64_t seq = from; seq <= last && read < kCatchUpBatch; ++seq, ++read) {
+    absl::StatusOr<std::optional<jetstream::InMessage>> message = client_->Get(*stream, seq);
+    if (!message.ok()) break;
+    if (!message->has_value()) {
+      // Deleted once settled, or not shown by a leader still applying its log: only proof moves on.
+      absl::StatusOr<bool> settled = Settled(destination, seq);
+      if (!settled.ok() || !*settled) break;
+      std::lock_guard lock(cursor.mu);
+      if (cursor.next == seq) cursor.next = seq + 1;
+      continue;
+    }
+    std::lock_guard lock(cursor.mu);
+    FeedAt(cursor, destination, owning.generation, seq, (*message)->data());
+  }
+  if (read > 0) {
+    Log(3, absl::StrCat("the follower of ", destination, " brought nothing for ", absl::FormatDuration(kFollowerStall),
+                        " or more: read ", read, " entries from the stream instead"));
+  }
 }
 
 void JetStreamBackend::Discovered(const std::string& destination) {
@@ -207,6 +263,7 @@ void JetStreamBackend::Tick() {
                           absl::FormatDuration(now - owning.renewed), "; it resumes if renewed, else another node takes it"));
       owning.fenced = true;
     }
+    CatchUp(destination, owning, now);
     if (jetstream::PreferredOwner(members_, destination) != node_) owning.releasing = true;  // outranked by a newcomer
     if (owning.releasing && feed_->Release(destination)) {
       // Handed over: nothing in flight; the next owner takes it at its next tick.

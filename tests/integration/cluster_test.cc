@@ -202,9 +202,11 @@ TEST_F(ClusterTest, KillingTheQueueStreamsLeaderUnderLoadLosesNoAcknowledgedMess
   ASSERT_TRUE(helpdesk_.WaitUntil([&](const auto& received) { return AllSent(acknowledged, received); },
                                   absl::Seconds(60)))
       << acknowledged.size() << " acknowledged, " << SentIds(helpdesk_.received()).size() << " sent; " << daemon.Log();
-  // Delivery resumed: the first message stored after the kill reached the helpdesk. Measured,
-  // not asserted: the issue asks for 10 s, and this run has seen 9 to 19 s after ingest resumed
-  // (the owner's follower waits for a new consumer, which needs the servers' meta leader).
+  // Delivery resumed: the first message stored after the kill reached the helpdesk. Counted
+  // from when ingest resumed, since how long the servers take to elect a leader (4 to 24 s
+  // measured here) is theirs; the owner must then deliver within the issue's 10 s, though its
+  // follower waits for a new consumer (which needs the servers' meta leader): it reads the
+  // stream directly meanwhile. Not asserted under ASan, whose timing is not the product's.
   absl::Time delivered = absl::InfiniteFuture();
   for (const FakeHelpdesk::Received& r : helpdesk_.received()) {
     const std::multiset<std::string> one = SentIds({r});
@@ -213,6 +215,9 @@ TEST_F(ClusterTest, KillingTheQueueStreamsLeaderUnderLoadLosesNoAcknowledgedMess
       delivered = std::min(delivered, r.at);
     }
   }
+#ifndef __SANITIZE_ADDRESS__
+  EXPECT_LT(delivered - resumed, absl::Seconds(10)) << daemon.Log();
+#endif
   std::printf(
       "acknowledged %zu, refused %d, slowest request %s; after the kill: ingest resumed in %s, 100 stored in %s, "
       "delivery resumed in %s (%s after ingest)\n",
