@@ -415,7 +415,13 @@ absl::StatusOr<std::optional<InMessage>> Client::Get(const std::string& stream, 
   const natsStatus s = js_GetMsg(&msg, js_, stream.c_str(), seq, nullptr, &code);
   if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) return std::optional<InMessage>();
   if (s != NATS_OK) return ToStatus(s, code, absl::StrCat("get ", stream, " ", seq));
-  return std::optional<InMessage>(InMessage(msg));
+  InMessage got(msg);
+  // Another seq's message must never pass for this one (its entry would be sent, and this one
+  // recorded delivered): an error, read again later.
+  if (got.seq() != 0 && got.seq() != seq) {
+    return absl::UnavailableError(absl::StrCat("get ", stream, " ", seq, ": the answer was seq ", got.seq()));
+  }
+  return std::optional<InMessage>(std::move(got));
 }
 
 absl::Status Client::Delete(const std::string& stream, uint64_t seq) {
