@@ -1235,6 +1235,9 @@ asio::awaitable<void> Dispatcher::Deliver(storage::Lease lease, int index, Ticke
                   outcome, std::string(stored.status().message()));
   }
   metrics_.delivery_attempts.Add({{"destination", options_.name}, {"outcome", outcome}}).Increment();
+  // Which message went out for which entry: what a loss or a duplicate is traced with.
+  spdlog::debug("event=delivery_outcome destination={} seq={} generation={} message={} outcome={}", options_.name,
+                lease.seq, lease.generation, lease.entry.message_key, outcome);
   if (reply_note) {
     // The note on the ticket is the helpdesk's delivery like any other (counted above).
   } else if (lease.entry.reply && attempt.kind == Attempt::Kind::kDelivered) {

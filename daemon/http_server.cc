@@ -23,36 +23,61 @@ using asio::use_awaitable;
 
 namespace {
 
-// A deadline on a connection's reads that cancels them but leaves the socket open, so a 408
-// can still be written (beast::tcp_stream's own timeout closes the socket). Lives on the
-// connection's strand; a late expiry of an earlier arming does nothing.
-class ReadDeadline {
+// A deadline on a connection's reads and writes that cancels them but leaves the socket open,
+// so a 408 can still be written (beast::tcp_stream's own timeout closes the socket). Armed and
+// disarmed around every request without touching its timer, which costs a lock, a heap update
+// and a cancelled handler's dispatch each time: one wait stays pending, at most `step` ahead,
+// and when it ends before the deadline it waits again for the rest. A connection's timer thus
+// wakes it once per `step` at most, whatever its traffic. Lives on the connection's strand.
+class Deadline {
  public:
-  explicit ReadDeadline(tcp::socket& socket) : socket_(socket), timer_(socket.get_executor()) {}
-  ~ReadDeadline() { Disarm(); }
+  using Clock = asio::steady_timer::clock_type;
+
+  Deadline(tcp::socket& socket, absl::Duration step)
+      : state_(std::make_shared<State>(socket)), step_(ToChrono(step)) {}
+  ~Deadline() {
+    state_->socket = nullptr;  // a handler already queued finds the connection gone
+    state_->timer.cancel();
+  }
 
   void Arm(absl::Duration after) {
-    fired_ = false;
-    const uint64_t armed = ++generation_;
-    timer_.expires_after(ToChrono(after));
-    timer_.async_wait([this, armed](const boost::system::error_code& ec) {
-      if (ec || armed != generation_) return;
-      fired_ = true;
-      boost::system::error_code ignored;
-      socket_.cancel(ignored);
-    });
+    state_->fired = false;
+    state_->deadline = Clock::now() + ToChrono(after);
+    // Rarely earlier than the pending wait (an `after` shorter than `step`): moved then.
+    if (!state_->waiting || state_->deadline < state_->timer.expiry()) Wait(state_, step_);
   }
-  void Disarm() {
-    ++generation_;
-    timer_.cancel();
-  }
-  bool fired() const { return fired_; }
+  void Disarm() { state_->deadline = Clock::time_point::max(); }
+  bool fired() const { return state_->fired; }
 
  private:
-  tcp::socket& socket_;
-  asio::steady_timer timer_;
-  uint64_t generation_ = 0;
-  bool fired_ = false;
+  struct State {
+    explicit State(tcp::socket& s) : socket(&s), timer(s.get_executor()) {}
+    tcp::socket* socket;
+    asio::steady_timer timer;
+    Clock::time_point deadline = Clock::time_point::max();
+    bool waiting = false;
+    bool fired = false;
+  };
+
+  static void Wait(const std::shared_ptr<State>& state, Clock::duration step) {
+    state->waiting = true;
+    state->timer.expires_at(std::min(state->deadline, Clock::now() + step));
+    state->timer.async_wait([state, step](const boost::system::error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;  // moved (a new wait is pending) or gone
+      state->waiting = false;
+      if (state->socket == nullptr || state->deadline == Clock::time_point::max()) return;  // disarmed
+      if (Clock::now() < state->deadline) {
+        Wait(state, step);
+        return;
+      }
+      state->fired = true;
+      boost::system::error_code ignored;
+      state->socket->cancel(ignored);
+    });
+  }
+
+  std::shared_ptr<State> state_;
+  const Clock::duration step_;
 };
 
 }  // namespace
@@ -281,7 +306,7 @@ asio::awaitable<void> HttpServer::ServeOn(Stream& stream, const asio::ip::addres
   } unregister{registry_, registered};
 
   beast::flat_buffer buffer;
-  ReadDeadline deadline(tcp.socket());
+  Deadline deadline(tcp.socket(), std::min(options_.read_timeout, options_.idle_timeout));
   if constexpr (kTls<Stream>) {
     deadline.Arm(options_.read_timeout);
     auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, as_tuple(use_awaitable));
@@ -295,7 +320,6 @@ asio::awaitable<void> HttpServer::ServeOn(Stream& stream, const asio::ip::addres
     http::request_parser<http::string_body> parser;
     parser.body_limit(options_.max_body_bytes);
     parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    tcp.expires_never();  // reads have their own deadline; tcp_stream's would close the socket
 
     // Idle until the first byte of the next request (idle_timeout); from that byte, the whole
     // request, headers and body, must arrive within read_timeout, or it is answered 408.
@@ -354,13 +378,13 @@ asio::awaitable<void> HttpServer::ServeOn(Stream& stream, const asio::ip::addres
     }
 
     Request request = parser.release();
-    tcp.expires_never();
     Response response = co_await handler_(request, peer);
     response.version(request.version());
     response.keep_alive(request.keep_alive() && !stopping_);
     response.prepare_payload();
-    tcp.expires_after(ToChrono(options_.read_timeout));
+    deadline.Arm(options_.read_timeout);  // the answer's write too
     auto [write_ec, written] = co_await http::async_write(stream, response, as_tuple(use_awaitable));
+    deadline.Disarm();
     if (write_ec || !response.keep_alive()) break;
   }
   if constexpr (kTls<Stream>) {

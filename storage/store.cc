@@ -129,10 +129,10 @@ void Store::Renewed(const std::string& destination, uint64_t generation, absl::T
     std::lock_guard lock(mu_);
     const auto it = owned_.find(destination);
     if (it == owned_.end() || it->second.generation != generation) return;
-    const bool was = Leasable(destination);
+    const bool was = Leasable(destination) != nullptr;
     it->second.leasable_until = until;
     // Out of a fence: the workers that found nothing leasable wait for this.
-    if (!was && Leasable(destination)) resumed = static_cast<size_t>(index_.size());  // at most: wakes every idle worker
+    if (!was && Leasable(destination) != nullptr) resumed = static_cast<size_t>(index_.size());  // at most: wakes every idle worker
   }
   if (resumed > 0) Announce(destination, resumed);
 }
@@ -236,8 +236,9 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
   {
     std::lock_guard lock(mu_);
     if (fed_) {
-      if (!Leasable(destination)) return {};
-      generation = owned_.at(destination).generation;
+      const Owned* owned = Leasable(destination);
+      if (owned == nullptr) return {};
+      generation = owned->generation;
     }
     while (leased.size() < limit) {
       std::optional<QueueIndex::Leased> next = index_.Lease(destination, now_ms, probe && leased.empty());
@@ -288,15 +289,16 @@ std::vector<Lease> Store::Leases(const std::string& destination, absl::Time now,
 
 absl::Time Store::NextDue(const std::string& destination) {
   std::lock_guard lock(mu_);
-  if (fed_ && !Leasable(destination)) return absl::InfiniteFuture();  // Renewed announces the end of a fence
+  if (fed_ && Leasable(destination) == nullptr) return absl::InfiniteFuture();  // Renewed announces the end of a fence
   return index_.NextDue(destination);
 }
 
-bool Store::Leasable(const std::string& destination) const {
+const Store::Owned* Store::Leasable(const std::string& destination) const {
   const auto it = owned_.find(destination);
   // Past its lease's fence (wall time, as the lease's TTL on the servers), nothing is leased,
   // whatever the store's clock says, until a renewal moves the fence.
-  return it != owned_.end() && !it->second.releasing && absl::Now() < it->second.leasable_until;
+  if (it == owned_.end() || it->second.releasing || absl::Now() >= it->second.leasable_until) return nullptr;
+  return &it->second;
 }
 
 absl::Status Store::Return(const Lease& lease) {

@@ -260,9 +260,10 @@ class Store : private QueueFeed {
   // queue was taken over, or dropped and taken again and replayed) changes the backend only.
   // Under mu_.
   bool Current(const Lease& lease) const;
-  // Fed: whether `destination` is owned here, not handed over, and within its lease's fence.
-  // Under mu_.
-  bool Leasable(const std::string& destination) const;
+  struct Owned;
+  // Fed: its ownership when `destination` is owned here, not handed over, and within its
+  // lease's fence; else null. Under mu_.
+  const Owned* Leasable(const std::string& destination) const;
   std::vector<Lease> Leases(const std::string& destination, absl::Time now, size_t limit, bool probe);
   // RetryLater and Postpone: due again at `due`, `attempts` more attempts counted.
   absl::Status Reschedule(const Lease& lease, absl::Time due, absl::string_view error, uint32_t attempts);

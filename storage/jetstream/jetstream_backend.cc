@@ -274,7 +274,7 @@ absl::Status JetStreamBackend::LoadCounts() {
   }
   absl::StatusOr<std::pair<uint64_t, uint64_t>> dead = client_->StreamState(dead_stream_);
   if (!dead.ok()) return dead.status();
-  absl::StatusOr<std::pair<uint64_t, uint64_t>> labels = client_->StreamState(absl::StrCat("KV_", labels_bucket_));
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> labels = client_->StreamState(jetstream::Client::KvStream(labels_bucket_));
   if (!labels.ok()) return labels.status();
   absl::StatusOr<std::pair<uint64_t, uint64_t>> quarantined = client_->StreamState(quarantine_stream_);
   if (!quarantined.ok()) return quarantined.status();
@@ -449,6 +449,10 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
     }
     std::string& list = delivery_lists[p.message];
     absl::StrAppend(&list, list.empty() ? "" : ",", p.delivery->destination, ":", acks[e]->seq);
+    if (options_.log) {
+      options_.log(0, absl::StrCat("stored ", p.message->key, " for ", p.delivery->destination, " at ", acks[e]->seq,
+                                   acks[e]->duplicate ? " (a duplicate publish)" : ""));
+    }
     // Stored now (not by an earlier publish, which is indexed already): into the index, even
     // when the request fails for another entry (it is in the stream; a replay would find it).
     if (!acks[e]->duplicate) {
@@ -484,7 +488,7 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
   for (const auto& [i, m] : record_of) {
     const NewMessage& message = group[i].messages[m];
     if (message.conversation_key.empty()) continue;
-    records.push_back({absl::StrCat("$KV.", conv_bucket_, ".", Token(message.conversation_key)),
+    records.push_back({jetstream::Client::KvSubject(conv_bucket_, Token(message.conversation_key)),
                        EncodeMessageRecord(absl::ToUnixMillis(group[i].received_at),
                                            EncodeConversationOwner(message.conversation)),
                        "",

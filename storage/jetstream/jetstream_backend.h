@@ -185,7 +185,11 @@ class JetStreamBackend : public Backend {
   // the entries are read by seq from the stream's leader instead, up to the first one that is
   // neither there nor proven settled.
   void CatchUp(const std::string& destination, Owning& owning, absl::Time now);
-  void Tick();
+  // One round: renewals, heartbeat, members, catch-up, handovers, takeovers, counts. `budgeted`:
+  // the steps after the heartbeat wait for the next round once this one lasted a tick.
+  void Tick(bool budgeted);
+  // Tick's first step: renews every lease held (or drops the queue whose lease was taken).
+  void Renew();
   // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.
   void Acquire(const std::string& destination);
   // Under own_mu_, holding the lease at `revision`: feeds the queue's entries from its start,

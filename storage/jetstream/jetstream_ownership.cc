@@ -2,6 +2,7 @@
 // (ownership.h has the rules).
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -23,14 +24,14 @@ absl::Status JetStreamBackend::StartFeed(QueueFeed& feed) {
       client_->Serve(AskSubject(node_), [this](absl::string_view question) { return Answer(question); });
   if (!serving.ok()) return serving.status();
   serving_ = *std::move(serving);
-  // The first round before the store opens: a node alone (or the preferred owner of a queue
-  // nobody holds) has its queues indexed when Open returns.
-  Tick();
+  // The first round before the store opens, whatever it takes: a node alone (or the preferred
+  // owner of a queue nobody holds) has its queues indexed when Open returns.
+  Tick(/*budgeted=*/false);
   ticker_ = std::thread([this] {
     std::unique_lock lock(tick_mu_);
     while (!tick_cv_.wait_for(lock, absl::ToChronoMilliseconds(jetstream_.leases.tick()), [this] { return stopping_; })) {
       lock.unlock();
-      Tick();
+      Tick(/*budgeted=*/true);
       lock.lock();
     }
   });
@@ -200,29 +201,63 @@ void JetStreamBackend::Discovered(const std::string& destination) {
   if (jetstream::PreferredOwner(members_, destination) == node_) Acquire(destination);
 }
 
-void JetStreamBackend::Tick() {
+void JetStreamBackend::Tick(bool budgeted) {
+  // The leases first: each read below may wait out its timeout while the servers elect a leader,
+  // and a lease's TTL does not wait for them. For the same reason, what follows the heartbeat
+  // is left to the next tick once this one has lasted a tick's length: the next renewal is not
+  // held back by reads that cannot be answered now.
+  const absl::Time start = absl::Now();
+  const auto in_time = [&] { return !budgeted || absl::Now() - start < jetstream_.leases.tick(); };
+  Renew();
   // The heartbeat: this node is a member while it puts its key within the TTL.
   if (auto s = client_->KvPut(nodes_bucket_, node_, absl::FormatTime(absl::Now())); !s.ok()) {
     Log(3, absl::StrCat("membership heartbeat failed: ", s.status().message()));
   }
-  // The counts as the cluster has them: what other nodes dead-lettered, labelled or
-  // quarantined, which this node's own increments do not see (a failure keeps the last ones).
-  (void)LoadCounts();
+  if (!in_time()) return;
   absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_);
   const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
   absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
+  if (!in_time()) return;
+  {
+    std::lock_guard lock(own_mu_);
+    if (members.ok()) {
+      members_ = *std::move(members);
+      if (std::find(members_.begin(), members_.end(), node_) == members_.end()) members_.push_back(node_);
+    } else if (members_.empty()) {
+      members_ = {node_};
+    }
+    for (auto it = owning_.begin(); it != owning_.end();) {
+      const std::string destination = it->first;
+      Owning& owning = it->second;
+      ++it;
+      if (in_time()) CatchUp(destination, owning, absl::Now());
+      if (jetstream::PreferredOwner(members_, destination) != node_) owning.releasing = true;  // outranked by a newcomer
+      if (owning.releasing && feed_->Release(destination)) {
+        // Handed over: nothing in flight; the next owner takes it at its next tick.
+        owning.following.reset();
+        owning_.erase(destination);
+        if (auto s = client_->KvDelete(leases_bucket_, destination); !s.ok()) {
+          Log(3, absl::StrCat("could not give back the lease of ", destination, ": ", s.message()));
+        }
+        Log(2, absl::StrCat("handed the queue of ", destination, " over"));
+      }
+    }
+    if (streams.ok()) {
+      for (const std::string& stream : *streams) {
+        const std::string destination = stream.substr(queue_prefix.size());
+        if (!owning_.contains(destination) && jetstream::PreferredOwner(members_, destination) == node_) {
+          Acquire(destination);
+        }
+      }
+    }
+  }
+  // The counts as the cluster has them: what other nodes dead-lettered, labelled or
+  // quarantined, which this node's own increments do not see (a failure keeps the last ones).
+  if (in_time()) (void)LoadCounts();
+}
+
+void JetStreamBackend::Renew() {
   std::lock_guard lock(own_mu_);
-  if (members.ok()) {
-    members_ = *std::move(members);
-    if (std::find(members_.begin(), members_.end(), node_) == members_.end()) members_.push_back(node_);
-  } else if (members_.empty()) {
-    members_ = {node_};
-  }
-  std::vector<std::string> destinations;
-  if (streams.ok()) {
-    for (const std::string& stream : *streams) destinations.push_back(stream.substr(queue_prefix.size()));
-  }
-  // Renewals first, so that a long replay below delays no lease this node holds.
   for (auto it = owning_.begin(); it != owning_.end();) {
     const std::string destination = it->first;
     Owning& owning = it->second;
@@ -263,20 +298,6 @@ void JetStreamBackend::Tick() {
                           absl::FormatDuration(now - owning.renewed), "; it resumes if renewed, else another node takes it"));
       owning.fenced = true;
     }
-    CatchUp(destination, owning, now);
-    if (jetstream::PreferredOwner(members_, destination) != node_) owning.releasing = true;  // outranked by a newcomer
-    if (owning.releasing && feed_->Release(destination)) {
-      // Handed over: nothing in flight; the next owner takes it at its next tick.
-      owning.following.reset();
-      owning_.erase(destination);
-      if (auto s = client_->KvDelete(leases_bucket_, destination); !s.ok()) {
-        Log(3, absl::StrCat("could not give back the lease of ", destination, ": ", s.message()));
-      }
-      Log(2, absl::StrCat("handed the queue of ", destination, " over"));
-    }
-  }
-  for (const std::string& destination : destinations) {
-    if (!owning_.contains(destination) && jetstream::PreferredOwner(members_, destination) == node_) Acquire(destination);
   }
 }
 
@@ -338,13 +359,24 @@ std::string JetStreamBackend::Answer(absl::string_view question) {
 
 PeerView JetStreamBackend::PeerStats() {
   PeerView view;
-  absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_);
-  if (!members.ok()) {
+  // Asked: every member, and every queue's lease holder (the one whose figures count, even if
+  // the member list was read without it).
+  std::set<std::string> asked;
+  if (absl::StatusOr<std::vector<std::string>> members = client_->KvKeys(nodes_bucket_); members.ok()) {
+    asked.insert(members->begin(), members->end());
+  } else {
     view.unanswered.push_back(absl::StrCat("(members unreadable: ", members.status().message(), ")"));
-    return view;
   }
-  for (const std::string& member : *members) {
-    if (member == node_) continue;
+  if (absl::StatusOr<std::vector<std::string>> leased = client_->KvKeys(leases_bucket_); leased.ok()) {
+    for (const std::string& destination : *leased) {
+      absl::StatusOr<std::optional<jetstream::Client::KvEntry>> holder = client_->KvGet(leases_bucket_, destination);
+      if (holder.ok() && holder->has_value()) asked.insert((*holder)->value);
+    }
+  } else {
+    view.unanswered.push_back(absl::StrCat("(queue owners unreadable: ", leased.status().message(), ")"));
+  }
+  asked.erase(node_);
+  for (const std::string& member : asked) {
     absl::StatusOr<std::string> answer = client_->Request(AskSubject(member), "stats", kAskWait);
     if (!answer.ok() || !DecodeDepths(*answer, view.depths)) view.unanswered.push_back(member);
   }

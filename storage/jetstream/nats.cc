@@ -624,13 +624,10 @@ absl::StatusOr<kvStore*> Client::Bucket(const std::string& bucket) {
   return kv;
 }
 
-namespace {
-
-// The stream and the subject of a KV key (the layout cnats and the servers use).
-std::string KvStream(const std::string& bucket) { return absl::StrCat("KV_", bucket); }
-std::string KvSubject(const std::string& bucket, absl::string_view key) { return absl::StrCat("$KV.", bucket, ".", key); }
-
-}  // namespace
+std::string Client::KvStream(absl::string_view bucket) { return absl::StrCat("KV_", bucket); }
+std::string Client::KvSubject(absl::string_view bucket, absl::string_view key) {
+  return absl::StrCat("$KV.", bucket, ".", key);
+}
 
 absl::StatusOr<std::optional<Client::KvEntry>> Client::KvGet(const std::string& bucket, const std::string& key) {
   // From the bucket's stream leader: cnats' own get may be answered by a replica that has not

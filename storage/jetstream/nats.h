@@ -164,6 +164,10 @@ class Client {
   absl::StatusOr<std::string> Request(const std::string& subject, absl::string_view request, absl::Duration timeout);
 
   // Key-value buckets (streams underneath): `ttl` counts from a key's last put; zero: none.
+  // A bucket's stream, and a key's subject in it (the layout cnats and the servers use): a put
+  // may be published with the other writes of a batch (PublishAll).
+  static std::string KvStream(absl::string_view bucket);
+  static std::string KvSubject(absl::string_view bucket, absl::string_view key);
   absl::Status EnsureBucket(const std::string& bucket, int replicas, absl::Duration ttl);
   struct KvEntry {
     std::string value;

@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -239,7 +242,8 @@ class NodesFixture : public ClusterTest {
     for (const std::string& name : names_) {
       const std::string dir = absl::StrCat(dir_.path(), "/", name);
       std::filesystem::create_directories(dir);
-      nodes_.push_back(std::make_unique<Daemon>(dir, Config(cluster_, helpdesk_.port(), name)));
+      nodes_.push_back(std::make_unique<Daemon>(
+          dir, (Traced() ? "log_level: debug\n" : "") + Config(cluster_, helpdesk_.port(), name)));
       nodes_.back()->Start();
     }
   }
@@ -257,6 +261,44 @@ class NodesFixture : public ClusterTest {
     return all;
   }
 
+  // Nodes that log at debug: each entry stored and each delivery's outcome, by seq and message.
+  virtual bool Traced() const { return false; }
+
+  // For a failure's report: the lines of the nodes' logs (debug, Traced) about the messages
+  // `ids`, then about the queue entries those lines name. The whole logs are kept in a file.
+  std::string Trace(const std::vector<std::string>& ids) const {
+    const auto names = [](absl::string_view line, absl::string_view needle) {
+      for (size_t at = line.find(needle); at != absl::string_view::npos; at = line.find(needle, at + 1)) {
+        const size_t end = at + needle.size();
+        if (end == line.size() || !absl::ascii_isdigit(line[end])) return true;
+      }
+      return false;
+    };
+    std::vector<std::string> needles = ids;
+    std::string out;
+    for (int pass = 0; pass < 2; ++pass) {
+      std::vector<std::string> seqs;
+      for (size_t n = 0; n < nodes_.size(); ++n) {
+        for (absl::string_view line : absl::StrSplit(nodes_[n]->Log(), '\n')) {
+          if (!std::any_of(needles.begin(), needles.end(), [&](const std::string& k) { return names(line, k); })) continue;
+          if (pass == 1) absl::StrAppend(&out, names_[n], ": ", line, "\n");
+          // "stored <key> for <destination> at <seq>": the entry to follow.
+          constexpr absl::string_view kStored = " for helpdesk at ";
+          if (const size_t stored = line.find(kStored); pass == 0 && stored != absl::string_view::npos) {
+            absl::string_view rest = line.substr(stored + kStored.size());
+            rest = rest.substr(0, rest.find_first_not_of("0123456789"));
+            uint64_t seq = 0;
+            if (absl::SimpleAtoi(rest, &seq)) seqs.push_back(absl::StrCat("seq=", seq));
+          }
+        }
+      }
+      needles.insert(needles.end(), seqs.begin(), seqs.end());
+    }
+    const std::string kept = absl::StrCat(::testing::TempDir(), "/chaos-", ::getpid(), ".log");
+    std::ofstream(kept) << Logs();
+    return absl::StrCat(out, "(every node's log: ", kept, ")\n");
+  }
+
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<Daemon>> nodes_;
 };
@@ -269,6 +311,7 @@ class NodesTest : public NodesFixture, public ::testing::WithParamInterface<int>
 class ChaosTest : public NodesFixture {
  protected:
   int Nodes() const override { return 3; }
+  bool Traced() const override { return true; }
 };
 
 TEST_P(NodesTest, AllIngestTheOwnerDeliversEachOnceAndDuplicatesAreSeenAcrossNodes) {
@@ -476,9 +519,9 @@ TEST_F(ChaosTest, ThreeNodesLoseNothingAcknowledged) {
              const HttpResult shown = HttpCall(nodes_[0]->admin_port(), "GET", "/v1/messages/generic/" + id);
              absl::StrAppend(&report, id, " acknowledged by ", acknowledged_by[id], ", now ", shown.body, "\n");
            }
-           return absl::StrCat(acknowledged.size(), " acknowledged, ", sent.size(), " sent, missing:\n", report);
-         }()
-      << Logs();
+           return absl::StrCat(acknowledged.size(), " acknowledged, ", sent.size(), " sent, missing:\n", report,
+                               Trace(missing));
+         }();
   ExpectOneKeyPerMessage(helpdesk_.received());
   std::printf("chaos %s: %d faults, %zu acknowledged, %d refused (503), %d unanswered, slowest %s, %zu sent again\n",
               absl::FormatDuration(length).c_str(), faults, acknowledged.size(), refused, unanswered,

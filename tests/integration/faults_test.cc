@@ -198,14 +198,18 @@ Trickled Trickle(uint16_t port, const std::string& request, absl::Duration gap,
   return out;
 }
 
+// A daemon on loopback whose listener has `timeouts`, routing to a file.
+std::string TimeoutsConfig(const std::string& dir, absl::string_view timeouts) {
+  return absl::StrCat(absl::StrReplaceAll(LoopbackConfig(dir, kSecret),
+                                          {{"server: {listen: 127.0.0.1:0}",
+                                            absl::StrCat("server: {listen: 127.0.0.1:0, ", timeouts, "}")}}),
+                      "teams: {support: {destinations: [out]}}\n", "routing: {default_team: support}\n",
+                      "destinations: {out: {type: file, path: ", dir, "/out.jsonl}}\n");
+}
+
 TEST(FaultsTest, SlowHeadersAndSlowBodiesAreAnswered408WithinTheReadTimeout) {
   TempDir dir;
-  Daemon daemon(dir.path(), absl::StrCat(absl::StrReplaceAll(LoopbackConfig(dir.path(), kSecret),
-                                                             {{"server: {listen: 127.0.0.1:0}",
-                                                               "server: {listen: 127.0.0.1:0, read_timeout: 1s, idle_timeout: 30s}"}}),
-                                         "teams: {support: {destinations: [out]}}\n",
-                                         "routing: {default_team: support}\n",
-                                         "destinations: {out: {type: file, path: ", dir.path(), "/out.jsonl}}\n"));
+  Daemon daemon(dir.path(), TimeoutsConfig(dir.path(), "read_timeout: 1s, idle_timeout: 30s"));
   daemon.Start();
   // Slowloris: headers that never end, one byte every 100 ms.
   const Trickled headers = Trickle(daemon.ingest_port(),
@@ -225,6 +229,21 @@ TEST(FaultsTest, SlowHeadersAndSlowBodiesAreAnswered408WithinTheReadTimeout) {
   const Trickled idle =
       Trickle(daemon.ingest_port(), std::string(1, '\0'), absl::Milliseconds(100), absl::Milliseconds(1500));
   EXPECT_EQ(idle.answer.substr(0, 12), "HTTP/1.1 400") << "answered only once it sent something";
+}
+
+// A keep-alive connection that sends nothing is closed after idle_timeout, not before; its
+// deadline is checked every read_timeout (the shorter), so it closes within one of those late.
+TEST(FaultsTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
+  TempDir dir;
+  Daemon daemon(dir.path(), TimeoutsConfig(dir.path(), "read_timeout: 1s, idle_timeout: 3s"));
+  daemon.Start();
+  const absl::Time start = absl::Now();
+  const Trickled early = Trickle(daemon.ingest_port(), std::string(1, '\0'), absl::Milliseconds(100), absl::Seconds(2));
+  EXPECT_EQ(early.answer.substr(0, 12), "HTTP/1.1 400") << "still open after 2 s idle";
+  const Trickled late = Trickle(daemon.ingest_port(), std::string(1, '\0'), absl::Milliseconds(100), absl::Seconds(6));
+  EXPECT_EQ(late.answer, "closed while idle");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2 + 3 + 1 + 1)) << "closed by 3 s idle plus one 1 s step";
+  EXPECT_EQ(daemon.Metric(R"(triage_http_connections_total{listener="ingest",outcome="idle_closed"})"), 1);
 }
 
 TEST(FaultsTest, ALongOutageIsNoticedWithinProbeMaxOfTheRecovery) {
