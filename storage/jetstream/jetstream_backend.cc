@@ -225,12 +225,12 @@ absl::Status JetStreamBackend::CreateStreamsAndBuckets() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> JetStreamBackend::QueueStream(absl::string_view destination, bool* created) {
+absl::StatusOr<std::string> JetStreamBackend::QueueStream(absl::string_view destination, bool* created, bool quick) {
   if (auto s = ValidJetStreamName(destination, "destination"); !s.ok()) return s;
   std::string name = absl::StrCat(jetstream_.prefix, "_Q_", destination);
   {
     std::lock_guard lock(mu_);
-    if (streams_.contains(name)) return name;
+    if (streams_.contains(name) || (quick && listed_.contains(name))) return name;
   }
   jetstream::StreamSpec spec;
   spec.name = name;
@@ -239,11 +239,16 @@ absl::StatusOr<std::string> JetStreamBackend::QueueStream(absl::string_view dest
   spec.max_msgs = static_cast<int64_t>(options_.max_queued_entries);
   spec.discard_new = true;  // full: the publish is refused (503), nothing queued is dropped
   spec.duplicates = kPublishDedupWindow;
-  if (auto s = client_->EnsureStream(spec); !s.ok()) return s;
+  if (auto s = client_->EnsureStream(spec, quick); !s.ok()) return s;
   std::lock_guard lock(mu_);
   streams_.insert(name);
   if (created != nullptr) *created = true;
   return name;
+}
+
+void JetStreamBackend::Listed(absl::Span<const std::string> streams) {
+  std::lock_guard lock(mu_);
+  listed_.insert(streams.begin(), streams.end());
 }
 
 void JetStreamBackend::SetErrorHandler(std::function<void(const absl::Status&)> handler) {
@@ -347,6 +352,7 @@ absl::Status JetStreamBackend::Replay(absl::Time now, absl::FunctionRef<void(con
   const std::string queue_prefix = absl::StrCat(jetstream_.prefix, "_Q_");
   absl::StatusOr<std::vector<std::string>> streams = client_->StreamNames(queue_prefix);
   if (!streams.ok()) return streams.status();
+  Listed(*streams);
   for (const std::string& stream : *streams) {
     uint64_t next = 0;
     if (auto s = ReplayQueue(stream.substr(queue_prefix.size()), absl::ToUnixMillis(now), queued, &next); !s.ok()) {
@@ -416,7 +422,10 @@ absl::Status JetStreamBackend::Commit(absl::Span<IngestRequest> group, absl::Spa
       for (const Delivery& delivery : message.deliveries) {
         QueueEntry entry = EntryOf(message, delivery, received_ms);
         bool created = false;
-        if (absl::StatusOr<std::string> stream = QueueStream(delivery.destination, &created); !stream.ok()) {
+        // A stream made here (the destination's first message): within the publish timeout, as
+        // the rest of the request, or 503.
+        if (absl::StatusOr<std::string> stream = QueueStream(delivery.destination, &created, /*quick=*/true);
+            !stream.ok()) {
           results[i].status = Reported(stream.status());
           break;
         }

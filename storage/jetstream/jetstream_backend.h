@@ -129,8 +129,13 @@ class JetStreamBackend : public Backend {
   JetStreamBackend(const JetStreamOptions& jetstream, const StoreOptions& options,
                    std::unique_ptr<jetstream::Client> client);
   absl::Status CreateStreamsAndBuckets();
-  // The queue stream of `destination`, created (or found) on its first use here (`*created`).
-  absl::StatusOr<std::string> QueueStream(absl::string_view destination, bool* created = nullptr);
+  // The queue stream of `destination`, created (or its config updated) on its first use here
+  // (`*created`). `quick` (a write answering a webhook): a stream the servers listed is used as
+  // it is, and a creation waits the publish timeout at most.
+  absl::StatusOr<std::string> QueueStream(absl::string_view destination, bool* created = nullptr,
+                                          bool quick = false);
+  // The queue streams the servers listed: they exist, and a write to them creates nothing.
+  void Listed(absl::Span<const std::string> streams);
   // `status`, reported to the error handler when it is Unavailable.
   absl::Status Reported(absl::Status status);
   absl::StatusOr<std::optional<std::string>> GetValue(const std::string& bucket, const std::string& key);
@@ -186,12 +191,20 @@ class JetStreamBackend : public Backend {
   // neither there nor proven settled.
   void CatchUp(const std::string& destination, Owning& owning, absl::Time now);
   // One round: renewals, heartbeat, members, catch-up, handovers, takeovers, counts. `budgeted`:
-  // the steps after the heartbeat wait for the next round once this one lasted a tick.
+  // the steps after the heartbeat wait for the next round once this one lasted two ticks.
   void Tick(bool budgeted);
   // Tick's first step: renews every lease held (or drops the queue whose lease was taken).
   void Renew();
   // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.
   void Acquire(const std::string& destination);
+  // Under own_mu_: a lease this node held ran out unrenewed (its stream electing a leader for
+  // longer than the TTL). When free, it is taken again and the queue kept as it is: index,
+  // follower and leases in flight. A node that held it meanwhile settled entries in the
+  // backend (a lease of one finds it settled) and may have written retry records (read again).
+  // False when another node holds it, or the retry records cannot be read.
+  bool Retake(const std::string& destination, Owning& owning, absl::Time asked);
+  // The retry records of `destination`'s queue (its last owner may have written some).
+  absl::Status LoadRetryKeys(const std::string& destination);
   // Under own_mu_, holding the lease at `revision`: feeds the queue's entries from its start,
   // then follows it. On failure the queue is dropped and the lease given back.
   void TakeOver(const std::string& destination, uint64_t revision, absl::Time renewed);
@@ -213,8 +226,9 @@ class JetStreamBackend : public Backend {
   const std::string retry_bucket_, delivered_bucket_, tickets_bucket_, origins_bucket_, conv_bucket_, dest_bucket_,
       labels_bucket_;
 
-  std::mutex mu_;  // guards streams_, retrying_ and handler_
-  std::set<std::string, std::less<>> streams_;  // queue streams known to exist
+  std::mutex mu_;  // guards streams_, listed_, retrying_ and handler_
+  std::set<std::string, std::less<>> streams_;  // queue streams made or updated to this node's spec
+  std::set<std::string, std::less<>> listed_;   // queue streams the servers listed (Listed)
   // The entries ("destination.seq") with a retry record: only those read one. This node owns
   // every queue (one node per prefix), so it knows them all after Replay.
   absl::flat_hash_set<std::string> retrying_;

@@ -91,6 +91,34 @@ void JetStreamBackend::Acquire(const std::string& destination) {
   TakeOver(destination, *revision, asked);
 }
 
+absl::Status JetStreamBackend::LoadRetryKeys(const std::string& destination) {
+  absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
+  if (!retry_keys.ok()) return retry_keys.status();
+  const std::string prefix = absl::StrCat(destination, ".");
+  std::lock_guard lock(mu_);
+  absl::erase_if(retrying_, [&](const std::string& key) { return absl::StartsWith(key, prefix); });
+  for (const std::string& key : *retry_keys) {
+    if (absl::StartsWith(key, prefix)) retrying_.insert(key);
+  }
+  return absl::OkStatus();
+}
+
+bool JetStreamBackend::Retake(const std::string& destination, Owning& owning, absl::Time asked) {
+  absl::StatusOr<uint64_t> revision = client_->KvCreate(leases_bucket_, destination, node_);
+  if (!revision.ok()) return false;  // another node holds it
+  if (auto s = LoadRetryKeys(destination); !s.ok()) {
+    Log(3, absl::StrCat("could not take the queue of ", destination, " again: ", s.message()));
+    (void)client_->KvDelete(leases_bucket_, destination);
+    return false;
+  }
+  owning.revision = *revision;
+  owning.renewed = asked;
+  owning.fenced = false;
+  feed_->Renewed(destination, owning.generation, asked + jetstream_.leases.fence());
+  Log(2, absl::StrCat("the lease of ", destination, " ran out unrenewed and was free: leasing its queue again as it was"));
+  return true;
+}
+
 void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revision, absl::Time renewed) {
   const uint64_t generation = ++generations_;
   feed_->Acquired(destination, generation);
@@ -100,17 +128,7 @@ void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revisio
     feed_->Lost(destination);
     (void)client_->KvDelete(leases_bucket_, destination);
   };
-  // The retry records of the queue: its last owner may have written some.
-  absl::StatusOr<std::vector<std::string>> retry_keys = client_->KvKeys(retry_bucket_);
-  if (!retry_keys.ok()) return fail(retry_keys.status());
-  {
-    const std::string prefix = absl::StrCat(destination, ".");
-    std::lock_guard lock(mu_);
-    absl::erase_if(retrying_, [&](const std::string& key) { return absl::StartsWith(key, prefix); });
-    for (const std::string& key : *retry_keys) {
-      if (absl::StartsWith(key, prefix)) retrying_.insert(key);
-    }
-  }
+  if (auto s = LoadRetryKeys(destination); !s.ok()) return fail(s);
   uint64_t next = 0;
   absl::Status replayed = ReplayQueue(
       destination, absl::ToUnixMillis(clock_.Now()),
@@ -204,10 +222,10 @@ void JetStreamBackend::Discovered(const std::string& destination) {
 void JetStreamBackend::Tick(bool budgeted) {
   // The leases first: each read below may wait out its timeout while the servers elect a leader,
   // and a lease's TTL does not wait for them. For the same reason, what follows the heartbeat
-  // is left to the next tick once this one has lasted a tick's length: the next renewal is not
-  // held back by reads that cannot be answered now.
+  // is left to the next tick once this one has lasted two ticks (a third of the TTL: the next
+  // renewal then still comes before the fence), not held back by reads that cannot be answered.
   const absl::Time start = absl::Now();
-  const auto in_time = [&] { return !budgeted || absl::Now() - start < jetstream_.leases.tick(); };
+  const auto in_time = [&] { return !budgeted || absl::Now() - start < 2 * jetstream_.leases.tick(); };
   Renew();
   // The heartbeat: this node is a member while it puts its key within the TTL.
   if (auto s = client_->KvPut(nodes_bucket_, node_, absl::FormatTime(absl::Now())); !s.ok()) {
@@ -243,6 +261,7 @@ void JetStreamBackend::Tick(bool budgeted) {
       }
     }
     if (streams.ok()) {
+      Listed(*streams);
       for (const std::string& stream : *streams) {
         const std::string destination = stream.substr(queue_prefix.size());
         if (!owning_.contains(destination) && jetstream::PreferredOwner(members_, destination) == node_) {
@@ -286,7 +305,9 @@ void JetStreamBackend::Renew() {
         continue;
       }
     } else if (!absl::IsUnavailable(renewed.status())) {
-      // Taken, or run out: another node may be delivering it already.
+      // Run out (the servers could not renew it within the TTL) and free: taken again at once.
+      if (absl::IsFailedPrecondition(renewed.status()) && Retake(destination, owning, asked)) continue;
+      // Taken: another node may be delivering it already.
       Log(3, absl::StrCat("lost the lease of ", destination, ": ", renewed.status().message()));
       Drop(destination);
       continue;

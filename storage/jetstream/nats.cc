@@ -247,7 +247,7 @@ Client::~Client() {
   natsConnection_Destroy(connection_);
 }
 
-absl::Status Client::EnsureStream(const StreamSpec& spec) {
+absl::Status Client::EnsureStream(const StreamSpec& spec, bool quick) {
   jsStreamConfig config;
   jsStreamConfig_Init(&config);
   config.Name = spec.name.c_str();
@@ -267,10 +267,11 @@ absl::Status Client::EnsureStream(const StreamSpec& spec) {
   config.AllowDirect = spec.allow_direct;
   jsStreamInfo* info = nullptr;
   jsErrCode code = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddStream(&info, admin_js_, &config, nullptr, &code);
+  jsCtx* const js = quick ? js_ : admin_js_;
+  natsStatus s = js_AddStream(&info, js, &config, nullptr, &code);
   if (s != NATS_OK && code == JSStreamNameExistErr) {
     code = static_cast<jsErrCode>(0);
-    s = js_UpdateStream(&info, admin_js_, &config, nullptr, &code);
+    s = js_UpdateStream(&info, js, &config, nullptr, &code);
   }
   if (info != nullptr) jsStreamInfo_Destroy(info);
   return ToStatus(s, code, absl::StrCat("stream ", spec.name));

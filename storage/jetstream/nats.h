@@ -121,8 +121,10 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  // Creates the stream, or updates its config to `spec`.
-  absl::Status EnsureStream(const StreamSpec& spec);
+  // Creates the stream, or updates its config to `spec`. Waits as long as a new raft group may
+  // take to be elected on a busy cluster (15 s at least), or `quick`: the publish timeout (a
+  // caller that answers a webhook meanwhile).
+  absl::Status EnsureStream(const StreamSpec& spec, bool quick = false);
   absl::Status DeleteStream(const std::string& name);
   // How many messages it holds, and the last seq (0 when empty).
   absl::StatusOr<std::pair<uint64_t, uint64_t>> StreamState(const std::string& name);

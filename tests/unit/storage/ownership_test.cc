@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "storage/jetstream/jetstream_backend.h"
+#include "storage/jetstream/nats.h"
 #include "storage/store.h"
 #include "tests/support/backends.h"
 
@@ -407,6 +408,49 @@ TEST_F(TwoNodesTest, AQueueFencedByAStallResumesAsItWasOnceItsLeaseIsRenewed) {
   EXPECT_TRUE(acked_first.ok()) << acked_first;
   const absl::Status acked_second = a->Ack(*second);
   EXPECT_TRUE(acked_second.ok()) << acked_second;
+  EXPECT_EQ(a->QueuedEntries(), 0);
+  EXPECT_EQ(backend->Owned(), std::vector<std::string>{"d"});
+}
+
+// A lease that ran out unrenewed (here deleted behind the holder's back, as the servers' TTL
+// removes it while its stream elects a leader for longer) and that nobody took is taken again at
+// its next renewal, the queue kept as it was: no takeover, no replay, the lease in flight still
+// the ownership's. Before, the queue was dropped and replayed, which after a leader's kill waits
+// for the servers' meta leader (seen: delivery resumed 10 s after ingest).
+TEST_F(TwoNodesTest, ALeaseThatRanOutAndIsFreeIsTakenAgainWithTheQueueAsItWas) {
+  JetStreamBackend* backend = nullptr;
+  auto a = Open("a", &backend);
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(Submit(*a, {Msg("m1", "d"), Msg("m2", "d")}).status.ok());
+  std::optional<Lease> first = a->LeaseNext("d", absl::Now());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->entry.message_key, MessageKey("src", "m1"));
+
+  jetstream::ConnectOptions connect;
+  connect.servers = testing::SharedCluster()->urls();
+  auto client = jetstream::Client::Connect(connect);
+  ASSERT_TRUE(client.ok()) << client.status();
+  ASSERT_TRUE((*client)->KvDelete(prefix_ + "_leases", "d").ok());
+  // Retaken at the next renewal (a tick every 0.5 s): the key is this node's again.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  absl::StatusOr<std::optional<jetstream::Client::KvEntry>> lease;
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    lease = (*client)->KvGet(prefix_ + "_leases", "d");
+  } while ((!lease.ok() || !lease->has_value()) && std::chrono::steady_clock::now() < deadline);
+  ASSERT_TRUE(lease.ok() && lease->has_value()) << "taken again";
+  EXPECT_EQ((*lease)->value, "a");
+
+  std::optional<Lease> second;
+  while (!second && std::chrono::steady_clock::now() < deadline) {
+    second = a->LeaseNext("d", absl::Now());
+    if (!second) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->entry.message_key, MessageKey("src", "m2")) << "m1 stays leased: not replayed";
+  EXPECT_EQ(second->generation, first->generation) << "the same ownership";
+  EXPECT_TRUE(a->Ack(*first).ok());
+  EXPECT_TRUE(a->Ack(*second).ok());
   EXPECT_EQ(a->QueuedEntries(), 0);
   EXPECT_EQ(backend->Owned(), std::vector<std::string>{"d"});
 }
