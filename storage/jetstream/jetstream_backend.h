@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -198,11 +199,11 @@ class JetStreamBackend : public Backend {
   // Under own_mu_: takes the lease of `destination` if free, replays its queue and follows it.
   void Acquire(const std::string& destination);
   // Under own_mu_: a lease this node held ran out unrenewed (its stream electing a leader for
-  // longer than the TTL). When free, it is taken again and the queue kept as it is: index,
-  // follower and leases in flight. A node that held it meanwhile settled entries in the
-  // backend (a lease of one finds it settled) and may have written retry records (read again).
-  // False when another node holds it, or the retry records cannot be read.
-  bool Retake(const std::string& destination, Owning& owning, absl::Time asked);
+  // longer than the TTL). When free, it is taken again (its new revision), and Renew keeps the
+  // queue as it is: index, follower and leases in flight. A node that held it meanwhile settled
+  // entries in the backend (a lease of one finds it settled) and may have written retry records
+  // (read again here). Nullopt when another node holds it, or the retry records cannot be read.
+  std::optional<uint64_t> Retake(const std::string& destination);
   // The retry records of `destination`'s queue (its last owner may have written some).
   absl::Status LoadRetryKeys(const std::string& destination);
   // Under own_mu_, holding the lease at `revision`: feeds the queue's entries from its start,

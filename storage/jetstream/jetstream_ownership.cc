@@ -103,20 +103,16 @@ absl::Status JetStreamBackend::LoadRetryKeys(const std::string& destination) {
   return absl::OkStatus();
 }
 
-bool JetStreamBackend::Retake(const std::string& destination, Owning& owning, absl::Time asked) {
+std::optional<uint64_t> JetStreamBackend::Retake(const std::string& destination) {
   absl::StatusOr<uint64_t> revision = client_->KvCreate(leases_bucket_, destination, node_);
-  if (!revision.ok()) return false;  // another node holds it
+  if (!revision.ok()) return std::nullopt;  // another node holds it
   if (auto s = LoadRetryKeys(destination); !s.ok()) {
     Log(3, absl::StrCat("could not take the queue of ", destination, " again: ", s.message()));
     (void)client_->KvDelete(leases_bucket_, destination);
-    return false;
+    return std::nullopt;
   }
-  owning.revision = *revision;
-  owning.renewed = asked;
-  owning.fenced = false;
-  feed_->Renewed(destination, owning.generation, asked + jetstream_.leases.fence());
-  Log(2, absl::StrCat("the lease of ", destination, " ran out unrenewed and was free: leasing its queue again as it was"));
-  return true;
+  Log(2, absl::StrCat("the lease of ", destination, " ran out unrenewed and was free: taken again"));
+  return *revision;
 }
 
 void JetStreamBackend::TakeOver(const std::string& destination, uint64_t revision, absl::Time renewed) {
@@ -283,10 +279,14 @@ void JetStreamBackend::Renew() {
     ++it;
     const absl::Time asked = absl::Now();
     absl::StatusOr<uint64_t> renewed = client_->KvUpdate(leases_bucket_, destination, node_, owning.revision);
+    if (absl::IsFailedPrecondition(renewed.status())) {
+      // Run out (its stream could not renew it within the TTL) and free: taken again, as renewed.
+      if (std::optional<uint64_t> retaken = Retake(destination)) renewed = *retaken;
+    }
     const absl::Time now = absl::Now();
     if (renewed.ok()) {
-      // Renewed at the revision this node last wrote: no other node held the lease meanwhile, so
-      // a queue fenced by a stall (a leases stream electing its leader) resumes as it was.
+      // Renewed at the revision this node last wrote (no other node held the lease meanwhile), or
+      // retaken: a queue fenced by a stall (a leases stream electing its leader) resumes as it was.
       if (owning.fenced) {
         Log(2, absl::StrCat("leasing the queue of ", destination, " again: its lease was renewed after ",
                             absl::FormatDuration(now - owning.renewed)));
@@ -305,8 +305,6 @@ void JetStreamBackend::Renew() {
         continue;
       }
     } else if (!absl::IsUnavailable(renewed.status())) {
-      // Run out (the servers could not renew it within the TTL) and free: taken again at once.
-      if (absl::IsFailedPrecondition(renewed.status()) && Retake(destination, owning, asked)) continue;
       // Taken: another node may be delivering it already.
       Log(3, absl::StrCat("lost the lease of ", destination, ": ", renewed.status().message()));
       Drop(destination);
