@@ -147,6 +147,8 @@ class Client {
   absl::Status Delete(const std::string& stream, uint64_t seq);
   // The messages of `stream` on `filter` (empty: all) from `start_seq` (0: the first) that it
   // holds when the call starts, in seq order (an ordered consumer), until `each` answers false.
+  // On a filter from the first, as many as the stream's leader counts (a matching message
+  // deleted meanwhile ends the read after the timeout).
   absl::Status Read(const std::string& stream, const std::string& filter, uint64_t start_seq,
                     absl::FunctionRef<bool(const InMessage&)> each);
   // Every message of `stream` from `start_seq` on, the ones stored later too, in seq order (an
@@ -186,6 +188,9 @@ class Client {
   absl::Status KvDelete(const std::string& bucket, const std::string& key);
   // The keys of the bucket (none: empty), as its stream leader counts them.
   absl::StatusOr<std::vector<std::string>> KvKeys(const std::string& bucket);
+  // The subjects of `stream` on `filter` that hold messages, with how many, as its leader counts.
+  absl::StatusOr<std::vector<std::pair<std::string, uint64_t>>> SubjectCounts(const std::string& stream,
+                                                                               const std::string& filter);
 
  private:
   Client(natsConnection* connection, absl::Duration timeout);

@@ -235,8 +235,10 @@ TEST_F(TwoNodesTest, ANodeWhoseLeaseIsTakenStopsLeasingThatQueue) {
   auto client = jetstream::Client::Connect({.servers = testing::SharedCluster()->urls()});
   ASSERT_TRUE(client.ok()) << client.status();
   const std::string leases = prefix_ + "_leases";
-  ASSERT_TRUE((*client)->KvDelete(leases, "d").ok());
-  ASSERT_TRUE((*client)->KvCreate(leases, "d", "intruder").ok());
+  // Replaced in one update: between a delete and a create, the holder may retake a free lease.
+  const auto held = (*client)->KvGet(leases, "d");
+  ASSERT_TRUE(held.ok() && held->has_value());
+  ASSERT_TRUE((*client)->KvUpdate(leases, "d", "intruder", (*held)->revision).ok());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (a->QueuedEntries() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
